@@ -1,0 +1,55 @@
+//! `prosa`: the command-line face of the prosa library. Each command is a thin layer over a
+//! library call; `--json` everywhere gives machine-readable output.
+
+mod data_cmd;
+mod eval_cmd;
+mod read_args;
+mod train_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deep NLP in Rust: train, evaluate and run text models from the command line.
+#[derive(Parser)]
+#[command(name = "prosa", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Look at and split datasets.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// Train a model (flags and/or a TOML experiment file); prints where the outputs went.
+    Train(Box<train_cmd::TrainArgs>),
+    /// Score a saved model on labelled data: report, confusion matrix and learning curves.
+    Evaluate(eval_cmd::EvaluateArgs),
+    /// Predict the label of texts with a saved model.
+    Predict(eval_cmd::PredictArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Train(args) => train_cmd::run(*args),
+        Command::Evaluate(args) => eval_cmd::evaluate(args),
+        Command::Predict(args) => eval_cmd::predict(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

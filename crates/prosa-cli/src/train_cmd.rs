@@ -1,0 +1,324 @@
+//! `prosa train`: an experiment from a TOML file and/or flags (flags win).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use prosa::data::{Balance, Encoding, Format};
+use prosa::experiment::{ClassWeight, Experiment};
+use prosa::text::Weighting;
+use prosa::train::{EvalStrategy, OptimizerKind, ScheduleKind};
+use serde::Serialize;
+
+use crate::print_json;
+
+/// Flags of `prosa train`. Every flag is optional: unset flags keep the value of the TOML file
+/// given with `--config`, or the default.
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// TOML experiment file with [data], [model] and [training] tables (see docs/experiment.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue from OUTPUT_DIR/checkpoint-last (after a crash or a kill).
+    #[arg(long)]
+    resume: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+
+    // ---- data
+    /// Data file (CSV, TSV, JSONL). Default: the embedded tweet-sentiment corpus.
+    #[arg(long, help_heading = "Data")]
+    data: Option<PathBuf>,
+    /// File layout: auto, csv, tsv, jsonl.
+    #[arg(long, help_heading = "Data")]
+    format: Option<Format>,
+    /// Text encoding: utf-8 or latin-1.
+    #[arg(long, help_heading = "Data")]
+    encoding: Option<Encoding>,
+    /// Column holding the text [default: text].
+    #[arg(long, help_heading = "Data")]
+    text_column: Option<String>,
+    /// Column holding the label [default: label].
+    #[arg(long, help_heading = "Data")]
+    label_column: Option<String>,
+    /// Use a seeded random subset of this many rows.
+    #[arg(long, help_heading = "Data")]
+    max_rows: Option<usize>,
+    /// Fraction held out as the test split [default: 0.2].
+    #[arg(long, help_heading = "Data")]
+    test_size: Option<f64>,
+    /// Split without keeping class proportions.
+    #[arg(long, help_heading = "Data")]
+    no_stratify: bool,
+    /// Fraction of the training split used for validation during training [default: 0.1].
+    #[arg(long, help_heading = "Data")]
+    validation_split: Option<f64>,
+    /// Balance the training classes: over or under.
+    #[arg(long, help_heading = "Data")]
+    balance: Option<Balance>,
+
+    // ---- model
+    /// Architecture: bow (bag-of-words logistic regression / MLP).
+    #[arg(long, help_heading = "Model")]
+    arch: Option<String>,
+    /// Bag-of-words values: counts, binary or tfidf [default: tfidf].
+    #[arg(long, help_heading = "Model")]
+    features: Option<Weighting>,
+    /// Largest n-gram size (n-grams 1..=N) [default: 2].
+    #[arg(long, help_heading = "Model")]
+    ngram_max: Option<usize>,
+    /// Keep terms seen in at least this many texts [default: 2].
+    #[arg(long, help_heading = "Model")]
+    min_df: Option<usize>,
+    /// Keep at most this many terms [default: 50000].
+    #[arg(long, help_heading = "Model")]
+    max_features: Option<usize>,
+    /// Hidden units; 0 is logistic regression [default: 0].
+    #[arg(long, help_heading = "Model")]
+    hidden: Option<usize>,
+    /// Dropout on the hidden layer.
+    #[arg(long, help_heading = "Model")]
+    dropout: Option<f32>,
+    /// Class weights of the loss: none or balanced.
+    #[arg(long, help_heading = "Model")]
+    class_weight: Option<ClassWeight>,
+
+    // ---- training
+    /// Folder for checkpoints, history, model and plots.
+    #[arg(long, help_heading = "Training")]
+    output_dir: Option<PathBuf>,
+    /// Passes over the training data.
+    #[arg(long, help_heading = "Training")]
+    epochs: Option<usize>,
+    /// Training batch size.
+    #[arg(long, help_heading = "Training")]
+    batch_size: Option<usize>,
+    /// Evaluation batch size.
+    #[arg(long, help_heading = "Training")]
+    eval_batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long, help_heading = "Training")]
+    lr: Option<f64>,
+    /// Weight decay (decoupled for adamw, L2 for adam and sgd).
+    #[arg(long, help_heading = "Training")]
+    weight_decay: Option<f64>,
+    /// Optimizer: adamw, adam or sgd.
+    #[arg(long, help_heading = "Training")]
+    optimizer: Option<OptimizerKind>,
+    /// SGD momentum.
+    #[arg(long, help_heading = "Training")]
+    momentum: Option<f64>,
+    /// Learning-rate schedule: constant, linear, cosine or slanted_triangular.
+    #[arg(long, help_heading = "Training")]
+    scheduler: Option<ScheduleKind>,
+    /// Warmup as a fraction of all steps.
+    #[arg(long, help_heading = "Training")]
+    warmup_ratio: Option<f64>,
+    /// Warmup steps (overrides --warmup-ratio).
+    #[arg(long, help_heading = "Training")]
+    warmup_steps: Option<usize>,
+    /// Micro-batches accumulated per update.
+    #[arg(long, help_heading = "Training")]
+    grad_accum: Option<usize>,
+    /// Clip the gradient norm (0 disables).
+    #[arg(long, help_heading = "Training")]
+    max_grad_norm: Option<f64>,
+    /// Evaluate (and checkpoint) every N steps instead of every epoch.
+    #[arg(long, help_heading = "Training")]
+    eval_steps: Option<usize>,
+    /// Print the running loss every N steps.
+    #[arg(long, help_heading = "Training")]
+    logging_steps: Option<usize>,
+    /// Metric for the best checkpoint and early stopping: loss, accuracy, macro_f1, weighted_f1.
+    #[arg(long, help_heading = "Training")]
+    metric: Option<String>,
+    /// Stop after N evaluations without improvement.
+    #[arg(long, help_heading = "Training")]
+    patience: Option<usize>,
+    /// Keep the last weights instead of restoring the best at the end.
+    #[arg(long, help_heading = "Training")]
+    keep_last: bool,
+    /// Seed of everything random.
+    #[arg(long, help_heading = "Training")]
+    seed: Option<u64>,
+    /// Hide the progress bar.
+    #[arg(long, help_heading = "Training")]
+    no_progress: bool,
+}
+
+/// The defaults of `prosa train` without a config file: the bag-of-words baseline on the tweets.
+fn default_experiment() -> Experiment {
+    let mut e = Experiment::default();
+    e.training.output_dir = PathBuf::from("runs/bow");
+    e.training.num_train_epochs = 6;
+    e.training.learning_rate = 5e-3;
+    e.training.per_device_train_batch_size = 64;
+    e.training.optimizer.weight_decay = 0.0;
+    e.training.metric_for_best_model = "eval_macro_f1".into();
+    e.training.early_stopping_patience = Some(2);
+    e
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+impl TrainArgs {
+    /// The experiment: defaults, overridden by the TOML file, overridden by flags.
+    fn experiment(&self) -> anyhow::Result<Experiment> {
+        let mut e = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut base = toml::Value::try_from(default_experiment())?;
+                let overlay: toml::Value = toml::from_str(&text)
+                    .with_context(|| format!("{}: invalid TOML", path.display()))?;
+                merge(&mut base, overlay);
+                base.try_into()
+                    .with_context(|| format!("{}: invalid experiment", path.display()))?
+            }
+            None => default_experiment(),
+        };
+        let d = &mut e.data;
+        if self.data.is_some() {
+            d.path = self.data.clone();
+        }
+        set(&mut d.read.format, self.format);
+        set(&mut d.read.encoding, self.encoding);
+        set(&mut d.read.text_column, self.text_column.clone());
+        if self.label_column.is_some() {
+            d.read.label_column = self.label_column.clone();
+        }
+        if self.max_rows.is_some() {
+            d.max_rows = self.max_rows;
+        }
+        set(&mut d.test_size, self.test_size);
+        if self.no_stratify {
+            d.stratify = false;
+        }
+        set(&mut d.validation_split, self.validation_split);
+        if self.balance.is_some() {
+            d.balance = self.balance;
+        }
+        let m = &mut e.model;
+        set(&mut m.arch, self.arch.clone());
+        set(&mut m.vectorizer.weighting, self.features);
+        if let Some(n) = self.ngram_max {
+            m.vectorizer.ngram_range = (1, n);
+        }
+        set(&mut m.vectorizer.min_df, self.min_df);
+        if self.max_features.is_some() {
+            m.vectorizer.max_features = self.max_features;
+        }
+        set(&mut m.hidden_size, self.hidden);
+        set(&mut m.dropout, self.dropout);
+        set(&mut m.class_weight, self.class_weight);
+        let t = &mut e.training;
+        set(&mut t.output_dir, self.output_dir.clone());
+        set(&mut t.num_train_epochs, self.epochs);
+        set(&mut t.per_device_train_batch_size, self.batch_size);
+        set(&mut t.per_device_eval_batch_size, self.eval_batch_size);
+        set(&mut t.learning_rate, self.lr);
+        set(&mut t.optimizer.weight_decay, self.weight_decay);
+        set(&mut t.optimizer.kind, self.optimizer);
+        set(&mut t.optimizer.momentum, self.momentum);
+        set(&mut t.lr_scheduler_type, self.scheduler);
+        set(&mut t.warmup_ratio, self.warmup_ratio);
+        set(&mut t.warmup_steps, self.warmup_steps);
+        set(&mut t.gradient_accumulation_steps, self.grad_accum);
+        set(&mut t.max_grad_norm, self.max_grad_norm);
+        if let Some(n) = self.eval_steps {
+            t.eval_strategy = EvalStrategy::Steps;
+            t.eval_steps = n;
+        }
+        set(&mut t.logging_steps, self.logging_steps);
+        set(&mut t.metric_for_best_model, self.metric.clone());
+        if self.patience.is_some() {
+            t.early_stopping_patience = self.patience;
+        }
+        if self.keep_last {
+            t.load_best_model_at_end = false;
+        }
+        set(&mut t.seed, self.seed);
+        if self.no_progress || self.json {
+            t.progress = false;
+        }
+        Ok(e)
+    }
+}
+
+/// Overlays `overlay` onto `base`, table by table.
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[derive(Serialize)]
+struct TrainOutput<'a> {
+    #[serde(flatten)]
+    result: &'a prosa::experiment::ExperimentResult,
+    macro_f1: f64,
+    accuracy: f64,
+}
+
+/// Runs `prosa train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let experiment = args.experiment()?;
+    let result = experiment.run(args.resume)?;
+    let report = &result.test_report;
+    if args.json {
+        return print_json(&TrainOutput {
+            result: &result,
+            macro_f1: report.macro_avg.f1,
+            accuracy: report.accuracy,
+        });
+    }
+    let (train, val, test) = result.split_sizes;
+    println!(
+        "trained {} ({} parameters) on {train} rows ({val} validation) in {:.1}s{}",
+        experiment.model.arch,
+        result.num_parameters,
+        result.train_seconds,
+        if result.stopped_early {
+            ", stopped early"
+        } else {
+            ""
+        }
+    );
+    if result.skipped_empty > 0 {
+        println!("skipped {} rows with empty text", result.skipped_empty);
+    }
+    println!(
+        "\nheld-out test split ({test} rows):\n{}",
+        report.to_table()
+    );
+    println!("outputs in {}:", result.output_dir.display());
+    println!("  model folder     {}", result.model_dir.display());
+    println!("  test split       {}", result.test_file.display());
+    println!(
+        "  history          {}",
+        result.output_dir.join("history.csv").display()
+    );
+    println!(
+        "  report           {}",
+        result.output_dir.join("report.txt").display()
+    );
+    for plot in &result.plots {
+        println!("  plot             {}", plot.display());
+    }
+    Ok(())
+}

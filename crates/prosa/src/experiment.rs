@@ -1,0 +1,341 @@
+//! A text-classification experiment from data to report, as `prosa train` runs it: read, split
+//! (stratified, seeded), fit the features, train with the [`Trainer`], save the model folder,
+//! score the held-out split, and draw the plots.
+//!
+//! Everything the CLI can do is here, so a Rust program can run the same experiment in a few
+//! lines.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Balance, Dataset, LabelMap, ReadOptions};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::metrics::{argmax_rows, ClassificationReport};
+use crate::models::bow::BowClassifier;
+use crate::models::{load_classifier, TextClassifier};
+use crate::report;
+use crate::text::{Vectorizer, VectorizerConfig};
+use crate::train::{History, Trainer, TrainingArgs};
+
+/// How the training loss weighs the classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeight {
+    /// Every example counts the same.
+    #[default]
+    None,
+    /// scikit-learn's `class_weight="balanced"`: `n / (k · count_c)`.
+    Balanced,
+}
+
+impl std::str::FromStr for ClassWeight {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "balanced" => Ok(Self::Balanced),
+            other => Err(format!("expected 'none' or 'balanced', got '{other}'")),
+        }
+    }
+}
+
+/// Which data to use and how to split it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataSpec {
+    /// The data file; `None` uses the embedded tweet-sentiment corpus.
+    pub path: Option<PathBuf>,
+    /// How to read it.
+    pub read: ReadOptions,
+    /// Use at most this many rows (a seeded random subset).
+    pub max_rows: Option<usize>,
+    /// Fraction held out for the final test.
+    pub test_size: f64,
+    /// Keep class proportions in both splits.
+    pub stratify: bool,
+    /// Fraction of the training split used for validation during training (Keras'
+    /// `validation_split`: the last rows); 0 disables validation.
+    pub validation_split: f64,
+    /// Even out the classes of the training split.
+    pub balance: Option<Balance>,
+}
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        Self {
+            path: None,
+            read: ReadOptions::default(),
+            max_rows: None,
+            test_size: 0.2,
+            stratify: true,
+            validation_split: 0.1,
+            balance: None,
+        }
+    }
+}
+
+impl DataSpec {
+    /// Reads the dataset (the file, or the embedded tweets).
+    pub fn load(&self) -> Result<Dataset> {
+        let data = match &self.path {
+            Some(p) => data::read_file(p, &self.read)?,
+            None => data::embedded_tweets()?,
+        };
+        Ok(data)
+    }
+}
+
+/// Which model to build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelSpec {
+    /// Architecture; `bow` (bag-of-words) for now.
+    pub arch: String,
+    /// Bag-of-words features.
+    pub vectorizer: VectorizerConfig,
+    /// Hidden units (0: logistic regression).
+    pub hidden_size: usize,
+    /// Dropout on the hidden layer.
+    pub dropout: f32,
+    /// Loss weights per class.
+    pub class_weight: ClassWeight,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            arch: "bow".into(),
+            vectorizer: VectorizerConfig {
+                min_df: 2,
+                max_features: Some(50_000),
+                sublinear_tf: true,
+                ..Default::default()
+            },
+            hidden_size: 0,
+            dropout: 0.0,
+            class_weight: ClassWeight::None,
+        }
+    }
+}
+
+/// A whole experiment: data, model and training settings (the TOML experiment file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Experiment {
+    /// Data and splits.
+    pub data: DataSpec,
+    /// Model.
+    pub model: ModelSpec,
+    /// Trainer settings (output_dir, epochs, learning rate, …).
+    pub training: TrainingArgs,
+}
+
+/// What an experiment produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentResult {
+    /// The run's folder.
+    pub output_dir: PathBuf,
+    /// The saved model folder.
+    pub model_dir: PathBuf,
+    /// The held-out test split, saved as CSV (columns `text`, `label`).
+    pub test_file: PathBuf,
+    /// Scores on the held-out test split.
+    pub test_report: ClassificationReport,
+    /// Rows in each split: train, validation, test.
+    pub split_sizes: (usize, usize, usize),
+    /// Empty text rows skipped while reading.
+    pub skipped_empty: usize,
+    /// Trainable parameters.
+    pub num_parameters: usize,
+    /// Seconds of training.
+    pub train_seconds: f64,
+    /// True when early stopping ended training.
+    pub stopped_early: bool,
+    /// The plots written.
+    pub plots: Vec<PathBuf>,
+}
+
+/// Splits `data` as `spec` says: returns (train, validation, test).
+pub fn split(
+    data: &Dataset,
+    spec: &DataSpec,
+    seed: u64,
+) -> Result<(Dataset, Option<Dataset>, Dataset)> {
+    let data = match spec.max_rows {
+        Some(n) if n < data.len() => data.shuffle(seed).select(0..n),
+        _ => data.clone(),
+    };
+    let (train, test) = data.train_test_split(spec.test_size, seed, spec.stratify)?;
+    let (train, validation) = if spec.validation_split > 0.0 {
+        let (t, v) = train.validation_split(spec.validation_split)?;
+        (t, Some(v))
+    } else {
+        (train, None)
+    };
+    let train = match spec.balance {
+        Some(how) => train.balance(how, seed)?,
+        None => train,
+    };
+    Ok((train, validation, test))
+}
+
+fn class_weights(ids: &[u32], k: usize, how: ClassWeight) -> Option<Vec<f32>> {
+    match how {
+        ClassWeight::None => None,
+        ClassWeight::Balanced => {
+            let mut counts = vec![0usize; k];
+            ids.iter().for_each(|&i| counts[i as usize] += 1);
+            Some(
+                counts
+                    .iter()
+                    .map(|&c| ids.len() as f32 / (k as f32 * c.max(1) as f32))
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// Writes `data` as a UTF-8 CSV with columns `text` and `label`.
+pub fn write_csv(data: &Dataset, path: &Path) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| Error::io(path, std::io::Error::other(e.to_string()));
+    writer.write_record(["text", "label"]).map_err(err)?;
+    for e in &data.examples {
+        writer
+            .write_record([e.text.as_str(), e.label.as_deref().unwrap_or("")])
+            .map_err(err)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
+    fsio::write_atomic(path, &bytes)
+}
+
+impl Experiment {
+    /// Runs the experiment; with `resume`, training continues from the last checkpoint.
+    pub fn run(&self, resume: bool) -> Result<ExperimentResult> {
+        if self.model.arch != "bow" {
+            return Err(Error::config(
+                "arch",
+                format!(
+                    "unknown architecture '{}' (available: bow)",
+                    self.model.arch
+                ),
+            ));
+        }
+        let out = self.training.output_dir.clone();
+        fsio::create_dir(&out)?;
+        let data = self.data.load()?;
+        let labels = data.label_map()?;
+        let seed = self.training.seed;
+        let (train, validation, test) = split(&data, &self.data, seed)?;
+        fsio::write_json(&out.join("experiment.json"), self)?;
+        let test_file = out.join("test.csv");
+        write_csv(&test, &test_file)?;
+
+        let train_ids = train.label_ids(&labels)?;
+        let train_texts = train.texts();
+        let vectorizer = Vectorizer::fit(self.model.vectorizer.clone(), &train_texts)?;
+        let weights = class_weights(&train_ids, labels.len(), self.model.class_weight);
+        let model = BowClassifier::new(
+            vectorizer,
+            labels.clone(),
+            self.model.hidden_size,
+            self.model.dropout,
+            weights,
+            seed,
+        )?;
+        let train_examples = model.prepare(&train_texts, &train_ids);
+        let validation_examples = match &validation {
+            Some(v) => Some(model.prepare(&v.texts(), &v.label_ids(&labels)?)),
+            None => None,
+        };
+        let trainer = Trainer::new(self.training.clone(), labels.names().to_vec())?;
+        let outcome = trainer.train(
+            &model,
+            &train_examples,
+            validation_examples.as_deref(),
+            resume,
+        )?;
+
+        let model_dir = out.join("model");
+        model.save(&model_dir)?;
+        fsio::write_json(&model_dir.join("training_args.json"), &self.training)?;
+        outcome.state.history.save(&model_dir)?;
+
+        let evaluation = evaluate(&model, &test, &out)?;
+        let mut plots = evaluation.plots;
+        let curves = out.join("learning_curves.png");
+        report::learning_curves_png(&outcome.state.history, "Learning curves", &curves)?;
+        plots.push(curves);
+        let dist = out.join("class_distribution.png");
+        report::class_distribution_png(&data.stats().classes, "Class distribution", &dist)?;
+        plots.push(dist);
+        Ok(ExperimentResult {
+            output_dir: out,
+            model_dir,
+            test_file,
+            test_report: evaluation.report,
+            split_sizes: (
+                train.len(),
+                validation.as_ref().map_or(0, Dataset::len),
+                test.len(),
+            ),
+            skipped_empty: data.skipped_empty,
+            num_parameters: TextClassifier::num_parameters(&model),
+            train_seconds: outcome.train_seconds,
+            stopped_early: outcome.stopped_early,
+            plots,
+        })
+    }
+}
+
+/// The outcome of scoring a model on labelled data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    /// The scores.
+    pub report: ClassificationReport,
+    /// Predicted class name per row.
+    pub predictions: Vec<String>,
+    /// Plots written (the confusion matrix).
+    pub plots: Vec<PathBuf>,
+}
+
+/// Scores `model` on `data`, writes `report.txt`, `metrics.json` and `confusion_matrix.png` into
+/// `out`. A label the model does not know is an error naming the file and line.
+pub fn evaluate(model: &dyn TextClassifier, data: &Dataset, out: &Path) -> Result<Evaluation> {
+    let labels: &LabelMap = model.labels();
+    let truth = data.label_ids(labels)?;
+    let probs = model.predict_proba(&data.texts())?;
+    let predicted = argmax_rows(&probs);
+    let report = ClassificationReport::new(&truth, &predicted, labels.names());
+    fsio::create_dir(out)?;
+    fsio::write_atomic(&out.join("report.txt"), report.to_table().as_bytes())?;
+    fsio::write_json(&out.join("metrics.json"), &report)?;
+    let cm = out.join("confusion_matrix.png");
+    report::confusion_matrix_png(&report.confusion, labels.names(), "Confusion matrix", &cm)?;
+    Ok(Evaluation {
+        predictions: predicted
+            .iter()
+            .map(|&i| labels.name(i).to_string())
+            .collect(),
+        report,
+        plots: vec![cm],
+    })
+}
+
+/// Loads the model folder `model_dir`, scores it on `data`, and writes the report, the confusion
+/// matrix and (from the folder's `history.json`, if any) the learning curves into `out`.
+pub fn evaluate_folder(model_dir: &Path, data: &Dataset, out: &Path) -> Result<Evaluation> {
+    let model = load_classifier(model_dir)?;
+    let mut evaluation = evaluate(model.as_ref(), data, out)?;
+    if model_dir.join("history.json").exists() {
+        let history = History::load(model_dir)?;
+        let curves = out.join("learning_curves.png");
+        report::learning_curves_png(&history, "Learning curves", &curves)?;
+        evaluation.plots.push(curves);
+    }
+    Ok(evaluation)
+}

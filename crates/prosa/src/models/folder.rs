@@ -1,0 +1,68 @@
+//! Model folders in the Hugging Face layout: `config.json` (architecture, hyperparameters and
+//! label map), `model.safetensors`, and the tokenizer file. Loading checks every file and names
+//! the one that is missing or malformed.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::train::ParamStore;
+
+/// What a model writes besides its weights.
+pub struct ModelFolder {
+    /// The content of `config.json`.
+    pub config: serde_json::Value,
+    /// The tokenizer's file name and bytes (`tokenizer.json`, `vectorizer.json`, …).
+    pub tokenizer_file: (&'static str, Vec<u8>),
+}
+
+/// Writes a model folder: every file goes into a temporary folder first, which then replaces
+/// `dir`, so an interrupted save never leaves a half-written model.
+pub fn save(dir: &Path, folder: &ModelFolder, params: &ParamStore) -> Result<()> {
+    let tmp = fsio::temporary_sibling(dir);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    fsio::create_dir(&tmp)?;
+    fsio::write_json(&tmp.join("config.json"), &folder.config)?;
+    params.save(&tmp.join("model.safetensors"))?;
+    let (name, bytes) = &folder.tokenizer_file;
+    fsio::write_atomic(&tmp.join(name), bytes)?;
+    fsio::replace_dir(&tmp, dir)
+}
+
+/// The `model_type` of the folder's `config.json`.
+pub fn model_type(dir: &Path) -> Result<String> {
+    let value: serde_json::Value = read_json_file(&config_path(dir)?)?;
+    value
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::folder(dir.join("config.json"), "no \"model_type\" field"))
+}
+
+fn config_path(dir: &Path) -> Result<std::path::PathBuf> {
+    if !dir.is_dir() {
+        return Err(Error::folder(
+            dir,
+            "not a folder (expected config.json, model.safetensors and a tokenizer inside)",
+        ));
+    }
+    Ok(dir.join("config.json"))
+}
+
+/// Parses `config.json` of `dir` into the model's config type.
+pub fn read_config<T: DeserializeOwned>(dir: &Path) -> Result<T> {
+    read_json_file(&config_path(dir)?)
+}
+
+/// Parses a JSON file of a model folder; a missing file or a parse error names the file.
+pub fn read_json_file<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    if !path.exists() {
+        return Err(Error::folder(path, "file not found"));
+    }
+    let text = fsio::read_text(path)?;
+    serde_json::from_str(&text).map_err(|e| Error::folder(path, format!("invalid: {e}")))
+}

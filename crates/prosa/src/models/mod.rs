@@ -1,0 +1,40 @@
+//! Models, one file per architecture, each loadable from and savable to a model folder.
+
+pub mod bow;
+pub mod folder;
+
+use std::path::Path;
+
+use crate::data::LabelMap;
+use crate::error::{Error, Result};
+
+/// What every text classifier offers once trained: class probabilities and a folder to save.
+pub trait TextClassifier {
+    /// The classes, in id order.
+    fn labels(&self) -> &LabelMap;
+    /// Class probabilities of each text, in label-map order.
+    fn predict_proba(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// Writes the model folder (`config.json`, `model.safetensors`, tokenizer).
+    fn save(&self, dir: &Path) -> Result<()>;
+    /// Number of scalar parameters.
+    fn num_parameters(&self) -> usize;
+    /// The `model_type` of `config.json`.
+    fn model_type(&self) -> &str;
+}
+
+/// The architectures [`load_classifier`] knows.
+pub const KNOWN_CLASSIFIERS: &[&str] = &[bow::MODEL_TYPE];
+
+/// Loads any prosa text classifier from its folder, dispatching on `config.json`'s `model_type`.
+pub fn load_classifier(dir: &Path) -> Result<Box<dyn TextClassifier>> {
+    match folder::model_type(dir)?.as_str() {
+        bow::MODEL_TYPE => Ok(Box::new(bow::BowClassifier::load(dir)?)),
+        other => Err(Error::folder(
+            dir.join("config.json"),
+            format!(
+                "unknown architecture model_type = \"{other}\" (prosa knows: {})",
+                KNOWN_CLASSIFIERS.join(", ")
+            ),
+        )),
+    }
+}

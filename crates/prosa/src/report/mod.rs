@@ -1,0 +1,289 @@
+//! Plots people would rather look at than read: learning curves, the confusion matrix and the
+//! class distribution, as PNG files drawn with `plotters` and an embedded DejaVu Sans font (so
+//! no system fonts are needed).
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{Error, Result};
+use crate::metrics::ConfusionMatrix;
+use crate::train::History;
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The font is compiled in and known to be valid; a failure would only lose the text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Plot {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+fn draw_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&Area) -> std::result::Result<(), String>,
+) -> Result<()> {
+    register_font();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::fsio::create_dir(parent)?;
+    }
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    draw(&root).map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Heat colour from white (0) to deep blue (1).
+fn blues(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * t) as u8;
+    RGBColor(lerp(247.0, 8.0), lerp(251.0, 48.0), lerp(255.0, 107.0))
+}
+
+/// Draws the confusion matrix (rows: true class, columns: predicted) with counts in each cell.
+pub fn confusion_matrix_png(
+    cm: &ConfusionMatrix,
+    names: &[String],
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    let k = names.len().max(1);
+    let max = cm
+        .counts
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    draw_png(path, (640, 560), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(110)
+            .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
+            .map_err(s)?;
+        let label = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        // Row 0 at the top, as scikit-learn draws it.
+        let label_y = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) if *i < k => {
+                names.get(k - 1 - *i).cloned().unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("predicted")
+            .y_desc("true")
+            .x_label_formatter(&label)
+            .y_label_formatter(&label_y)
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(s)?;
+        for (t, row) in cm.counts.iter().enumerate() {
+            for (p, &count) in row.iter().enumerate() {
+                let y = k - 1 - t;
+                let shade = count as f64 / max;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [
+                            (SegmentValue::Exact(p), SegmentValue::Exact(y)),
+                            (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1)),
+                        ],
+                        blues(shade).filled(),
+                    )))
+                    .map_err(s)?;
+                let colour = if shade > 0.5 { WHITE } else { BLACK };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        count.to_string(),
+                        (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)),
+                        ("sans-serif", 20).into_font().color(&colour).pos(
+                            plotters::style::text_anchor::Pos::new(
+                                plotters::style::text_anchor::HPos::Center,
+                                plotters::style::text_anchor::VPos::Center,
+                            ),
+                        ),
+                    )))
+                    .map_err(s)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Draws a bar chart of class counts, like the BERT notebook's class-distribution plot.
+pub fn class_distribution_png(classes: &[(String, usize)], title: &str, path: &Path) -> Result<()> {
+    let k = classes.len().max(1);
+    let max = classes.iter().map(|c| c.1).max().unwrap_or(1).max(1);
+    draw_png(path, (640, 420), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((0..k - 1).into_segmented(), 0..(max + max / 10 + 1))
+            .map_err(s)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc("rows")
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => {
+                    classes.get(*i).map(|c| c.0.clone()).unwrap_or_default()
+                }
+                _ => String::new(),
+            })
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(s)?;
+        chart
+            .draw_series(classes.iter().enumerate().map(|(i, (_, n))| {
+                let colour = Palette99::pick(i).to_rgba();
+                let mut bar = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0),
+                        (SegmentValue::Exact(i + 1), *n),
+                    ],
+                    colour.filled(),
+                );
+                bar.set_margin(0, 0, 20, 20);
+                bar
+            }))
+            .map_err(s)?;
+        chart
+            .draw_series(classes.iter().enumerate().map(|(i, (_, n))| {
+                Text::new(
+                    format!("{n}"),
+                    (SegmentValue::CenterOf(i), *n + max / 40),
+                    ("sans-serif", 15),
+                )
+            }))
+            .map_err(s)?;
+        Ok(())
+    })
+}
+
+/// Draws learning curves: training vs validation loss on the left, validation metrics
+/// (accuracy, macro-F1, …) on the right, per epoch.
+pub fn learning_curves_png(history: &History, title: &str, path: &Path) -> Result<()> {
+    let losses = [
+        ("train_loss", history.series("train_loss")),
+        ("eval_loss", history.series("eval_loss")),
+    ];
+    let metrics: Vec<(String, Vec<(f64, f64)>)> = history
+        .metric_names()
+        .into_iter()
+        .filter(|m| !m.ends_with("loss"))
+        .map(|m| {
+            let series = history.series(&m);
+            (m, series)
+        })
+        .collect();
+    let max_epoch = history
+        .entries
+        .iter()
+        .map(|e| e.epoch)
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    draw_png(path, (1100, 440), |root| {
+        let root = root.titled(title, ("sans-serif", 22)).map_err(s)?;
+        let (left, right) = root.split_horizontally(550);
+        let all_loss: Vec<f64> = losses
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = all_loss
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .min(0.0);
+        let hi = all_loss.iter().copied().fold(0.0, f64::max) * 1.1 + 1e-9;
+        curve_panel(
+            &left,
+            "loss",
+            &losses
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect::<Vec<_>>(),
+            max_epoch,
+            lo..hi,
+        )?;
+        curve_panel(&right, "validation metrics", &metrics, max_epoch, 0.0..1.0)?;
+        Ok(())
+    })
+}
+
+fn curve_panel(
+    area: &Area,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    max_epoch: f64,
+    y: std::ops::Range<f64>,
+) -> std::result::Result<(), String> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..max_epoch * 1.02, y)
+        .map_err(s)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(s)?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        if points.is_empty() {
+            continue;
+        }
+        let colour = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                colour.stroke_width(2),
+            ))
+            .map_err(s)?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+            .map_err(s)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(s)?;
+    Ok(())
+}

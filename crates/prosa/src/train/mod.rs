@@ -1,0 +1,20 @@
+//! Training: parameters, optimizers, schedules, the [`Trainer`] loop and its history.
+
+mod args;
+mod history;
+mod optim;
+mod params;
+mod schedule;
+mod trainer;
+
+pub use args::{EvalStrategy, TrainingArgs};
+pub use history::{History, HistoryEntry};
+pub use optim::{
+    clip_grad_norm, glob_match, Optimizer, OptimizerConfig, OptimizerKind, ParamGroup,
+};
+pub use params::{load_safetensors, Init, ParamBuilder, ParamStore};
+pub use schedule::{Schedule, ScheduleKind};
+pub use trainer::{
+    ForwardCtx, StepOutput, TrainOutcome, Trainable, Trainer, TrainerState, CHECKPOINT_BEST,
+    CHECKPOINT_LAST,
+};

@@ -1,0 +1,283 @@
+//! Named trainable parameters with seeded initialisation, saved to and loaded from safetensors.
+//!
+//! Candle's CPU random generator cannot be seeded, so every initial value is drawn here from one
+//! ChaCha generator: the same seed gives the same model. Names follow the checkpoint's tensor
+//! names (`classifier.weight`), and a [`ParamBuilder`] prefix mirrors the module nesting, as
+//! candle's `VarBuilder::pp` does.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use crate::error::{Error, Result};
+use crate::fsio;
+
+/// How a parameter starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    /// All zeros.
+    Zeros,
+    /// One constant.
+    Const(f64),
+    /// Uniform in `[lo, hi)`.
+    Uniform {
+        /// Lower bound.
+        lo: f64,
+        /// Upper bound.
+        hi: f64,
+    },
+    /// Normal with mean 0.
+    Normal {
+        /// Standard deviation.
+        std: f64,
+    },
+    /// PyTorch's `nn.Linear` default: uniform in ±1/sqrt(fan_in), fan_in = last dimension.
+    LinearDefault,
+    /// Glorot/Xavier uniform (Keras' default for dense layers).
+    XavierUniform,
+}
+
+#[derive(Default)]
+struct Inner {
+    order: Vec<String>,
+    vars: HashMap<String, Var>,
+}
+
+/// The parameters of a model, in creation order. Cloning shares the same parameters.
+#[derive(Clone)]
+pub struct ParamStore {
+    inner: Arc<Mutex<Inner>>,
+    device: Device,
+}
+
+impl std::fmt::Debug for ParamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParamStore")
+            .field("names", &self.names())
+            .finish()
+    }
+}
+
+impl ParamStore {
+    /// An empty store on `device`.
+    pub fn new(device: Device) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            device,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-update; the map is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The device parameters live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A builder that creates parameters with initial values drawn from `seed`.
+    pub fn builder(&self, seed: u64) -> ParamBuilder {
+        ParamBuilder {
+            store: self.clone(),
+            prefix: String::new(),
+            rng: Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(seed))),
+        }
+    }
+
+    /// Parameter names in creation order.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().order.clone()
+    }
+
+    /// `(name, variable)` pairs in creation order.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        let inner = self.lock();
+        inner
+            .order
+            .iter()
+            .map(|n| (n.clone(), inner.vars[n].clone()))
+            .collect()
+    }
+
+    /// The variable called `name`.
+    pub fn get(&self, name: &str) -> Option<Var> {
+        self.lock().vars.get(name).cloned()
+    }
+
+    /// Total number of scalar parameters.
+    pub fn num_parameters(&self) -> usize {
+        self.lock().vars.values().map(|v| v.elem_count()).sum()
+    }
+
+    /// Adds a parameter with a given value.
+    pub fn insert(&self, name: &str, value: &Tensor) -> Result<Tensor> {
+        let var = Var::from_tensor(&value.to_device(&self.device)?)?;
+        let mut inner = self.lock();
+        if inner.vars.insert(name.to_string(), var.clone()).is_none() {
+            inner.order.push(name.to_string());
+        }
+        Ok(var.as_tensor().clone())
+    }
+
+    /// Copies of all values, by name.
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.lock()
+            .vars
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.clone(),
+                    v.as_tensor()
+                        .copy()
+                        .unwrap_or_else(|_| v.as_tensor().clone()),
+                )
+            })
+            .collect()
+    }
+
+    /// Writes every parameter to a safetensors file, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: HashMap<String, Tensor> = self
+            .vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        let tmp = fsio::temporary_sibling(path);
+        candle_core::safetensors::save(&tensors, &tmp)?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    /// Overwrites every parameter with the tensor of the same name in `path`. A missing tensor,
+    /// a tensor with another shape, or a tensor the model does not have is an error naming it.
+    pub fn load(&self, path: &Path) -> Result<()> {
+        let loaded = load_safetensors(path, &self.device)?;
+        self.assign(&loaded, path)
+    }
+
+    /// Overwrites parameters from `tensors` (which came from `path`), validating names and shapes.
+    pub fn assign(&self, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+        let vars = self.vars();
+        for (name, var) in &vars {
+            let tensor = tensors.get(name).ok_or_else(|| Error::Tensor {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                message: format!("missing (the model expects shape {:?})", var.dims()),
+            })?;
+            if tensor.dims() != var.dims() {
+                return Err(Error::Tensor {
+                    path: path.to_path_buf(),
+                    name: name.clone(),
+                    message: format!(
+                        "shape {:?} in the file, but the model expects {:?}",
+                        tensor.dims(),
+                        var.dims()
+                    ),
+                });
+            }
+        }
+        let mut unexpected: Vec<&String> = tensors
+            .keys()
+            .filter(|k| !vars.iter().any(|(n, _)| n == *k))
+            .collect();
+        unexpected.sort();
+        if let Some(name) = unexpected.first() {
+            return Err(Error::Tensor {
+                path: path.to_path_buf(),
+                name: (*name).clone(),
+                message: "not a parameter of this model (wrong architecture in config.json?)"
+                    .into(),
+            });
+        }
+        for (name, var) in &vars {
+            var.set(&tensors[name].to_dtype(var.dtype())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a safetensors file; a truncated or corrupt file is an error naming it.
+pub fn load_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    if !path.exists() {
+        return Err(Error::folder(path, "file not found"));
+    }
+    candle_core::safetensors::load(path, device).map_err(|e| {
+        Error::folder(
+            path,
+            format!("cannot read safetensors (truncated or corrupt?): {e}"),
+        )
+    })
+}
+
+/// Creates parameters under a name prefix; `pp("encoder")` descends one level.
+#[derive(Clone)]
+pub struct ParamBuilder {
+    store: ParamStore,
+    prefix: String,
+    rng: Rc<RefCell<ChaCha8Rng>>,
+}
+
+impl ParamBuilder {
+    /// A builder one level down: names get `prefix.` in front.
+    pub fn pp(&self, name: &str) -> ParamBuilder {
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
+        ParamBuilder {
+            prefix,
+            ..self.clone()
+        }
+    }
+
+    /// The full name of `name` under this builder's prefix.
+    pub fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// Creates parameter `name` of `shape`, initialised by `init`.
+    pub fn param(&self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let mut rng = self.rng.borrow_mut();
+        let fan_in = shape.last().copied().unwrap_or(1).max(1) as f64;
+        let fan_out = shape.first().copied().unwrap_or(1).max(1) as f64;
+        let values: Vec<f32> = match init {
+            Init::Zeros => vec![0.0; n],
+            Init::Const(c) => vec![c as f32; n],
+            Init::Uniform { lo, hi } => (0..n).map(|_| rng.random_range(lo..hi) as f32).collect(),
+            Init::Normal { std } => {
+                let normal =
+                    Normal::new(0.0, std).map_err(|e| Error::config(name, e.to_string()))?;
+                (0..n).map(|_| normal.sample(&mut *rng) as f32).collect()
+            }
+            Init::LinearDefault => {
+                let b = 1.0 / fan_in.sqrt();
+                (0..n).map(|_| rng.random_range(-b..b) as f32).collect()
+            }
+            Init::XavierUniform => {
+                let b = (6.0 / (fan_in + fan_out)).sqrt();
+                (0..n).map(|_| rng.random_range(-b..b) as f32).collect()
+            }
+        };
+        let tensor = Tensor::from_vec(values, shape, self.store.device())?.to_dtype(DType::F32)?;
+        self.store.insert(&self.full_name(name), &tensor)
+    }
+
+    /// The store parameters go into.
+    pub fn store(&self) -> &ParamStore {
+        &self.store
+    }
+}
