@@ -8,3 +8,7 @@ pub use padding::{pad_sequences, PadOptions, Side};
 pub use word::{WordTokenizer, WordTokenizerConfig, KERAS_FILTERS};
 mod vectorizer;
 pub use vectorizer::{SparseRow, Vectorizer, VectorizerConfig, Weighting};
+mod subword;
+pub use subword::{
+    BatchEncoding, EncodeOptions, Padding, SubwordKind, SubwordTokenizer, SubwordTrainConfig,
+};

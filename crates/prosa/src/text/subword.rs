@@ -1,0 +1,410 @@
+//! Subword tokenizers through Hugging Face's `tokenizers` crate: train BPE (byte-level, as
+//! GPT-2), WordPiece (as BERT) or Unigram (as T5/SentencePiece) on files or texts, load and save
+//! `tokenizer.json`, and encode batches with attention masks, token type ids, truncation and
+//! padding (to the longest or to `max_length`).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+use tokenizers::models::unigram::{Unigram, UnigramTrainerBuilder};
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{
+    AddedToken, EncodeInput, PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
+    TruncationParams, TruncationStrategy,
+};
+
+use crate::error::{Error, Result};
+
+fn tk_err(e: impl std::fmt::Display) -> Error {
+    Error::Tokenizer(e.to_string())
+}
+
+/// The subword algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubwordKind {
+    /// Byte-level BPE, as GPT-2 (no unknown tokens).
+    Bpe,
+    /// WordPiece with BERT's normaliser, pre-tokeniser and `[CLS] … [SEP]` template.
+    WordPiece,
+    /// Unigram with SentencePiece's `▁` word boundaries, as T5.
+    Unigram,
+}
+
+impl std::str::FromStr for SubwordKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "bpe" => Ok(Self::Bpe),
+            "wordpiece" => Ok(Self::WordPiece),
+            "unigram" => Ok(Self::Unigram),
+            other => Err(format!("unknown tokenizer '{other}' (use bpe, wordpiece or unigram)")),
+        }
+    }
+}
+
+/// Settings for training a subword tokenizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubwordTrainConfig {
+    /// The algorithm.
+    pub kind: SubwordKind,
+    /// Target vocabulary size (special tokens included).
+    pub vocab_size: usize,
+    /// Minimum pair frequency for a merge (BPE, WordPiece).
+    pub min_frequency: u64,
+    /// Special tokens, added first so they get the lowest ids.
+    pub special_tokens: Vec<String>,
+    /// Lower-case the text first (WordPiece's `BertNormalizer`).
+    pub lowercase: bool,
+}
+
+impl SubwordTrainConfig {
+    /// The usual settings of `kind`: BERT's special tokens for WordPiece, `<|endoftext|>` for
+    /// BPE, `<pad>`, `</s>`, `<unk>` for Unigram.
+    pub fn new(kind: SubwordKind, vocab_size: usize) -> Self {
+        let special: &[&str] = match kind {
+            SubwordKind::WordPiece => &["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+            SubwordKind::Bpe => &["<|endoftext|>"],
+            SubwordKind::Unigram => &["<pad>", "</s>", "<unk>"],
+        };
+        Self {
+            kind,
+            vocab_size,
+            min_frequency: 2,
+            special_tokens: special.iter().map(|s| s.to_string()).collect(),
+            lowercase: true,
+        }
+    }
+}
+
+/// How [`SubwordTokenizer::encode_batch`] pads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// No padding: sequences keep their own lengths.
+    None,
+    /// Pad to the longest sequence of the batch.
+    Longest,
+    /// Pad to `max_length`.
+    MaxLength,
+}
+
+/// Options of [`SubwordTokenizer::encode_batch`], named as in transformers' `tokenizer(...)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodeOptions {
+    /// Add the template's special tokens (`[CLS]`, `[SEP]`, …).
+    pub add_special_tokens: bool,
+    /// Padding strategy.
+    pub padding: Padding,
+    /// Cut sequences longer than `max_length`.
+    pub truncation: bool,
+    /// Length limit for truncation and for `Padding::MaxLength`.
+    pub max_length: Option<usize>,
+    /// Pad on the left (decoder-only generation) instead of the right.
+    pub pad_left: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            add_special_tokens: true,
+            padding: Padding::Longest,
+            truncation: false,
+            max_length: None,
+            pad_left: false,
+        }
+    }
+}
+
+/// A batch of encoded texts, one row per text, all rows of equal length when padded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchEncoding {
+    /// Token ids.
+    pub input_ids: Vec<Vec<u32>>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Vec<Vec<u32>>,
+    /// Segment ids (0 for the first text, 1 for the second of a pair).
+    pub token_type_ids: Vec<Vec<u32>>,
+    /// The tokens as strings.
+    pub tokens: Vec<Vec<String>>,
+}
+
+/// A subword tokenizer (a `tokenizers::Tokenizer`), saved as `tokenizer.json`.
+#[derive(Clone)]
+pub struct SubwordTokenizer {
+    inner: Tokenizer,
+}
+
+impl std::fmt::Debug for SubwordTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubwordTokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .finish()
+    }
+}
+
+impl SubwordTokenizer {
+    fn untrained(config: &SubwordTrainConfig) -> Result<(Tokenizer, TrainerWrapper)> {
+        let specials: Vec<AddedToken> = config
+            .special_tokens
+            .iter()
+            .map(|t| AddedToken::from(t.clone(), true))
+            .collect();
+        let unk = config
+            .special_tokens
+            .iter()
+            .find(|t| t.to_ascii_lowercase().contains("unk"))
+            .cloned();
+        match config.kind {
+            SubwordKind::Bpe => {
+                let mut tk = Tokenizer::new(BPE::default());
+                tk.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+                tk.with_decoder(Some(ByteLevel::default()));
+                tk.with_post_processor(Some(ByteLevel::new(false, true, true)));
+                let alphabet: HashSet<char> = ByteLevel::alphabet().into_iter().collect();
+                let trainer = BpeTrainerBuilder::new()
+                    .vocab_size(config.vocab_size)
+                    .min_frequency(config.min_frequency)
+                    .special_tokens(specials)
+                    .initial_alphabet(alphabet)
+                    .show_progress(false)
+                    .build();
+                Ok((tk, trainer.into()))
+            }
+            SubwordKind::WordPiece => {
+                let unk = unk.unwrap_or_else(|| "[UNK]".into());
+                let model = WordPiece::builder().unk_token(unk).build().map_err(tk_err)?;
+                let mut tk = Tokenizer::new(model);
+                tk.with_normalizer(Some(BertNormalizer::new(true, true, None, config.lowercase)));
+                tk.with_pre_tokenizer(Some(BertPreTokenizer));
+                tk.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
+                let trainer = WordPieceTrainerBuilder::new()
+                    .vocab_size(config.vocab_size)
+                    .min_frequency(config.min_frequency)
+                    .special_tokens(specials)
+                    .show_progress(false)
+                    .build();
+                Ok((tk, trainer.into()))
+            }
+            SubwordKind::Unigram => {
+                let mut tk = Tokenizer::new(Unigram::default());
+                tk.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
+                tk.with_decoder(Some(Metaspace::new('▁', PrependScheme::Always, true)));
+                let trainer = UnigramTrainerBuilder::default()
+                    .vocab_size(config.vocab_size as u32)
+                    .special_tokens(specials)
+                    .unk_token(unk)
+                    .show_progress(false)
+                    .build()
+                    .map_err(tk_err)?;
+                Ok((tk, trainer.into()))
+            }
+        }
+    }
+
+    fn finish(mut tk: Tokenizer, config: &SubwordTrainConfig) -> Result<Self> {
+        if config.kind == SubwordKind::WordPiece {
+            let id = |t: &str| {
+                tk.token_to_id(t)
+                    .ok_or_else(|| Error::Tokenizer(format!("special token {t} missing after training")))
+            };
+            let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+            let template = TemplateProcessing::builder()
+                .try_single("[CLS] $A [SEP]")
+                .map_err(tk_err)?
+                .try_pair("[CLS] $A [SEP] $B:1 [SEP]:1")
+                .map_err(tk_err)?
+                .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
+                .build()
+                .map_err(tk_err)?;
+            tk.with_post_processor(Some(template));
+        }
+        Ok(Self { inner: tk })
+    }
+
+    /// Trains a tokenizer on an iterator of texts.
+    pub fn train_from_texts<I, S>(config: &SubwordTrainConfig, texts: I) -> Result<Self>
+    where
+        I: Iterator<Item = S> + Send,
+        S: AsRef<str> + Send,
+    {
+        let (mut tk, mut trainer) = Self::untrained(config)?;
+        tk.train(&mut trainer, texts).map_err(tk_err)?;
+        Self::finish(tk, config)
+    }
+
+    /// Trains a tokenizer on text files (one or more texts per line).
+    pub fn train_from_files(config: &SubwordTrainConfig, files: &[&Path]) -> Result<Self> {
+        for f in files {
+            if !f.is_file() {
+                return Err(Error::io(f, std::io::Error::new(std::io::ErrorKind::NotFound, "training file not found")));
+            }
+        }
+        let (mut tk, mut trainer) = Self::untrained(config)?;
+        let names = files.iter().map(|f| f.display().to_string()).collect();
+        tk.train_from_files(&mut trainer, names).map_err(tk_err)?;
+        Self::finish(tk, config)
+    }
+
+    /// Loads a `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::folder(path, "tokenizer file not found"));
+        }
+        let inner = Tokenizer::from_file(path).map_err(|e| Error::folder(path, format!("invalid tokenizer: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// Saves as `tokenizer.json` (atomically).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = self.inner.to_string(true).map_err(tk_err)?;
+        crate::fsio::write_atomic(path, json.as_bytes())
+    }
+
+    /// Vocabulary size, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The id of `token`.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The underlying `tokenizers::Tokenizer`.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Encodes texts (or text pairs when `pairs` is given) as a batch.
+    pub fn encode_batch(&self, texts: &[&str], pairs: Option<&[&str]>, options: &EncodeOptions) -> Result<BatchEncoding> {
+        if let Some(p) = pairs {
+            if p.len() != texts.len() {
+                return Err(Error::config("pairs", format!("{} texts but {} second texts", texts.len(), p.len())));
+            }
+        }
+        let mut tk = self.inner.clone();
+        let truncation = match (options.truncation, options.max_length) {
+            (true, Some(max_length)) => Some(TruncationParams {
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }),
+            (true, None) => return Err(Error::config("max_length", "truncation needs max_length")),
+            _ => None,
+        };
+        tk.with_truncation(truncation).map_err(tk_err)?;
+        let strategy = match (options.padding, options.max_length) {
+            (Padding::None, _) => None,
+            (Padding::Longest, _) => Some(PaddingStrategy::BatchLongest),
+            (Padding::MaxLength, Some(n)) => Some(PaddingStrategy::Fixed(n)),
+            (Padding::MaxLength, None) => return Err(Error::config("max_length", "padding to max_length needs max_length")),
+        };
+        let padding = match strategy {
+            None => None,
+            Some(strategy) => {
+                let pad_token = ["[PAD]", "<pad>", "<|endoftext|>"]
+                    .into_iter()
+                    .find(|t| self.inner.token_to_id(t).is_some())
+                    .ok_or_else(|| Error::Tokenizer("padding needs a pad token ([PAD], <pad> or <|endoftext|>) in the vocabulary".into()))?;
+                Some(PaddingParams {
+                    strategy,
+                    direction: if options.pad_left { PaddingDirection::Left } else { PaddingDirection::Right },
+                    pad_to_multiple_of: None,
+                    pad_id: self.inner.token_to_id(pad_token).unwrap_or(0),
+                    pad_type_id: 0,
+                    pad_token: pad_token.to_string(),
+                })
+            }
+        };
+        tk.with_padding(padding);
+        let inputs: Vec<EncodeInput> = match pairs {
+            None => texts.iter().map(|t| EncodeInput::Single((*t).into())).collect(),
+            Some(p) => texts.iter().zip(p).map(|(a, b)| EncodeInput::Dual((*a).into(), (*b).into())).collect(),
+        };
+        let encodings = tk.encode_batch(inputs, options.add_special_tokens).map_err(tk_err)?;
+        Ok(BatchEncoding {
+            input_ids: encodings.iter().map(|e| e.get_ids().to_vec()).collect(),
+            attention_mask: encodings.iter().map(|e| e.get_attention_mask().to_vec()).collect(),
+            token_type_ids: encodings.iter().map(|e| e.get_type_ids().to_vec()).collect(),
+            tokens: encodings.iter().map(|e| e.get_tokens().to_vec()).collect(),
+        })
+    }
+
+    /// Turns ids back into text.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        self.inner.decode(ids, skip_special_tokens).map_err(tk_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus() -> Vec<String> {
+        let base = [
+            "the quick brown fox jumps over the lazy dog",
+            "a tokenizer splits words into subword units",
+            "transformers read tokens and predict the next token",
+            "the dog sleeps while the fox runs",
+        ];
+        (0..50).map(|i| base[i % base.len()].to_string()).collect()
+    }
+
+    #[test]
+    fn wordpiece_adds_cls_sep_and_pads_pairs() {
+        let config = SubwordTrainConfig::new(SubwordKind::WordPiece, 200);
+        let tk = SubwordTokenizer::train_from_texts(&config, corpus().into_iter()).unwrap();
+        let enc = tk
+            .encode_batch(&["The fox", "the lazy dog sleeps"], Some(&["runs", "x"]), &EncodeOptions::default())
+            .unwrap();
+        assert_eq!(enc.tokens[0][0], "[CLS]");
+        assert_eq!(enc.input_ids[0].len(), enc.input_ids[1].len());
+        let pad = tk.token_to_id("[PAD]").unwrap();
+        assert_eq!(*enc.input_ids[0].last().unwrap(), pad);
+        assert_eq!(*enc.attention_mask[0].last().unwrap(), 0);
+        // Second segment gets type id 1.
+        let sep = enc.tokens[1].iter().position(|t| t == "[SEP]").unwrap();
+        assert_eq!(enc.token_type_ids[1][sep + 1], 1);
+        assert_eq!(tk.decode(&enc.input_ids[1], true).unwrap(), "the lazy dog sleeps x");
+    }
+
+    #[test]
+    fn bpe_round_trips_text_and_file() {
+        let config = SubwordTrainConfig::new(SubwordKind::Bpe, 300);
+        let tk = SubwordTokenizer::train_from_texts(&config, corpus().into_iter()).unwrap();
+        let options = EncodeOptions { padding: Padding::MaxLength, truncation: true, max_length: Some(4), ..Default::default() };
+        let enc = tk.encode_batch(&["the quick brown fox jumps"], None, &options).unwrap();
+        assert_eq!(enc.input_ids[0].len(), 4);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        tk.save(&path).unwrap();
+        let back = SubwordTokenizer::from_file(&path).unwrap();
+        let ids = back.encode_batch(&["the lazy dog"], None, &EncodeOptions::default()).unwrap().input_ids;
+        assert_eq!(back.decode(&ids[0], true).unwrap(), "the lazy dog");
+    }
+
+    #[test]
+    fn unigram_trains_with_specials_first() {
+        let config = SubwordTrainConfig::new(SubwordKind::Unigram, 100);
+        let tk = SubwordTokenizer::train_from_texts(&config, corpus().into_iter()).unwrap();
+        assert_eq!(tk.token_to_id("<pad>"), Some(0));
+        let ids = tk.encode_batch(&["the dog"], None, &EncodeOptions::default()).unwrap().input_ids;
+        assert_eq!(tk.decode(&ids[0], true).unwrap(), "the dog");
+    }
+
+    #[test]
+    fn missing_tokenizer_file_is_named() {
+        let err = SubwordTokenizer::from_file(Path::new("/nonexistent/tokenizer.json")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/tokenizer.json"), "{err}");
+    }
+}
