@@ -155,13 +155,14 @@ impl ClassificationReport {
             .max()
             .unwrap_or(0)
             .max("weighted avg".len());
+        // The exact layout of scikit-learn: the name, a space, then " {:>9}" per column.
         let mut out = format!(
-            "{:>width$} {:>9} {:>9} {:>9} {:>9}\n\n",
+            "{:>width$}  {:>9} {:>9} {:>9} {:>9}\n\n",
             "", "precision", "recall", "f1-score", "support"
         );
         let row = |name: &str, p: &Prf| {
             format!(
-                "{name:>width$} {:>9.2} {:>9.2} {:>9.2} {:>9}\n",
+                "{name:>width$}  {:>9.2} {:>9.2} {:>9.2} {:>9}\n",
                 p.precision, p.recall, p.f1, p.support
             )
         };
@@ -170,7 +171,7 @@ impl ClassificationReport {
         }
         out.push('\n');
         out.push_str(&format!(
-            "{:>width$} {:>9} {:>9} {:>9.2} {:>9}\n",
+            "{:>width$}  {:>9} {:>9} {:>9.2} {:>9}\n",
             "accuracy", "", "", self.accuracy, self.macro_avg.support
         ));
         out.push_str(&row("macro avg", &self.macro_avg));

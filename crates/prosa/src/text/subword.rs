@@ -17,8 +17,8 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{
-    AddedToken, EncodeInput, PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
-    TruncationParams, TruncationStrategy,
+    AddedToken, EncodeInput, PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer,
+    TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
 use crate::error::{Error, Result};
@@ -46,7 +46,9 @@ impl std::str::FromStr for SubwordKind {
             "bpe" => Ok(Self::Bpe),
             "wordpiece" => Ok(Self::WordPiece),
             "unigram" => Ok(Self::Unigram),
-            other => Err(format!("unknown tokenizer '{other}' (use bpe, wordpiece or unigram)")),
+            other => Err(format!(
+                "unknown tokenizer '{other}' (use bpe, wordpiece or unigram)"
+            )),
         }
     }
 }
@@ -181,9 +183,17 @@ impl SubwordTokenizer {
             }
             SubwordKind::WordPiece => {
                 let unk = unk.unwrap_or_else(|| "[UNK]".into());
-                let model = WordPiece::builder().unk_token(unk).build().map_err(tk_err)?;
+                let model = WordPiece::builder()
+                    .unk_token(unk)
+                    .build()
+                    .map_err(tk_err)?;
                 let mut tk = Tokenizer::new(model);
-                tk.with_normalizer(Some(BertNormalizer::new(true, true, None, config.lowercase)));
+                tk.with_normalizer(Some(BertNormalizer::new(
+                    true,
+                    true,
+                    None,
+                    config.lowercase,
+                )));
                 tk.with_pre_tokenizer(Some(BertPreTokenizer));
                 tk.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
                 let trainer = WordPieceTrainerBuilder::new()
@@ -213,8 +223,9 @@ impl SubwordTokenizer {
     fn finish(mut tk: Tokenizer, config: &SubwordTrainConfig) -> Result<Self> {
         if config.kind == SubwordKind::WordPiece {
             let id = |t: &str| {
-                tk.token_to_id(t)
-                    .ok_or_else(|| Error::Tokenizer(format!("special token {t} missing after training")))
+                tk.token_to_id(t).ok_or_else(|| {
+                    Error::Tokenizer(format!("special token {t} missing after training"))
+                })
             };
             let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
             let template = TemplateProcessing::builder()
@@ -245,7 +256,10 @@ impl SubwordTokenizer {
     pub fn train_from_files(config: &SubwordTrainConfig, files: &[&Path]) -> Result<Self> {
         for f in files {
             if !f.is_file() {
-                return Err(Error::io(f, std::io::Error::new(std::io::ErrorKind::NotFound, "training file not found")));
+                return Err(Error::io(
+                    f,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "training file not found"),
+                ));
             }
         }
         let (mut tk, mut trainer) = Self::untrained(config)?;
@@ -259,7 +273,8 @@ impl SubwordTokenizer {
         if !path.is_file() {
             return Err(Error::folder(path, "tokenizer file not found"));
         }
-        let inner = Tokenizer::from_file(path).map_err(|e| Error::folder(path, format!("invalid tokenizer: {e}")))?;
+        let inner = Tokenizer::from_file(path)
+            .map_err(|e| Error::folder(path, format!("invalid tokenizer: {e}")))?;
         Ok(Self { inner })
     }
 
@@ -285,10 +300,18 @@ impl SubwordTokenizer {
     }
 
     /// Encodes texts (or text pairs when `pairs` is given) as a batch.
-    pub fn encode_batch(&self, texts: &[&str], pairs: Option<&[&str]>, options: &EncodeOptions) -> Result<BatchEncoding> {
+    pub fn encode_batch(
+        &self,
+        texts: &[&str],
+        pairs: Option<&[&str]>,
+        options: &EncodeOptions,
+    ) -> Result<BatchEncoding> {
         if let Some(p) = pairs {
             if p.len() != texts.len() {
-                return Err(Error::config("pairs", format!("{} texts but {} second texts", texts.len(), p.len())));
+                return Err(Error::config(
+                    "pairs",
+                    format!("{} texts but {} second texts", texts.len(), p.len()),
+                ));
             }
         }
         let mut tk = self.inner.clone();
@@ -307,7 +330,12 @@ impl SubwordTokenizer {
             (Padding::None, _) => None,
             (Padding::Longest, _) => Some(PaddingStrategy::BatchLongest),
             (Padding::MaxLength, Some(n)) => Some(PaddingStrategy::Fixed(n)),
-            (Padding::MaxLength, None) => return Err(Error::config("max_length", "padding to max_length needs max_length")),
+            (Padding::MaxLength, None) => {
+                return Err(Error::config(
+                    "max_length",
+                    "padding to max_length needs max_length",
+                ))
+            }
         };
         let padding = match strategy {
             None => None,
@@ -318,7 +346,11 @@ impl SubwordTokenizer {
                     .ok_or_else(|| Error::Tokenizer("padding needs a pad token ([PAD], <pad> or <|endoftext|>) in the vocabulary".into()))?;
                 Some(PaddingParams {
                     strategy,
-                    direction: if options.pad_left { PaddingDirection::Left } else { PaddingDirection::Right },
+                    direction: if options.pad_left {
+                        PaddingDirection::Left
+                    } else {
+                        PaddingDirection::Right
+                    },
                     pad_to_multiple_of: None,
                     pad_id: self.inner.token_to_id(pad_token).unwrap_or(0),
                     pad_type_id: 0,
@@ -328,14 +360,29 @@ impl SubwordTokenizer {
         };
         tk.with_padding(padding);
         let inputs: Vec<EncodeInput> = match pairs {
-            None => texts.iter().map(|t| EncodeInput::Single((*t).into())).collect(),
-            Some(p) => texts.iter().zip(p).map(|(a, b)| EncodeInput::Dual((*a).into(), (*b).into())).collect(),
+            None => texts
+                .iter()
+                .map(|t| EncodeInput::Single((*t).into()))
+                .collect(),
+            Some(p) => texts
+                .iter()
+                .zip(p)
+                .map(|(a, b)| EncodeInput::Dual((*a).into(), (*b).into()))
+                .collect(),
         };
-        let encodings = tk.encode_batch(inputs, options.add_special_tokens).map_err(tk_err)?;
+        let encodings = tk
+            .encode_batch(inputs, options.add_special_tokens)
+            .map_err(tk_err)?;
         Ok(BatchEncoding {
             input_ids: encodings.iter().map(|e| e.get_ids().to_vec()).collect(),
-            attention_mask: encodings.iter().map(|e| e.get_attention_mask().to_vec()).collect(),
-            token_type_ids: encodings.iter().map(|e| e.get_type_ids().to_vec()).collect(),
+            attention_mask: encodings
+                .iter()
+                .map(|e| e.get_attention_mask().to_vec())
+                .collect(),
+            token_type_ids: encodings
+                .iter()
+                .map(|e| e.get_type_ids().to_vec())
+                .collect(),
             tokens: encodings.iter().map(|e| e.get_tokens().to_vec()).collect(),
         })
     }
@@ -365,7 +412,11 @@ mod tests {
         let config = SubwordTrainConfig::new(SubwordKind::WordPiece, 200);
         let tk = SubwordTokenizer::train_from_texts(&config, corpus().into_iter()).unwrap();
         let enc = tk
-            .encode_batch(&["The fox", "the lazy dog sleeps"], Some(&["runs", "x"]), &EncodeOptions::default())
+            .encode_batch(
+                &["The fox", "the lazy dog sleeps"],
+                Some(&["runs", "x"]),
+                &EncodeOptions::default(),
+            )
             .unwrap();
         assert_eq!(enc.tokens[0][0], "[CLS]");
         assert_eq!(enc.input_ids[0].len(), enc.input_ids[1].len());
@@ -375,21 +426,34 @@ mod tests {
         // Second segment gets type id 1.
         let sep = enc.tokens[1].iter().position(|t| t == "[SEP]").unwrap();
         assert_eq!(enc.token_type_ids[1][sep + 1], 1);
-        assert_eq!(tk.decode(&enc.input_ids[1], true).unwrap(), "the lazy dog sleeps x");
+        assert_eq!(
+            tk.decode(&enc.input_ids[1], true).unwrap(),
+            "the lazy dog sleeps x"
+        );
     }
 
     #[test]
     fn bpe_round_trips_text_and_file() {
         let config = SubwordTrainConfig::new(SubwordKind::Bpe, 300);
         let tk = SubwordTokenizer::train_from_texts(&config, corpus().into_iter()).unwrap();
-        let options = EncodeOptions { padding: Padding::MaxLength, truncation: true, max_length: Some(4), ..Default::default() };
-        let enc = tk.encode_batch(&["the quick brown fox jumps"], None, &options).unwrap();
+        let options = EncodeOptions {
+            padding: Padding::MaxLength,
+            truncation: true,
+            max_length: Some(4),
+            ..Default::default()
+        };
+        let enc = tk
+            .encode_batch(&["the quick brown fox jumps"], None, &options)
+            .unwrap();
         assert_eq!(enc.input_ids[0].len(), 4);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokenizer.json");
         tk.save(&path).unwrap();
         let back = SubwordTokenizer::from_file(&path).unwrap();
-        let ids = back.encode_batch(&["the lazy dog"], None, &EncodeOptions::default()).unwrap().input_ids;
+        let ids = back
+            .encode_batch(&["the lazy dog"], None, &EncodeOptions::default())
+            .unwrap()
+            .input_ids;
         assert_eq!(back.decode(&ids[0], true).unwrap(), "the lazy dog");
     }
 
@@ -398,13 +462,20 @@ mod tests {
         let config = SubwordTrainConfig::new(SubwordKind::Unigram, 100);
         let tk = SubwordTokenizer::train_from_texts(&config, corpus().into_iter()).unwrap();
         assert_eq!(tk.token_to_id("<pad>"), Some(0));
-        let ids = tk.encode_batch(&["the dog"], None, &EncodeOptions::default()).unwrap().input_ids;
+        let ids = tk
+            .encode_batch(&["the dog"], None, &EncodeOptions::default())
+            .unwrap()
+            .input_ids;
         assert_eq!(tk.decode(&ids[0], true).unwrap(), "the dog");
     }
 
     #[test]
     fn missing_tokenizer_file_is_named() {
-        let err = SubwordTokenizer::from_file(Path::new("/nonexistent/tokenizer.json")).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/tokenizer.json"), "{err}");
+        let err =
+            SubwordTokenizer::from_file(Path::new("/nonexistent/tokenizer.json")).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/tokenizer.json"),
+            "{err}"
+        );
     }
 }

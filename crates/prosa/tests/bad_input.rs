@@ -1,0 +1,277 @@
+//! Bad input gets a clear error naming the file and the line or field — never a panic.
+//!
+//! Empty text rows are skipped and counted (not an error); everything else here is an error.
+
+use std::path::Path;
+
+use prosa::data::{read_file, Encoding, LabelMap, ReadOptions};
+use prosa::experiment::evaluate;
+use prosa::models::bow::BowClassifier;
+use prosa::models::{load_classifier, TextClassifier};
+use prosa::text::{Vectorizer, VectorizerConfig};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn read_err(path: &Path, options: &ReadOptions) -> String {
+    read_file(path, options).unwrap_err().to_string()
+}
+
+#[test]
+fn missing_column_names_the_file_and_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "d.csv", b"tweet,label\nhello,pos\n");
+    let err = read_err(&path, &ReadOptions::default());
+    assert_eq!(
+        err,
+        format!(
+            "{}: no column named 'text' (columns are: tweet, label)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn empty_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [
+        ("empty.csv", &b""[..]),
+        ("header.csv", b"text,label\n"),
+        ("blank.jsonl", b"\n\n"),
+    ] {
+        let path = write(dir.path(), name, body);
+        let err = read_err(&path, &ReadOptions::default());
+        assert_eq!(
+            err,
+            format!("{}: the file is empty (no data rows)", path.display())
+        );
+    }
+}
+
+#[test]
+fn wrong_encoding_names_the_line_and_suggests_latin1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "d.csv",
+        b"text,label\nfine,a\ncaf\xe9 com leite,b\n",
+    );
+    let err = read_err(&path, &ReadOptions::default());
+    assert_eq!(
+        err,
+        format!(
+            "{}, line 3: not valid utf-8 text (try --encoding latin-1)",
+            path.display()
+        )
+    );
+    let latin = ReadOptions {
+        encoding: Encoding::Latin1,
+        ..Default::default()
+    };
+    let data = read_file(&path, &latin).unwrap();
+    assert_eq!(data.examples[1].text, "café com leite");
+}
+
+#[test]
+fn empty_text_rows_are_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "d.csv",
+        b"text,label\nfirst,a\n  ,b\n,a\nlast,b\n",
+    );
+    let data = read_file(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data.skipped_empty, 2);
+    assert_eq!(data.examples[1].line, 5);
+}
+
+#[test]
+fn malformed_rows_name_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "d.csv", b"text,label\nok,a\ntoo,many,fields\n");
+    let err = read_err(&path, &ReadOptions::default());
+    assert_eq!(
+        err,
+        format!(
+            "{}, line 3: expected 2 fields like the header, found 3",
+            path.display()
+        )
+    );
+    let path = write(dir.path(), "d.csv", b"text,label\nno label,\n");
+    let err = read_err(&path, &ReadOptions::default());
+    assert_eq!(
+        err,
+        format!("{}, line 2: the label is empty", path.display())
+    );
+    let path = write(
+        dir.path(),
+        "d.jsonl",
+        b"{\"text\": \"a\", \"label\": 1}\n{\"text\": oops}\n",
+    );
+    let err = read_err(&path, &ReadOptions::default());
+    assert!(
+        err.starts_with(&format!("{}, line 2: invalid JSON", path.display())),
+        "{err}"
+    );
+    let path = write(dir.path(), "d.jsonl", b"{\"text\": \"a\"}\n");
+    let err = read_err(&path, &ReadOptions::default());
+    assert_eq!(
+        err,
+        format!(
+            "{}: no column named 'label' (columns are: text)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn tsv_and_jsonl_with_integer_labels_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "d.tsv", b"label\ttext\n1\tum\n0\tdois\n");
+    let data = read_file(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(data.label_map().unwrap().names(), ["0", "1"]);
+    let path = write(
+        dir.path(),
+        "d.jsonl",
+        b"{\"text\": \"um\", \"label\": 10}\n{\"text\": \"dois\", \"label\": 2}\n",
+    );
+    let data = read_file(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(data.label_map().unwrap().names(), ["2", "10"]);
+}
+
+fn tiny_model(dir: &Path) -> std::path::PathBuf {
+    let texts = ["good movie", "great fun", "bad movie", "awful boring"];
+    let vectorizer = Vectorizer::fit(VectorizerConfig::default(), &texts).unwrap();
+    let labels = LabelMap::fit(["neg", "pos"]);
+    let model = BowClassifier::new(vectorizer, labels, 0, 0.0, None, 1).unwrap();
+    let out = dir.join("model");
+    model.save(&out).unwrap();
+    out
+}
+
+#[test]
+fn unknown_label_at_evaluation_names_file_line_and_known_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = load_classifier(&tiny_model(dir.path())).unwrap();
+    let path = write(
+        dir.path(),
+        "test.csv",
+        b"text,label\ngood fun,pos\nmeh,neutral\n",
+    );
+    let data = read_file(&path, &ReadOptions::default()).unwrap();
+    let err = evaluate(model.as_ref(), &data, &dir.path().join("eval"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}, line 3: unknown label 'neutral' (the model knows: neg, pos)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_saved_model_loads_back_with_equal_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = ["good movie", "great fun", "bad movie", "awful boring"];
+    let vectorizer = Vectorizer::fit(VectorizerConfig::default(), &texts).unwrap();
+    let model =
+        BowClassifier::new(vectorizer, LabelMap::fit(["neg", "pos"]), 4, 0.1, None, 3).unwrap();
+    model.save(&dir.path().join("m")).unwrap();
+    let back = load_classifier(&dir.path().join("m")).unwrap();
+    let probe = ["good fun", "boring movie", "unseen words"];
+    assert_eq!(
+        model.predict_proba(&probe).unwrap(),
+        back.predict_proba(&probe).unwrap()
+    );
+    for file in ["config.json", "model.safetensors", "vectorizer.json"] {
+        assert!(dir.path().join("m").join(file).exists(), "{file}");
+    }
+}
+
+#[test]
+fn corrupt_or_mismatched_model_folders_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = |p: &Path| load_classifier(p).err().unwrap().to_string();
+
+    let missing = dir.path().join("nope");
+    assert!(
+        err(&missing).contains("nope: not a folder"),
+        "{}",
+        err(&missing)
+    );
+
+    let m = tiny_model(dir.path());
+    let config = std::fs::read_to_string(m.join("config.json")).unwrap();
+    let weights = std::fs::read(m.join("model.safetensors")).unwrap();
+
+    std::fs::remove_file(m.join("config.json")).unwrap();
+    assert_eq!(
+        err(&m),
+        format!(
+            "model folder {}: file not found",
+            m.join("config.json").display()
+        )
+    );
+
+    std::fs::write(m.join("config.json"), "{ not json").unwrap();
+    assert!(err(&m).starts_with(&format!(
+        "model folder {}: invalid",
+        m.join("config.json").display()
+    )));
+
+    std::fs::write(m.join("config.json"), config.replace("prosa-bow", "gpt-17")).unwrap();
+    assert!(
+        err(&m).contains("unknown architecture model_type = \"gpt-17\" (prosa knows: prosa-bow)"),
+        "{}",
+        err(&m)
+    );
+
+    std::fs::write(m.join("config.json"), &config).unwrap();
+    std::fs::write(m.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
+    let e = err(&m);
+    assert!(
+        e.contains("model.safetensors") && e.contains("truncated or corrupt"),
+        "{e}"
+    );
+
+    // A config that promises another number of classes: the tensors no longer fit.
+    std::fs::write(m.join("model.safetensors"), &weights).unwrap();
+    let three = config
+        .replace("\"num_labels\": 2", "\"num_labels\": 3")
+        .replace("\"1\": \"pos\"", "\"1\": \"pos\", \"2\": \"meh\"");
+    std::fs::write(m.join("config.json"), three).unwrap();
+    let e = err(&m);
+    assert!(
+        e.contains("tensor 'bow.weight'") && e.contains("but the model expects"),
+        "{e}"
+    );
+
+    // A hidden layer the file does not have: a missing tensor.
+    std::fs::write(
+        m.join("config.json"),
+        config.replace("\"hidden_size\": 0", "\"hidden_size\": 4"),
+    )
+    .unwrap();
+    let e = err(&m);
+    assert!(
+        e.contains("tensor 'bow.weight'") && e.contains("shape"),
+        "{e}"
+    );
+
+    std::fs::write(m.join("config.json"), &config).unwrap();
+    std::fs::remove_file(m.join("vectorizer.json")).unwrap();
+    assert_eq!(
+        err(&m),
+        format!(
+            "model folder {}: file not found",
+            m.join("vectorizer.json").display()
+        )
+    );
+}
