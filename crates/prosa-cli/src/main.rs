@@ -31,7 +31,20 @@ enum Command {
     Predict(eval_cmd::PredictArgs),
 }
 
+/// Keeps large tensor buffers in the heap instead of a fresh `mmap` per allocation: glibc's
+/// default returns every buffer over a few MB to the kernel, and the page faults of getting it
+/// back cost more system time than the arithmetic (measured: 22 s of 28 s on an MLP epoch).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; called once before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),

@@ -133,7 +133,7 @@ pub struct TrainArgs {
     /// Metric for the best checkpoint and early stopping: loss, accuracy, macro_f1, weighted_f1.
     #[arg(long, help_heading = "Training")]
     metric: Option<String>,
-    /// Stop after N evaluations without improvement.
+    /// Stop after N evaluations without improvement (0: never stop early) [default: 2].
     #[arg(long, help_heading = "Training")]
     patience: Option<usize>,
     /// Keep the last weights instead of restoring the best at the end.
@@ -236,8 +236,8 @@ impl TrainArgs {
         }
         set(&mut t.logging_steps, self.logging_steps);
         set(&mut t.metric_for_best_model, self.metric.clone());
-        if self.patience.is_some() {
-            t.early_stopping_patience = self.patience;
+        if let Some(p) = self.patience {
+            t.early_stopping_patience = (p > 0).then_some(p);
         }
         if self.keep_last {
             t.load_best_model_at_end = false;

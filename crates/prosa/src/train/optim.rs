@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{backprop::GradStore, Tensor, Var};
+use std::cell::RefCell;
+
+use candle_core::{backprop::GradStore, CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::params::{load_safetensors, ParamStore};
@@ -121,10 +123,90 @@ struct Slot {
     var: Var,
     lr_scale: f64,
     weight_decay: f64,
-    /// Adam's first moment, or SGD's momentum buffer.
-    m: Option<Tensor>,
-    /// Adam's second moment.
-    v: Option<Tensor>,
+    /// Adam's first moment, or SGD's momentum buffer (empty until the first update).
+    m: Vec<f32>,
+    /// Adam's second moment (empty until the first update).
+    v: Vec<f32>,
+}
+
+/// One update rule with its step-dependent constants, applied element by element.
+#[derive(Clone, Copy)]
+struct Rule {
+    config: OptimizerConfig,
+    lr: f32,
+    weight_decay: f32,
+    /// Adam's bias corrections 1 - beta^t.
+    correction1: f32,
+    correction2: f32,
+}
+
+impl Rule {
+    /// Updates `theta` in place from `grad`, keeping the moments in `m` and `v`.
+    fn apply(&self, theta: &mut [f32], grad: &[f32], m: &mut Vec<f32>, v: &mut Vec<f32>) {
+        debug_assert_eq!(theta.len(), grad.len());
+        let c = &self.config;
+        let (lr, wd) = (self.lr, self.weight_decay);
+        match c.kind {
+            OptimizerKind::AdamW | OptimizerKind::Adam => {
+                m.resize(theta.len(), 0.0);
+                v.resize(theta.len(), 0.0);
+                let (b1, b2, eps) = (c.beta1 as f32, c.beta2 as f32, c.epsilon as f32);
+                let decoupled = c.kind == OptimizerKind::AdamW;
+                for i in 0..theta.len() {
+                    let mut g = grad[i];
+                    if !decoupled {
+                        g += wd * theta[i];
+                    }
+                    m[i] = b1 * m[i] + (1.0 - b1) * g;
+                    v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                    let update = (m[i] / self.correction1) / ((v[i] / self.correction2).sqrt() + eps);
+                    if decoupled {
+                        theta[i] *= 1.0 - lr * wd;
+                    }
+                    theta[i] -= lr * update;
+                }
+            }
+            OptimizerKind::Sgd => {
+                let mu = c.momentum as f32;
+                if mu > 0.0 {
+                    m.resize(theta.len(), 0.0);
+                }
+                for i in 0..theta.len() {
+                    let mut g = grad[i] + wd * theta[i];
+                    if mu > 0.0 {
+                        // From a zero buffer the first step gives buf = g, as in PyTorch.
+                        m[i] = mu * m[i] + g;
+                        g = m[i];
+                    }
+                    theta[i] -= lr * g;
+                }
+            }
+        }
+    }
+}
+
+/// The rule applied in place to a parameter's CPU storage (no tensor copies).
+struct InPlace<'a> {
+    rule: Rule,
+    m: RefCell<&'a mut Vec<f32>>,
+    v: RefCell<&'a mut Vec<f32>>,
+}
+
+impl InplaceOp2 for InPlace<'_> {
+    fn name(&self) -> &'static str {
+        "prosa-optimizer-step"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (s1, s2) else {
+            candle_core::bail!("the optimizer updates f32 parameters only")
+        };
+        let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("the optimizer needs contiguous parameters and gradients")
+        };
+        self.rule.apply(&mut theta[a..b], &grad[c..d], &mut self.m.borrow_mut(), &mut self.v.borrow_mut());
+        Ok(())
+    }
 }
 
 /// An optimizer bound to the trainable parameters of a [`ParamStore`].
@@ -144,31 +226,20 @@ impl Optimizer {
             if group.is_some_and(|g| g.frozen) {
                 continue;
             }
-            let default_decay = if exempt_from_decay(&name) {
-                0.0
-            } else {
-                config.weight_decay
-            };
+            let default_decay = if exempt_from_decay(&name) { 0.0 } else { config.weight_decay };
             slots.push(Slot {
                 lr_scale: group.and_then(|g| g.lr_scale).unwrap_or(1.0),
                 weight_decay: group.and_then(|g| g.weight_decay).unwrap_or(default_decay),
                 name,
                 var,
-                m: None,
-                v: None,
+                m: Vec::new(),
+                v: Vec::new(),
             });
         }
         if slots.is_empty() {
-            return Err(Error::config(
-                "param_groups",
-                "every parameter is frozen: nothing to train",
-            ));
+            return Err(Error::config("param_groups", "every parameter is frozen: nothing to train"));
         }
-        Ok(Self {
-            config,
-            slots,
-            step: 0,
-        })
+        Ok(Self { config, slots, step: 0 })
     }
 
     /// Names of the parameters this optimizer updates.
@@ -183,70 +254,36 @@ impl Optimizer {
 
     /// The gradients of the trainable parameters, in slot order (`None` where unused).
     pub fn collect_grads(&self, grads: &GradStore) -> Vec<Option<Tensor>> {
-        self.slots
-            .iter()
-            .map(|s| grads.get(s.var.as_tensor()).cloned())
-            .collect()
+        self.slots.iter().map(|s| grads.get(s.var.as_tensor()).cloned()).collect()
     }
 
     /// Applies one update with learning rate `lr` and the gradients from
-    /// [`Optimizer::collect_grads`].
+    /// [`Optimizer::collect_grads`]. On the CPU the update runs in place over each parameter's
+    /// storage in one pass; elsewhere through host copies.
     pub fn apply(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<()> {
         self.step += 1;
         let t = self.step as i32;
-        let c = self.config;
+        let config = self.config;
         for (slot, grad) in self.slots.iter_mut().zip(grads) {
             let Some(grad) = grad else { continue };
-            let lr = lr * slot.lr_scale;
-            let theta = slot.var.as_tensor();
-            let wd = slot.weight_decay;
-            let new_theta = match c.kind {
-                OptimizerKind::AdamW | OptimizerKind::Adam => {
-                    let grad = if c.kind == OptimizerKind::Adam && wd > 0.0 {
-                        (grad + (theta * wd)?)?
-                    } else {
-                        grad.clone()
-                    };
-                    let m = match &slot.m {
-                        Some(m) => ((m * c.beta1)? + (&grad * (1.0 - c.beta1))?)?,
-                        None => (&grad * (1.0 - c.beta1))?,
-                    };
-                    let v = match &slot.v {
-                        Some(v) => ((v * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?,
-                        None => (grad.sqr()? * (1.0 - c.beta2))?,
-                    };
-                    let m_hat = (&m / (1.0 - c.beta1.powi(t)))?;
-                    let v_hat = (&v / (1.0 - c.beta2.powi(t)))?;
-                    let update = (m_hat / (v_hat.sqrt()? + c.epsilon)?)?;
-                    slot.m = Some(m);
-                    slot.v = Some(v);
-                    let decayed = if c.kind == OptimizerKind::AdamW && wd > 0.0 {
-                        (theta * (1.0 - lr * wd))?
-                    } else {
-                        theta.clone()
-                    };
-                    (decayed - (update * lr)?)?
-                }
-                OptimizerKind::Sgd => {
-                    let grad = if wd > 0.0 {
-                        (grad + (theta * wd)?)?
-                    } else {
-                        grad.clone()
-                    };
-                    let step = if c.momentum > 0.0 {
-                        let buf = match &slot.m {
-                            Some(b) => ((b * c.momentum)? + &grad)?,
-                            None => grad,
-                        };
-                        slot.m = Some(buf.clone());
-                        buf
-                    } else {
-                        grad
-                    };
-                    (theta - (step * lr)?)?
-                }
+            let rule = Rule {
+                config,
+                lr: (lr * slot.lr_scale) as f32,
+                weight_decay: slot.weight_decay as f32,
+                correction1: (1.0 - config.beta1.powi(t)) as f32,
+                correction2: (1.0 - config.beta2.powi(t)) as f32,
             };
-            slot.var.set(&new_theta)?;
+            let grad = grad.to_dtype(DType::F32)?.contiguous()?;
+            let theta = slot.var.as_tensor();
+            if theta.device().is_cpu() && theta.dtype() == DType::F32 && theta.is_contiguous() {
+                let op = InPlace { rule, m: RefCell::new(&mut slot.m), v: RefCell::new(&mut slot.v) };
+                theta.inplace_op2(&grad, &op)?;
+            } else {
+                let mut values = theta.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                rule.apply(&mut values, &grad.flatten_all()?.to_vec1::<f32>()?, &mut slot.m, &mut slot.v);
+                let updated = Tensor::from_vec(values, theta.shape(), theta.device())?.to_dtype(theta.dtype())?;
+                slot.var.set(&updated)?;
+            }
         }
         Ok(())
     }
@@ -255,11 +292,11 @@ impl Optimizer {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors = HashMap::new();
         for slot in &self.slots {
-            if let Some(m) = &slot.m {
-                tensors.insert(format!("m.{}", slot.name), m.clone());
-            }
-            if let Some(v) = &slot.v {
-                tensors.insert(format!("v.{}", slot.name), v.clone());
+            for (prefix, buf) in [("m", &slot.m), ("v", &slot.v)] {
+                if !buf.is_empty() {
+                    let t = Tensor::from_slice(buf.as_slice(), buf.len(), &candle_core::Device::Cpu)?;
+                    tensors.insert(format!("{prefix}.{}", slot.name), t);
+                }
             }
         }
         let tmp = fsio::temporary_sibling(path);
@@ -271,20 +308,17 @@ impl Optimizer {
     pub fn load(&mut self, path: &Path, step: usize) -> Result<()> {
         let mut tensors = load_safetensors(path, &candle_core::Device::Cpu)?;
         for slot in &mut self.slots {
-            let device = slot.var.device().clone();
-            let fetch = |t: Option<Tensor>| t.map(|t| t.to_device(&device)).transpose();
-            slot.m = fetch(tensors.remove(&format!("m.{}", slot.name)))?;
-            slot.v = fetch(tensors.remove(&format!("v.{}", slot.name)))?;
-            for buf in [&slot.m, &slot.v].into_iter().flatten() {
-                if buf.dims() != slot.var.dims() {
+            for (prefix, buf) in [("m", &mut slot.m), ("v", &mut slot.v)] {
+                *buf = match tensors.remove(&format!("{prefix}.{}", slot.name)) {
+                    Some(t) => t.flatten_all()?.to_vec1::<f32>()?,
+                    None => Vec::new(),
+                };
+                let expected = slot.var.elem_count();
+                if !buf.is_empty() && buf.len() != expected {
                     return Err(Error::Tensor {
                         path: path.to_path_buf(),
-                        name: slot.name.clone(),
-                        message: format!(
-                            "optimizer state has shape {:?}, the parameter {:?}",
-                            buf.dims(),
-                            slot.var.dims()
-                        ),
+                        name: format!("{prefix}.{}", slot.name),
+                        message: format!("optimizer state has {} values, the parameter {expected}", buf.len()),
                     });
                 }
             }
