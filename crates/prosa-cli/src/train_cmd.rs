@@ -322,3 +322,34 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/experiment.toml documents the defaults; keep it true.
+    #[test]
+    fn the_documented_experiment_file_states_the_defaults() {
+        let text = include_str!("../../../docs/experiment.toml");
+        let file: Experiment = toml::from_str(text).expect("docs/experiment.toml parses");
+        assert_eq!(file, default_experiment());
+    }
+
+    #[test]
+    fn flags_override_the_defaults() {
+        let args = TrainArgs {
+            epochs: Some(9),
+            hidden: Some(16),
+            eval_steps: Some(7),
+            patience: Some(0),
+            ..Default::default()
+        };
+        let e = args.experiment().unwrap();
+        assert_eq!((e.training.num_train_epochs, e.model.hidden_size), (9, 16));
+        assert_eq!(
+            (e.training.eval_strategy, e.training.eval_steps),
+            (EvalStrategy::Steps, 7)
+        );
+        assert_eq!(e.training.early_stopping_patience, None);
+    }
+}

@@ -95,10 +95,10 @@ impl ClassificationReport {
         let total: usize = y_true.len();
         let mut per_class = Vec::with_capacity(k);
         let (mut tp_all, mut fp_all, mut fn_all) = (0usize, 0usize, 0usize);
-        for c in 0..k {
-            let tp = m[c][c];
-            let predicted: usize = (0..k).map(|r| m[r][c]).sum();
-            let support: usize = m[c].iter().sum();
+        for (c, row) in m.iter().enumerate() {
+            let tp = row[c];
+            let predicted: usize = m.iter().map(|r| r[c]).sum();
+            let support: usize = row.iter().sum();
             tp_all += tp;
             fp_all += predicted - tp;
             fn_all += support - tp;

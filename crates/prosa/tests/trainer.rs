@@ -319,8 +319,10 @@ fn a_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint() {
 
 #[test]
 fn bad_settings_are_named() {
-    let mut a = TrainingArgs::default();
-    a.per_device_train_batch_size = 0;
+    let a = TrainingArgs {
+        per_device_train_batch_size: 0,
+        ..Default::default()
+    };
     let err = Trainer::new(a, vec![]).err().unwrap().to_string();
     assert_eq!(
         err,

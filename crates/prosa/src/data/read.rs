@@ -12,12 +12,13 @@ use crate::error::{Error, Result};
 
 /// The text encoding of a data file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Encoding {
     /// UTF-8 (invalid bytes are an error naming the line).
     #[default]
+    #[serde(rename = "utf-8", alias = "utf8")]
     Utf8,
     /// ISO-8859-1: every byte is one character.
+    #[serde(rename = "latin-1", alias = "latin1")]
     Latin1,
 }
 

@@ -108,7 +108,7 @@ impl WordTokenizer {
                 (w, c)
             })
             .collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
         let mut index_word = Vec::with_capacity(ranked.len() + 1);
         let mut word_counts = Vec::with_capacity(ranked.len() + 1);
         if let Some(oov) = &self.config.oov_token {

