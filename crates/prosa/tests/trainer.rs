@@ -126,7 +126,11 @@ fn learns_the_blobs_and_writes_history_and_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let (train, eval) = (blobs(300, 1), blobs(90, 2));
     let model = Softmax::new(7);
-    let out = Trainer::new(args(dir.path()), names())
+    let a = TrainingArgs {
+        logging_steps: 5,
+        ..args(dir.path())
+    };
+    let out = Trainer::new(a, names())
         .unwrap()
         .train(&model, &train, Some(&eval), false)
         .unwrap();
@@ -150,6 +154,12 @@ fn learns_the_blobs_and_writes_history_and_checkpoints() {
             assert!(dir.path().join(ckpt).join(file).exists(), "{ckpt}/{file}");
         }
     }
+    let log = std::fs::read_to_string(dir.path().join("train_log.jsonl")).unwrap();
+    assert_eq!(
+        log.lines().count(),
+        76 / 5,
+        "a line every 5 of the 76 steps"
+    );
     let csv = std::fs::read_to_string(dir.path().join("history.csv")).unwrap();
     assert!(
         csv.starts_with("epoch,step,train_loss,learning_rate,wall_time_s,eval_accuracy"),

@@ -265,17 +265,16 @@ impl Trainer {
                     group_loss,
                     lr
                 ));
-                if args.logging_steps > 0
-                    && state.global_step % args.logging_steps == 0
-                    && !bar.is_hidden()
-                {
-                    bar.println(format!(
-                        "step {:>6}  epoch {:>5.2}  loss {:.4}  lr {:.2e}",
-                        state.global_step,
-                        self.epoch_float(&state, steps_per_epoch),
-                        state.loss_sum / state.loss_count.max(1) as f64,
-                        lr
-                    ));
+                if args.logging_steps > 0 && state.global_step % args.logging_steps == 0 {
+                    let epoch = self.epoch_float(&state, steps_per_epoch);
+                    let loss = state.loss_sum / state.loss_count.max(1) as f64;
+                    self.log_line(state.global_step, epoch, loss, lr)?;
+                    if !bar.is_hidden() {
+                        bar.println(format!(
+                            "step {:>6}  epoch {epoch:>5.2}  loss {loss:.4}  lr {lr:.2e}",
+                            state.global_step
+                        ));
+                    }
                 }
                 let end_of_epoch = state.batch_in_epoch >= batches.len();
                 if end_of_epoch {
@@ -329,6 +328,21 @@ impl Trainer {
             stopped_early,
             best_checkpoint,
         })
+    }
+
+    /// Appends one logging line to `output_dir/train_log.jsonl` (the log survives without a
+    /// terminal, and a resumed run appends to it).
+    fn log_line(&self, step: usize, epoch: f64, loss: f64, lr: f64) -> Result<()> {
+        use std::io::Write;
+        let path = self.args.output_dir.join("train_log.jsonl");
+        let line =
+            serde_json::json!({ "step": step, "epoch": epoch, "loss": loss, "learning_rate": lr });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        writeln!(file, "{line}").map_err(|e| Error::io(&path, e))
     }
 
     fn progress_bar(&self, total: u64, position: u64) -> ProgressBar {
