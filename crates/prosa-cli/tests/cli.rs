@@ -328,3 +328,65 @@ fn help_explains_every_command() {
         assert!(train.contains(flag), "train --help lacks {flag}");
     }
 }
+
+#[test]
+fn a_separate_test_file_is_used_as_is_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = [
+        ("pos", ["great", "lovely", "happy", "wonderful"]),
+        ("neg", ["awful", "terrible", "sad", "horrible"]),
+    ];
+    let mut train = String::from("text,label\n");
+    for i in 0..40 {
+        let (label, w) = words[i % 2];
+        train.push_str(&format!(
+            "a {} and {} day {i},{label}\n",
+            w[i % 4],
+            w[(i / 2) % 4]
+        ));
+    }
+    let train_file = dir.path().join("train.csv");
+    std::fs::write(&train_file, train).unwrap();
+    let test_file = dir.path().join("test.csv");
+    std::fs::write(
+        &test_file,
+        "text,label\nsuch a lovely happy day,pos\nan awful sad day,neg\nwonderful,pos\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("run");
+    let args = |test: &Path| {
+        vec![
+            "train".to_string(),
+            "--data".into(),
+            train_file.display().to_string(),
+            "--test-data".into(),
+            test.display().to_string(),
+            "--validation-split".into(),
+            "0".into(),
+            "--epochs".into(),
+            "20".into(),
+            "--lr".into(),
+            "0.05".into(),
+            "--min-df".into(),
+            "1".into(),
+            "--output-dir".into(),
+            out_dir.display().to_string(),
+            "--json".into(),
+        ]
+    };
+    let out = json_of(&prosa().args(args(&test_file)).output().unwrap());
+    assert_eq!(out["split_sizes"], serde_json::json!([40, 0, 3]));
+    assert_eq!(out["accuracy"], 1.0);
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "text,label\nlovely,pos\nmeh,neutral\n").unwrap();
+    let out = prosa().args(args(&bad)).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}, line 3: unknown label 'neutral' (the model knows: neg, pos)",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -47,6 +47,8 @@ impl std::str::FromStr for ClassWeight {
 pub struct DataSpec {
     /// The data file; `None` uses the embedded tweet-sentiment corpus.
     pub path: Option<PathBuf>,
+    /// A separate test file (read like `path`); when set, `path` is not split for testing.
+    pub test_path: Option<PathBuf>,
     /// How to read it.
     pub read: ReadOptions,
     /// Use at most this many rows (a seeded random subset).
@@ -66,6 +68,7 @@ impl Default for DataSpec {
     fn default() -> Self {
         Self {
             path: None,
+            test_path: None,
             read: ReadOptions::default(),
             max_rows: None,
             test_size: 0.2,
@@ -157,7 +160,8 @@ pub struct ExperimentResult {
     pub plots: Vec<PathBuf>,
 }
 
-/// Splits `data` as `spec` says: returns (train, validation, test).
+/// Splits `data` as `spec` says: returns (train, validation, test). The test split is
+/// `spec.test_path` when given, otherwise a seeded (stratified) fraction of `data`.
 pub fn split(
     data: &Dataset,
     spec: &DataSpec,
@@ -167,7 +171,10 @@ pub fn split(
         Some(n) if n < data.len() => data.shuffle(seed).select(0..n),
         _ => data.clone(),
     };
-    let (train, test) = data.train_test_split(spec.test_size, seed, spec.stratify)?;
+    let (train, test) = match &spec.test_path {
+        Some(path) => (data, data::read_file(path, &spec.read)?),
+        None => data.train_test_split(spec.test_size, seed, spec.stratify)?,
+    };
     let (train, validation) = if spec.validation_split > 0.0 {
         let (t, v) = train.validation_split(spec.validation_split)?;
         (t, Some(v))
