@@ -1,4 +1,7 @@
-//! Layers shared by the models, on candle: dropout with prosa's seeded randomness.
+//! Layers shared by the models, on candle: dropout with prosa's seeded randomness, and the
+//! recurrent layers (RNN, LSTM, GRU).
+
+pub mod recurrent;
 
 use candle_core::Tensor;
 use rand::Rng;

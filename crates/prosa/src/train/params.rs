@@ -90,6 +90,7 @@ impl ParamStore {
             store: self.clone(),
             prefix: String::new(),
             rng: Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(seed))),
+            dtype: DType::F32,
         }
     }
 
@@ -223,9 +224,16 @@ pub struct ParamBuilder {
     store: ParamStore,
     prefix: String,
     rng: Rc<RefCell<ChaCha8Rng>>,
+    dtype: DType,
 }
 
 impl ParamBuilder {
+    /// Creates parameters of `dtype` instead of f32 (f64 for gradient checks).
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
+    }
+
     /// A builder one level down: names get `prefix.` in front.
     pub fn pp(&self, name: &str) -> ParamBuilder {
         let prefix = if self.prefix.is_empty() {
@@ -272,7 +280,7 @@ impl ParamBuilder {
                 (0..n).map(|_| rng.random_range(-b..b) as f32).collect()
             }
         };
-        let tensor = Tensor::from_vec(values, shape, self.store.device())?.to_dtype(DType::F32)?;
+        let tensor = Tensor::from_vec(values, shape, self.store.device())?.to_dtype(self.dtype)?;
         self.store.insert(&self.full_name(name), &tensor)
     }
 

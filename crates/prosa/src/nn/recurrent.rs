@@ -1,0 +1,270 @@
+//! Recurrent layers: Elman RNN (tanh), LSTM and GRU, stacked and optionally bidirectional, with
+//! PyTorch's parameter names and gate layout (`weight_ih_l0`, `weight_hh_l0_reverse`, …) so
+//! weights move both ways between prosa and `torch.nn.RNN/LSTM/GRU`.
+//!
+//! The equations (the e-book's Figures 4–8; Cho et al. 2014 for the GRU), per time step t:
+//!
+//! ```text
+//! RNN:  h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+//! LSTM: i, f, g, o = σ, σ, tanh, σ of (W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), split in four
+//!       c_t = f ⊙ c_{t-1} + i ⊙ g;   h_t = o ⊙ tanh(c_t)
+//! GRU:  r, z = σ of the first two quarters of (W_ih x_t + b_ih) + (W_hh h_{t-1} + b_hh)
+//!       n   = tanh(third part of (W_ih x_t + b_ih) + r ⊙ third part of (W_hh h_{t-1} + b_hh))
+//!       h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+//! ```
+//!
+//! The input projection `W_ih x_t + b_ih` of every time step is one matrix product before the
+//! time loop. A mask (1 for real tokens, 0 for padding) keeps the state unchanged over padded
+//! steps, so Keras-style pre-padding does not disturb the final state.
+
+use candle_core::{Tensor, D};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::dropout;
+use crate::train::{ForwardCtx, Init, ParamBuilder};
+
+/// The recurrent cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellKind {
+    /// Elman RNN with tanh.
+    Rnn,
+    /// Long short-term memory.
+    Lstm,
+    /// Gated recurrent unit.
+    Gru,
+}
+
+impl CellKind {
+    /// Gate blocks stacked in the weight matrices (PyTorch layout).
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Rnn => 1,
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+}
+
+impl std::str::FromStr for CellKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "rnn" | "elman" | "simplernn" => Ok(Self::Rnn),
+            "lstm" => Ok(Self::Lstm),
+            "gru" => Ok(Self::Gru),
+            other => Err(format!("unknown cell '{other}' (use rnn, lstm or gru)")),
+        }
+    }
+}
+
+/// Shape of a recurrent stack.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RecurrentConfig {
+    /// The cell.
+    pub cell: CellKind,
+    /// Width of the input vectors.
+    pub input_size: usize,
+    /// Width of the hidden state.
+    pub hidden_size: usize,
+    /// Stacked layers.
+    pub num_layers: usize,
+    /// Also read the sequence backwards and concatenate both states.
+    pub bidirectional: bool,
+    /// Dropout on the outputs of every layer but the last (training only).
+    pub dropout: f32,
+}
+
+struct Direction {
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor,
+    b_hh: Tensor,
+}
+
+/// What a recurrent stack returns.
+pub struct RecurrentOutput {
+    /// Hidden state of the last layer at every step: (batch, seq, hidden × directions).
+    pub outputs: Tensor,
+    /// Final hidden state of the last layer: (batch, hidden × directions); for the backward
+    /// direction, the state after reading the first token.
+    pub last: Tensor,
+}
+
+/// A stack of recurrent layers.
+pub struct Recurrent {
+    config: RecurrentConfig,
+    /// `layers[l][d]`: layer l, direction d (0 forward, 1 backward).
+    layers: Vec<Vec<Direction>>,
+}
+
+impl Recurrent {
+    /// Creates the parameters under `vb` with PyTorch's names and initialisation
+    /// (uniform in ±1/sqrt(hidden)).
+    pub fn new(config: RecurrentConfig, vb: &ParamBuilder) -> Result<Self> {
+        if config.num_layers == 0 || config.hidden_size == 0 || config.input_size == 0 {
+            return Err(Error::config(
+                "recurrent",
+                "layers, hidden size and input size must be at least 1",
+            ));
+        }
+        let h = config.hidden_size;
+        let g = config.cell.gates() * h;
+        let bound = 1.0 / (h as f64).sqrt();
+        let init = Init::Uniform {
+            lo: -bound,
+            hi: bound,
+        };
+        let dirs = if config.bidirectional { 2 } else { 1 };
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for l in 0..config.num_layers {
+            let input = if l == 0 { config.input_size } else { h * dirs };
+            let mut directions = Vec::with_capacity(dirs);
+            for d in 0..dirs {
+                let suffix = if d == 0 {
+                    format!("l{l}")
+                } else {
+                    format!("l{l}_reverse")
+                };
+                directions.push(Direction {
+                    w_ih: vb.param(&format!("weight_ih_{suffix}"), &[g, input], init)?,
+                    w_hh: vb.param(&format!("weight_hh_{suffix}"), &[g, h], init)?,
+                    b_ih: vb.param(&format!("bias_ih_{suffix}"), &[g], init)?,
+                    b_hh: vb.param(&format!("bias_hh_{suffix}"), &[g], init)?,
+                });
+            }
+            layers.push(directions);
+        }
+        Ok(Self { config, layers })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RecurrentConfig {
+        &self.config
+    }
+
+    /// Width of the outputs: hidden × directions.
+    pub fn output_size(&self) -> usize {
+        self.config.hidden_size * if self.config.bidirectional { 2 } else { 1 }
+    }
+
+    /// Runs the stack over `x` (batch, seq, input); `mask` (batch, seq) holds 1 for real
+    /// tokens and 0 for padding (`None`: every step is real).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<RecurrentOutput> {
+        let mut input = x.clone();
+        let mut last = Vec::new();
+        for (l, directions) in self.layers.iter().enumerate() {
+            if l > 0 {
+                input = dropout(&input, self.config.dropout, ctx)?;
+            }
+            let mut outs = Vec::with_capacity(directions.len());
+            last.clear();
+            for (d, params) in directions.iter().enumerate() {
+                let (out, h) = self.run_direction(params, &input, mask, d == 1)?;
+                outs.push(out);
+                last.push(h);
+            }
+            input = if outs.len() == 1 {
+                outs.remove(0)
+            } else {
+                Tensor::cat(&outs, D::Minus1)?
+            };
+        }
+        let last = if last.len() == 1 {
+            last.remove(0)
+        } else {
+            Tensor::cat(&last, D::Minus1)?
+        };
+        Ok(RecurrentOutput {
+            outputs: input,
+            last,
+        })
+    }
+
+    /// One direction of one layer: returns (outputs (batch, seq, hidden), final state).
+    fn run_direction(
+        &self,
+        p: &Direction,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        reverse: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let (batch, seq, input) = x.dims3()?;
+        let h_size = self.config.hidden_size;
+        // All time steps' input projections in one product: (batch, seq, gates × hidden).
+        let projected = x
+            .reshape((batch * seq, input))?
+            .matmul(&p.w_ih.t()?)?
+            .broadcast_add(&p.b_ih)?
+            .reshape((batch, seq, p.w_ih.dim(0)?))?;
+        let w_hh_t = p.w_hh.t()?;
+        let zeros = Tensor::zeros((batch, h_size), x.dtype(), x.device())?;
+        let mut h = zeros.clone();
+        let mut c = zeros;
+        let mut outputs = vec![None; seq];
+        let steps: Vec<usize> = if reverse {
+            (0..seq).rev().collect()
+        } else {
+            (0..seq).collect()
+        };
+        for t in steps {
+            let xt = projected.narrow(1, t, 1)?.squeeze(1)?;
+            let hh = h.matmul(&w_hh_t)?.broadcast_add(&p.b_hh)?;
+            let (h_new, c_new) = match self.config.cell {
+                CellKind::Rnn => ((xt + hh)?.tanh()?, None),
+                CellKind::Lstm => {
+                    let gates = (xt + hh)?;
+                    let chunk = |k: usize| gates.narrow(1, k * h_size, h_size);
+                    let i = candle_nn::ops::sigmoid(&chunk(0)?)?;
+                    let f = candle_nn::ops::sigmoid(&chunk(1)?)?;
+                    let g = chunk(2)?.tanh()?;
+                    let o = candle_nn::ops::sigmoid(&chunk(3)?)?;
+                    let c_new = ((f * &c)? + (i * g)?)?;
+                    ((o * c_new.tanh()?)?, Some(c_new))
+                }
+                CellKind::Gru => {
+                    let xi = |k: usize| xt.narrow(1, k * h_size, h_size);
+                    let hi = |k: usize| hh.narrow(1, k * h_size, h_size);
+                    let r = candle_nn::ops::sigmoid(&(xi(0)? + hi(0)?)?)?;
+                    let z = candle_nn::ops::sigmoid(&(xi(1)? + hi(1)?)?)?;
+                    let n = (xi(2)? + (r * hi(2)?)?)?.tanh()?;
+                    let h_new = ((z.ones_like()? - &z)? * n)?.add(&(z * &h)?)?;
+                    (h_new, None)
+                }
+            };
+            match mask {
+                Some(m) => {
+                    // Keep the previous state where the step is padding.
+                    let keep = m.narrow(1, t, 1)?.to_dtype(x.dtype())?;
+                    h = blend(&keep, &h_new, &h)?;
+                    if let Some(c_new) = c_new {
+                        c = blend(&keep, &c_new, &c)?;
+                    }
+                }
+                None => {
+                    h = h_new;
+                    if let Some(c_new) = c_new {
+                        c = c_new;
+                    }
+                }
+            }
+            outputs[t] = Some(h.clone());
+        }
+        let outputs: Vec<Tensor> = outputs
+            .into_iter()
+            .map(|o| o.expect("every step visited"))
+            .collect();
+        Ok((Tensor::stack(&outputs, 1)?, h))
+    }
+}
+
+/// `keep ⊙ new + (1 - keep) ⊙ old`, with `keep` (batch, 1) broadcast over the features.
+fn blend(keep: &Tensor, new: &Tensor, old: &Tensor) -> Result<Tensor> {
+    Ok((old + keep.broadcast_mul(&(new - old)?)?)?)
+}
