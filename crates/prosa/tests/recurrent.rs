@@ -126,7 +126,7 @@ fn gradients_match_finite_differences() {
             let original = var.as_tensor().copy().unwrap();
             let flat: Vec<f64> = original.flatten_all().unwrap().to_vec1().unwrap();
             for (i, a) in analytic.iter().enumerate() {
-                let mut at = |delta: f64| {
+                let at = |delta: f64| {
                     let mut v = flat.clone();
                     v[i] += delta;
                     var.set(&Tensor::from_vec(v, original.shape(), &Device::Cpu).unwrap())
