@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use prosa::data::{Balance, Encoding, Format};
 use prosa::experiment::{ClassWeight, Experiment};
+use prosa::models::rnn::Pooling;
 use prosa::text::Weighting;
 use prosa::train::{EvalStrategy, OptimizerKind, ScheduleKind};
 use serde::Serialize;
@@ -62,9 +63,36 @@ pub struct TrainArgs {
     balance: Option<Balance>,
 
     // ---- model
-    /// Architecture: bow (bag-of-words logistic regression / MLP).
+    /// Architecture: bow (bag-of-words logistic regression / MLP), rnn (Elman), lstm or gru.
     #[arg(long, help_heading = "Model")]
     arch: Option<String>,
+    /// Recurrent: stacked layers [default: 1].
+    #[arg(long, help_heading = "Model")]
+    layers: Option<usize>,
+    /// Recurrent: read the text in both directions.
+    #[arg(long, help_heading = "Model")]
+    bidirectional: bool,
+    /// Recurrent: pretrained word vectors (word2vec text/binary, GloVe text, or .npy with --vectors-index).
+    #[arg(long, help_heading = "Model")]
+    vectors: Option<PathBuf>,
+    /// Recurrent: word index of a .npy vectors file (parquet or one word per line).
+    #[arg(long, help_heading = "Model")]
+    vectors_index: Option<PathBuf>,
+    /// Recurrent: keep the embeddings fixed during training.
+    #[arg(long, help_heading = "Model")]
+    freeze_embeddings: bool,
+    /// Recurrent: pad or cut texts to this many words (pre, as Keras) [default: 30].
+    #[arg(long, help_heading = "Model")]
+    max_len: Option<usize>,
+    /// Recurrent: embedding width without --vectors [default: 100].
+    #[arg(long, help_heading = "Model")]
+    embedding_dim: Option<usize>,
+    /// Recurrent: last, mean or max over the states [default: last].
+    #[arg(long, help_heading = "Model")]
+    pooling: Option<Pooling>,
+    /// Recurrent: keep the N-1 most frequent words (Keras' num_words).
+    #[arg(long, help_heading = "Model")]
+    num_words: Option<usize>,
     /// Bag-of-words values: counts, binary or tfidf [default: tfidf].
     #[arg(long, help_heading = "Model")]
     features: Option<Weighting>,
@@ -77,7 +105,7 @@ pub struct TrainArgs {
     /// Keep at most this many terms [default: 50000].
     #[arg(long, help_heading = "Model")]
     max_features: Option<usize>,
-    /// Hidden units; 0 is logistic regression [default: 0].
+    /// Hidden units: bow MLP (0 is logistic regression) or recurrent state [default: 0; recurrent 64].
     #[arg(long, help_heading = "Model")]
     hidden: Option<usize>,
     /// Dropout on the hidden layer.
@@ -222,6 +250,25 @@ impl TrainArgs {
             m.vectorizer.max_features = self.max_features;
         }
         set(&mut m.hidden_size, self.hidden);
+        set(&mut m.num_layers, self.layers);
+        if self.bidirectional {
+            m.bidirectional = true;
+        }
+        if self.vectors.is_some() {
+            m.vectors = self.vectors.clone();
+        }
+        if self.vectors_index.is_some() {
+            m.vectors_index = self.vectors_index.clone();
+        }
+        if self.freeze_embeddings {
+            m.freeze_embeddings = true;
+        }
+        set(&mut m.max_len, self.max_len);
+        set(&mut m.embedding_dim, self.embedding_dim);
+        set(&mut m.pooling, self.pooling);
+        if self.num_words.is_some() {
+            m.num_words = self.num_words;
+        }
         set(&mut m.dropout, self.dropout);
         set(&mut m.class_weight, self.class_weight);
         let t = &mut e.training;
@@ -309,6 +356,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     if result.skipped_empty > 0 {
         println!("skipped {} rows with empty text", result.skipped_empty);
+    }
+    if let Some(e) = &result.embedding_report {
+        println!(
+            "word vectors {}: {} words found, {} not found (random vectors), e.g. {}",
+            e.vectors.display(),
+            e.found,
+            e.missing,
+            e.missing_examples.join(" ")
+        );
     }
     println!(
         "\nheld-out test split ({test} rows):\n{}",

@@ -14,10 +14,12 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::{argmax_rows, ClassificationReport};
 use crate::models::bow::BowClassifier;
+use crate::models::rnn::{self, Pooling, RnnClassifier, RnnConfig};
 use crate::models::{load_classifier, TextClassifier};
 use crate::report;
-use crate::text::{Vectorizer, VectorizerConfig};
-use crate::train::{History, Trainer, TrainingArgs};
+use crate::text::{Side, Vectorizer, VectorizerConfig, WordTokenizer, WordTokenizerConfig};
+use crate::train::{History, ParamGroup, Trainable, Trainer, TrainingArgs};
+use crate::vectors::{VectorsFormat, WordVectors};
 
 /// How the training loss weighs the classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -94,7 +96,7 @@ impl DataSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelSpec {
-    /// Architecture; `bow` (bag-of-words) for now.
+    /// Architecture: `bow` (bag-of-words), `rnn` (Elman), `lstm` or `gru`.
     pub arch: String,
     /// Bag-of-words features.
     pub vectorizer: VectorizerConfig,
@@ -104,6 +106,24 @@ pub struct ModelSpec {
     pub dropout: f32,
     /// Loss weights per class.
     pub class_weight: ClassWeight,
+    /// Recurrent models: pretrained word vectors (word2vec, GloVe or .npy) for the embeddings.
+    pub vectors: Option<PathBuf>,
+    /// Recurrent models: the word index of a `.npy` vectors file.
+    pub vectors_index: Option<PathBuf>,
+    /// Recurrent models: keep the embeddings fixed during training.
+    pub freeze_embeddings: bool,
+    /// Recurrent models: embedding width when no vectors are given.
+    pub embedding_dim: usize,
+    /// Recurrent models: texts are padded or cut to this many words (pre, as Keras).
+    pub max_len: usize,
+    /// Recurrent models: stacked layers.
+    pub num_layers: usize,
+    /// Recurrent models: read both directions.
+    pub bidirectional: bool,
+    /// Recurrent models: last state, mean or max over the states.
+    pub pooling: Pooling,
+    /// Recurrent models: keep only the `num_words - 1` most frequent words (Keras' `num_words`).
+    pub num_words: Option<usize>,
 }
 
 impl Default for ModelSpec {
@@ -119,6 +139,15 @@ impl Default for ModelSpec {
             hidden_size: 0,
             dropout: 0.0,
             class_weight: ClassWeight::None,
+            vectors: None,
+            vectors_index: None,
+            freeze_embeddings: false,
+            embedding_dim: 100,
+            max_len: 30,
+            num_layers: 1,
+            bidirectional: false,
+            pooling: Pooling::Last,
+            num_words: None,
         }
     }
 }
@@ -158,6 +187,8 @@ pub struct ExperimentResult {
     pub stopped_early: bool,
     /// The plots written.
     pub plots: Vec<PathBuf>,
+    /// Pretrained-vector coverage of the vocabulary (recurrent models with `vectors`).
+    pub embedding_report: Option<EmbeddingReport>,
 }
 
 /// Splits `data` as `spec` says: returns (train, validation, test). The test split is
@@ -220,18 +251,17 @@ pub fn write_csv(data: &Dataset, path: &Path) -> Result<()> {
     fsio::write_atomic(path, &bytes)
 }
 
+/// The splits of one experiment, labelled.
+struct Splits {
+    labels: LabelMap,
+    train: Dataset,
+    train_ids: Vec<u32>,
+    validation: Option<(Dataset, Vec<u32>)>,
+}
+
 impl Experiment {
     /// Runs the experiment; with `resume`, training continues from the last checkpoint.
     pub fn run(&self, resume: bool) -> Result<ExperimentResult> {
-        if self.model.arch != "bow" {
-            return Err(Error::config(
-                "arch",
-                format!(
-                    "unknown architecture '{}' (available: bow)",
-                    self.model.arch
-                ),
-            ));
-        }
         let out = self.training.output_dir.clone();
         fsio::create_dir(&out)?;
         let data = self.data.load()?;
@@ -241,27 +271,160 @@ impl Experiment {
         fsio::write_json(&out.join("experiment.json"), self)?;
         let test_file = out.join("test.csv");
         write_csv(&test, &test_file)?;
-
-        let train_ids = train.label_ids(&labels)?;
-        let train_texts = train.texts();
-        let vectorizer = Vectorizer::fit(self.model.vectorizer.clone(), &train_texts)?;
-        let weights = class_weights(&train_ids, labels.len(), self.model.class_weight);
-        let model = BowClassifier::new(
-            vectorizer,
-            labels.clone(),
-            self.model.hidden_size,
-            self.model.dropout,
-            weights,
-            seed,
-        )?;
-        let train_examples = model.prepare(&train_texts, &train_ids);
-        let validation_examples = match &validation {
-            Some(v) => Some(model.prepare(&v.texts(), &v.label_ids(&labels)?)),
+        let validation = match validation {
+            Some(v) => {
+                let ids = v.label_ids(&labels)?;
+                Some((v, ids))
+            }
             None => None,
         };
-        let trainer = Trainer::new(self.training.clone(), labels.names().to_vec())?;
+        let splits = Splits {
+            train_ids: train.label_ids(&labels)?,
+            labels,
+            train,
+            validation,
+        };
+        let mut finished = match self.model.arch.as_str() {
+            "bow" => {
+                let train_texts = splits.train.texts();
+                let vectorizer = Vectorizer::fit(self.model.vectorizer.clone(), &train_texts)?;
+                let weights = class_weights(
+                    &splits.train_ids,
+                    splits.labels.len(),
+                    self.model.class_weight,
+                );
+                let model = BowClassifier::new(
+                    vectorizer,
+                    splits.labels.clone(),
+                    self.model.hidden_size,
+                    self.model.dropout,
+                    weights,
+                    seed,
+                )?;
+                let prepare = |d: &Dataset, ids: &[u32]| model.prepare(&d.texts(), ids);
+                self.train_and_score(&model, &splits, prepare, &test, resume)?
+            }
+            "rnn" | "lstm" | "gru" => {
+                let (model, embedding_report) = self.recurrent_model(&splits)?;
+                let prepare = |d: &Dataset, ids: &[u32]| model.prepare(&d.texts(), ids);
+                let mut result = self.train_and_score(&model, &splits, prepare, &test, resume)?;
+                result.embedding_report = embedding_report;
+                result
+            }
+            other => {
+                return Err(Error::config(
+                    "arch",
+                    format!("unknown architecture '{other}' (available: bow, rnn, lstm, gru)"),
+                ));
+            }
+        };
+        let dist = out.join("class_distribution.png");
+        report::class_distribution_png(&data.stats().classes, "Class distribution", &dist)?;
+        finished.plots.push(dist);
+        finished.test_file = test_file;
+        finished.skipped_empty = data.skipped_empty;
+        finished.split_sizes.2 = test.len();
+        Ok(finished)
+    }
+
+    /// Builds the recurrent classifier: Keras-style tokenizer fitted on the training texts,
+    /// embeddings from pretrained vectors when given.
+    fn recurrent_model(&self, splits: &Splits) -> Result<(RnnClassifier, Option<EmbeddingReport>)> {
+        let m = &self.model;
+        let mut tokenizer = WordTokenizer::new(WordTokenizerConfig {
+            num_words: m.num_words,
+            ..Default::default()
+        });
+        tokenizer.fit_on_texts(&splits.train.texts());
+        let (embeddings, report, dim) = match &m.vectors {
+            Some(path) => {
+                let vectors =
+                    WordVectors::load(path, VectorsFormat::Auto, m.vectors_index.as_deref())?;
+                let matrix = vectors.embedding_matrix(&tokenizer, self.training.seed);
+                let report = EmbeddingReport {
+                    vectors: path.clone(),
+                    found: matrix.found,
+                    missing: matrix.missing.len(),
+                    missing_examples: matrix.missing.iter().take(20).cloned().collect(),
+                };
+                (Some(matrix.values), Some(report), vectors.dim())
+            }
+            None => (None, None, m.embedding_dim),
+        };
+        let config = RnnConfig {
+            model_type: rnn::MODEL_TYPE.into(),
+            architectures: vec!["RnnClassifier".into()],
+            cell: m
+                .arch
+                .parse()
+                .map_err(|e: String| Error::config("arch", e))?,
+            vocab_size: tokenizer.num_ids(),
+            embedding_dim: dim,
+            hidden_size: if m.hidden_size == 0 {
+                64
+            } else {
+                m.hidden_size
+            },
+            num_layers: m.num_layers,
+            bidirectional: m.bidirectional,
+            dropout: m.dropout,
+            pooling: m.pooling,
+            max_len: m.max_len,
+            padding: Side::Pre,
+            truncating: Side::Pre,
+            freeze_embeddings: m.freeze_embeddings,
+            num_labels: splits.labels.len(),
+            id2label: splits.labels.id2label(),
+            label2id: splits
+                .labels
+                .names()
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i as u32))
+                .collect(),
+            class_weights: class_weights(&splits.train_ids, splits.labels.len(), m.class_weight),
+        };
+        let model = RnnClassifier::new(
+            config,
+            tokenizer,
+            splits.labels.clone(),
+            embeddings.as_deref(),
+            self.training.seed,
+        )?;
+        Ok((model, report))
+    }
+
+    /// Trains `model` with the Trainer, saves its folder, scores the test split and draws the
+    /// learning curves and confusion matrix.
+    fn train_and_score<M, P>(
+        &self,
+        model: &M,
+        splits: &Splits,
+        prepare: P,
+        test: &Dataset,
+        resume: bool,
+    ) -> Result<ExperimentResult>
+    where
+        M: Trainable + TextClassifier,
+        P: Fn(&Dataset, &[u32]) -> Vec<M::Example>,
+    {
+        let out = &self.training.output_dir;
+        let train_examples = prepare(&splits.train, &splits.train_ids);
+        let validation_examples = splits.validation.as_ref().map(|(d, ids)| prepare(d, ids));
+        let mut args = self.training.clone();
+        if self.model.freeze_embeddings {
+            args.param_groups.insert(
+                0,
+                ParamGroup {
+                    pattern: "embedding.*".into(),
+                    frozen: true,
+                    ..Default::default()
+                },
+            );
+        }
+        let trainer = Trainer::new(args, splits.labels.names().to_vec())?;
         let outcome = trainer.train(
-            &model,
+            model,
             &train_examples,
             validation_examples.as_deref(),
             resume,
@@ -272,31 +435,42 @@ impl Experiment {
         fsio::write_json(&model_dir.join("training_args.json"), &self.training)?;
         outcome.state.history.save(&model_dir)?;
 
-        let evaluation = evaluate(&model, &test, &out)?;
+        let evaluation = evaluate(model, test, out)?;
         let mut plots = evaluation.plots;
         let curves = out.join("learning_curves.png");
         report::learning_curves_png(&outcome.state.history, "Learning curves", &curves)?;
         plots.push(curves);
-        let dist = out.join("class_distribution.png");
-        report::class_distribution_png(&data.stats().classes, "Class distribution", &dist)?;
-        plots.push(dist);
         Ok(ExperimentResult {
-            output_dir: out,
+            output_dir: out.clone(),
             model_dir,
-            test_file,
+            test_file: PathBuf::new(),
             test_report: evaluation.report,
             split_sizes: (
-                train.len(),
-                validation.as_ref().map_or(0, Dataset::len),
+                splits.train.len(),
+                splits.validation.as_ref().map_or(0, |v| v.0.len()),
                 test.len(),
             ),
-            skipped_empty: data.skipped_empty,
-            num_parameters: TextClassifier::num_parameters(&model),
+            skipped_empty: 0,
+            num_parameters: model.num_parameters(),
             train_seconds: outcome.train_seconds,
             stopped_early: outcome.stopped_early,
             plots,
+            embedding_report: None,
         })
     }
+}
+
+/// How many of the vocabulary's words had a pretrained vector.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddingReport {
+    /// The vectors file.
+    pub vectors: PathBuf,
+    /// Words found.
+    pub found: usize,
+    /// Words not found (given random vectors).
+    pub missing: usize,
+    /// The first missing words, in frequency order (as the notebook prints them).
+    pub missing_examples: Vec<String>,
 }
 
 /// The outcome of scoring a model on labelled data.

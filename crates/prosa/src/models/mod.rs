@@ -2,6 +2,7 @@
 
 pub mod bow;
 pub mod folder;
+pub mod rnn;
 
 use std::path::Path;
 
@@ -23,12 +24,13 @@ pub trait TextClassifier {
 }
 
 /// The architectures [`load_classifier`] knows.
-pub const KNOWN_CLASSIFIERS: &[&str] = &[bow::MODEL_TYPE];
+pub const KNOWN_CLASSIFIERS: &[&str] = &[bow::MODEL_TYPE, rnn::MODEL_TYPE];
 
 /// Loads any prosa text classifier from its folder, dispatching on `config.json`'s `model_type`.
 pub fn load_classifier(dir: &Path) -> Result<Box<dyn TextClassifier>> {
     match folder::model_type(dir)?.as_str() {
         bow::MODEL_TYPE => Ok(Box::new(bow::BowClassifier::load(dir)?)),
+        rnn::MODEL_TYPE => Ok(Box::new(rnn::RnnClassifier::load(dir)?)),
         other => Err(Error::folder(
             dir.join("config.json"),
             format!(
