@@ -3,6 +3,7 @@
 
 mod data_cmd;
 mod eval_cmd;
+mod explain_cmd;
 mod read_args;
 mod train_cmd;
 mod vectors_cmd;
@@ -30,6 +31,9 @@ enum Command {
     Evaluate(eval_cmd::EvaluateArgs),
     /// Predict the label of texts with a saved model.
     Predict(eval_cmd::PredictArgs),
+    /// Look inside a trained model: the hidden state word by word.
+    #[command(subcommand)]
+    Explain(explain_cmd::ExplainCommand),
     /// Explore pretrained word vectors: neighbours, analogies, conversion.
     #[command(subcommand)]
     Vectors(vectors_cmd::VectorsCommand),
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => eval_cmd::evaluate(args),
         Command::Predict(args) => eval_cmd::predict(args),
         Command::Vectors(cmd) => vectors_cmd::run(cmd),
+        Command::Explain(cmd) => explain_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -424,3 +424,82 @@ fn vectors_neighbors_and_analogy_on_the_vendored_glove() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'zzzzqqq' is not in the vocabulary"));
 }
+
+#[test]
+fn an_lstm_over_glove_trains_saves_and_explains_its_hidden_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("lstm");
+    let glove =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/vectors/glove.6B.50d.top20k.bin");
+    let out = json_of(&run(&[
+        "train",
+        "--arch",
+        "lstm",
+        "--vectors",
+        glove.to_str().unwrap(),
+        "--freeze-embeddings",
+        "--max-rows",
+        "3000",
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--max-len",
+        "20",
+        "--output-dir",
+        run_dir.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(
+        out["accuracy"].as_f64().unwrap() > 0.45,
+        "better than the majority class: {}",
+        out["accuracy"]
+    );
+    let report = &out["embedding_report"];
+    assert!(
+        report["found"].as_u64().unwrap() > 1000 && report["missing"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("model/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (
+            config["cell"].as_str(),
+            config["embedding_dim"].as_u64(),
+            config["max_len"].as_u64()
+        ),
+        (Some("lstm"), Some(50), Some(20))
+    );
+
+    let model = run_dir.join("model");
+    let png = dir.path().join("hs.png");
+    let states = json_of(&run(&[
+        "explain",
+        "hidden-states",
+        "--model",
+        model.to_str().unwrap(),
+        "what a wonderful flight",
+        "--out",
+        png.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(
+        states["tokens"],
+        serde_json::json!(["what", "a", "wonderful", "flight"])
+    );
+    assert_eq!(states["states"].as_array().unwrap().len(), 4);
+    assert_eq!(states["states"][0].as_array().unwrap().len(), 16);
+    assert_eq!(states["outputs"][3].as_array().unwrap().len(), 3);
+    assert!(is_png(&png));
+
+    let bow = run(&[
+        "explain",
+        "hidden-states",
+        "--model",
+        model.to_str().unwrap(),
+        "zzqx qqzz",
+    ]);
+    assert_eq!(bow.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bow.stderr).contains("none of the words"));
+}

@@ -228,7 +228,9 @@ fn corrupt_or_mismatched_model_folders_name_the_problem() {
 
     std::fs::write(m.join("config.json"), config.replace("prosa-bow", "gpt-17")).unwrap();
     assert!(
-        err(&m).contains("unknown architecture model_type = \"gpt-17\" (prosa knows: prosa-bow, prosa-rnn)"),
+        err(&m).contains(
+            "unknown architecture model_type = \"gpt-17\" (prosa knows: prosa-bow, prosa-rnn)"
+        ),
         "{}",
         err(&m)
     );
@@ -274,4 +276,48 @@ fn corrupt_or_mismatched_model_folders_name_the_problem() {
             m.join("vectorizer.json").display()
         )
     );
+}
+
+#[test]
+fn a_saved_recurrent_model_loads_back_with_equal_predictions() {
+    use prosa::models::rnn::{Pooling, RnnClassifier, RnnConfig};
+    use prosa::nn::recurrent::CellKind;
+    use prosa::text::{Side, WordTokenizer, WordTokenizerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut tokenizer = WordTokenizer::new(WordTokenizerConfig::default());
+    tokenizer.fit_on_texts(&["good movie", "great fun", "bad movie", "awful boring"]);
+    let labels = LabelMap::fit(["neg", "pos"]);
+    let config = RnnConfig {
+        model_type: prosa::models::rnn::MODEL_TYPE.into(),
+        architectures: vec![],
+        cell: CellKind::Gru,
+        vocab_size: tokenizer.num_ids(),
+        embedding_dim: 6,
+        hidden_size: 5,
+        num_layers: 2,
+        bidirectional: true,
+        dropout: 0.1,
+        pooling: Pooling::Max,
+        max_len: 4,
+        padding: Side::Pre,
+        truncating: Side::Pre,
+        freeze_embeddings: false,
+        num_labels: 2,
+        id2label: labels.id2label(),
+        label2id: Default::default(),
+        class_weights: None,
+    };
+    let model = RnnClassifier::new(config, tokenizer, labels, None, 3).unwrap();
+    model.save(&dir.path().join("m")).unwrap();
+    let back = load_classifier(&dir.path().join("m")).unwrap();
+    let probe = ["good fun movie", "boring", "unseen words only"];
+    let (a, b) = (
+        model.predict_proba(&probe).unwrap(),
+        back.predict_proba(&probe).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert!(a
+        .iter()
+        .all(|p| p.len() == 2 && (p[0] + p[1] - 1.0).abs() < 1e-6));
+    assert!(dir.path().join("m/word_tokenizer.json").exists());
 }

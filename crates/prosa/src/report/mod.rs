@@ -287,3 +287,96 @@ fn curve_panel(
         .map_err(s)?;
     Ok(())
 }
+
+/// Diverging colour for a state value in [-1, 1]: blue (negative), white (0), red (positive).
+fn diverging(v: f64) -> RGBColor {
+    let t = v.clamp(-1.0, 1.0);
+    let lerp = |a: f64, b: f64, t: f64| (a + (b - a) * t) as u8;
+    if t < 0.0 {
+        let t = -t;
+        RGBColor(
+            lerp(255.0, 33.0, t),
+            lerp(255.0, 102.0, t),
+            lerp(255.0, 172.0, t),
+        )
+    } else {
+        RGBColor(
+            lerp(255.0, 178.0, t),
+            lerp(255.0, 24.0, t),
+            lerp(255.0, 43.0, t),
+        )
+    }
+}
+
+/// The hidden state read word by word, like the notebook's `plot_internal_states`: one column
+/// per word (labelled below), one row per hidden dimension, coloured by value; above each
+/// column, the model's prediction after reading up to that word.
+pub fn hidden_states_png(
+    states: &crate::models::rnn::HiddenStates,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    let steps = states.tokens.len().max(1);
+    let dims = states.states.first().map_or(1, Vec::len).max(1);
+    let width = (160 + 70 * steps as u32).max(520);
+    let height = (200 + 14 * dims as u32).clamp(360, 1400);
+    draw_png(path, (width, height), |outer| {
+        let root = &outer.titled(title, ("sans-serif", 20)).map_err(s)?;
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .margin_top(40)
+            .x_label_area_size(60)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..steps as f64, 0.0..dims as f64)
+            .map_err(s)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(0)
+            .y_desc("hidden dimension")
+            .y_labels(dims.min(16))
+            .y_label_formatter(&|v| format!("{}", *v as usize))
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(s)?;
+        for (t, column) in states.states.iter().enumerate() {
+            chart
+                .draw_series(column.iter().enumerate().map(|(j, &v)| {
+                    let (x, y) = (t as f64, j as f64);
+                    Rectangle::new([(x, y), (x + 1.0, y + 1.0)], diverging(v as f64).filled())
+                }))
+                .map_err(s)?;
+        }
+        let centre = plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        );
+        for (t, token) in states.tokens.iter().enumerate() {
+            let (x, _) = chart.backend_coord(&(t as f64 + 0.5, 0.0));
+            let (_, bottom) = chart.backend_coord(&(0.0, 0.0));
+            let (_, top) = chart.backend_coord(&(0.0, dims as f64));
+            // backend_coord gives absolute pixels: draw on the untitled area.
+            outer
+                .draw(&Text::new(
+                    token.clone(),
+                    (x, bottom + 18),
+                    ("sans-serif", 15).into_font().color(&BLACK).pos(centre),
+                ))
+                .map_err(s)?;
+            if let Some(p) = states.outputs.get(t) {
+                let best = crate::metrics::argmax_rows(std::slice::from_ref(p))[0] as usize;
+                let label = states.labels.get(best).map(String::as_str).unwrap_or("?");
+                let short: String = label.chars().take(4).collect();
+                let text = format!("{short} {:.2}", p[best]);
+                outer
+                    .draw(&Text::new(
+                        text,
+                        (x, top - 14),
+                        ("sans-serif", 13).into_font().color(&BLACK).pos(centre),
+                    ))
+                    .map_err(s)?;
+            }
+        }
+        Ok(())
+    })
+}
