@@ -4,6 +4,7 @@
 mod data_cmd;
 mod eval_cmd;
 mod explain_cmd;
+mod quickstart_cmd;
 mod read_args;
 mod train_cmd;
 mod vectors_cmd;
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Unit I in one command: bag-of-words, RNN, LSTM and GRU on the tweets, compared.
+    Quickstart(quickstart_cmd::QuickstartArgs),
     /// Look at and split datasets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Quickstart(args) => quickstart_cmd::run(args),
         Command::Train(args) => train_cmd::run(*args),
         Command::Evaluate(args) => eval_cmd::evaluate(args),
         Command::Predict(args) => eval_cmd::predict(args),

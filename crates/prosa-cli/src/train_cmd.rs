@@ -179,7 +179,7 @@ pub struct TrainArgs {
 }
 
 /// The defaults of `prosa train` without a config file: the bag-of-words baseline on the tweets.
-fn default_experiment() -> Experiment {
+pub(crate) fn default_experiment() -> Experiment {
     let mut e = Experiment::default();
     e.training.output_dir = PathBuf::from("runs/bow");
     e.training.num_train_epochs = 6;

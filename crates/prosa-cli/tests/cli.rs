@@ -503,3 +503,43 @@ fn an_lstm_over_glove_trains_saves_and_explains_its_hidden_state() {
     assert_eq!(bow.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bow.stderr).contains("none of the words"));
 }
+
+#[test]
+fn quickstart_compares_the_four_unit_one_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("qs");
+    let rows = json_of(&run(&[
+        "quickstart",
+        "--out",
+        out.to_str().unwrap(),
+        "--max-rows",
+        "2000",
+        "--epochs",
+        "1",
+        "--json",
+    ]));
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bag-of-words + logistic regression",
+            "Elman RNN (GloVe)",
+            "LSTM (GloVe)",
+            "GRU (GloVe)"
+        ]
+    );
+    for arch in ["bow", "rnn", "lstm", "gru"] {
+        for png in ["confusion_matrix.png", "learning_curves.png"] {
+            assert!(is_png(&out.join(arch).join(png)), "{arch}/{png}");
+        }
+    }
+    assert!(is_png(&out.join("hidden_states_lstm.png")));
+    assert!(std::fs::read_to_string(out.join("comparison.md"))
+        .unwrap()
+        .contains("| GRU (GloVe) |"));
+}
