@@ -1,6 +1,7 @@
 //! `prosa`: the command-line face of the prosa library. Each command is a thin layer over a
 //! library call; `--json` everywhere gives machine-readable output.
 
+mod bench_cmd;
 mod data_cmd;
 mod eval_cmd;
 mod explain_cmd;
@@ -37,6 +38,9 @@ enum Command {
     /// Look inside a trained model: the hidden state word by word.
     #[command(subcommand)]
     Explain(explain_cmd::ExplainCommand),
+    /// Measure throughput (see scripts/bench_*.py for the comparisons with peers).
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
     /// Explore pretrained word vectors: neighbours, analogies, conversion.
     #[command(subcommand)]
     Vectors(vectors_cmd::VectorsCommand),
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => eval_cmd::predict(args),
         Command::Vectors(cmd) => vectors_cmd::run(cmd),
         Command::Explain(cmd) => explain_cmd::run(cmd),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

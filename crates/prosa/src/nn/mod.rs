@@ -1,6 +1,7 @@
 //! Layers shared by the models, on candle: dropout with prosa's seeded randomness, and the
 //! recurrent layers (RNN, LSTM, GRU).
 
+mod fused_recurrent;
 pub mod recurrent;
 
 use candle_core::Tensor;

@@ -17,9 +17,10 @@
 //! time loop. A mask (1 for real tokens, 0 for padding) keeps the state unchanged over padded
 //! steps, so Keras-style pre-padding does not disturb the final state.
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use serde::{Deserialize, Serialize};
 
+use super::fused_recurrent::FusedRecurrent;
 use crate::error::{Error, Result};
 use crate::nn::dropout;
 use crate::train::{ForwardCtx, Init, ParamBuilder};
@@ -95,6 +96,8 @@ pub struct RecurrentOutput {
 /// A stack of recurrent layers.
 pub struct Recurrent {
     config: RecurrentConfig,
+    /// Run each direction's time loop as one fused op (CPU, f32); otherwise per-step tensor ops.
+    fused: bool,
     /// `layers[l][d]`: layer l, direction d (0 forward, 1 backward).
     layers: Vec<Vec<Direction>>,
 }
@@ -136,7 +139,17 @@ impl Recurrent {
             }
             layers.push(directions);
         }
-        Ok(Self { config, layers })
+        Ok(Self {
+            config,
+            fused: true,
+            layers,
+        })
+    }
+
+    /// Chooses the fused time loop (the default; used on the CPU in f32) or the reference
+    /// implementation with one tensor op per gate and step (any device and dtype).
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused;
     }
 
     /// The configuration.
@@ -203,6 +216,22 @@ impl Recurrent {
             .matmul(&p.w_ih.t()?)?
             .broadcast_add(&p.b_ih)?
             .reshape((batch, seq, p.w_ih.dim(0)?))?;
+        if self.fused && x.device().is_cpu() && x.dtype() == DType::F32 {
+            let op = FusedRecurrent {
+                cell: self.config.cell,
+                hidden: h_size,
+                mask: mask
+                    .map(|m| m.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>())
+                    .transpose()?,
+                reverse,
+            };
+            let record = projected.contiguous()?.apply_op3(&p.w_hh, &p.b_hh, op)?;
+            let outputs = record.narrow(2, 0, h_size)?;
+            let last = outputs
+                .narrow(1, if reverse { 0 } else { seq - 1 }, 1)?
+                .squeeze(1)?;
+            return Ok((outputs, last));
+        }
         let w_hh_t = p.w_hh.t()?;
         let zeros = Tensor::zeros((batch, h_size), x.dtype(), x.device())?;
         let mut h = zeros.clone();

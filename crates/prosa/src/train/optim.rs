@@ -152,19 +152,24 @@ impl Rule {
                 v.resize(theta.len(), 0.0);
                 let (b1, b2, eps) = (c.beta1 as f32, c.beta2 as f32, c.epsilon as f32);
                 let decoupled = c.kind == OptimizerKind::AdamW;
-                for i in 0..theta.len() {
-                    let mut g = grad[i];
-                    if !decoupled {
-                        g += wd * theta[i];
-                    }
-                    m[i] = b1 * m[i] + (1.0 - b1) * g;
-                    v[i] = b2 * v[i] + (1.0 - b2) * g * g;
-                    let update =
-                        (m[i] / self.correction1) / ((v[i] / self.correction2).sqrt() + eps);
-                    if decoupled {
-                        theta[i] *= 1.0 - lr * wd;
-                    }
-                    theta[i] -= lr * update;
+                let (l2, shrink) = if decoupled {
+                    (0.0, 1.0 - lr * wd)
+                } else {
+                    (wd, 1.0)
+                };
+                let (inv_c1, inv_c2) = (1.0 / self.correction1, 1.0 / self.correction2);
+                // Zipped iterators (no bounds checks) so the loop vectorises.
+                for (((p, &g), m), v) in theta
+                    .iter_mut()
+                    .zip(grad)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                {
+                    let g = g + l2 * *p;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    let update = (*m * inv_c1) / ((*v * inv_c2).sqrt() + eps);
+                    *p = *p * shrink - lr * update;
                 }
             }
             OptimizerKind::Sgd => {

@@ -1,0 +1,141 @@
+//! `prosa bench recurrent`: training-step throughput of a recurrent classifier, the prosa side of
+//! `scripts/bench_recurrent_vs_torch.py`. Not a test: it only measures.
+
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use prosa::data::LabelMap;
+use prosa::models::rnn::{Pooling, RnnClassifier, RnnConfig, RnnExample};
+use prosa::nn::recurrent::CellKind;
+use prosa::text::{Side, WordTokenizer, WordTokenizerConfig};
+use prosa::train::{ForwardCtx, Optimizer, OptimizerConfig, Trainable};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::print_json;
+
+/// `prosa bench …`
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Sequences per second of one training step (forward, backward, AdamW) of an
+    /// embedding → recurrent → dense binary classifier on random ids.
+    Recurrent(RecurrentArgs),
+}
+
+/// Flags of `prosa bench recurrent`.
+#[derive(Args)]
+pub struct RecurrentArgs {
+    /// The cell: rnn, lstm or gru.
+    #[arg(long, default_value = "lstm")]
+    cell: CellKind,
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 10_000)]
+    vocab: usize,
+    /// Embedding width.
+    #[arg(long, default_value_t = 100)]
+    embedding: usize,
+    /// Hidden state width.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Sequence length.
+    #[arg(long, default_value_t = 30)]
+    seq: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Timed steps (after 3 warm-up steps).
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Measurement {
+    cell: String,
+    sequences_per_second: f64,
+    ms_per_step: f64,
+    steps: usize,
+    batch: usize,
+}
+
+fn bench_recurrent(a: &RecurrentArgs) -> anyhow::Result<Measurement> {
+    // A tokenizer whose vocabulary is exactly `vocab - 1` words, so ids cover the embedding.
+    let mut tokenizer = WordTokenizer::new(WordTokenizerConfig::default());
+    let words: Vec<String> = (1..a.vocab).map(|i| format!("w{i}")).collect();
+    tokenizer.fit_on_texts(&[words.join(" ")]);
+    let labels = LabelMap::fit(["0", "1"]);
+    let config = RnnConfig {
+        model_type: prosa::models::rnn::MODEL_TYPE.into(),
+        architectures: vec![],
+        cell: a.cell,
+        vocab_size: tokenizer.num_ids(),
+        embedding_dim: a.embedding,
+        hidden_size: a.hidden,
+        num_layers: 1,
+        bidirectional: false,
+        dropout: 0.0,
+        pooling: Pooling::Last,
+        max_len: a.seq,
+        padding: Side::Pre,
+        truncating: Side::Pre,
+        freeze_embeddings: false,
+        num_labels: 2,
+        id2label: labels.id2label(),
+        label2id: Default::default(),
+        class_weights: None,
+    };
+    let model = RnnClassifier::new(config, tokenizer, labels, None, 0)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let examples: Vec<RnnExample> = (0..a.batch * 8)
+        .map(|_| RnnExample {
+            ids: (0..a.seq)
+                .map(|_| rng.random_range(1..a.vocab as u32))
+                .collect(),
+            label: rng.random_range(0..2),
+        })
+        .collect();
+    let mut optimizer = Optimizer::new(model.params(), OptimizerConfig::default(), &[])?;
+    let mut step = |k: usize| -> anyhow::Result<()> {
+        let start = (k % 8) * a.batch;
+        let batch: Vec<&RnnExample> = examples[start..start + a.batch].iter().collect();
+        let out = model.forward_batch(&batch, &mut ForwardCtx::eval())?;
+        let grads = optimizer.collect_grads(&out.loss.backward()?);
+        optimizer.apply(&grads, 1e-3)?;
+        Ok(())
+    };
+    for k in 0..3 {
+        step(k)?;
+    }
+    let t = Instant::now();
+    for k in 0..a.steps {
+        step(k)?;
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    Ok(Measurement {
+        cell: format!("{:?}", a.cell).to_lowercase(),
+        sequences_per_second: (a.steps * a.batch) as f64 / seconds,
+        ms_per_step: 1000.0 * seconds / a.steps as f64,
+        steps: a.steps,
+        batch: a.batch,
+    })
+}
+
+/// Runs a `prosa bench` command.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Recurrent(a) => {
+            let m = bench_recurrent(&a)?;
+            if a.json {
+                print_json(&m)?;
+            } else {
+                println!(
+                    "{}: {:.0} sequences/s ({:.2} ms per step of {})",
+                    m.cell, m.sequences_per_second, m.ms_per_step, m.batch
+                );
+            }
+            Ok(())
+        }
+    }
+}
