@@ -224,9 +224,9 @@ impl Recurrent {
                     .map(|m| m.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>())
                     .transpose()?,
                 reverse,
+                record: Default::default(),
             };
-            let record = projected.contiguous()?.apply_op3(&p.w_hh, &p.b_hh, op)?;
-            let outputs = record.narrow(2, 0, h_size)?;
+            let outputs = projected.contiguous()?.apply_op3(&p.w_hh, &p.b_hh, op)?;
             let last = outputs
                 .narrow(1, if reverse { 0 } else { seq - 1 }, 1)?
                 .squeeze(1)?;
