@@ -54,6 +54,7 @@ impl FusedRecurrent {
 /// approximation Eigen uses), clamped where tanh is ±1 in f32. Branch-free, so the gate loops
 /// vectorise; within 1e-6 of `f32::tanh` (tested below).
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // the published coefficients, rounded by the compiler
 pub(crate) fn tanh(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
     let x = x.clamp(-CLAMP, CLAMP);
@@ -198,23 +199,36 @@ impl CustomOp3 for FusedRecurrent {
                     }
                     CellKind::Lstm => {
                         let cp = &mut c_prev[b * h..(b + 1) * h];
+                        // Slices per gate (no index arithmetic in the loop, so it vectorises).
+                        let (h_out, rest) = rec.split_at_mut(h);
+                        let (c_out, rest) = rest.split_at_mut(h);
+                        let (i_out, rest) = rest.split_at_mut(h);
+                        let (f_out, rest) = rest.split_at_mut(h);
+                        let (g_out, rest) = rest.split_at_mut(h);
+                        let (o_out, tc_out) = rest.split_at_mut(h);
+                        let (xi, xr) = xt.split_at(h);
+                        let (xf, xr) = xr.split_at(h);
+                        let (xg, xo) = xr.split_at(h);
+                        let (hi, hr) = hht.split_at(h);
+                        let (hf, hr) = hr.split_at(h);
+                        let (hg, ho) = hr.split_at(h);
                         for j in 0..h {
-                            let i = sigmoid(xt[j] + hht[j]);
-                            let f = sigmoid(xt[h + j] + hht[h + j]);
-                            let gg = tanh(xt[2 * h + j] + hht[2 * h + j]);
-                            let o = sigmoid(xt[3 * h + j] + hht[3 * h + j]);
+                            let i = sigmoid(xi[j] + hi[j]);
+                            let f = sigmoid(xf[j] + hf[j]);
+                            let gg = tanh(xg[j] + hg[j]);
+                            let o = sigmoid(xo[j] + ho[j]);
                             let c_new = f * cp[j] + i * gg;
                             let tc = tanh(c_new);
                             let h_new = o * tc;
-                            rec[2 * h + j] = i;
-                            rec[3 * h + j] = f;
-                            rec[4 * h + j] = gg;
-                            rec[5 * h + j] = o;
-                            rec[6 * h + j] = tc;
+                            i_out[j] = i;
+                            f_out[j] = f;
+                            g_out[j] = gg;
+                            o_out[j] = o;
+                            tc_out[j] = tc;
                             cp[j] += m * (c_new - cp[j]);
                             hp[j] += m * (h_new - hp[j]);
-                            rec[j] = hp[j];
-                            rec[h + j] = cp[j];
+                            h_out[j] = hp[j];
+                            c_out[j] = cp[j];
                         }
                     }
                     CellKind::Gru => {
