@@ -77,6 +77,14 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
     0.5 + 0.5 * tanh(0.5 * x)
 }
 
+/// `state ← state + keep · (new − state)`: the new value on real steps, the old on padding.
+#[inline(always)]
+fn blend_into(state: &mut [f32], new: &[f32], keep: f32) {
+    for (s, n) in state.iter_mut().zip(new) {
+        *s += keep * (n - *s);
+    }
+}
+
 /// Whether the small per-step products use the thread pool.
 const PARALLEL_STEP: bool = true;
 
@@ -184,67 +192,77 @@ impl CustomOp3 for FusedRecurrent {
             );
             for b in 0..batch {
                 let xt = &x[(b * seq + t) * g..(b * seq + t + 1) * g];
-                let hht = &hh[b * g..(b + 1) * g];
+                // Pre-activations x_t + W_hh h + b_hh, in place in hh (GRU: all but the n block).
+                let pre = &mut hh[b * g..(b + 1) * g];
                 let rec = &mut record[(b * seq + t) * k..(b * seq + t + 1) * k];
                 let m = self.keep(b, t, seq);
                 let hp = &mut h_prev[b * h..(b + 1) * h];
+                // Each step below is one simple loop over contiguous slices, so each vectorises.
                 match self.cell {
                     CellKind::Rnn => {
-                        for j in 0..h {
-                            let a = tanh(xt[j] + hht[j]);
-                            rec[h + j] = a;
-                            hp[j] += m * (a - hp[j]);
-                            rec[j] = hp[j];
+                        let (h_out, a) = rec.split_at_mut(h);
+                        for ((a, p), x) in a.iter_mut().zip(pre.iter()).zip(xt) {
+                            *a = tanh(p + x);
                         }
+                        blend_into(hp, a, m);
+                        h_out.copy_from_slice(hp);
                     }
                     CellKind::Lstm => {
                         let cp = &mut c_prev[b * h..(b + 1) * h];
-                        // Slices per gate (no index arithmetic in the loop, so it vectorises).
-                        let (h_out, rest) = rec.split_at_mut(h);
-                        let (c_out, rest) = rest.split_at_mut(h);
-                        let (i_out, rest) = rest.split_at_mut(h);
-                        let (f_out, rest) = rest.split_at_mut(h);
-                        let (g_out, rest) = rest.split_at_mut(h);
-                        let (o_out, tc_out) = rest.split_at_mut(h);
-                        let (xi, xr) = xt.split_at(h);
-                        let (xf, xr) = xr.split_at(h);
-                        let (xg, xo) = xr.split_at(h);
-                        let (hi, hr) = hht.split_at(h);
-                        let (hf, hr) = hr.split_at(h);
-                        let (hg, ho) = hr.split_at(h);
-                        for j in 0..h {
-                            let i = sigmoid(xi[j] + hi[j]);
-                            let f = sigmoid(xf[j] + hf[j]);
-                            let gg = tanh(xg[j] + hg[j]);
-                            let o = sigmoid(xo[j] + ho[j]);
-                            let c_new = f * cp[j] + i * gg;
-                            let tc = tanh(c_new);
-                            let h_new = o * tc;
-                            i_out[j] = i;
-                            f_out[j] = f;
-                            g_out[j] = gg;
-                            o_out[j] = o;
-                            tc_out[j] = tc;
-                            cp[j] += m * (c_new - cp[j]);
-                            hp[j] += m * (h_new - hp[j]);
-                            h_out[j] = hp[j];
-                            c_out[j] = cp[j];
+                        for (p, x) in pre.iter_mut().zip(xt) {
+                            *p += x;
                         }
+                        let (ifo_pre, rest) = pre.split_at_mut(2 * h);
+                        let (g_pre, o_pre) = rest.split_at_mut(h);
+                        ifo_pre
+                            .iter_mut()
+                            .chain(o_pre.iter_mut())
+                            .for_each(|v| *v = sigmoid(*v));
+                        g_pre.iter_mut().for_each(|v| *v = tanh(*v));
+                        // Record layout: h | c | i f g o (the order of `pre`) | tanh(c_new).
+                        let (hc, rest) = rec.split_at_mut(2 * h);
+                        let (gates, tc) = rest.split_at_mut(4 * h);
+                        gates.copy_from_slice(pre);
+                        let (i, rest) = gates.split_at(h);
+                        let (f, rest) = rest.split_at(h);
+                        let (gg, o) = rest.split_at(h);
+                        // c_new into tc, then tanh(c_new) in place.
+                        for ((((t, i), f), gv), c) in
+                            tc.iter_mut().zip(i).zip(f).zip(gg).zip(cp.iter())
+                        {
+                            *t = f * c + i * gv;
+                        }
+                        blend_into(cp, tc, m);
+                        tc.iter_mut().for_each(|v| *v = tanh(*v));
+                        let (h_out, c_out) = hc.split_at_mut(h);
+                        for ((hv, o), t) in hp.iter_mut().zip(o).zip(tc.iter()) {
+                            *hv += m * (o * t - *hv);
+                        }
+                        h_out.copy_from_slice(hp);
+                        c_out.copy_from_slice(cp);
                     }
                     CellKind::Gru => {
-                        for j in 0..h {
-                            let r = sigmoid(xt[j] + hht[j]);
-                            let z = sigmoid(xt[h + j] + hht[h + j]);
-                            let hn = hht[2 * h + j];
-                            let n = tanh(xt[2 * h + j] + r * hn);
-                            let h_new = (1.0 - z) * n + z * hp[j];
-                            rec[h + j] = r;
-                            rec[2 * h + j] = z;
-                            rec[3 * h + j] = n;
-                            rec[4 * h + j] = hn;
-                            hp[j] += m * (h_new - hp[j]);
-                            rec[j] = hp[j];
+                        let (rz_pre, hn) = pre.split_at_mut(2 * h);
+                        for (p, x) in rz_pre.iter_mut().zip(xt) {
+                            *p = sigmoid(*p + x);
                         }
+                        // Record layout: h | r | z | n | W_hn h + b_hn.
+                        let (h_out, rest) = rec.split_at_mut(h);
+                        let (rz, rest) = rest.split_at_mut(2 * h);
+                        let (n, hn_out) = rest.split_at_mut(h);
+                        rz.copy_from_slice(rz_pre);
+                        hn_out.copy_from_slice(hn);
+                        let (r, z) = rz.split_at(h);
+                        for (((n, r), hn), x) in
+                            n.iter_mut().zip(r).zip(hn.iter()).zip(&xt[2 * h..])
+                        {
+                            *n = tanh(x + r * hn);
+                        }
+                        for ((hv, z), n) in hp.iter_mut().zip(z).zip(n.iter()) {
+                            let h_new = (1.0 - z) * n + z * *hv;
+                            *hv += m * (h_new - *hv);
+                        }
+                        h_out.copy_from_slice(hp);
                     }
                 }
             }
