@@ -396,6 +396,15 @@ impl FusedRecurrent {
                         let (di_out, rest) = dgt.split_at_mut(h);
                         let (df_out, rest) = rest.split_at_mut(h);
                         let (dg_out, do_out) = rest.split_at_mut(h);
+                        // Exact lengths let the compiler drop the bounds checks, so the loop vectorises.
+                        let (tcs, do_out, cp, gr, dht, dct) = (
+                            &tcs[..h],
+                            &mut do_out[..h],
+                            &cp[..h],
+                            &gr[..h],
+                            &mut dht[..h],
+                            &mut dct[..h],
+                        );
                         for j in 0..h {
                             let total = gr[j] + dht[j];
                             let (i, f, gv, o, tc) = (gi[j], gf[j], gg[j], go[j], tcs[j]);
