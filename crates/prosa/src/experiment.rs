@@ -375,13 +375,7 @@ impl Experiment {
             freeze_embeddings: m.freeze_embeddings,
             num_labels: splits.labels.len(),
             id2label: splits.labels.id2label(),
-            label2id: splits
-                .labels
-                .names()
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.clone(), i as u32))
-                .collect(),
+            label2id: splits.labels.label2id(),
             class_weights: class_weights(&splits.train_ids, splits.labels.len(), m.class_weight),
         };
         let model = RnnClassifier::new(

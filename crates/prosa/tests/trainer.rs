@@ -91,7 +91,7 @@ impl Trainable for Softmax {
         let h = prosa::nn::dropout(&h, 0.1, ctx)?;
         let logits = h.matmul(&self.out.0.t()?)?.broadcast_add(&self.out.1)?;
         let targets: Vec<u32> = batch.iter().map(|e| e.1).collect();
-        let mut loss = prosa::models::bow::cross_entropy(&logits, &targets, None)?;
+        let mut loss = prosa::nn::loss::cross_entropy(&logits, &targets, None)?;
         if self.blow_up {
             loss = (loss * f64::INFINITY)?;
         }

@@ -63,6 +63,15 @@ impl LabelMap {
             .collect()
     }
 
+    /// Hugging Face's `label2id`.
+    pub fn label2id(&self) -> BTreeMap<String, u32> {
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect()
+    }
+
     /// Rebuilds a map from Hugging Face's `id2label`.
     pub fn from_id2label(map: &BTreeMap<String, String>) -> Option<Self> {
         let mut pairs: Vec<(usize, String)> = map

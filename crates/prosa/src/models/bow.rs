@@ -18,6 +18,7 @@ use super::TextClassifier;
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::nn::dropout;
+use crate::nn::loss::{class_weight_tensor, cross_entropy};
 use crate::text::{SparseRow, Vectorizer, VectorizerConfig};
 use crate::train::{ForwardCtx, Init, ParamStore, StepOutput, Trainable};
 
@@ -106,12 +107,7 @@ impl BowClassifier {
             dropout,
             num_labels: labels.len(),
             id2label: labels.id2label(),
-            label2id: labels
-                .names()
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.clone(), i as u32))
-                .collect(),
+            label2id: labels.label2id(),
             class_weights,
         };
         Self::build(config, labels, vectorizer, seed)
@@ -150,16 +146,8 @@ impl BowClassifier {
         } else {
             None
         };
-        let class_weights = match &config.class_weights {
-            Some(w) if w.len() != config.num_labels => {
-                return Err(Error::config(
-                    "class_weights",
-                    format!("{} weights for {} classes", w.len(), config.num_labels),
-                ));
-            }
-            Some(w) => Some(Tensor::new(w.as_slice(), &Device::Cpu)?),
-            None => None,
-        };
+        let class_weights =
+            class_weight_tensor(config.class_weights.as_deref(), config.num_labels)?;
         Ok(Self {
             config,
             labels,
@@ -238,14 +226,7 @@ impl BowClassifier {
     /// Loads a classifier saved by [`TextClassifier::save`].
     pub fn load(dir: &Path) -> Result<Self> {
         let config: BowConfig = folder::read_config(dir)?;
-        let labels = LabelMap::from_id2label(&config.id2label)
-            .filter(|l| l.len() == config.num_labels)
-            .ok_or_else(|| {
-                Error::folder(
-                    dir.join("config.json"),
-                    "id2label must map 0..num_labels-1 to class names",
-                )
-            })?;
+        let labels = folder::labels_from_config(dir, &config.id2label, config.num_labels)?;
         let vectorizer: Vectorizer = folder::read_json_file(&dir.join("vectorizer.json"))?;
         let vectorizer = vectorizer.after_load();
         if vectorizer.len() != config.num_features {
@@ -261,25 +242,6 @@ impl BowClassifier {
         let model = Self::build(config, labels, vectorizer, 0)?;
         model.params.load(&dir.join("model.safetensors"))?;
         Ok(model)
-    }
-}
-
-/// Cross-entropy of `logits` (batch, classes) against `targets`, optionally class-weighted as
-/// PyTorch's `CrossEntropyLoss(weight=…)` (a weighted mean).
-pub fn cross_entropy(
-    logits: &Tensor,
-    targets: &[u32],
-    class_weights: Option<&Tensor>,
-) -> Result<Tensor> {
-    let t = Tensor::new(targets, logits.device())?;
-    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let picked = log_probs.gather(&t.unsqueeze(1)?, 1)?.squeeze(1)?;
-    match class_weights {
-        None => Ok(picked.mean_all()?.neg()?),
-        Some(w) => {
-            let w = w.index_select(&t, 0)?;
-            Ok((picked.mul(&w)?.sum_all()? / w.sum_all()?)?.neg()?)
-        }
     }
 }
 

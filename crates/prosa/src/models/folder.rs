@@ -66,3 +66,20 @@ pub fn read_json_file<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = fsio::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| Error::folder(path, format!("invalid: {e}")))
 }
+
+/// The label map of a model folder from its `config.json` fields, checked to name classes
+/// `0..num_labels`.
+pub fn labels_from_config(
+    dir: &Path,
+    id2label: &std::collections::BTreeMap<String, String>,
+    num_labels: usize,
+) -> Result<crate::data::LabelMap> {
+    crate::data::LabelMap::from_id2label(id2label)
+        .filter(|l| l.len() == num_labels)
+        .ok_or_else(|| {
+            Error::folder(
+                dir.join("config.json"),
+                "id2label must map 0..num_labels-1 to class names",
+            )
+        })
+}

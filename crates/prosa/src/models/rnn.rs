@@ -11,12 +11,12 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
-use super::bow::cross_entropy;
 use super::folder::{self, ModelFolder};
 use super::TextClassifier;
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::nn::dropout;
+use crate::nn::loss::{binary_cross_entropy, class_weight_tensor, cross_entropy};
 use crate::nn::recurrent::{CellKind, Recurrent, RecurrentConfig};
 use crate::text::{pad_sequences, PadOptions, Side, WordTokenizer};
 use crate::train::{ForwardCtx, Init, ParamStore, StepOutput, Trainable};
@@ -217,16 +217,8 @@ impl RnnClassifier {
             )?,
             c.param("bias", &[config.num_outputs()], Init::Zeros)?,
         );
-        let class_weights = match &config.class_weights {
-            Some(w) if w.len() != config.num_labels => {
-                return Err(Error::config(
-                    "class_weights",
-                    format!("{} weights for {} classes", w.len(), config.num_labels),
-                ))
-            }
-            Some(w) => Some(Tensor::new(w.as_slice(), &Device::Cpu)?),
-            None => None,
-        };
+        let class_weights =
+            class_weight_tensor(config.class_weights.as_deref(), config.num_labels)?;
         Ok(Self {
             config,
             labels,
@@ -388,14 +380,7 @@ impl RnnClassifier {
     /// Loads a classifier saved by [`TextClassifier::save`].
     pub fn load(dir: &Path) -> Result<Self> {
         let config: RnnConfig = folder::read_config(dir)?;
-        let labels = LabelMap::from_id2label(&config.id2label)
-            .filter(|l| l.len() == config.num_labels)
-            .ok_or_else(|| {
-                Error::folder(
-                    dir.join("config.json"),
-                    "id2label must map 0..num_labels-1 to class names",
-                )
-            })?;
+        let labels = folder::labels_from_config(dir, &config.id2label, config.num_labels)?;
         let tokenizer: WordTokenizer = folder::read_json_file(&dir.join("word_tokenizer.json"))?;
         let tokenizer = tokenizer.after_load();
         if tokenizer.num_ids() != config.vocab_size {
@@ -411,26 +396,6 @@ impl RnnClassifier {
         let model = Self::build(config, tokenizer, labels, 0)?;
         model.params.load(&dir.join("model.safetensors"))?;
         Ok(model)
-    }
-}
-
-/// Binary cross-entropy of logits `z` (batch, 1) against 0/1 targets, computed stably as
-/// `max(z, 0) - z·y + ln(1 + e^{-|z|})`, optionally weighted per class.
-fn binary_cross_entropy(
-    z: &Tensor,
-    targets: &[u32],
-    class_weights: Option<&Tensor>,
-) -> Result<Tensor> {
-    let z = z.squeeze(1)?;
-    let y: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
-    let y = Tensor::from_vec(y, targets.len(), z.device())?;
-    let per_example = ((z.relu()? - (&z * &y)?)? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-    match class_weights {
-        None => Ok(per_example.mean_all()?),
-        Some(w) => {
-            let w = w.index_select(&Tensor::new(targets, z.device())?, 0)?;
-            Ok((per_example.mul(&w)?.sum_all()? / w.sum_all()?)?)
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! recurrent layers (RNN, LSTM, GRU).
 
 mod fused_recurrent;
+pub mod loss;
 pub mod recurrent;
 
 use candle_core::Tensor;
