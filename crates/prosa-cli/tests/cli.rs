@@ -299,6 +299,7 @@ fn errors_are_messages_not_panics() {
             "{args:?}: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(stderr.matches(&expected).count(), 1, "said once: {stderr}");
     }
 }
 
