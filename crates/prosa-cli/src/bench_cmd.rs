@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use prosa::data::LabelMap;
-use prosa::models::rnn::{Pooling, RnnClassifier, RnnConfig, RnnExample};
+use prosa::models::rnn::{RnnClassifier, RnnConfig, RnnExample};
 use prosa::nn::recurrent::CellKind;
-use prosa::text::{Side, WordTokenizer, WordTokenizerConfig};
+use prosa::text::{WordTokenizer, WordTokenizerConfig};
 use prosa::train::{ForwardCtx, Optimizer, OptimizerConfig, Trainable};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -67,24 +67,8 @@ fn bench_recurrent(a: &RecurrentArgs) -> anyhow::Result<Measurement> {
     tokenizer.fit_on_texts(&[words.join(" ")]);
     let labels = LabelMap::fit(["0", "1"]);
     let config = RnnConfig {
-        model_type: prosa::models::rnn::MODEL_TYPE.into(),
-        architectures: vec![],
-        cell: a.cell,
-        vocab_size: tokenizer.num_ids(),
-        embedding_dim: a.embedding,
-        hidden_size: a.hidden,
-        num_layers: 1,
-        bidirectional: false,
-        dropout: 0.0,
-        pooling: Pooling::Last,
         max_len: a.seq,
-        padding: Side::Pre,
-        truncating: Side::Pre,
-        freeze_embeddings: false,
-        num_labels: 2,
-        id2label: labels.id2label(),
-        label2id: Default::default(),
-        class_weights: None,
+        ..RnnConfig::new(a.cell, tokenizer.num_ids(), a.embedding, a.hidden, &labels)
     };
     let model = RnnClassifier::new(config, tokenizer, labels, None, 0)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

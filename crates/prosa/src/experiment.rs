@@ -14,10 +14,10 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::{argmax_rows, ClassificationReport};
 use crate::models::bow::BowClassifier;
-use crate::models::rnn::{self, Pooling, RnnClassifier, RnnConfig};
+use crate::models::rnn::{Pooling, RnnClassifier, RnnConfig};
 use crate::models::{load_classifier, TextClassifier};
 use crate::report;
-use crate::text::{Side, Vectorizer, VectorizerConfig, WordTokenizer, WordTokenizerConfig};
+use crate::text::{Vectorizer, VectorizerConfig, WordTokenizer, WordTokenizerConfig};
 use crate::train::{History, ParamGroup, Trainable, Trainer, TrainingArgs};
 use crate::vectors::{VectorsFormat, WordVectors};
 
@@ -323,7 +323,6 @@ impl Experiment {
         finished.plots.push(dist);
         finished.test_file = test_file;
         finished.skipped_empty = data.skipped_empty;
-        finished.split_sizes.2 = test.len();
         Ok(finished)
     }
 
@@ -351,32 +350,24 @@ impl Experiment {
             }
             None => (None, None, m.embedding_dim),
         };
+        let cell = m
+            .arch
+            .parse()
+            .map_err(|e: String| Error::config("arch", e))?;
+        let hidden = if m.hidden_size == 0 {
+            64
+        } else {
+            m.hidden_size
+        };
         let config = RnnConfig {
-            model_type: rnn::MODEL_TYPE.into(),
-            architectures: vec!["RnnClassifier".into()],
-            cell: m
-                .arch
-                .parse()
-                .map_err(|e: String| Error::config("arch", e))?,
-            vocab_size: tokenizer.num_ids(),
-            embedding_dim: dim,
-            hidden_size: if m.hidden_size == 0 {
-                64
-            } else {
-                m.hidden_size
-            },
             num_layers: m.num_layers,
             bidirectional: m.bidirectional,
             dropout: m.dropout,
             pooling: m.pooling,
             max_len: m.max_len,
-            padding: Side::Pre,
-            truncating: Side::Pre,
             freeze_embeddings: m.freeze_embeddings,
-            num_labels: splits.labels.len(),
-            id2label: splits.labels.id2label(),
-            label2id: splits.labels.label2id(),
             class_weights: class_weights(&splits.train_ids, splits.labels.len(), m.class_weight),
+            ..RnnConfig::new(cell, tokenizer.num_ids(), dim, hidden, &splits.labels)
         };
         let model = RnnClassifier::new(
             config,

@@ -95,6 +95,38 @@ pub struct RnnConfig {
 }
 
 impl RnnConfig {
+    /// A one-layer, unidirectional classifier reading the last state, with Keras' pre-padding
+    /// and pre-truncation to 30 words, no dropout and unweighted classes; set the other fields
+    /// after.
+    pub fn new(
+        cell: CellKind,
+        vocab_size: usize,
+        embedding_dim: usize,
+        hidden_size: usize,
+        labels: &LabelMap,
+    ) -> Self {
+        Self {
+            model_type: MODEL_TYPE.into(),
+            architectures: vec!["RnnClassifier".into()],
+            cell,
+            vocab_size,
+            embedding_dim,
+            hidden_size,
+            num_layers: 1,
+            bidirectional: false,
+            dropout: 0.0,
+            pooling: Pooling::Last,
+            max_len: 30,
+            padding: Side::Pre,
+            truncating: Side::Pre,
+            freeze_embeddings: false,
+            num_labels: labels.len(),
+            id2label: labels.id2label(),
+            label2id: labels.label2id(),
+            class_weights: None,
+        }
+    }
+
     /// Outputs of the dense layer: one logit for two classes (sigmoid), else one per class.
     pub fn num_outputs(&self) -> usize {
         if self.num_labels == 2 {

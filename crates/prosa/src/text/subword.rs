@@ -140,9 +140,17 @@ pub struct BatchEncoding {
 }
 
 /// A subword tokenizer (a `tokenizers::Tokenizer`), saved as `tokenizer.json`.
-#[derive(Clone)]
+///
+/// Truncation is a setting of the wrapped tokenizer (it must happen before the special tokens
+/// are added), so it sits behind a mutex and is set per call; padding is applied afterwards.
 pub struct SubwordTokenizer {
-    inner: Tokenizer,
+    inner: std::sync::Mutex<Tokenizer>,
+}
+
+impl Clone for SubwordTokenizer {
+    fn clone(&self) -> Self {
+        Self::wrap(self.lock().clone())
+    }
 }
 
 impl std::fmt::Debug for SubwordTokenizer {
@@ -238,7 +246,7 @@ impl SubwordTokenizer {
                 .map_err(tk_err)?;
             tk.with_post_processor(Some(template));
         }
-        Ok(Self { inner: tk })
+        Ok(Self::wrap(tk))
     }
 
     /// Trains a tokenizer on an iterator of texts.
@@ -275,28 +283,36 @@ impl SubwordTokenizer {
         }
         let inner = Tokenizer::from_file(path)
             .map_err(|e| Error::folder(path, format!("invalid tokenizer: {e}")))?;
-        Ok(Self { inner })
+        Ok(Self::wrap(inner))
     }
 
     /// Saves as `tokenizer.json` (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = self.inner.to_string(true).map_err(tk_err)?;
+        let json = self.lock().to_string(true).map_err(tk_err)?;
         crate::fsio::write_atomic(path, json.as_bytes())
     }
 
     /// Vocabulary size, added tokens included.
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        self.lock().get_vocab_size(true)
     }
 
     /// The id of `token`.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.inner.token_to_id(token)
+        self.lock().token_to_id(token)
     }
 
-    /// The underlying `tokenizers::Tokenizer`.
-    pub fn inner(&self) -> &Tokenizer {
-        &self.inner
+    fn wrap(mut tokenizer: Tokenizer) -> Self {
+        // Padding is applied by encode_batch itself; a file's own padding setting is dropped.
+        tokenizer.with_padding(None);
+        Self {
+            inner: std::sync::Mutex::new(tokenizer),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tokenizer> {
+        // A panic elsewhere while encoding leaves the tokenizer itself intact.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Encodes texts (or text pairs when `pairs` is given) as a batch.
@@ -314,7 +330,6 @@ impl SubwordTokenizer {
                 ));
             }
         }
-        let mut tk = self.inner.clone();
         let truncation = match (options.truncation, options.max_length) {
             (true, Some(max_length)) => Some(TruncationParams {
                 max_length,
@@ -325,7 +340,6 @@ impl SubwordTokenizer {
             (true, None) => return Err(Error::config("max_length", "truncation needs max_length")),
             _ => None,
         };
-        tk.with_truncation(truncation).map_err(tk_err)?;
         let strategy = match (options.padding, options.max_length) {
             (Padding::None, _) => None,
             (Padding::Longest, _) => Some(PaddingStrategy::BatchLongest),
@@ -342,7 +356,7 @@ impl SubwordTokenizer {
             Some(strategy) => {
                 let pad_token = ["[PAD]", "<pad>", "<|endoftext|>"]
                     .into_iter()
-                    .find(|t| self.inner.token_to_id(t).is_some())
+                    .find(|t| self.token_to_id(t).is_some())
                     .ok_or_else(|| Error::Tokenizer("padding needs a pad token ([PAD], <pad> or <|endoftext|>) in the vocabulary".into()))?;
                 Some(PaddingParams {
                     strategy,
@@ -352,13 +366,12 @@ impl SubwordTokenizer {
                         PaddingDirection::Right
                     },
                     pad_to_multiple_of: None,
-                    pad_id: self.inner.token_to_id(pad_token).unwrap_or(0),
+                    pad_id: self.token_to_id(pad_token).unwrap_or(0),
                     pad_type_id: 0,
                     pad_token: pad_token.to_string(),
                 })
             }
         };
-        tk.with_padding(padding);
         let inputs: Vec<EncodeInput> = match pairs {
             None => texts
                 .iter()
@@ -370,9 +383,15 @@ impl SubwordTokenizer {
                 .map(|(a, b)| EncodeInput::Dual((*a).into(), (*b).into()))
                 .collect(),
         };
-        let encodings = tk
-            .encode_batch(inputs, options.add_special_tokens)
-            .map_err(tk_err)?;
+        let mut encodings = {
+            let mut tk = self.lock();
+            tk.with_truncation(truncation).map_err(tk_err)?;
+            tk.encode_batch(inputs, options.add_special_tokens)
+                .map_err(tk_err)?
+        };
+        if let Some(padding) = padding {
+            tokenizers::pad_encodings(&mut encodings, &padding).map_err(tk_err)?;
+        }
         Ok(BatchEncoding {
             input_ids: encodings.iter().map(|e| e.get_ids().to_vec()).collect(),
             attention_mask: encodings
@@ -389,7 +408,7 @@ impl SubwordTokenizer {
 
     /// Turns ids back into text.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        self.inner.decode(ids, skip_special_tokens).map_err(tk_err)
+        self.lock().decode(ids, skip_special_tokens).map_err(tk_err)
     }
 }
 

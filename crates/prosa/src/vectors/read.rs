@@ -56,26 +56,31 @@ pub fn load(path: &Path, format: VectorsFormat, index: Option<&Path>) -> Result<
             std::io::Error::new(std::io::ErrorKind::NotFound, "word-vector file not found"),
         ));
     }
+    let is_npy = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if format == VectorsFormat::Npy || (format == VectorsFormat::Auto && is_npy) {
+        let index = index.ok_or_else(|| {
+            Error::config(
+                "vectors_index",
+                format!(
+                    "{} is a .npy matrix: give its word index (parquet or one word per line)",
+                    path.display()
+                ),
+            )
+        })?;
+        return read_npy(path, index);
+    }
+    // Text and binary formats: read the file once, for detection and parsing alike.
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let format = match format {
-        VectorsFormat::Auto => detect(path)?,
+        VectorsFormat::Auto => detect(&bytes, path),
         f => f,
     };
     match format {
-        VectorsFormat::Npy => {
-            let index = index.ok_or_else(|| {
-                Error::config(
-                    "vectors_index",
-                    format!(
-                        "{} is a .npy matrix: give its word index (parquet or one word per line)",
-                        path.display()
-                    ),
-                )
-            })?;
-            read_npy(path, index)
-        }
-        VectorsFormat::Word2vecBinary => read_binary(path),
+        VectorsFormat::Word2vecBinary => read_binary(&bytes, path),
         _ => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let text = String::from_utf8_lossy(&bytes);
             read_text(&text, path, format == VectorsFormat::Word2vecText)
         }
@@ -90,28 +95,24 @@ fn header(line: &str) -> Option<(usize, usize)> {
     parts.next().is_none().then_some((count, dim))
 }
 
-fn detect(path: &Path) -> Result<VectorsFormat> {
+/// The format of a text or binary vectors file, from its first line (and `.bin` extension).
+fn detect(bytes: &[u8], path: &Path) -> VectorsFormat {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if ext == "npy" {
-        return Ok(VectorsFormat::Npy);
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let first_end = bytes
         .iter()
         .position(|&b| b == b'\n')
         .unwrap_or(bytes.len());
     let first = String::from_utf8_lossy(&bytes[..first_end]);
     if header(&first).is_none() {
-        return Ok(VectorsFormat::GloveText);
-    }
-    if ext == "bin" || std::str::from_utf8(&bytes[first_end..]).is_err() {
-        Ok(VectorsFormat::Word2vecBinary)
+        VectorsFormat::GloveText
+    } else if ext == "bin" || std::str::from_utf8(&bytes[first_end..]).is_err() {
+        VectorsFormat::Word2vecBinary
     } else {
-        Ok(VectorsFormat::Word2vecText)
+        VectorsFormat::Word2vecText
     }
 }
 
@@ -175,8 +176,7 @@ fn read_text(text: &str, path: &Path, has_header: bool) -> Result<WordVectors> {
     WordVectors::from_parts(words, dim.unwrap_or(0), values, path)
 }
 
-fn read_binary(path: &Path) -> Result<WordVectors> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+fn read_binary(bytes: &[u8], path: &Path) -> Result<WordVectors> {
     let first_end = bytes
         .iter()
         .position(|&b| b == b'\n')
