@@ -3,16 +3,24 @@
 //! and fused gate arithmetic. Autograd over per-step tensor ops allocates a dozen tensors per
 //! step and records them all; this does the same arithmetic with no allocation inside the loop.
 //!
-//! Inputs: `x` (batch, seq, G·H) — the input projections `W_ih x_t + b_ih` of every step, computed
-//! outside with one matrix product (so its gradient flows through candle as usual) — `W_hh`
-//! (G·H, H) and `b_hh` (G·H). The op's result is the hidden state of every step (batch, seq, H);
-//! a per-step *record* (batch, seq, K) of the states and gate activations, which the backward
-//! pass needs, stays inside the op (the autograd graph keeps the op alive until then).
+//! Inputs: the layer input `x` (batch, seq, I), both weight matrices side by side as
+//! (G·H, I + H) — `[W_ih | W_hh]` — and both biases stacked as (2, G·H): `b_ih` then `b_hh`.
+//! The input projections `W_ih x_t` of a chunk's steps are one matrix product before its time
+//! loop; the gradients of weights and biases are products and sums the op makes itself, so
+//! candle's autograd sees a single node instead of a product, a broadcast and a reduction.
+//! The op's result is the hidden state of every step (batch, seq, H); a per-step *record*
+//! (batch, seq, K) of the states and gate activations, which the backward pass needs, stays
+//! inside the op (the autograd graph keeps the op alive until then).
+//!
+//! The batch is cut into one chunk of rows per thread and each chunk runs its whole time loop
+//! on its own (rows of a batch never interact), so there is no synchronisation inside the loop.
 //! The equations are those of [`super::recurrent`].
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
+use rayon::prelude::*;
 
 use super::recurrent::CellKind;
+use super::scratch::Scratch;
 
 /// The fused op: one direction of one layer.
 pub(crate) struct FusedRecurrent {
@@ -23,7 +31,7 @@ pub(crate) struct FusedRecurrent {
     /// Read the sequence from its end.
     pub reverse: bool,
     /// The forward pass's record, for the backward pass.
-    pub record: std::sync::Mutex<Vec<f32>>,
+    pub record: std::sync::Mutex<Option<Scratch>>,
 }
 
 impl FusedRecurrent {
@@ -45,9 +53,23 @@ impl FusedRecurrent {
         }
     }
 
-    fn keep(&self, b: usize, t: usize, seq: usize) -> f32 {
-        self.mask.as_ref().map_or(1.0, |m| m[b * seq + t])
+    /// Rows of the batch per parallel chunk: the batch split evenly over the thread pool.
+    fn rows_per_chunk(batch: usize) -> usize {
+        batch.div_ceil(rayon::current_num_threads().clamp(1, batch.max(1)))
     }
+
+    /// The mask rows of the chunk starting at row `first` with `rows` rows.
+    fn mask_rows(&self, first: usize, rows: usize, seq: usize) -> Option<&[f32]> {
+        self.mask
+            .as_deref()
+            .map(|m| &m[first * seq..(first + rows) * seq])
+    }
+}
+
+/// 1 for a real step, 0 for padding, of row `b` at step `t` in a chunk's mask.
+#[inline(always)]
+fn keep(mask: Option<&[f32]>, b: usize, t: usize, seq: usize) -> f32 {
+    mask.map_or(1.0, |m| m[b * seq + t])
 }
 
 /// tanh as a rational function (odd degree-13 numerator, even degree-6 denominator, the
@@ -85,9 +107,6 @@ fn blend_into(state: &mut [f32], new: &[f32], keep: f32) {
     }
 }
 
-/// Whether the small per-step products use the thread pool.
-const PARALLEL_STEP: bool = true;
-
 /// `dst (m×n) = (accumulate ? dst : 0) + lhs · rhs`, with explicit (column, row) strides;
 /// `parallel` spreads the product over the rayon pool.
 #[allow(clippy::too_many_arguments)]
@@ -105,8 +124,16 @@ fn matmul(
     parallel: bool,
 ) {
     // SAFETY: every caller passes slices whose extents cover m×k, k×n and m×n under the given
-    // strides (checked by the debug assertions below), and dst does not alias lhs or rhs.
-    debug_assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
+    // strides (checked below), and dst does not alias lhs or rhs.
+    let covers = |len: usize, rows: usize, cols: usize, (cs, rs): (isize, isize)| {
+        rows == 0 || cols == 0 || ((rows - 1) * rs as usize + (cols - 1) * cs as usize) < len
+    };
+    assert!(
+        covers(dst.len(), m, n, dst_strides)
+            && covers(lhs.len(), m, k, lhs_strides)
+            && covers(rhs.len(), k, n, rhs_strides),
+        "matmul operands smaller than their shapes"
+    );
     unsafe {
         gemm::gemm(
             m,
@@ -160,22 +187,154 @@ impl CustomOp3 for FusedRecurrent {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (batch, seq, g) = l1.shape().dims3()?;
-        let (x, w, bias) = (
+        let (batch, seq, input) = l1.shape().dims3()?;
+        let (x, weights, biases) = (
             contiguous(s1, l1, "x")?,
-            contiguous(s2, l2, "W_hh")?,
-            contiguous(s3, l3, "b_hh")?,
+            contiguous(s2, l2, "weights")?,
+            contiguous(s3, l3, "biases")?,
         );
-        let h = self.hidden;
-        let k = self.record_width();
-        let mut record = vec![0f32; batch * seq * k];
+        let (h, k) = (self.hidden, self.record_width());
+        let g = self.cell.gates() * h;
+        if weights.len() != g * (input + h) || biases.len() != 2 * g {
+            candle_core::bail!(
+                "fused recurrent: weights must be ({g}, {}) and biases (2, {g})",
+                input + h
+            );
+        }
+        let (b_ih, b_hh) = biases.split_at(g);
+        // W_ihᵀ (I, g) and W_hhᵀ (h, g), row-major: the products read them far faster than
+        // the transposed views of the weights.
+        let (w_ih_t, w_hh_t) = transposed_blocks(weights, g, input, h);
+        let rows = Self::rows_per_chunk(batch);
+        let mut record = Scratch::take(batch * seq * k);
+        record
+            .par_chunks_mut(rows * seq * k)
+            .zip(x.par_chunks(rows * seq * input))
+            .enumerate()
+            .for_each(|(c, (rec, xc))| {
+                let n = xc.len() / (seq * input);
+                let mut projected = Scratch::take(n * seq * g);
+                matmul(
+                    n * seq,
+                    g,
+                    input,
+                    &mut projected,
+                    (1, g as isize),
+                    xc,
+                    (1, input as isize),
+                    &w_ih_t,
+                    (1, g as isize),
+                    false,
+                    false,
+                );
+                let mask = self.mask_rows(c * rows, n, seq);
+                self.forward_chunk(&projected, &w_hh_t, b_ih, b_hh, mask, seq, rec);
+            });
+        let states: Vec<f32> = record
+            .chunks_exact(k)
+            .flat_map(|r| r[..h].iter().copied())
+            .collect();
+        *self.record.lock().unwrap_or_else(|p| p.into_inner()) = Some(record);
+        Ok((CpuStorage::F32(states), Shape::from((batch, seq, h))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        _biases: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (batch, seq, input) = x.dims3()?;
+        let g = self.cell.gates() * self.hidden;
+        let guard = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        let record: &[f32] = guard.as_deref().unwrap_or_default();
+        if record.len() != batch * seq * self.record_width() {
+            candle_core::bail!("fused recurrent: backward without a matching forward pass");
+        }
+        let (dx, dw, db) = with_f32(x, |x_values| {
+            with_f32(weights, |w_values| {
+                with_f32(grad_res, |grad| {
+                    self.backward(batch, seq, x_values, w_values, record, grad)
+                })
+            })
+        })????;
+        let device = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (batch, seq, input), device)?),
+            Some(Tensor::from_vec(dw, (g, input + self.hidden), device)?),
+            Some(Tensor::from_vec(db, (2, g), device)?),
+        ))
+    }
+}
+
+/// The two blocks of `[W_ih | W_hh]` (g, I + H), each transposed to row-major (I, g) and (H, g).
+fn transposed_blocks(weights: &[f32], g: usize, input: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut w_ih_t = vec![0f32; input * g];
+    let mut w_hh_t = vec![0f32; h * g];
+    for (n, row) in weights.chunks_exact(input + h).enumerate() {
+        let (wi, wh) = row.split_at(input);
+        for (kk, v) in wi.iter().enumerate() {
+            w_ih_t[kk * g + n] = *v;
+        }
+        for (kk, v) in wh.iter().enumerate() {
+            w_hh_t[kk * g + n] = *v;
+        }
+    }
+    (w_ih_t, w_hh_t)
+}
+
+/// Runs `f` on the values of `t` in place when it is a contiguous f32 CPU tensor, otherwise on
+/// a copy.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(values)), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&values[a..b]));
+        }
+    }
+    let copy = t
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?;
+    Ok(f(&copy))
+}
+
+/// Adds every `width`-wide row of `rows` into `acc`.
+fn sum_rows_into(acc: &mut [f32], rows: &[f32]) {
+    for row in rows.chunks_exact(acc.len()) {
+        for (a, v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+}
+
+impl FusedRecurrent {
+    /// The time loop over one chunk of rows: `x` (rows, seq, g) in, `record` (rows, seq, k) out;
+    /// `w_t` is W_hhᵀ (h, g) row-major.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_chunk(
+        &self,
+        x: &[f32],
+        w_t: &[f32],
+        b_ih: &[f32],
+        b_hh: &[f32],
+        mask: Option<&[f32]>,
+        seq: usize,
+        record: &mut [f32],
+    ) {
+        let (h, k, g) = (self.hidden, self.record_width(), b_hh.len());
+        let batch = x.len() / (seq * g);
         let mut h_prev = vec![0f32; batch * h];
         let mut c_prev = vec![0f32; batch * h];
         let mut hh = vec![0f32; batch * g];
         for t in self.order(seq) {
-            // hh = h_prev · W_hhᵀ + b_hh: W_hh is (g, h) row-major, so W_hhᵀ[k][n] = w[n·h + k].
+            // hh = h_prev · W_hhᵀ + b_hh.
             for row in hh.chunks_mut(g) {
-                row.copy_from_slice(bias);
+                row.copy_from_slice(b_hh);
             }
             matmul(
                 batch,
@@ -185,32 +344,32 @@ impl CustomOp3 for FusedRecurrent {
                 (1, g as isize),
                 &h_prev,
                 (1, h as isize),
-                w,
-                (h as isize, 1),
+                w_t,
+                (1, g as isize),
                 true,
-                PARALLEL_STEP,
+                false,
             );
             for b in 0..batch {
                 let xt = &x[(b * seq + t) * g..(b * seq + t + 1) * g];
-                // Pre-activations x_t + W_hh h + b_hh, in place in hh (GRU: all but the n block).
+                // Pre-activations x_t + b_ih + W_hh h + b_hh, in place in hh (GRU: all but the n block).
                 let pre = &mut hh[b * g..(b + 1) * g];
                 let rec = &mut record[(b * seq + t) * k..(b * seq + t + 1) * k];
-                let m = self.keep(b, t, seq);
+                let m = keep(mask, b, t, seq);
                 let hp = &mut h_prev[b * h..(b + 1) * h];
                 // Each step below is one simple loop over contiguous slices, so each vectorises.
                 match self.cell {
                     CellKind::Rnn => {
                         let (h_out, a) = rec.split_at_mut(h);
-                        for ((a, p), x) in a.iter_mut().zip(pre.iter()).zip(xt) {
-                            *a = tanh(p + x);
+                        for (((a, p), x), bi) in a.iter_mut().zip(pre.iter()).zip(xt).zip(b_ih) {
+                            *a = tanh(p + x + bi);
                         }
                         blend_into(hp, a, m);
                         h_out.copy_from_slice(hp);
                     }
                     CellKind::Lstm => {
                         let cp = &mut c_prev[b * h..(b + 1) * h];
-                        for (p, x) in pre.iter_mut().zip(xt) {
-                            *p += x;
+                        for ((p, x), bi) in pre.iter_mut().zip(xt).zip(b_ih) {
+                            *p += x + bi;
                         }
                         let (ifo_pre, rest) = pre.split_at_mut(2 * h);
                         let (g_pre, o_pre) = rest.split_at_mut(h);
@@ -243,8 +402,8 @@ impl CustomOp3 for FusedRecurrent {
                     }
                     CellKind::Gru => {
                         let (rz_pre, hn) = pre.split_at_mut(2 * h);
-                        for (p, x) in rz_pre.iter_mut().zip(xt) {
-                            *p = sigmoid(*p + x);
+                        for ((p, x), bi) in rz_pre.iter_mut().zip(xt).zip(b_ih) {
+                            *p = sigmoid(*p + x + bi);
                         }
                         // Record layout: h | r | z | n | W_hn h + b_hn.
                         let (h_out, rest) = rec.split_at_mut(h);
@@ -253,10 +412,14 @@ impl CustomOp3 for FusedRecurrent {
                         rz.copy_from_slice(rz_pre);
                         hn_out.copy_from_slice(hn);
                         let (r, z) = rz.split_at(h);
-                        for (((n, r), hn), x) in
-                            n.iter_mut().zip(r).zip(hn.iter()).zip(&xt[2 * h..])
+                        for ((((n, r), hn), x), bi) in n
+                            .iter_mut()
+                            .zip(r)
+                            .zip(hn.iter())
+                            .zip(&xt[2 * h..])
+                            .zip(&b_ih[2 * h..])
                         {
-                            *n = tanh(x + r * hn);
+                            *n = tanh(x + bi + r * hn);
                         }
                         for ((hv, z), n) in hp.iter_mut().zip(z).zip(n.iter()) {
                             let h_new = (1.0 - z) * n + z * *hv;
@@ -267,82 +430,124 @@ impl CustomOp3 for FusedRecurrent {
                 }
             }
         }
-        let states: Vec<f32> = record
-            .chunks_exact(k)
-            .flat_map(|r| r[..h].iter().copied())
-            .collect();
-        *self.record.lock().unwrap_or_else(|p| p.into_inner()) = record;
-        Ok((CpuStorage::F32(states), Shape::from((batch, seq, h))))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (batch, seq, g) = x.dims3()?;
-        let record = self.record.lock().unwrap_or_else(|p| p.into_inner());
-        if record.len() != batch * seq * self.record_width() {
-            candle_core::bail!("fused recurrent: backward without a matching forward pass");
-        }
-        let (dx, dw, db) = with_f32(w, |w_values| {
-            with_f32(grad_res, |grad| {
-                self.backward(batch, seq, g, w_values, &record, grad)
-            })
-        })??;
-        let device = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, (batch, seq, g), device)?),
-            Some(Tensor::from_vec(dw, (g, self.hidden), device)?),
-            Some(Tensor::from_vec(db, g, device)?),
-        ))
-    }
-}
-
-/// Runs `f` on the values of `t` in place when it is a contiguous f32 CPU tensor, otherwise on
-/// a copy.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(CpuStorage::F32(values)), Some((a, b))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            return Ok(f(&values[a..b]));
-        }
-    }
-    let copy = t
-        .flatten_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?;
-    Ok(f(&copy))
-}
-
-impl FusedRecurrent {
-    /// Backpropagation through time: gradients of the input projections, `W_hh` and `b_hh`
-    /// from the gradient of the hidden states (batch, seq, H).
+    /// Backpropagation through time: gradients of the layer input (batch, seq, I), of
+    /// `[W_ih | W_hh]` (g, I + H) and of both biases (2, g) from the gradient of the hidden
+    /// states (batch, seq, H).
     fn backward(
         &self,
         batch: usize,
         seq: usize,
-        g: usize,
-        w_values: &[f32],
+        x: &[f32],
+        weights: &[f32],
         record: &[f32],
         grad: &[f32],
-    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let h = self.hidden;
-        let k = self.record_width();
-        let mut dx = vec![0f32; batch * seq * g];
-        let mut dw = vec![0f32; g * h];
-        let mut db = vec![0f32; g];
+    ) -> candle_core::Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (h, k) = (self.hidden, self.record_width());
+        let g = self.cell.gates() * h;
+        let input = x.len() / (batch * seq);
+        let width = input + h;
+        if weights.len() != g * width {
+            candle_core::bail!("fused recurrent: weights changed shape since the forward pass");
+        }
+        let rows = Self::rows_per_chunk(batch);
+        // Gradients of the input projections (batch, seq, g), of the layer input, and, per chunk,
+        // per step (in processing order), per row, of the W_hh h + b_hh pre-activations and the
+        // h_{t-1} they met; the weight gradients are one product each over all of them at the end.
+        let mut d_projected = Scratch::take(batch * seq * g);
+        let mut dx = vec![0f32; batch * seq * input];
+        let mut all_dgates = Scratch::take(seq * batch * g);
+        let mut all_h_prev = Scratch::take(seq * batch * h);
+        d_projected
+            .par_chunks_mut(rows * seq * g)
+            .zip(dx.par_chunks_mut(rows * seq * input))
+            .zip(all_dgates.par_chunks_mut(rows * seq * g))
+            .zip(all_h_prev.par_chunks_mut(rows * seq * h))
+            .enumerate()
+            .for_each(|(c, (((dp, dx), dgates), h_prevs))| {
+                let n = dp.len() / (seq * g);
+                let first = c * rows;
+                self.backward_chunk(
+                    &weights[input..],
+                    width,
+                    &record[first * seq * k..(first + n) * seq * k],
+                    &grad[first * seq * h..(first + n) * seq * h],
+                    self.mask_rows(first, n, seq),
+                    seq,
+                    dp,
+                    dgates,
+                    h_prevs,
+                );
+                // The layer input's gradient: dx (rows·seq × I) = d_projected · W_ih.
+                matmul(
+                    n * seq,
+                    input,
+                    g,
+                    dx,
+                    (1, input as isize),
+                    dp,
+                    (1, g as isize),
+                    weights,
+                    (1, width as isize),
+                    false,
+                    false,
+                );
+            });
+        // [dW_ih | dW_hh] (g × (I + H)): d_projectedᵀ · x and Σ dgatesᵀ · h_prev.
+        let mut dw = vec![0f32; g * width];
+        matmul(
+            g,
+            input,
+            seq * batch,
+            &mut dw,
+            (1, width as isize),
+            &d_projected,
+            (g as isize, 1),
+            x,
+            (1, input as isize),
+            false,
+            true,
+        );
+        matmul(
+            g,
+            h,
+            seq * batch,
+            &mut dw[input..],
+            (1, width as isize),
+            &all_dgates,
+            (g as isize, 1),
+            &all_h_prev,
+            (1, h as isize),
+            false,
+            true,
+        );
+        let mut db = vec![0f32; 2 * g];
+        let (db_ih, db_hh) = db.split_at_mut(g);
+        sum_rows_into(db_ih, &d_projected);
+        sum_rows_into(db_hh, &all_dgates);
+        Ok((dx, dw, db))
+    }
+
+    /// Backpropagation through time over one chunk of rows.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_chunk(
+        &self,
+        w_hh: &[f32],
+        w_row_stride: usize,
+        record: &[f32],
+        grad: &[f32],
+        mask: Option<&[f32]>,
+        seq: usize,
+        dx: &mut [f32],
+        all_dgates: &mut [f32],
+        all_h_prev: &mut [f32],
+    ) {
+        let (h, k) = (self.hidden, self.record_width());
+        let g = self.cell.gates() * h;
+        let batch = grad.len() / (seq * h);
         let mut dh = vec![0f32; batch * h]; // gradient reaching h_t from later steps
         let mut dc = vec![0f32; batch * h]; // LSTM: gradient reaching c_t from later steps
-                                            // Per step (in processing order): the gradient w.r.t. x_t + hh (RNN, LSTM) or hh (GRU),
-                                            // and h_{t-1}; dW_hh is one product over all steps at the end.
-        let mut all_dgates = vec![0f32; seq * batch * g];
-        let mut all_h_prev = vec![0f32; seq * batch * h];
         let mut c_prev = vec![0f32; batch * h];
         let order = self.order(seq);
         for (pos, &t) in order.iter().enumerate().rev() {
@@ -371,7 +576,7 @@ impl FusedRecurrent {
             for b in 0..batch {
                 let rec = &record[(b * seq + t) * k..(b * seq + t + 1) * k];
                 let gr = &grad[(b * seq + t) * h..(b * seq + t + 1) * h];
-                let m = self.keep(b, t, seq);
+                let m = keep(mask, b, t, seq);
                 let hp = &h_prev[b * h..(b + 1) * h];
                 let dht = &mut dh[b * h..(b + 1) * h];
                 let dgt = &mut dgates[b * g..(b + 1) * g];
@@ -451,33 +656,12 @@ impl FusedRecurrent {
                 (1, h as isize),
                 dgates,
                 (1, g as isize),
-                w_values,
-                (1, h as isize),
+                w_hh,
+                (1, w_row_stride as isize),
                 true,
-                PARALLEL_STEP,
+                false,
             );
         }
-        // dW_hh (g×h) = Σ_steps dgatesᵀ · h_prev, as one (g × steps·batch) · (steps·batch × h) product.
-        let rows = seq * batch;
-        matmul(
-            g,
-            h,
-            rows,
-            &mut dw,
-            (1, h as isize),
-            &all_dgates,
-            (g as isize, 1),
-            &all_h_prev,
-            (1, h as isize),
-            false,
-            true,
-        );
-        for row in all_dgates.chunks_exact(g) {
-            for (acc, v) in db.iter_mut().zip(row) {
-                *acc += v;
-            }
-        }
-        (dx, dw, db)
     }
 }
 

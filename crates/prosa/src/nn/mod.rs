@@ -4,6 +4,7 @@
 mod fused_recurrent;
 pub mod loss;
 pub mod recurrent;
+mod scratch;
 
 use candle_core::Tensor;
 use rand::Rng;

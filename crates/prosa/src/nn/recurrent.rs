@@ -210,12 +210,7 @@ impl Recurrent {
     ) -> Result<(Tensor, Tensor)> {
         let (batch, seq, input) = x.dims3()?;
         let h_size = self.config.hidden_size;
-        // All time steps' input projections in one product: (batch, seq, gates × hidden).
-        let projected = x
-            .reshape((batch * seq, input))?
-            .matmul(&p.w_ih.t()?)?
-            .broadcast_add(&p.b_ih)?
-            .reshape((batch, seq, p.w_ih.dim(0)?))?;
+        // All time steps' input projections W_ih x_t in one product: (batch, seq, gates × hidden).
         if self.fused && x.device().is_cpu() && x.dtype() == DType::F32 {
             let op = FusedRecurrent {
                 cell: self.config.cell,
@@ -226,12 +221,21 @@ impl Recurrent {
                 reverse,
                 record: Default::default(),
             };
-            let outputs = projected.contiguous()?.apply_op3(&p.w_hh, &p.b_hh, op)?;
+            // The op projects the inputs and adds both biases itself (see its module).
+            let weights = Tensor::cat(&[&p.w_ih, &p.w_hh], 1)?;
+            let biases = Tensor::stack(&[&p.b_ih, &p.b_hh], 0)?;
+            let outputs = x.contiguous()?.apply_op3(&weights, &biases, op)?;
             let last = outputs
                 .narrow(1, if reverse { 0 } else { seq - 1 }, 1)?
                 .squeeze(1)?;
             return Ok((outputs, last));
         }
+        // All time steps' input projections W_ih x_t + b_ih in one product: (batch, seq, gates × hidden).
+        let projected = x
+            .reshape((batch * seq, input))?
+            .matmul(&p.w_ih.t()?)?
+            .broadcast_add(&p.b_ih)?
+            .reshape((batch, seq, p.w_ih.dim(0)?))?;
         let w_hh_t = p.w_hh.t()?;
         let zeros = Tensor::zeros((batch, h_size), x.dtype(), x.device())?;
         let mut h = zeros.clone();

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::cell::RefCell;
 
 use candle_core::{backprop::GradStore, CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::params::{load_safetensors, ParamStore};
@@ -140,6 +141,9 @@ struct Rule {
     correction2: f32,
 }
 
+/// Tensors with at least this many values are updated in parallel chunks of this size.
+const PARALLEL_UPDATE_MIN: usize = 1 << 16;
+
 impl Rule {
     /// Updates `theta` in place from `grad`, keeping the moments in `m` and `v`.
     fn apply(&self, theta: &mut [f32], grad: &[f32], m: &mut Vec<f32>, v: &mut Vec<f32>) {
@@ -158,18 +162,31 @@ impl Rule {
                     (wd, 1.0)
                 };
                 let (inv_c1, inv_c2) = (1.0 / self.correction1, 1.0 / self.correction2);
-                // Zipped iterators (no bounds checks) so the loop vectorises.
-                for (((p, &g), m), v) in theta
-                    .iter_mut()
-                    .zip(grad)
-                    .zip(m.iter_mut())
-                    .zip(v.iter_mut())
-                {
-                    let g = g + l2 * *p;
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    let update = (*m * inv_c1) / ((*v * inv_c2).sqrt() + eps);
-                    *p = *p * shrink - lr * update;
+                let update = |theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]| {
+                    // Zipped iterators (no bounds checks) so the loop vectorises.
+                    for (((p, &g), m), v) in theta
+                        .iter_mut()
+                        .zip(grad)
+                        .zip(m.iter_mut())
+                        .zip(v.iter_mut())
+                    {
+                        let g = g + l2 * *p;
+                        *m = b1 * *m + (1.0 - b1) * g;
+                        *v = b2 * *v + (1.0 - b2) * g * g;
+                        let step = (*m * inv_c1) / ((*v * inv_c2).sqrt() + eps);
+                        *p = *p * shrink - lr * step;
+                    }
+                };
+                if theta.len() < PARALLEL_UPDATE_MIN {
+                    update(theta, grad, m, v);
+                } else {
+                    // Large tensors (embeddings) are memory-bound: spread them over the pool.
+                    theta
+                        .par_chunks_mut(PARALLEL_UPDATE_MIN)
+                        .zip(grad.par_chunks(PARALLEL_UPDATE_MIN))
+                        .zip(m.par_chunks_mut(PARALLEL_UPDATE_MIN))
+                        .zip(v.par_chunks_mut(PARALLEL_UPDATE_MIN))
+                        .for_each(|(((p, g), m), v)| update(p, g, m, v));
                 }
             }
             OptimizerKind::Sgd => {
