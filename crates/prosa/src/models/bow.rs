@@ -215,11 +215,11 @@ impl BowClassifier {
         Ok(ModelFolder {
             config: serde_json::to_value(&self.config)
                 .map_err(|e| Error::config("config", e.to_string()))?,
-            tokenizer_file: (
+            tokenizer_file: Some((
                 "vectorizer.json",
                 serde_json::to_vec(&self.vectorizer)
                     .map_err(|e| Error::config("vectorizer", e.to_string()))?,
-            ),
+            )),
         })
     }
 

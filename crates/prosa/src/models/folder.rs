@@ -14,8 +14,8 @@ use crate::train::ParamStore;
 pub struct ModelFolder {
     /// The content of `config.json`.
     pub config: serde_json::Value,
-    /// The tokenizer's file name and bytes (`tokenizer.json`, `vectorizer.json`, …).
-    pub tokenizer_file: (&'static str, Vec<u8>),
+    /// The tokenizer's file name and bytes (`tokenizer.json`, `vectorizer.json`, …), if any.
+    pub tokenizer_file: Option<(&'static str, Vec<u8>)>,
 }
 
 /// Writes a model folder: every file goes into a temporary folder first, which then replaces
@@ -28,8 +28,9 @@ pub fn save(dir: &Path, folder: &ModelFolder, params: &ParamStore) -> Result<()>
     fsio::create_dir(&tmp)?;
     fsio::write_json(&tmp.join("config.json"), &folder.config)?;
     params.save(&tmp.join("model.safetensors"))?;
-    let (name, bytes) = &folder.tokenizer_file;
-    fsio::write_atomic(&tmp.join(name), bytes)?;
+    if let Some((name, bytes)) = &folder.tokenizer_file {
+        fsio::write_atomic(&tmp.join(name), bytes)?;
+    }
     fsio::replace_dir(&tmp, dir)
 }
 

@@ -402,10 +402,10 @@ impl RnnClassifier {
         Ok(ModelFolder {
             config: serde_json::to_value(&self.config)
                 .map_err(|e| Error::config("config", e.to_string()))?,
-            tokenizer_file: (
+            tokenizer_file: Some((
                 "word_tokenizer.json",
                 to_json("tokenizer", serde_json::to_vec(&self.tokenizer))?,
-            ),
+            )),
         })
     }
 

@@ -3,6 +3,7 @@
 
 mod fused_recurrent;
 pub mod loss;
+pub mod norm;
 pub mod recurrent;
 mod scratch;
 

@@ -286,6 +286,31 @@ impl SubwordTokenizer {
         Ok(Self::wrap(inner))
     }
 
+    /// A BERT WordPiece tokenizer from a `vocab.txt` (one token per line, as in older Hugging
+    /// Face folders): BERT normalizer (lowercasing when `lowercase`), BERT pre-tokenizer,
+    /// `[CLS] … [SEP]` template.
+    pub fn from_bert_vocab(path: &Path, lowercase: bool) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::folder(path, "vocabulary file not found"));
+        }
+        let file = path.to_string_lossy().to_string();
+        let model = WordPiece::from_file(&file)
+            .unk_token("[UNK]".into())
+            .build()
+            .map_err(|e| Error::folder(path, format!("invalid vocabulary: {e}")))?;
+        let mut tk = Tokenizer::new(model);
+        tk.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
+        tk.with_pre_tokenizer(Some(BertPreTokenizer));
+        tk.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
+        let config = SubwordTrainConfig::new(SubwordKind::WordPiece, 0);
+        Self::finish(tk, &config).map_err(|e| Error::folder(path, e.to_string()))
+    }
+
+    /// The `tokenizer.json` text, as bytes.
+    pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self.lock().to_string(true).map_err(tk_err)?.into_bytes())
+    }
+
     /// Saves as `tokenizer.json` (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = self.lock().to_string(true).map_err(tk_err)?;

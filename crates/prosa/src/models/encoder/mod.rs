@@ -1,0 +1,10 @@
+//! BERT-family encoders (BERT, DistilBERT, RoBERTa) with their task heads, Hugging Face
+//! checkpoints in and out.
+
+mod checkpoint;
+pub mod config;
+pub mod layers;
+pub mod model;
+
+pub use config::{EncoderConfig, Family, Task};
+pub use model::{EncoderInput, EncoderModel, EncoderOutput};

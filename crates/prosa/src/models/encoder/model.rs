@@ -1,0 +1,427 @@
+//! An encoder with its task head, loaded from and saved to Hugging Face folders.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use super::checkpoint::{normalise_names, read_weights};
+use super::config::{Activation, EncoderConfig, Family, Task};
+use super::layers::{activate, mask_bias, Embeddings, LayerNorm, Linear, TransformerLayer};
+use crate::data::LabelMap;
+use crate::error::{Error, Result};
+use crate::nn::dropout;
+use crate::text::SubwordTokenizer;
+use crate::train::{ForwardCtx, Init, ParamBuilder, ParamStore};
+
+/// A batch of token ids, all rows of equal length.
+#[derive(Debug, Clone, Default)]
+pub struct EncoderInput {
+    /// Token ids (batch, seq).
+    pub input_ids: Vec<Vec<u32>>,
+    /// 1 for tokens, 0 for padding (batch, seq).
+    pub attention_mask: Vec<Vec<u32>>,
+    /// Segment ids (batch, seq); `None`: all 0.
+    pub token_type_ids: Option<Vec<Vec<u32>>>,
+}
+
+/// What a forward pass returns; the fields a head does not make are `None`.
+#[derive(Debug, Clone)]
+pub struct EncoderOutput {
+    /// Last layer's hidden states (batch, seq, hidden).
+    pub last_hidden_state: Tensor,
+    /// `tanh(W h_[CLS] + b)` for models with a pooler (batch, hidden).
+    pub pooler_output: Option<Tensor>,
+    /// Masked-LM (batch, seq, vocab), sequence (batch, labels) or token (batch, seq, labels)
+    /// logits.
+    pub logits: Option<Tensor>,
+    /// Next-sentence logits (batch, 2).
+    pub seq_relationship_logits: Option<Tensor>,
+    /// Span-start logits (batch, seq).
+    pub start_logits: Option<Tensor>,
+    /// Span-end logits (batch, seq).
+    pub end_logits: Option<Tensor>,
+}
+
+struct MlmHead {
+    dense: Linear,
+    norm: LayerNorm,
+    bias: Tensor,
+    activation: Activation,
+}
+
+impl MlmHead {
+    fn new(c: &EncoderConfig, vb: &ParamBuilder) -> Result<Self> {
+        let (h, std, eps) = (c.hidden_size, c.initializer_range, c.layer_norm_eps);
+        let (dense, norm, bias) = match c.family {
+            Family::Bert => {
+                let p = vb.pp("cls.predictions");
+                (
+                    Linear::new(&p, "transform.dense", h, h, std)?,
+                    LayerNorm::new(&p, "transform.LayerNorm", h, eps)?,
+                    p.param("bias", &[c.vocab_size], Init::Zeros)?,
+                )
+            }
+            Family::Roberta => {
+                let p = vb.pp("lm_head");
+                (
+                    Linear::new(&p, "dense", h, h, std)?,
+                    LayerNorm::new(&p, "layer_norm", h, eps)?,
+                    p.param("bias", &[c.vocab_size], Init::Zeros)?,
+                )
+            }
+            Family::DistilBert => (
+                Linear::new(vb, "vocab_transform", h, h, std)?,
+                LayerNorm::new(vb, "vocab_layer_norm", h, 1e-12)?,
+                vb.param("vocab_projector.bias", &[c.vocab_size], Init::Zeros)?,
+            ),
+        };
+        let activation = match c.family {
+            Family::Roberta => Activation::Gelu,
+            _ => c.activation,
+        };
+        Ok(Self {
+            dense,
+            norm,
+            bias,
+            activation,
+        })
+    }
+
+    /// Vocabulary logits through the decoder tied to the word embeddings.
+    fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Result<Tensor> {
+        let (b, s, h) = hidden.dims3()?;
+        let x = self
+            .norm
+            .forward(&activate(&self.dense.forward(hidden)?, self.activation)?)?;
+        let logits = x
+            .reshape((b * s, h))?
+            .matmul(&word_embeddings.t()?)?
+            .broadcast_add(&self.bias)?;
+        Ok(logits.reshape((b, s, ()))?)
+    }
+}
+
+enum SequenceHead {
+    /// BERT: dropout → classifier on the pooler output.
+    Pooled(Linear),
+    /// RoBERTa: dropout → dense → tanh → dropout → out_proj on the first token.
+    TwoLayer(Linear, Linear),
+    /// DistilBERT: pre_classifier → ReLU → dropout → classifier on the first token.
+    PreClassifier(Linear, Linear),
+}
+
+enum Head {
+    None,
+    MaskedLm(MlmHead),
+    PreTraining(MlmHead, Linear),
+    Sequence(SequenceHead),
+    Token(Linear),
+    Span(Linear),
+}
+
+/// BERT, DistilBERT or RoBERTa with one of its heads, parameters named as in transformers.
+pub struct EncoderModel {
+    /// The hyperparameters.
+    pub config: EncoderConfig,
+    /// The tokenizer of the folder, when it has one.
+    pub tokenizer: Option<SubwordTokenizer>,
+    /// Head parameters that the checkpoint did not have and were freshly initialised.
+    pub newly_initialized: Vec<String>,
+    params: ParamStore,
+    embeddings: Embeddings,
+    layers: Vec<TransformerLayer>,
+    pooler: Option<Linear>,
+    head: Head,
+}
+
+impl EncoderModel {
+    /// A model with fresh weights (normal with `initializer_range`, seeded).
+    pub fn new(config: EncoderConfig, device: &Device, seed: u64) -> Result<Self> {
+        let params = ParamStore::new(device.clone());
+        let root = params.builder(seed);
+        let c = &config;
+        let base = if c.task == Task::Base {
+            root.clone()
+        } else {
+            root.pp(c.family.base_prefix())
+        };
+        let embeddings = Embeddings::new(c, &base)?;
+        let layer_root = match c.family {
+            Family::DistilBert => base.pp("transformer.layer"),
+            _ => base.pp("encoder.layer"),
+        };
+        let layers = (0..c.num_layers)
+            .map(|i| TransformerLayer::new(c, &layer_root.pp(&i.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        let has_pooler = match c.family {
+            Family::Bert => matches!(
+                c.task,
+                Task::Base | Task::PreTraining | Task::SequenceClassification
+            ),
+            Family::Roberta => c.task == Task::Base,
+            Family::DistilBert => false,
+        };
+        let (h, std) = (c.hidden_size, c.initializer_range);
+        let pooler = has_pooler
+            .then(|| Linear::new(&base, "pooler.dense", h, h, std))
+            .transpose()?;
+        let head = match c.task {
+            Task::Base => Head::None,
+            Task::MaskedLm => Head::MaskedLm(MlmHead::new(c, &root)?),
+            Task::PreTraining => Head::PreTraining(
+                MlmHead::new(c, &root)?,
+                Linear::new(&root, "cls.seq_relationship", h, 2, std)?,
+            ),
+            Task::SequenceClassification => Head::Sequence(match c.family {
+                Family::Bert => {
+                    SequenceHead::Pooled(Linear::new(&root, "classifier", h, c.num_labels, std)?)
+                }
+                Family::Roberta => SequenceHead::TwoLayer(
+                    Linear::new(&root, "classifier.dense", h, h, std)?,
+                    Linear::new(&root, "classifier.out_proj", h, c.num_labels, std)?,
+                ),
+                Family::DistilBert => SequenceHead::PreClassifier(
+                    Linear::new(&root, "pre_classifier", h, h, std)?,
+                    Linear::new(&root, "classifier", h, c.num_labels, std)?,
+                ),
+            }),
+            Task::TokenClassification => {
+                Head::Token(Linear::new(&root, "classifier", h, c.num_labels, std)?)
+            }
+            Task::QuestionAnswering => Head::Span(Linear::new(&root, "qa_outputs", h, 2, std)?),
+        };
+        Ok(Self {
+            config,
+            tokenizer: None,
+            newly_initialized: Vec::new(),
+            params,
+            embeddings,
+            layers,
+            pooler,
+            head,
+        })
+    }
+
+    /// Loads a Hugging Face folder. `task` picks a head other than the one config.json names
+    /// (its parameters start fresh, as transformers does when fine-tuning from a base model);
+    /// `labels` sets a classification head's classes.
+    pub fn from_pretrained(
+        dir: &Path,
+        task: Option<Task>,
+        labels: Option<LabelMap>,
+        device: &Device,
+    ) -> Result<Self> {
+        let file_config = EncoderConfig::from_folder(dir, None)?;
+        let mut config = EncoderConfig::from_folder(dir, task)?;
+        if let Some(labels) = labels {
+            config = config.with_labels(labels);
+        }
+        let same_head =
+            config.task == file_config.task && config.num_labels == file_config.num_labels;
+        let mut model = Self::new(config, device, 0)?;
+        let (tensors, file) = read_weights(dir, device)?;
+        let names = model.params.names();
+        let prefix = model.config.family.base_prefix();
+        let tensors = normalise_names(tensors, prefix, &names);
+        let encoder_prefix = if model.config.task == Task::Base {
+            String::new()
+        } else {
+            format!("{prefix}.")
+        };
+        for (name, var) in model.params.vars() {
+            let fresh_allowed =
+                !same_head && (!name.starts_with(&encoder_prefix) || name.contains("pooler."));
+            match tensors.get(&name) {
+                Some(t) if t.dims() == var.dims() => var.set(&t.to_dtype(var.dtype())?)?,
+                Some(t) if fresh_allowed && !name.contains("pooler.") => {
+                    // A head of another size (other labels): start it fresh.
+                    let _ = t;
+                    model.newly_initialized.push(name);
+                }
+                Some(t) => {
+                    return Err(Error::Tensor {
+                        path: file.clone(),
+                        name,
+                        message: format!(
+                            "shape {:?} in the file, but the model expects {:?}",
+                            t.dims(),
+                            var.dims()
+                        ),
+                    })
+                }
+                None if fresh_allowed => model.newly_initialized.push(name),
+                None => {
+                    return Err(Error::Tensor {
+                        path: file.clone(),
+                        name,
+                        message: format!("missing (the model expects shape {:?})", var.dims()),
+                    })
+                }
+            }
+        }
+        model.tokenizer = load_tokenizer(dir)?;
+        Ok(model)
+    }
+
+    /// Writes a folder transformers loads with `from_pretrained`: config.json,
+    /// model.safetensors (tied decoder weights are not repeated, as transformers saves them) and
+    /// tokenizer.json when the model has a tokenizer. Atomic: a failed save leaves `dir` as it was.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        let tokenizer = self
+            .tokenizer
+            .as_ref()
+            .map(|t| t.to_json_bytes())
+            .transpose()?
+            .map(|bytes| ("tokenizer.json", bytes));
+        let folder = crate::models::folder::ModelFolder {
+            config: self.config.to_json(),
+            tokenizer_file: tokenizer,
+        };
+        crate::models::folder::save(dir, &folder, &self.params)
+    }
+
+    /// The parameters (for the optimizer).
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        self.params.device()
+    }
+
+    /// Runs the model on a batch.
+    pub fn forward(&self, input: &EncoderInput, ctx: &mut ForwardCtx) -> Result<EncoderOutput> {
+        let seq = input.input_ids.first().map_or(0, Vec::len);
+        if input.input_ids.is_empty() || seq == 0 {
+            return Err(Error::config("input_ids", "empty batch"));
+        }
+        self.check_input(input)?;
+        let mut x =
+            self.embeddings
+                .forward(&input.input_ids, input.token_type_ids.as_deref(), ctx)?;
+        let bias = mask_bias(&input.attention_mask, self.device(), DType::F32)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &bias, ctx)?;
+        }
+        let first = || x.narrow(1, 0, 1).and_then(|t| t.squeeze(1));
+        let pooler_output = match &self.pooler {
+            Some(p) => Some(p.forward(&first()?)?.tanh()?),
+            None => None,
+        };
+        let mut out = EncoderOutput {
+            last_hidden_state: x.clone(),
+            pooler_output: pooler_output.clone(),
+            logits: None,
+            seq_relationship_logits: None,
+            start_logits: None,
+            end_logits: None,
+        };
+        let p = self.config.classifier_dropout;
+        match &self.head {
+            Head::None => {}
+            Head::MaskedLm(mlm) => out.logits = Some(mlm.forward(&x, &self.embeddings.word)?),
+            Head::PreTraining(mlm, nsp) => {
+                out.logits = Some(mlm.forward(&x, &self.embeddings.word)?);
+                let pooled = pooler_output.ok_or_else(|| Error::config("pooler", "missing"))?;
+                out.seq_relationship_logits = Some(nsp.forward(&pooled)?);
+            }
+            Head::Sequence(head) => {
+                out.logits = Some(match head {
+                    SequenceHead::Pooled(classifier) => {
+                        let pooled =
+                            pooler_output.ok_or_else(|| Error::config("pooler", "missing"))?;
+                        classifier.forward(&dropout(&pooled, p, ctx)?)?
+                    }
+                    SequenceHead::TwoLayer(dense, out_proj) => {
+                        let h = dense.forward(&dropout(&first()?, p, ctx)?)?.tanh()?;
+                        out_proj.forward(&dropout(&h, p, ctx)?)?
+                    }
+                    SequenceHead::PreClassifier(pre, classifier) => {
+                        let h = pre.forward(&first()?)?.relu()?;
+                        classifier.forward(&dropout(&h, p, ctx)?)?
+                    }
+                })
+            }
+            Head::Token(classifier) => {
+                out.logits = Some(classifier.forward(&dropout(&x, p, ctx)?)?)
+            }
+            Head::Span(qa) => {
+                let logits = qa.forward(&x)?;
+                out.start_logits = Some(logits.narrow(2, 0, 1)?.squeeze(2)?.contiguous()?);
+                out.end_logits = Some(logits.narrow(2, 1, 1)?.squeeze(2)?.contiguous()?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_input(&self, input: &EncoderInput) -> Result<()> {
+        let seq = input.input_ids[0].len();
+        let c = &self.config;
+        let limit = match c.family {
+            Family::Roberta => c
+                .max_position_embeddings
+                .saturating_sub(c.pad_token_id as usize + 1),
+            _ => c.max_position_embeddings,
+        };
+        if seq > limit {
+            return Err(Error::config(
+                "input_ids",
+                format!("{seq} tokens, but the model has {limit} positions (truncate the input)"),
+            ));
+        }
+        let rows_ok = |rows: &[Vec<u32>]| {
+            rows.len() == input.input_ids.len() && rows.iter().all(|r| r.len() == seq)
+        };
+        if !rows_ok(&input.input_ids) || !rows_ok(&input.attention_mask) {
+            return Err(Error::config(
+                "input_ids",
+                "rows of different lengths (pad the batch)",
+            ));
+        }
+        if let Some(bad) = input
+            .input_ids
+            .iter()
+            .flatten()
+            .find(|&&i| i as usize >= c.vocab_size)
+        {
+            return Err(Error::config(
+                "input_ids",
+                format!("id {bad} is outside the vocabulary ({} ids)", c.vocab_size),
+            ));
+        }
+        if let Some(types) = &input.token_type_ids {
+            if !rows_ok(types)
+                || types
+                    .iter()
+                    .flatten()
+                    .any(|&t| t as usize >= c.type_vocab_size.max(1))
+            {
+                return Err(Error::config(
+                    "token_type_ids",
+                    format!("must match input_ids and be below {}", c.type_vocab_size),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The folder's tokenizer: `tokenizer.json`, else a BERT WordPiece tokenizer from `vocab.txt`.
+fn load_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
+    let json = dir.join("tokenizer.json");
+    if json.exists() {
+        return Ok(Some(SubwordTokenizer::from_file(&json)?));
+    }
+    let vocab = dir.join("vocab.txt");
+    if vocab.exists() {
+        let lowercase = crate::models::folder::read_json_file::<serde_json::Value>(
+            &dir.join("tokenizer_config.json"),
+        )
+        .ok()
+        .and_then(|v| v.get("do_lower_case").and_then(|b| b.as_bool()))
+        .unwrap_or(true);
+        return Ok(Some(SubwordTokenizer::from_bert_vocab(&vocab, lowercase)?));
+    }
+    Ok(None)
+}

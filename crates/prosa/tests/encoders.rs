@@ -1,0 +1,301 @@
+//! BERT, DistilBERT and RoBERTa against Hugging Face transformers: every head of every family
+//! on small random checkpoints (made by tests/fixtures/make_encoder_fixtures.py), a padded batch
+//! equal to one-by-one runs, folders saved and loaded back, and checkpoint errors.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use prosa::models::encoder::{EncoderInput, EncoderModel, Task};
+use prosa::train::ForwardCtx;
+use serde_json::Value;
+
+const CASES: &[&str] = &[
+    "bert-base",
+    "bert-pretraining",
+    "bert-mlm",
+    "bert-seqcls",
+    "bert-regression",
+    "bert-tokcls",
+    "bert-qa",
+    "distilbert-mlm",
+    "distilbert-seqcls",
+    "distilbert-tokcls",
+    "distilbert-qa",
+    "roberta-mlm",
+    "roberta-seqcls",
+    "roberta-tokcls",
+    "roberta-qa",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/encoders")
+        .join(name)
+}
+
+fn expected(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(name).join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn rows(v: &Value) -> Vec<Vec<u32>> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn input(e: &Value) -> EncoderInput {
+    EncoderInput {
+        input_ids: rows(&e["input_ids"]),
+        attention_mask: rows(&e["attention_mask"]),
+        token_type_ids: e.get("token_type_ids").map(rows),
+    }
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn max_diff(ours: &[f32], theirs: &Value) -> f32 {
+    let theirs: Vec<f32> = serde_json::from_value(theirs.clone()).unwrap();
+    assert_eq!(ours.len(), theirs.len(), "lengths differ");
+    ours.iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Every output the fixture recorded, as (name, our values).
+fn outputs(model: &EncoderModel, input: &EncoderInput) -> Vec<(&'static str, Vec<f32>)> {
+    let out = model.forward(input, &mut ForwardCtx::eval()).unwrap();
+    let mut all = vec![("last_hidden_state", flat(&out.last_hidden_state))];
+    let task = model.config.task;
+    let logits_name = match task {
+        Task::PreTraining => "prediction_logits",
+        _ => "logits",
+    };
+    let optional = [
+        (logits_name, out.logits),
+        ("seq_relationship_logits", out.seq_relationship_logits),
+        ("start_logits", out.start_logits),
+        ("end_logits", out.end_logits),
+        ("pooler_output", out.pooler_output),
+    ];
+    all.extend(
+        optional
+            .into_iter()
+            .filter_map(|(n, t)| t.map(|t| (n, flat(&t)))),
+    );
+    all
+}
+
+fn check_against_fixture(model: &EncoderModel, name: &str) {
+    let e = expected(name);
+    let ours = outputs(model, &input(&e));
+    for (key, values) in &ours {
+        // Task models' outputs carry no pooler output in transformers; ours does where it is used.
+        let Some(theirs) = e.get(*key) else {
+            assert_eq!(
+                *key, "pooler_output",
+                "{name}: transformers recorded no {key}"
+            );
+            continue;
+        };
+        let d = max_diff(values, theirs);
+        assert!(d < 1e-4, "{name}: {key} differs from transformers by {d}");
+    }
+    let recorded = [
+        "logits",
+        "prediction_logits",
+        "seq_relationship_logits",
+        "start_logits",
+        "pooler_output",
+    ];
+    for key in recorded.iter().filter(|k| e.get(**k).is_some()) {
+        assert!(
+            ours.iter().any(|(k, _)| k == key),
+            "{name}: we made no {key}"
+        );
+    }
+}
+
+#[test]
+fn every_family_and_head_matches_transformers_within_1e4() {
+    for name in CASES {
+        let model = EncoderModel::from_pretrained(&fixture(name), None, None, &Device::Cpu)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(model.newly_initialized.is_empty(), "{name}");
+        check_against_fixture(&model, name);
+    }
+}
+
+#[test]
+fn a_padded_batch_equals_one_by_one() {
+    for name in ["bert-seqcls", "distilbert-tokcls", "roberta-mlm"] {
+        let model =
+            EncoderModel::from_pretrained(&fixture(name), None, None, &Device::Cpu).unwrap();
+        let batch = input(&expected(name));
+        let together = model.forward(&batch, &mut ForwardCtx::eval()).unwrap();
+        for (row, mask) in batch.attention_mask.iter().enumerate() {
+            let len = mask.iter().filter(|&&m| m == 1).count();
+            let single = EncoderInput {
+                input_ids: vec![batch.input_ids[row][..len].to_vec()],
+                attention_mask: vec![vec![1; len]],
+                token_type_ids: batch
+                    .token_type_ids
+                    .as_ref()
+                    .map(|t| vec![t[row][..len].to_vec()]),
+            };
+            let alone = model.forward(&single, &mut ForwardCtx::eval()).unwrap();
+            let a = flat(&alone.last_hidden_state);
+            let b = flat(
+                &together
+                    .last_hidden_state
+                    .narrow(0, row, 1)
+                    .unwrap()
+                    .narrow(1, 0, len)
+                    .unwrap(),
+            );
+            let d = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(d < 1e-5, "{name} row {row}: batch and single differ by {d}");
+        }
+    }
+}
+
+#[test]
+fn saved_folders_load_back_with_equal_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    // PROSA_WRITE_SAVED=DIR keeps the folders for the transformers check of the fixture script.
+    let root = std::env::var_os("PROSA_WRITE_SAVED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    for name in CASES {
+        let model =
+            EncoderModel::from_pretrained(&fixture(name), None, None, &Device::Cpu).unwrap();
+        let dir = root.join(name);
+        model.save_pretrained(&dir).unwrap();
+        let back = EncoderModel::from_pretrained(&dir, None, None, &Device::Cpu).unwrap();
+        check_against_fixture(&back, name);
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        let original: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(name).join("config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["architectures"], original["architectures"], "{name}");
+    }
+}
+
+#[test]
+fn transformers_loaded_the_folders_prosa_saved() {
+    // Recorded by `make_encoder_fixtures.py --check-saved DIR` on folders written by the test
+    // above with PROSA_WRITE_SAVED=DIR.
+    let text = std::fs::read_to_string(fixture("saved_by_prosa_check.json")).unwrap();
+    let report: std::collections::BTreeMap<String, f64> = serde_json::from_str(&text).unwrap();
+    assert_eq!(report.len(), CASES.len(), "every case checked");
+    for (name, diff) in report {
+        assert!(
+            diff < 1e-4,
+            "{name}: transformers' outputs differ by {diff}"
+        );
+    }
+}
+
+#[test]
+fn a_base_checkpoint_gets_a_fresh_classification_head() {
+    let labels = prosa::data::LabelMap::fit(["a", "b"]);
+    let model = EncoderModel::from_pretrained(
+        &fixture("bert-base"),
+        Some(Task::SequenceClassification),
+        Some(labels),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(
+        model.newly_initialized,
+        vec!["classifier.weight", "classifier.bias"]
+    );
+    // The encoder is the checkpoint's: hidden states still match transformers.
+    let e = expected("bert-base");
+    let out = model.forward(&input(&e), &mut ForwardCtx::eval()).unwrap();
+    assert!(max_diff(&flat(&out.last_hidden_state), &e["last_hidden_state"]) < 1e-4);
+    assert_eq!(out.logits.unwrap().dims(), &[2, 2]);
+}
+
+fn copy_fixture(name: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture(name).join(f), to.join(f)).unwrap();
+    }
+}
+
+fn load_error(dir: &Path) -> String {
+    match EncoderModel::from_pretrained(dir, None, None, &Device::Cpu) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn broken_checkpoints_give_errors_naming_the_tensor_or_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A missing tensor.
+    let dir = tmp.path().join("missing");
+    copy_fixture("bert-seqcls", &dir);
+    let tensors =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut fewer = tensors.clone();
+    fewer.remove("bert.encoder.layer.1.output.dense.weight");
+    candle_core::safetensors::save(&fewer, dir.join("model.safetensors")).unwrap();
+    let msg = load_error(&dir);
+    assert!(
+        msg.contains("bert.encoder.layer.1.output.dense.weight") && msg.contains("missing"),
+        "{msg}"
+    );
+    // A wrong shape.
+    let mut wrong = tensors.clone();
+    wrong.insert(
+        "bert.pooler.dense.weight".into(),
+        Tensor::zeros((32, 31), candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&wrong, dir.join("model.safetensors")).unwrap();
+    let msg = load_error(&dir);
+    assert!(
+        msg.contains("bert.pooler.dense.weight") && msg.contains("[32, 31]"),
+        "{msg}"
+    );
+    // An unknown architecture.
+    let dir = tmp.path().join("arch");
+    copy_fixture("bert-seqcls", &dir);
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        config.replace("BertForSequenceClassification", "BertForMultipleChoice"),
+    )
+    .unwrap();
+    let msg = load_error(&dir);
+    assert!(
+        msg.contains("BertForMultipleChoice") && msg.contains("config.json"),
+        "{msg}"
+    );
+    std::fs::write(
+        dir.join("config.json"),
+        config.replace("\"bert\"", "\"electra\""),
+    )
+    .unwrap();
+    let msg = load_error(&dir);
+    assert!(msg.contains("electra"), "{msg}");
+    // A truncated safetensors file.
+    let dir = tmp.path().join("truncated");
+    copy_fixture("bert-seqcls", &dir);
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let msg = load_error(&dir);
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("truncated"),
+        "{msg}"
+    );
+}
