@@ -5,6 +5,7 @@ mod bench_cmd;
 mod data_cmd;
 mod eval_cmd;
 mod explain_cmd;
+mod pipeline_cmd;
 mod quickstart_cmd;
 mod read_args;
 mod train_cmd;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Unit I in one command: bag-of-words, RNN, LSTM and GRU on the tweets, compared.
     Quickstart(quickstart_cmd::QuickstartArgs),
+    /// Hugging Face-style pipelines: text-classification, fill-mask, feature-extraction.
+    Pipeline(pipeline_cmd::PipelineArgs),
     /// Look at and split datasets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Pipeline(args) => pipeline_cmd::run(args),
         Command::Quickstart(args) => quickstart_cmd::run(args),
         Command::Train(args) => train_cmd::run(*args),
         Command::Evaluate(args) => eval_cmd::evaluate(args),

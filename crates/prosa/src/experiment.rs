@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::{argmax_rows, ClassificationReport};
 use crate::models::bow::BowClassifier;
+use crate::models::encoder::EncoderClassifier;
 use crate::models::rnn::{Pooling, RnnClassifier, RnnConfig};
 use crate::models::{load_classifier, TextClassifier};
 use crate::report;
@@ -96,8 +97,17 @@ impl DataSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelSpec {
-    /// Architecture: `bow` (bag-of-words), `rnn` (Elman), `lstm` or `gru`.
+    /// Architecture: `bow` (bag-of-words), `rnn` (Elman), `lstm`, `gru`, or `bert` (a
+    /// pretrained BERT/DistilBERT/RoBERTa folder given as `pretrained`, fine-tuned).
     pub arch: String,
+    /// Encoder models: the Hugging Face folder to fine-tune.
+    pub pretrained: Option<PathBuf>,
+    /// Encoder models: freeze the embeddings and the lower N layers.
+    pub freeze_layers: Option<usize>,
+    /// Encoder models: freeze the whole encoder (only the head trains).
+    pub freeze_encoder: bool,
+    /// Encoder models: texts are cut to this many subword tokens.
+    pub max_tokens: usize,
     /// Bag-of-words features.
     pub vectorizer: VectorizerConfig,
     /// Hidden units (0: logistic regression).
@@ -130,6 +140,10 @@ impl Default for ModelSpec {
     fn default() -> Self {
         Self {
             arch: "bow".into(),
+            pretrained: None,
+            freeze_layers: None,
+            freeze_encoder: false,
+            max_tokens: 128,
             vectorizer: VectorizerConfig {
                 min_df: 2,
                 max_features: Some(50_000),
@@ -301,20 +315,46 @@ impl Experiment {
                     weights,
                     seed,
                 )?;
-                let prepare = |d: &Dataset, ids: &[u32]| model.prepare(&d.texts(), ids);
-                self.train_and_score(&model, &splits, prepare, &test, resume)?
+                let prepare = |d: &Dataset, ids: &[u32]| Ok(model.prepare(&d.texts(), ids));
+                self.train_and_score(&model, &splits, prepare, &[], &test, resume)?
             }
             "rnn" | "lstm" | "gru" => {
                 let (model, embedding_report) = self.recurrent_model(&splits)?;
-                let prepare = |d: &Dataset, ids: &[u32]| model.prepare(&d.texts(), ids);
-                let mut result = self.train_and_score(&model, &splits, prepare, &test, resume)?;
+                let prepare = |d: &Dataset, ids: &[u32]| Ok(model.prepare(&d.texts(), ids));
+                let mut result =
+                    self.train_and_score(&model, &splits, prepare, &[], &test, resume)?;
                 result.embedding_report = embedding_report;
                 result
+            }
+            "bert" | "distilbert" | "roberta" | "encoder" => {
+                let dir = self.model.pretrained.as_ref().ok_or_else(|| {
+                    Error::config("pretrained", "arch bert needs a pretrained model folder")
+                })?;
+                let weights = class_weights(
+                    &splits.train_ids,
+                    splits.labels.len(),
+                    self.model.class_weight,
+                );
+                let model = EncoderClassifier::from_pretrained(
+                    dir,
+                    Some(splits.labels.clone()),
+                    self.model.max_tokens,
+                    weights.as_deref(),
+                )?;
+                let groups = match (self.model.freeze_encoder, self.model.freeze_layers) {
+                    (true, _) => model.freeze_groups(None),
+                    (false, Some(n)) => model.freeze_groups(Some(n)),
+                    (false, None) => Vec::new(),
+                };
+                let prepare = |d: &Dataset, ids: &[u32]| model.prepare(&d.texts(), ids);
+                self.train_and_score(&model, &splits, prepare, &groups, &test, resume)?
             }
             other => {
                 return Err(Error::config(
                     "arch",
-                    format!("unknown architecture '{other}' (available: bow, rnn, lstm, gru)"),
+                    format!(
+                        "unknown architecture '{other}' (available: bow, rnn, lstm, gru, bert)"
+                    ),
                 ));
             }
         };
@@ -386,17 +426,26 @@ impl Experiment {
         model: &M,
         splits: &Splits,
         prepare: P,
+        frozen: &[ParamGroup],
         test: &Dataset,
         resume: bool,
     ) -> Result<ExperimentResult>
     where
         M: Trainable + TextClassifier,
-        P: Fn(&Dataset, &[u32]) -> Vec<M::Example>,
+        P: Fn(&Dataset, &[u32]) -> Result<Vec<M::Example>>,
     {
         let out = &self.training.output_dir;
-        let train_examples = prepare(&splits.train, &splits.train_ids);
-        let validation_examples = splits.validation.as_ref().map(|(d, ids)| prepare(d, ids));
+        let train_examples = prepare(&splits.train, &splits.train_ids)?;
+        let validation_examples = splits
+            .validation
+            .as_ref()
+            .map(|(d, ids)| prepare(d, ids))
+            .transpose()?;
         let mut args = self.training.clone();
+        // Freezing comes first: the first matching group wins.
+        for (i, group) in frozen.iter().enumerate() {
+            args.param_groups.insert(i, group.clone());
+        }
         if self.model.freeze_embeddings {
             args.param_groups.insert(
                 0,

@@ -12,6 +12,7 @@ pub mod fsio;
 pub mod metrics;
 pub mod models;
 pub mod nn;
+pub mod pipelines;
 pub mod report;
 pub mod text;
 pub mod train;

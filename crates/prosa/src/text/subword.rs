@@ -302,6 +302,13 @@ impl SubwordTokenizer {
         tk.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
         tk.with_pre_tokenizer(Some(BertPreTokenizer));
         tk.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
+        // Special tokens match before normalisation, so "[MASK]" is not lowercased away.
+        let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .filter(|t| tk.token_to_id(t).is_some())
+            .map(|t| AddedToken::from(t.to_string(), true))
+            .collect();
+        tk.add_special_tokens(&specials);
         let config = SubwordTrainConfig::new(SubwordKind::WordPiece, 0);
         Self::finish(tk, &config).map_err(|e| Error::folder(path, e.to_string()))
     }

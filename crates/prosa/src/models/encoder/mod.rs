@@ -2,9 +2,11 @@
 //! checkpoints in and out.
 
 mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod layers;
 pub mod model;
 
+pub use classifier::{EncoderClassifier, EncoderExample};
 pub use config::{EncoderConfig, Family, Task};
 pub use model::{EncoderInput, EncoderModel, EncoderOutput};

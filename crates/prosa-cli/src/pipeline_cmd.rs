@@ -1,0 +1,101 @@
+//! `prosa pipeline TASK --model DIR TEXT…`: Hugging Face-style pipelines, with JSON shaped like
+//! transformers' outputs.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use prosa::pipelines::{FillMask, SentenceEmbedder, TextClassification};
+
+use crate::print_json;
+
+/// The tasks.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PipelineTask {
+    /// Class and score of each text (any prosa classifier folder).
+    TextClassification,
+    /// The most probable tokens for the mask token.
+    FillMask,
+    /// One vector per text (mean or CLS pooling; normalised as the folder says).
+    FeatureExtraction,
+    /// Same as feature-extraction (sentence-transformers' name).
+    SentenceEmbedding,
+}
+
+/// Flags of `prosa pipeline`.
+#[derive(Args)]
+pub struct PipelineArgs {
+    /// The task.
+    task: PipelineTask,
+    /// The model folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Results per text (classes, or mask fillings).
+    #[arg(long, default_value_t = 1)]
+    top_k: usize,
+    /// Read texts from a file, one per line (besides any given as arguments).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// The texts.
+    texts: Vec<String>,
+}
+
+/// Runs `prosa pipeline`.
+pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
+    let mut texts = a.texts.clone();
+    if let Some(path) = &a.input {
+        let content =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        texts.extend(
+            content
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    if texts.is_empty() {
+        anyhow::bail!("no texts: give them as arguments or with --input FILE");
+    }
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    match a.task {
+        PipelineTask::TextClassification => {
+            let results = TextClassification::from_pretrained(&a.model)?.run(&texts, a.top_k)?;
+            if a.json {
+                return print_json(&results);
+            }
+            for (text, scores) in texts.iter().zip(results) {
+                let shown: Vec<String> = scores
+                    .iter()
+                    .map(|s| format!("{} {:.3}", s.label, s.score))
+                    .collect();
+                println!("{}\t{text}", shown.join(", "));
+            }
+        }
+        PipelineTask::FillMask => {
+            let results = FillMask::from_pretrained(&a.model)?.run(&texts, a.top_k.max(5))?;
+            if a.json {
+                return print_json(&results);
+            }
+            for (text, fills) in texts.iter().zip(results) {
+                println!("{text}");
+                for f in fills {
+                    println!("  {:.3}  {:<12} {}", f.score, f.token_str, f.sequence);
+                }
+            }
+        }
+        PipelineTask::FeatureExtraction | PipelineTask::SentenceEmbedding => {
+            let vectors = SentenceEmbedder::from_pretrained(&a.model)?.embed(&texts)?;
+            if a.json {
+                return print_json(&vectors);
+            }
+            for (text, v) in texts.iter().zip(vectors) {
+                let head: Vec<String> = v.iter().take(5).map(|x| format!("{x:.6}")).collect();
+                println!("[{}, …] ({} values)\t{text}", head.join(", "), v.len());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! A sequence classifier on a pretrained encoder (`…ForSequenceClassification`), trainable by
+//! the [`Trainer`](crate::train::Trainer) and usable wherever a prosa classifier is.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, D};
+
+use super::config::Task;
+use super::model::{EncoderInput, EncoderModel};
+use crate::data::LabelMap;
+use crate::error::{Error, Result};
+use crate::models::TextClassifier;
+use crate::nn::loss::{class_weight_tensor, cross_entropy};
+use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
+use crate::train::{ForwardCtx, ParamGroup, ParamStore, StepOutput, Trainable};
+
+/// One tokenized training example.
+#[derive(Debug, Clone)]
+pub struct EncoderExample {
+    /// Token ids with the special tokens, truncated.
+    pub ids: Vec<u32>,
+    /// Class id.
+    pub label: u32,
+}
+
+/// An encoder with a sequence-classification head and its tokenizer.
+pub struct EncoderClassifier {
+    model: EncoderModel,
+    tokenizer: SubwordTokenizer,
+    labels: LabelMap,
+    max_length: usize,
+    class_weights: Option<candle_core::Tensor>,
+}
+
+impl EncoderClassifier {
+    /// Loads `dir` (any BERT/DistilBERT/RoBERTa folder with a tokenizer) with a classification
+    /// head for `labels` (`None`: the folder's own labels); a new head starts fresh.
+    pub fn from_pretrained(
+        dir: &Path,
+        labels: Option<LabelMap>,
+        max_length: usize,
+        class_weights: Option<&[f32]>,
+    ) -> Result<Self> {
+        let model = EncoderModel::from_pretrained(
+            dir,
+            Some(Task::SequenceClassification),
+            labels,
+            &Device::Cpu,
+        )?;
+        let tokenizer = model.tokenizer.clone().ok_or_else(|| {
+            Error::folder(
+                dir,
+                "no tokenizer.json or vocab.txt: the classifier needs a tokenizer",
+            )
+        })?;
+        let labels = model.config.labels.clone().ok_or_else(|| {
+            Error::folder(dir.join("config.json"), "no id2label: give the classes")
+        })?;
+        let class_weights = class_weight_tensor(class_weights, labels.len())?;
+        Ok(Self {
+            model,
+            tokenizer,
+            labels,
+            max_length,
+            class_weights,
+        })
+    }
+
+    /// Loads a fine-tuned classifier folder (its own labels).
+    pub fn load(dir: &Path) -> Result<Self> {
+        Self::from_pretrained(dir, None, 512, None)
+    }
+
+    /// The wrapped model.
+    pub fn model(&self) -> &EncoderModel {
+        &self.model
+    }
+
+    /// Tokenizes texts with their class ids for training.
+    pub fn prepare(&self, texts: &[&str], labels: &[u32]) -> Result<Vec<EncoderExample>> {
+        let ids = self.encode(texts)?;
+        Ok(ids
+            .into_iter()
+            .zip(labels)
+            .map(|(ids, &label)| EncoderExample { ids, label })
+            .collect())
+    }
+
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let options = EncodeOptions {
+            padding: Padding::None,
+            truncation: true,
+            max_length: Some(self.max_length),
+            ..Default::default()
+        };
+        Ok(self
+            .tokenizer
+            .encode_batch(texts, None, &options)?
+            .input_ids)
+    }
+
+    /// Pads rows to the longest with the model's padding id.
+    fn collate(&self, rows: &[&[u32]]) -> EncoderInput {
+        let len = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+        let pad = self.model.config.pad_token_id;
+        let mut input = EncoderInput::default();
+        for row in rows {
+            let mut ids = row.to_vec();
+            let mut mask = vec![1; ids.len()];
+            ids.resize(len, pad);
+            mask.resize(len, 0);
+            input.input_ids.push(ids);
+            input.attention_mask.push(mask);
+        }
+        input
+    }
+
+    /// Parameter groups that freeze the embeddings and the lower `layers` layers (`None`:
+    /// the whole encoder, so only the head trains) — the slides' freezing strategies.
+    pub fn freeze_groups(&self, layers: Option<usize>) -> Vec<ParamGroup> {
+        let c = &self.model.config;
+        let prefix = c.family.base_prefix();
+        let frozen = |pattern: String| ParamGroup {
+            pattern,
+            frozen: true,
+            ..Default::default()
+        };
+        match layers {
+            None => vec![frozen(format!("{prefix}.*"))],
+            Some(n) => {
+                let stack = match c.family {
+                    super::config::Family::DistilBert => "transformer.layer",
+                    _ => "encoder.layer",
+                };
+                let mut groups = vec![frozen(format!("{prefix}.embeddings.*"))];
+                groups.extend(
+                    (0..n.min(c.num_layers)).map(|i| frozen(format!("{prefix}.{stack}.{i}.*"))),
+                );
+                groups
+            }
+        }
+    }
+}
+
+impl Trainable for EncoderClassifier {
+    type Example = EncoderExample;
+
+    fn params(&self) -> &ParamStore {
+        self.model.params()
+    }
+
+    fn forward_batch(&self, batch: &[&EncoderExample], ctx: &mut ForwardCtx) -> Result<StepOutput> {
+        let rows: Vec<&[u32]> = batch.iter().map(|e| e.ids.as_slice()).collect();
+        let targets: Vec<u32> = batch.iter().map(|e| e.label).collect();
+        let out = self.model.forward(&self.collate(&rows), ctx)?;
+        let logits = out
+            .logits
+            .ok_or_else(|| Error::config("head", "the model made no logits"))?;
+        let loss = cross_entropy(&logits, &targets, self.class_weights.as_ref())?;
+        let predictions = logits
+            .argmax(D::Minus1)?
+            .to_dtype(DType::U32)?
+            .to_vec1::<u32>()?;
+        Ok(StepOutput {
+            loss,
+            predictions: Some(predictions),
+            targets: Some(targets),
+        })
+    }
+}
+
+impl TextClassifier for EncoderClassifier {
+    fn labels(&self) -> &LabelMap {
+        &self.labels
+    }
+
+    fn predict_proba(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let ids = self.encode(texts)?;
+        // Batches of similar lengths pad less: sort by length, restore the order after.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let mut out = vec![Vec::new(); ids.len()];
+        for chunk in order.chunks(32) {
+            let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let logits = self
+                .model
+                .forward(&self.collate(&rows), &mut ForwardCtx::eval())?
+                .logits
+                .ok_or_else(|| Error::config("head", "the model made no logits"))?;
+            let probs = crate::nn::norm::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
+            for (&i, p) in chunk.iter().zip(probs) {
+                out[i] = p;
+            }
+        }
+        Ok(out)
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        self.model.save_pretrained(dir)
+    }
+
+    fn num_parameters(&self) -> usize {
+        self.model.params().num_parameters()
+    }
+
+    fn model_type(&self) -> &str {
+        self.model.config.family.model_type()
+    }
+}

@@ -1,0 +1,52 @@
+//! Hugging Face-style pipelines over prosa models: text in, the same output shapes as
+//! transformers' `pipeline(...)` out (serialisable to the same JSON).
+
+mod fill_mask;
+mod sentence_embedding;
+mod text_classification;
+
+pub use fill_mask::{FillMask, FillMaskResult};
+pub use sentence_embedding::{PoolingMode, SentenceEmbedder};
+pub use text_classification::{ClassScore, TextClassification};
+
+use crate::error::Result;
+use crate::models::encoder::EncoderInput;
+use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
+
+/// Tokenizes `texts` (truncated to `max_length`) and pads them into one batch for `pad_id`.
+pub(crate) fn encode_padded(
+    tokenizer: &SubwordTokenizer,
+    texts: &[&str],
+    max_length: usize,
+    pad_id: u32,
+) -> Result<EncoderInput> {
+    let options = EncodeOptions {
+        padding: Padding::None,
+        truncation: true,
+        max_length: Some(max_length),
+        ..Default::default()
+    };
+    let enc = tokenizer.encode_batch(texts, None, &options)?;
+    let len = enc.input_ids.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut input = EncoderInput::default();
+    for ids in enc.input_ids {
+        let mut mask = vec![1; ids.len()];
+        let mut ids = ids;
+        ids.resize(len, pad_id);
+        mask.resize(len, 0);
+        input.input_ids.push(ids);
+        input.attention_mask.push(mask);
+    }
+    Ok(input)
+}
+
+/// Indices of `lengths` sorted by length, cut into batches of `batch_size`: batches of
+/// similar lengths pad less.
+pub(crate) fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}

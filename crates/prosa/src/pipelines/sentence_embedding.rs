@@ -1,0 +1,118 @@
+//! `feature-extraction` / `sentence-embedding`: one vector per text, pooled over its tokens, as
+//! sentence-transformers computes it (its `1_Pooling` and `2_Normalize` modules are read when
+//! the folder has them).
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde_json::Value;
+
+use super::{encode_padded, length_batches};
+use crate::error::{Error, Result};
+use crate::models::encoder::layers::{l2_normalize, mean_pool};
+use crate::models::encoder::{EncoderModel, Task};
+use crate::models::folder::read_json_file;
+use crate::text::SubwordTokenizer;
+use crate::train::ForwardCtx;
+
+/// How token vectors become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolingMode {
+    /// Mean over the real (unmasked) tokens.
+    Mean,
+    /// The first token's vector (`[CLS]`).
+    Cls,
+}
+
+/// Sentence embeddings from an encoder folder.
+pub struct SentenceEmbedder {
+    model: EncoderModel,
+    tokenizer: SubwordTokenizer,
+    /// Pooling over tokens.
+    pub pooling: PoolingMode,
+    /// Divide every vector by its L2 norm.
+    pub normalize: bool,
+    /// Texts are cut to this many tokens.
+    pub max_length: usize,
+    /// Texts per forward pass.
+    pub batch_size: usize,
+}
+
+impl SentenceEmbedder {
+    /// Loads an encoder folder; pooling, normalisation and length come from its
+    /// sentence-transformers files when present (mean pooling, no normalisation otherwise).
+    pub fn from_pretrained(dir: &Path) -> Result<Self> {
+        let model = EncoderModel::from_pretrained(dir, Some(Task::Base), None, &Device::Cpu)?;
+        let tokenizer = model
+            .tokenizer
+            .clone()
+            .ok_or_else(|| Error::folder(dir, "no tokenizer.json or vocab.txt"))?;
+        let pooling_file = dir.join("1_Pooling/config.json");
+        let pooling = if pooling_file.exists() {
+            let v: Value = read_json_file(&pooling_file)?;
+            if v.get("pooling_mode_cls_token").and_then(Value::as_bool) == Some(true) {
+                PoolingMode::Cls
+            } else {
+                PoolingMode::Mean
+            }
+        } else {
+            PoolingMode::Mean
+        };
+        let modules = dir.join("modules.json");
+        let normalize = modules.exists()
+            && read_json_file::<Value>(&modules)?
+                .as_array()
+                .is_some_and(|m| {
+                    m.iter()
+                        .any(|x| x["type"].as_str().is_some_and(|t| t.ends_with("Normalize")))
+                });
+        let max_length = read_json_file::<Value>(&dir.join("sentence_bert_config.json"))
+            .ok()
+            .and_then(|v| v.get("max_seq_length").and_then(Value::as_u64))
+            .map_or(model.config.max_position_embeddings, |n| n as usize);
+        Ok(Self {
+            model,
+            tokenizer,
+            pooling,
+            normalize,
+            max_length,
+            batch_size: 32,
+        })
+    }
+
+    /// The wrapped encoder.
+    pub fn model(&self) -> &EncoderModel {
+        &self.model
+    }
+
+    /// One vector per text, in the order given.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let lengths: Vec<usize> = texts.iter().map(|t| t.len()).collect();
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in length_batches(&lengths, self.batch_size) {
+            let chunk: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+            let input = encode_padded(
+                &self.tokenizer,
+                &chunk,
+                self.max_length,
+                self.model.config.pad_token_id,
+            )?;
+            let hidden = self
+                .model
+                .forward(&input, &mut ForwardCtx::eval())?
+                .last_hidden_state;
+            let mut pooled = match self.pooling {
+                PoolingMode::Mean => mean_pool(&hidden, &input.attention_mask)?,
+                PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            };
+            if self.normalize {
+                pooled = l2_normalize(&pooled)?;
+            }
+            for (&i, v) in batch.iter().zip(pooled.to_vec2::<f32>()?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
