@@ -20,6 +20,60 @@ pub enum BenchCommand {
     /// Sequences per second of one training step (forward, backward, AdamW) of an
     /// embedding → recurrent → dense binary classifier on random ids.
     Recurrent(RecurrentArgs),
+    /// Sentences per second of sentence embeddings with an encoder folder (tokenize, forward,
+    /// pool, normalise) on the vendored tweets, and the latency of one sentence.
+    Encoder(EncoderArgs),
+}
+
+/// Flags of `prosa bench encoder`.
+#[derive(Args)]
+pub struct EncoderArgs {
+    /// The encoder folder (e.g. all-MiniLM-L6-v2).
+    #[arg(long)]
+    model: std::path::PathBuf,
+    /// Sentences to embed.
+    #[arg(long, default_value_t = 2048)]
+    sentences: usize,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Tokens per sentence at most.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Single-sentence calls timed for the latency.
+    #[arg(long, default_value_t = 50)]
+    latency_runs: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct EncoderMeasurement {
+    sentences: usize,
+    sentences_per_second: f64,
+    batch_1_latency_ms: f64,
+}
+
+fn bench_encoder(a: &EncoderArgs) -> anyhow::Result<EncoderMeasurement> {
+    let data = prosa::data::embedded_tweets()?;
+    let texts: Vec<&str> = data.texts().into_iter().take(a.sentences).collect();
+    let mut embedder = prosa::pipelines::SentenceEmbedder::from_pretrained(&a.model)?;
+    embedder.batch_size = a.batch;
+    embedder.max_length = a.max_tokens;
+    embedder.embed(&texts[..a.batch.min(texts.len())])?; // warm-up
+    let t = Instant::now();
+    embedder.embed(&texts)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for text in texts.iter().cycle().take(a.latency_runs) {
+        embedder.embed(&[text])?;
+    }
+    Ok(EncoderMeasurement {
+        sentences: texts.len(),
+        sentences_per_second: texts.len() as f64 / seconds,
+        batch_1_latency_ms: 1000.0 * t.elapsed().as_secs_f64() / a.latency_runs.max(1) as f64,
+    })
 }
 
 /// Flags of `prosa bench recurrent`.
@@ -117,6 +171,18 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 println!(
                     "{}: {:.0} sequences/s ({:.2} ms per step of {})",
                     m.cell, m.sequences_per_second, m.ms_per_step, m.batch
+                );
+            }
+            Ok(())
+        }
+        BenchCommand::Encoder(a) => {
+            let m = bench_encoder(&a)?;
+            if a.json {
+                print_json(&m)?;
+            } else {
+                println!(
+                    "{} sentences: {:.1} sentences/s; batch-1 latency {:.2} ms",
+                    m.sentences, m.sentences_per_second, m.batch_1_latency_ms
                 );
             }
             Ok(())

@@ -16,9 +16,10 @@
 //! on its own (rows of a batch never interact), so there is no synchronisation inside the loop.
 //! The equations are those of [`super::recurrent`].
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::gemm::{cpu_f32 as contiguous, matmul, with_f32};
 use super::recurrent::CellKind;
 use super::scratch::Scratch;
 
@@ -105,72 +106,6 @@ fn blend_into(state: &mut [f32], new: &[f32], keep: f32) {
     for (s, n) in state.iter_mut().zip(new) {
         *s += keep * (n - *s);
     }
-}
-
-/// `dst (m×n) = (accumulate ? dst : 0) + lhs · rhs`, with explicit (column, row) strides;
-/// `parallel` spreads the product over the rayon pool.
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    dst_strides: (isize, isize),
-    lhs: &[f32],
-    lhs_strides: (isize, isize),
-    rhs: &[f32],
-    rhs_strides: (isize, isize),
-    accumulate: bool,
-    parallel: bool,
-) {
-    // SAFETY: every caller passes slices whose extents cover m×k, k×n and m×n under the given
-    // strides (checked below), and dst does not alias lhs or rhs.
-    let covers = |len: usize, rows: usize, cols: usize, (cs, rs): (isize, isize)| {
-        rows == 0 || cols == 0 || ((rows - 1) * rs as usize + (cols - 1) * cs as usize) < len
-    };
-    assert!(
-        covers(dst.len(), m, n, dst_strides)
-            && covers(lhs.len(), m, k, lhs_strides)
-            && covers(rhs.len(), k, n, rhs_strides),
-        "matmul operands smaller than their shapes"
-    );
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_strides.0,
-            dst_strides.1,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_strides.0,
-            lhs_strides.1,
-            rhs.as_ptr(),
-            rhs_strides.0,
-            rhs_strides.1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            if parallel {
-                gemm::Parallelism::Rayon(0)
-            } else {
-                gemm::Parallelism::None
-            },
-        )
-    }
-}
-
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(values) = s else {
-        candle_core::bail!("fused recurrent: {what} must be f32")
-    };
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("fused recurrent: {what} must be contiguous")
-    };
-    Ok(&values[a..b])
 }
 
 impl CustomOp3 for FusedRecurrent {
@@ -283,24 +218,6 @@ fn transposed_blocks(weights: &[f32], g: usize, input: usize, h: usize) -> (Vec<
         }
     }
     (w_ih_t, w_hh_t)
-}
-
-/// Runs `f` on the values of `t` in place when it is a contiguous f32 CPU tensor, otherwise on
-/// a copy.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(CpuStorage::F32(values)), Some((a, b))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            return Ok(f(&values[a..b]));
-        }
-    }
-    let copy = t
-        .flatten_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?;
-    Ok(f(&copy))
 }
 
 /// Adds every `width`-wide row of `rows` into `acc`.

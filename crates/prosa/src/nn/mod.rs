@@ -2,6 +2,8 @@
 //! recurrent layers (RNN, LSTM, GRU).
 
 mod fused_recurrent;
+mod gemm;
+pub mod linear;
 pub mod loss;
 pub mod norm;
 pub mod recurrent;

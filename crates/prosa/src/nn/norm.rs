@@ -5,21 +5,12 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::gemm::cpu_f32 as f32_slice;
 use crate::error::Result;
 
 /// Rows per parallel task: enough work per task to outweigh scheduling.
 fn rows_per_task(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)
-}
-
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(values) = s else {
-        candle_core::bail!("{what} must be f32")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&values[a..b]),
-        None => candle_core::bail!("{what} must be contiguous"),
-    }
 }
 
 /// Mean and 1/standard deviation of one row.

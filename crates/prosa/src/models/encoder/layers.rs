@@ -34,18 +34,7 @@ impl Linear {
 
     /// Applies the layer to `x` (…, inputs).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let inputs = *dims.last().unwrap_or(&1);
-        let rows = x.elem_count() / inputs.max(1);
-        let y = x
-            .reshape((rows, inputs))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?;
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = self.weight.dim(0)?;
-        }
-        Ok(y.reshape(out_dims)?)
+        crate::nn::linear::linear(x, &self.weight, &self.bias)
     }
 }
 

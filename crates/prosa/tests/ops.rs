@@ -1,0 +1,94 @@
+//! prosa's own candle ops (linear, layer norm, softmax) against candle's composed versions:
+//! equal values and equal gradients of every input.
+
+use candle_core::{Device, Tensor, Var, D};
+use prosa::nn::linear::linear;
+use prosa::nn::norm::{layer_norm, softmax_last_dim};
+
+fn var(shape: &[usize], seed: f64) -> Var {
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|i| ((i as f64 * 0.731 + seed).sin() * 1.7) as f32)
+        .collect();
+    Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu).unwrap()).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+/// Compares `ours` and `reference` (both functions of `inputs`) and their gradients under a
+/// weighted sum, so every output position gets a different upstream gradient.
+fn check(inputs: &[Var], ours: impl Fn() -> Tensor, reference: impl Fn() -> Tensor, what: &str) {
+    let (a, b) = (ours(), reference());
+    assert!(
+        max_diff(&a, &b) < 1e-5,
+        "{what}: values differ by {}",
+        max_diff(&a, &b)
+    );
+    let weights = var(a.dims(), 0.3);
+    let loss = |t: &Tensor| (t * weights.as_tensor()).unwrap().sum_all().unwrap();
+    let (ga, gb) = (loss(&a).backward().unwrap(), loss(&b).backward().unwrap());
+    for (i, v) in inputs.iter().enumerate() {
+        let (x, y) = (
+            ga.get(v.as_tensor()).unwrap(),
+            gb.get(v.as_tensor()).unwrap(),
+        );
+        assert!(
+            max_diff(x, y) < 1e-4,
+            "{what}: gradient of input {i} differs by {}",
+            max_diff(x, y)
+        );
+    }
+}
+
+#[test]
+fn linear_equals_matmul_plus_bias() {
+    let (x, w, b) = (var(&[2, 5, 7], 0.1), var(&[3, 7], 0.2), var(&[3], 0.4));
+    check(
+        &[x.clone(), w.clone(), b.clone()],
+        || linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap(),
+        || {
+            x.as_tensor()
+                .broadcast_matmul(&w.as_tensor().t().unwrap())
+                .unwrap()
+                .broadcast_add(b.as_tensor())
+                .unwrap()
+        },
+        "linear",
+    );
+}
+
+#[test]
+fn layer_norm_equals_the_composed_formula() {
+    let (x, g, b) = (var(&[3, 4, 16], 0.5), var(&[16], 0.6), var(&[16], 0.7));
+    check(
+        &[x.clone(), g.clone(), b.clone()],
+        || layer_norm(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5).unwrap(),
+        || {
+            candle_nn::ops::layer_norm_slow(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5)
+                .unwrap()
+        },
+        "layer norm",
+    );
+}
+
+#[test]
+fn softmax_equals_candles() {
+    let x = var(&[2, 3, 4, 9], 0.8);
+    check(
+        &[x.clone()],
+        || softmax_last_dim(x.as_tensor()).unwrap(),
+        || candle_nn::ops::softmax(x.as_tensor(), D::Minus1).unwrap(),
+        "softmax",
+    );
+}
