@@ -86,7 +86,7 @@ fn layer_norm_equals_the_composed_formula() {
 fn softmax_equals_candles() {
     let x = var(&[2, 3, 4, 9], 0.8);
     check(
-        &[x.clone()],
+        std::slice::from_ref(&x),
         || softmax_last_dim(x.as_tensor()).unwrap(),
         || candle_nn::ops::softmax(x.as_tensor(), D::Minus1).unwrap(),
         "softmax",
