@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use prosa::pipelines::{FillMask, SentenceEmbedder, TextClassification};
+use prosa::pipelines::{
+    Aggregation, FillMask, SentenceEmbedder, TextClassification, TokenClassification,
+};
 
 use crate::print_json;
 
@@ -14,6 +16,8 @@ use crate::print_json;
 pub enum PipelineTask {
     /// Class and score of each text (any prosa classifier folder).
     TextClassification,
+    /// Entities (NER) with their character spans.
+    TokenClassification,
     /// The most probable tokens for the mask token.
     FillMask,
     /// One vector per text (mean or CLS pooling; normalised as the folder says).
@@ -33,6 +37,12 @@ pub struct PipelineArgs {
     /// Results per text (classes, or mask fillings).
     #[arg(long, default_value_t = 1)]
     top_k: usize,
+    /// token-classification: none, simple, first, average or max (transformers' aggregation_strategy).
+    #[arg(long, default_value = "none")]
+    aggregation_strategy: Aggregation,
+    /// token-classification: tokens shared by the windows of a text longer than the model.
+    #[arg(long, default_value_t = 32)]
+    stride: usize,
     /// Read texts from a file, one per line (besides any given as arguments).
     #[arg(long)]
     input: Option<PathBuf>,
@@ -72,6 +82,24 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
                     .map(|s| format!("{} {:.3}", s.label, s.score))
                     .collect();
                 println!("{}\t{text}", shown.join(", "));
+            }
+        }
+        PipelineTask::TokenClassification => {
+            let mut pipeline = TokenClassification::from_pretrained(&a.model)?;
+            pipeline.stride = a.stride;
+            let results = pipeline.run(&texts, a.aggregation_strategy)?;
+            if a.json {
+                return print_json(&results);
+            }
+            for (text, entities) in texts.iter().zip(results) {
+                println!("{text}");
+                for e in entities {
+                    let kind = e.entity_group.or(e.entity).unwrap_or_default();
+                    println!(
+                        "  {kind:<8} {:.3}  {:<24} [{}, {})",
+                        e.score, e.word, e.start, e.end
+                    );
+                }
             }
         }
         PipelineTask::FillMask => {

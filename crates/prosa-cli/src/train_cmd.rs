@@ -26,6 +26,11 @@ pub struct TrainArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// What to learn: sequence-classification (one label per text, from CSV/TSV/JSONL) or
+    /// token-classification (one tag per word, from CoNLL files; needs --arch bert
+    /// --pretrained DIR --data TRAIN --test-data TEST).
+    #[arg(long, default_value = "sequence-classification")]
+    task: TrainTask,
 
     // ---- data
     /// Data file (CSV, TSV, JSONL). Default: the embedded tweet-sentiment corpus.
@@ -354,7 +359,69 @@ struct TrainOutput<'a> {
 }
 
 /// Runs `prosa train`.
+/// The learning tasks of `prosa train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TrainTask {
+    /// One label per text.
+    #[default]
+    SequenceClassification,
+    /// One tag per word (NER).
+    TokenClassification,
+}
+
+/// `prosa train --task token-classification`.
+fn run_token_classification(args: &TrainArgs) -> anyhow::Result<()> {
+    let experiment = args.experiment()?;
+    let m = &experiment.model;
+    let need = |v: Option<PathBuf>, flag: &str| {
+        v.ok_or_else(|| anyhow::anyhow!("--task token-classification needs {flag}"))
+    };
+    let spec = prosa::token_classification::TokenClassificationSpec {
+        pretrained: need(m.pretrained.clone(), "--pretrained DIR")?,
+        train_file: need(experiment.data.path.clone(), "--data TRAIN.conll")?,
+        test_file: need(experiment.data.test_path.clone(), "--test-data TEST.conll")?,
+        validation_split: experiment.data.validation_split,
+        max_tokens: m.max_tokens,
+        training: experiment.training.clone(),
+    };
+    let result = prosa::token_classification::run(&spec, args.resume)?;
+    if args.json {
+        return print_json(&result);
+    }
+    let (train, val, test) = result.split_sizes;
+    println!(
+        "trained a token classifier on {train} sentences ({val} validation) in {:.1}s",
+        result.train_seconds
+    );
+    println!(
+        "
+entities in {} ({test} sentences):",
+        spec.test_file.display()
+    );
+    println!(
+        "{:<8}{:>10}{:>10}{:>10}{:>9}",
+        "", "precision", "recall", "f1", "support"
+    );
+    let rows = result.report.per_type.iter().map(|(k, v)| (k.as_str(), v));
+    for (name, s) in rows.chain([("micro", &result.report.micro)]) {
+        println!(
+            "{name:<8}{:>10.4}{:>10.4}{:>10.4}{:>9}",
+            s.precision, s.recall, s.f1, s.support
+        );
+    }
+    println!(
+        "
+model folder {}",
+        result.model_dir.display()
+    );
+    Ok(())
+}
+
+/// Runs `prosa train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.task == TrainTask::TokenClassification {
+        return run_token_classification(&args);
+    }
     let experiment = args.experiment()?;
     let result = experiment.run(args.resume)?;
     let report = &result.test_report;

@@ -648,3 +648,78 @@ fn sentence_embedding_pipeline_prints_the_reference_vector() {
         &v[..5]
     );
 }
+
+#[test]
+fn ner_fine_tunes_on_conll_and_the_pipeline_finds_entities_with_their_spans() {
+    let Some(pretrained) = minilm() else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ner");
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("ner");
+    let out = json_of(&run(&[
+        "train",
+        "--task",
+        "token-classification",
+        "--arch",
+        "bert",
+        "--pretrained",
+        pretrained.to_str().unwrap(),
+        "--data",
+        root.join("train.conll").to_str().unwrap(),
+        "--test-data",
+        root.join("test.conll").to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e-4",
+        "--warmup-ratio",
+        "0.1",
+        "--output-dir",
+        run_dir.to_str().unwrap(),
+        "--json",
+    ]));
+    // Test names are partly unseen in training (see scripts/make_ner_corpus.py).
+    let f1 = out["report"]["micro"]["f1"].as_f64().unwrap();
+    assert!(f1 >= 0.85, "entity micro-F1 {f1}");
+    let model = run_dir.join("model");
+    let text = "Maria Silva works at Petrobras in Porto Alegre.";
+    let found = json_of(&run(&[
+        "pipeline",
+        "token-classification",
+        "--model",
+        model.to_str().unwrap(),
+        "--aggregation-strategy",
+        "first",
+        "--json",
+        text,
+    ]));
+    let entities: Vec<(String, usize, usize)> = found[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let span = (
+                e["start"].as_u64().unwrap() as usize,
+                e["end"].as_u64().unwrap() as usize,
+            );
+            (
+                e["entity_group"].as_str().unwrap().to_string(),
+                span.0,
+                span.1,
+            )
+        })
+        .collect();
+    let spans: Vec<(&str, &str)> = entities
+        .iter()
+        .map(|(k, s, e)| (k.as_str(), &text[*s..*e]))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            ("PER", "Maria Silva"),
+            ("ORG", "Petrobras"),
+            ("LOC", "Porto Alegre")
+        ]
+    );
+}

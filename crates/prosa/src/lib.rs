@@ -15,6 +15,7 @@ pub mod nn;
 pub mod pipelines;
 pub mod report;
 pub mod text;
+pub mod token_classification;
 pub mod train;
 pub mod vectors;
 

@@ -3,6 +3,7 @@
 //! A [`Dataset`] is plain rows; every operation returns a new dataset, and every random choice
 //! takes an explicit seed so runs reproduce.
 
+pub mod conll;
 mod labels;
 mod read;
 mod stats;

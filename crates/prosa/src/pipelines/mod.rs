@@ -4,10 +4,12 @@
 mod fill_mask;
 mod sentence_embedding;
 mod text_classification;
+mod token_classification;
 
 pub use fill_mask::{FillMask, FillMaskResult};
 pub use sentence_embedding::{PoolingMode, SentenceEmbedder};
 pub use text_classification::{ClassScore, TextClassification};
+pub use token_classification::{Aggregation, Entity, TokenClassification};
 
 use crate::error::Result;
 use crate::models::encoder::EncoderInput;

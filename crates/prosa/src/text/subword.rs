@@ -137,6 +137,10 @@ pub struct BatchEncoding {
     pub token_type_ids: Vec<Vec<u32>>,
     /// The tokens as strings.
     pub tokens: Vec<Vec<String>>,
+    /// The word each token came from (`None` for special and padding tokens).
+    pub word_ids: Vec<Vec<Option<u32>>>,
+    /// Each token's character span `(start, end)` in its text (in its word, for pre-split input).
+    pub offsets: Vec<Vec<(usize, usize)>>,
 }
 
 /// A subword tokenizer (a `tokenizers::Tokenizer`), saved as `tokenizer.json`.
@@ -404,7 +408,7 @@ impl SubwordTokenizer {
                 })
             }
         };
-        let inputs: Vec<EncodeInput> = match pairs {
+        let inputs: Vec<EncodeInput<'_>> = match pairs {
             None => texts
                 .iter()
                 .map(|t| EncodeInput::Single((*t).into()))
@@ -415,16 +419,51 @@ impl SubwordTokenizer {
                 .map(|(a, b)| EncodeInput::Dual((*a).into(), (*b).into()))
                 .collect(),
         };
+        self.encode_inputs(inputs, truncation, padding, options.add_special_tokens)
+    }
+
+    /// Encodes sentences already split into words (as in CoNLL files), keeping which word each
+    /// token came from; truncated to `max_length` tokens when given, not padded.
+    pub fn encode_words(
+        &self,
+        sentences: &[Vec<String>],
+        max_length: Option<usize>,
+    ) -> Result<BatchEncoding> {
+        let truncation = max_length.map(|max_length| TruncationParams {
+            max_length,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        });
+        let inputs: Vec<EncodeInput<'_>> = sentences
+            .iter()
+            .map(|words| EncodeInput::Single(words.as_slice().into()))
+            .collect();
+        self.encode_inputs(inputs, truncation, None, true)
+    }
+
+    fn encode_inputs(
+        &self,
+        inputs: Vec<EncodeInput<'_>>,
+        truncation: Option<TruncationParams>,
+        padding: Option<PaddingParams>,
+        add_special_tokens: bool,
+    ) -> Result<BatchEncoding> {
         let mut encodings = {
             let mut tk = self.lock();
             tk.with_truncation(truncation).map_err(tk_err)?;
-            tk.encode_batch(inputs, options.add_special_tokens)
+            tk.encode_batch_char_offsets(inputs, add_special_tokens)
                 .map_err(tk_err)?
         };
         if let Some(padding) = padding {
             tokenizers::pad_encodings(&mut encodings, &padding).map_err(tk_err)?;
         }
         Ok(BatchEncoding {
+            word_ids: encodings
+                .iter()
+                .map(|e| e.get_word_ids().to_vec())
+                .collect(),
+            offsets: encodings.iter().map(|e| e.get_offsets().to_vec()).collect(),
             input_ids: encodings.iter().map(|e| e.get_ids().to_vec()).collect(),
             attention_mask: encodings
                 .iter()

@@ -6,7 +6,9 @@ pub mod classifier;
 pub mod config;
 pub mod layers;
 pub mod model;
+pub mod token_classifier;
 
 pub use classifier::{EncoderClassifier, EncoderExample};
 pub use config::{EncoderConfig, Family, Task};
 pub use model::{EncoderInput, EncoderModel, EncoderOutput};
+pub use token_classifier::{EncoderTokenClassifier, TokenExample};

@@ -2,6 +2,8 @@
 //! recall and F1, their macro / micro / weighted averages, the confusion matrix and
 //! `classification_report`. A zero denominator gives 0 (scikit-learn's `zero_division=0`).
 
+pub mod entities;
+
 use serde::Serialize;
 
 /// Rows are true classes, columns predicted classes.
