@@ -18,6 +18,8 @@ pub enum PipelineTask {
     TextClassification,
     /// Entities (NER) with their character spans.
     TokenClassification,
+    /// The span of each text (a context) that answers --question.
+    QuestionAnswering,
     /// The most probable tokens for the mask token.
     FillMask,
     /// One vector per text (mean or CLS pooling; normalised as the folder says).
@@ -43,6 +45,9 @@ pub struct PipelineArgs {
     /// token-classification: tokens shared by the windows of a text longer than the model.
     #[arg(long, default_value_t = 32)]
     stride: usize,
+    /// question-answering: the question asked of every context text.
+    #[arg(long)]
+    question: Option<String>,
     /// Read texts from a file, one per line (besides any given as arguments).
     #[arg(long)]
     input: Option<PathBuf>,
@@ -100,6 +105,29 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
                         e.score, e.word, e.start, e.end
                     );
                 }
+            }
+        }
+        PipelineTask::QuestionAnswering => {
+            let question = a
+                .question
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("question-answering needs --question"))?;
+            let mut pipeline = QuestionAnswering::from_pretrained(&a.model)?;
+            if a.stride != 32 {
+                pipeline.stride = a.stride;
+            }
+            let answers = texts
+                .iter()
+                .map(|context| pipeline.answer(question, context))
+                .collect::<prosa::Result<Vec<_>>>()?;
+            if a.json {
+                return print_json(&answers);
+            }
+            for answer in answers {
+                println!(
+                    "{:.3}  [{}, {})  {}",
+                    answer.score, answer.start, answer.end, answer.answer
+                );
             }
         }
         PipelineTask::FillMask => {

@@ -300,18 +300,23 @@ fn broken_checkpoints_give_errors_naming_the_tensor_or_file() {
     );
 }
 
-#[test]
-fn fill_mask_ranks_the_masked_lm_predictions() {
-    // The bert-mlm fixture with a 99-token vocabulary written for it.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mlm");
-    copy_fixture("bert-mlm", &dir);
+/// A copy of a fixture with a 99-token vocabulary (`[PAD] [UNK] [CLS] [SEP] [MASK] w5 … w98`).
+fn copy_with_vocab(name: &str, dir: &Path) {
+    copy_fixture(name, dir);
     let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     vocab.extend((vocab.len()..99).map(|i| format!("w{i}")));
     std::fs::write(dir.join("vocab.txt"), vocab.join("\n")).unwrap();
+}
+
+#[test]
+fn fill_mask_ranks_the_masked_lm_predictions() {
+    // The bert-mlm fixture with a 99-token vocabulary written for it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlm");
+    copy_with_vocab("bert-mlm", &dir);
     let pipeline = prosa::pipelines::FillMask::from_pretrained(&dir).unwrap();
     assert_eq!(pipeline.mask_token(), "[MASK]");
     let results = pipeline
@@ -344,4 +349,69 @@ fn fill_mask_ranks_the_masked_lm_predictions() {
         assert!(!r.sequence.contains("[MASK]"));
     }
     assert!(pipeline.run(&["no mask here"], 5).is_err());
+}
+
+#[test]
+fn question_answering_picks_the_best_span_in_every_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("qa");
+    copy_with_vocab("bert-qa", &dir);
+    let mut qa = prosa::pipelines::QuestionAnswering::from_pretrained(&dir).unwrap();
+    let question = "w20 w21";
+    let context = "w30 w31 w32 w33 w34 w35 w36 w37 w38 w39";
+    // The whole context in one window: the answer is the best start ≤ end pair over the
+    // context tokens, which we recompute here from the logits.
+    let answer = qa.answer(question, context).unwrap();
+    let model = EncoderModel::from_pretrained(&dir, None, None, &Device::Cpu).unwrap();
+    let mut ids = vec![2, 20, 21, 3];
+    ids.extend(30..40);
+    ids.push(3);
+    let types: Vec<u32> = (0..ids.len()).map(|i| u32::from(i >= 4)).collect();
+    let out = model
+        .forward(
+            &EncoderInput {
+                attention_mask: vec![vec![1; ids.len()]],
+                input_ids: vec![ids],
+                token_type_ids: Some(vec![types]),
+            },
+            &mut ForwardCtx::eval(),
+        )
+        .unwrap();
+    let probs = |t: Tensor| {
+        let v: Vec<f32> = t.get(0).unwrap().to_vec1::<f32>().unwrap()[4..14].to_vec();
+        let m = v.iter().copied().fold(f32::MIN, f32::max);
+        let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
+        let s: f32 = e.iter().sum();
+        e.into_iter().map(|x| x / s).collect::<Vec<f32>>()
+    };
+    let (ps, pe) = (
+        probs(out.start_logits.unwrap()),
+        probs(out.end_logits.unwrap()),
+    );
+    let mut best = (0.0f32, 0, 0);
+    for i in 0..10 {
+        for j in i..10 {
+            if ps[i] * pe[j] > best.0 {
+                best = (ps[i] * pe[j], i, j);
+            }
+        }
+    }
+    assert!(
+        (answer.score - best.0).abs() < 1e-6,
+        "{answer:?} vs {best:?}"
+    );
+    assert_eq!((answer.start, answer.end), (best.1 * 4, best.2 * 4 + 3));
+    assert_eq!(answer.answer, context[answer.start..answer.end]);
+    // Small windows: still a span of the context, within the length limit.
+    qa.max_length = 9;
+    qa.stride = 1;
+    qa.max_answer_len = 2;
+    let windowed = qa.answer(question, context).unwrap();
+    assert_eq!(windowed.answer, context[windowed.start..windowed.end]);
+    assert!(windowed.answer.split(' ').count() <= 2 && windowed.score > 0.0);
+    qa.max_length = 5;
+    assert!(
+        qa.answer(question, context).is_err(),
+        "no room for the context"
+    );
 }

@@ -2,11 +2,13 @@
 //! transformers' `pipeline(...)` out (serialisable to the same JSON).
 
 mod fill_mask;
+mod question_answering;
 mod sentence_embedding;
 mod text_classification;
 mod token_classification;
 
 pub use fill_mask::{FillMask, FillMaskResult};
+pub use question_answering::{Answer, QuestionAnswering};
 pub use sentence_embedding::{PoolingMode, SentenceEmbedder};
 pub use text_classification::{ClassScore, TextClassification};
 pub use token_classification::{Aggregation, Entity, TokenClassification};
