@@ -389,10 +389,10 @@ fn question_answering_picks_the_best_span_in_every_window() {
         probs(out.end_logits.unwrap()),
     );
     let mut best = (0.0f32, 0, 0);
-    for i in 0..10 {
-        for j in i..10 {
-            if ps[i] * pe[j] > best.0 {
-                best = (ps[i] * pe[j], i, j);
+    for (i, a) in ps.iter().enumerate() {
+        for (j, b) in pe.iter().enumerate().skip(i) {
+            if a * b > best.0 {
+                best = (a * b, i, j);
             }
         }
     }
