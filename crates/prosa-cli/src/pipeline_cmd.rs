@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use prosa::pipelines::{
-    Aggregation, FillMask, SentenceEmbedder, TextClassification, TokenClassification,
+    Aggregation, FillMask, QuestionAnswering, SentenceEmbedder, TextClassification,
+    TokenClassification,
 };
 
 use crate::print_json;
