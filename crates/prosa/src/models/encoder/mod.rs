@@ -6,6 +6,7 @@ pub mod classifier;
 pub mod config;
 pub mod layers;
 pub mod model;
+pub mod pretraining;
 pub mod token_classifier;
 
 pub use classifier::{EncoderClassifier, EncoderExample};
