@@ -92,3 +92,14 @@ fn softmax_equals_candles() {
         "softmax",
     );
 }
+
+#[test]
+fn gelu_equals_candles_erf_gelu() {
+    let x = var(&[4, 50], 0.9);
+    check(
+        std::slice::from_ref(&x),
+        || prosa::nn::norm::gelu(x.as_tensor()).unwrap(),
+        || x.as_tensor().gelu_erf().unwrap(),
+        "gelu",
+    );
+}

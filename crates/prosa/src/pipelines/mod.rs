@@ -31,17 +31,8 @@ pub(crate) fn encode_padded(
         ..Default::default()
     };
     let enc = tokenizer.encode_batch(texts, None, &options)?;
-    let len = enc.input_ids.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let mut input = EncoderInput::default();
-    for ids in enc.input_ids {
-        let mut mask = vec![1; ids.len()];
-        let mut ids = ids;
-        ids.resize(len, pad_id);
-        mask.resize(len, 0);
-        input.input_ids.push(ids);
-        input.attention_mask.push(mask);
-    }
-    Ok(input)
+    let rows: Vec<&[u32]> = enc.input_ids.iter().map(Vec::as_slice).collect();
+    Ok(EncoderInput::from_rows(&rows, pad_id))
 }
 
 /// Indices of `lengths` sorted by length, cut into batches of `batch_size`: batches of

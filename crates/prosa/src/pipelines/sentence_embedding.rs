@@ -7,12 +7,12 @@ use std::path::Path;
 use candle_core::Device;
 use serde_json::Value;
 
-use super::{encode_padded, length_batches};
+use super::length_batches;
 use crate::error::{Error, Result};
 use crate::models::encoder::layers::{l2_normalize, mean_pool};
-use crate::models::encoder::{EncoderModel, Task};
+use crate::models::encoder::{EncoderInput, EncoderModel, Task};
 use crate::models::folder::read_json_file;
-use crate::text::SubwordTokenizer;
+use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
 use crate::train::ForwardCtx;
 
 /// How token vectors become one sentence vector.
@@ -86,18 +86,24 @@ impl SentenceEmbedder {
         &self.model
     }
 
-    /// One vector per text, in the order given.
+    /// One vector per text, in the order given. Texts are tokenized first and batched by
+    /// token count, so a batch pads little.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let lengths: Vec<usize> = texts.iter().map(|t| t.len()).collect();
+        let options = EncodeOptions {
+            padding: Padding::None,
+            truncation: true,
+            max_length: Some(self.max_length),
+            ..Default::default()
+        };
+        let ids = self
+            .tokenizer
+            .encode_batch(texts, None, &options)?
+            .input_ids;
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut out = vec![Vec::new(); texts.len()];
         for batch in length_batches(&lengths, self.batch_size) {
-            let chunk: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
-            let input = encode_padded(
-                &self.tokenizer,
-                &chunk,
-                self.max_length,
-                self.model.config.pad_token_id,
-            )?;
+            let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+            let input = EncoderInput::from_rows(&rows, self.model.config.pad_token_id);
             let hidden = self
                 .model
                 .forward(&input, &mut ForwardCtx::eval())?

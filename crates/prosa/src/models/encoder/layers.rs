@@ -7,7 +7,7 @@ use candle_core::{DType, Tensor, D};
 use super::config::{Activation, EncoderConfig, Family};
 use crate::error::Result;
 use crate::nn::dropout;
-use crate::nn::norm::{layer_norm, softmax_last_dim};
+use crate::nn::norm::{layer_norm, masked_softmax};
 use crate::train::{ForwardCtx, Init, ParamBuilder};
 
 /// `y = x Wᵀ + b` over the last dimension, with PyTorch's `weight` (out, in) and `bias`.
@@ -65,7 +65,7 @@ impl LayerNorm {
 /// Applies a feed-forward activation.
 pub fn activate(x: &Tensor, activation: Activation) -> Result<Tensor> {
     Ok(match activation {
-        Activation::Gelu => x.gelu_erf()?,
+        Activation::Gelu => crate::nn::norm::gelu(x)?,
         Activation::GeluTanh => x.gelu()?,
         Activation::Relu => x.relu()?,
     })
@@ -236,11 +236,12 @@ impl TransformerLayer {
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let q = split((self.query.forward(x)? * (1.0 / (dh as f64).sqrt()))?)?;
+        let q = split(self.query.forward(x)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask_bias)?;
-        let probs = dropout(&softmax_last_dim(&scores)?, self.attention_dropout, ctx)?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = masked_softmax(&scores, mask_bias, 1.0 / (dh as f64).sqrt())?;
+        let probs = dropout(&probs, self.attention_dropout, ctx)?;
         let context = probs
             .matmul(&v)?
             .transpose(1, 2)?

@@ -24,6 +24,23 @@ pub struct EncoderInput {
     pub token_type_ids: Option<Vec<Vec<u32>>>,
 }
 
+impl EncoderInput {
+    /// Rows of ids padded to the longest with `pad_id`, with their attention mask.
+    pub fn from_rows(rows: &[&[u32]], pad_id: u32) -> Self {
+        let len = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+        let mut input = Self::default();
+        for row in rows {
+            let mut ids = row.to_vec();
+            let mut mask = vec![1; ids.len()];
+            ids.resize(len, pad_id);
+            mask.resize(len, 0);
+            input.input_ids.push(ids);
+            input.attention_mask.push(mask);
+        }
+        input
+    }
+}
+
 /// What a forward pass returns; the fields a head does not make are `None`.
 #[derive(Debug, Clone)]
 pub struct EncoderOutput {

@@ -110,18 +110,7 @@ impl EncoderTokenClassifier {
     }
 
     fn collate(&self, rows: &[&[u32]]) -> EncoderInput {
-        let len = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
-        let pad = self.model.config.pad_token_id;
-        let mut input = EncoderInput::default();
-        for row in rows {
-            let mut ids = row.to_vec();
-            let mut mask = vec![1; ids.len()];
-            ids.resize(len, pad);
-            mask.resize(len, 0);
-            input.input_ids.push(ids);
-            input.attention_mask.push(mask);
-        }
-        input
+        EncoderInput::from_rows(rows, self.model.config.pad_token_id)
     }
 
     /// Per-token tag probabilities (batch, seq, tags) of a padded batch.
