@@ -103,3 +103,22 @@ fn gelu_equals_candles_erf_gelu() {
         "gelu",
     );
 }
+
+#[test]
+fn masked_softmax_equals_scale_bias_softmax() {
+    let scores = var(&[2, 3, 4, 6], 1.1);
+    let bias = Tensor::new(
+        &[[[[0f32, 0.0, 0.0, 0.0, -1e9, -1e9]]], [[[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    check(
+        std::slice::from_ref(&scores),
+        || prosa::nn::norm::masked_softmax(scores.as_tensor(), &bias, 0.25).unwrap(),
+        || {
+            let x = (scores.as_tensor() * 0.25).unwrap().broadcast_add(&bias).unwrap();
+            candle_nn::ops::softmax(&x, D::Minus1).unwrap()
+        },
+        "masked softmax",
+    );
+}
