@@ -108,7 +108,10 @@ fn gelu_equals_candles_erf_gelu() {
 fn masked_softmax_equals_scale_bias_softmax() {
     let scores = var(&[2, 3, 4, 6], 1.1);
     let bias = Tensor::new(
-        &[[[[0f32, 0.0, 0.0, 0.0, -1e9, -1e9]]], [[[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]]],
+        &[
+            [[[0f32, 0.0, 0.0, 0.0, -1e9, -1e9]]],
+            [[[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]],
+        ],
         &Device::Cpu,
     )
     .unwrap();
@@ -116,7 +119,10 @@ fn masked_softmax_equals_scale_bias_softmax() {
         std::slice::from_ref(&scores),
         || prosa::nn::norm::masked_softmax(scores.as_tensor(), &bias, 0.25).unwrap(),
         || {
-            let x = (scores.as_tensor() * 0.25).unwrap().broadcast_add(&bias).unwrap();
+            let x = (scores.as_tensor() * 0.25)
+                .unwrap()
+                .broadcast_add(&bias)
+                .unwrap();
             candle_nn::ops::softmax(&x, D::Minus1).unwrap()
         },
         "masked softmax",

@@ -157,19 +157,27 @@ impl CustomOp1 for SoftmaxOp {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let d = y.dim(candle_core::D::Minus1)?;
-        let ys = y.flatten_all()?.to_vec1::<f32>()?;
-        let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
-        dx.par_chunks_mut(rows_per_task(d) * d)
-            .zip(ys.par_chunks(rows_per_task(d) * d))
-            .for_each(|(dx, y)| {
-                for (dx, y) in dx.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
-                    let dot: f32 = dx.iter().zip(y).map(|(g, y)| g * y).sum();
-                    dx.iter_mut().zip(y).for_each(|(g, y)| *g = y * (*g - dot));
-                }
-            });
-        Ok(Some(Tensor::from_vec(dx, y.shape(), y.device())?))
+        Ok(Some(softmax_grad(y, grad, 1.0)?))
     }
+}
+
+/// The gradient of `softmax(scale · x)` from its output `y` and upstream `grad`:
+/// `scale · y ⊙ (grad − Σ grad ⊙ y)` per row.
+fn softmax_grad(y: &Tensor, grad: &Tensor, scale: f32) -> candle_core::Result<Tensor> {
+    let d = y.dim(candle_core::D::Minus1)?;
+    let ys = y.flatten_all()?.to_vec1::<f32>()?;
+    let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
+    dx.par_chunks_mut(rows_per_task(d) * d)
+        .zip(ys.par_chunks(rows_per_task(d) * d))
+        .for_each(|(dx, y)| {
+            for (dx, y) in dx.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
+                let dot: f32 = dx.iter().zip(y).map(|(g, y)| g * y).sum();
+                dx.iter_mut()
+                    .zip(y)
+                    .for_each(|(g, y)| *g = scale * y * (*g - dot));
+            }
+        });
+    Tensor::from_vec(dx, y.shape(), y.device())
 }
 
 /// Softmax over the last dimension, fused with a backward pass on the CPU in f32.
@@ -243,21 +251,7 @@ impl candle_core::CustomOp2 for MaskedSoftmaxOp {
         y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let d = y.dim(candle_core::D::Minus1)?;
-        let ys = y.flatten_all()?.to_vec1::<f32>()?;
-        let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
-        let scale = self.scale;
-        dx.par_chunks_mut(rows_per_task(d) * d)
-            .zip(ys.par_chunks(rows_per_task(d) * d))
-            .for_each(|(dx, y)| {
-                for (dx, y) in dx.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
-                    let dot: f32 = dx.iter().zip(y).map(|(g, y)| g * y).sum();
-                    dx.iter_mut()
-                        .zip(y)
-                        .for_each(|(g, y)| *g = scale * y * (*g - dot));
-                }
-            });
-        Ok((Some(Tensor::from_vec(dx, y.shape(), y.device())?), None))
+        Ok((Some(softmax_grad(y, grad, self.scale)?), None))
     }
 }
 

@@ -183,6 +183,39 @@ impl BertPretrainer {
         (ids, types)
     }
 
+    /// A padded batch of joined pairs, with segment ids; with `masking`, each row is corrupted
+    /// first and `(flat position, original id)` of every chosen token is collected.
+    fn batch_input(
+        &self,
+        batch: &[&PairExample],
+        mut masking: Option<(&mut ForwardCtx, &mut Vec<(u32, u32)>)>,
+    ) -> EncoderInput {
+        let joined: Vec<(Vec<u32>, Vec<u32>)> = batch.iter().map(|e| self.join(e)).collect();
+        let len = joined.iter().map(|(ids, _)| ids.len()).max().unwrap_or(1);
+        let pad = self.model.config.pad_token_id;
+        let mut input = EncoderInput {
+            token_type_ids: Some(Vec::new()),
+            ..Default::default()
+        };
+        for (row, (mut ids, mut types)) in joined.into_iter().enumerate() {
+            if let Some((ctx, chosen)) = masking.as_mut() {
+                for (i, original) in self.mask_tokens(&mut ids, &mut ctx.rng) {
+                    chosen.push(((row * len + i) as u32, original));
+                }
+            }
+            let mut mask = vec![1; ids.len()];
+            ids.resize(len, pad);
+            types.resize(len, 0);
+            mask.resize(len, 0);
+            input.input_ids.push(ids);
+            input.attention_mask.push(mask);
+            if let Some(t) = input.token_type_ids.as_mut() {
+                t.push(types);
+            }
+        }
+        input
+    }
+
     /// BERT's masking of one sequence: returns the corrupted ids and `(position, original id)`
     /// of every chosen token.
     pub fn mask_tokens(&self, ids: &mut [u32], rng: &mut impl Rng) -> Vec<(usize, u32)> {
@@ -217,29 +250,10 @@ impl Trainable for BertPretrainer {
     }
 
     fn forward_batch(&self, batch: &[&PairExample], ctx: &mut ForwardCtx) -> Result<StepOutput> {
-        let joined: Vec<(Vec<u32>, Vec<u32>)> = batch.iter().map(|e| self.join(e)).collect();
-        let len = joined.iter().map(|(ids, _)| ids.len()).max().unwrap_or(1);
-        let pad = self.model.config.pad_token_id;
-        let mut input = EncoderInput {
-            token_type_ids: Some(Vec::new()),
-            ..Default::default()
-        };
-        let (mut positions, mut targets) = (Vec::new(), Vec::new());
-        for (row, (mut ids, mut types)) in joined.into_iter().enumerate() {
-            for (i, original) in self.mask_tokens(&mut ids, &mut ctx.rng) {
-                positions.push((row * len + i) as u32);
-                targets.push(original);
-            }
-            let mut mask = vec![1; ids.len()];
-            ids.resize(len, pad);
-            types.resize(len, 0);
-            mask.resize(len, 0);
-            input.input_ids.push(ids);
-            input.attention_mask.push(mask);
-            if let Some(t) = input.token_type_ids.as_mut() {
-                t.push(types);
-            }
-        }
+        let mut chosen = Vec::new();
+        let input = self.batch_input(batch, Some((&mut *ctx, &mut chosen)));
+        let len = input.input_ids[0].len();
+        let (mut positions, mut targets): (Vec<u32>, Vec<u32>) = chosen.into_iter().unzip();
         if positions.is_empty() {
             // A batch where no token was drawn: predict the first real token of the first row.
             positions.push(1);
@@ -272,24 +286,8 @@ impl Trainable for BertPretrainer {
 pub fn nsp_accuracy(model: &BertPretrainer, pairs: &[PairExample]) -> Result<f64> {
     let mut right = 0;
     for chunk in pairs.chunks(64) {
-        let joined: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|e| model.join(e)).collect();
-        let len = joined.iter().map(|(ids, _)| ids.len()).max().unwrap_or(1);
-        let pad = model.model.config.pad_token_id;
-        let mut input = EncoderInput {
-            token_type_ids: Some(Vec::new()),
-            ..Default::default()
-        };
-        for (mut ids, mut types) in joined {
-            let mut mask = vec![1; ids.len()];
-            ids.resize(len, pad);
-            types.resize(len, 0);
-            mask.resize(len, 0);
-            input.input_ids.push(ids);
-            input.attention_mask.push(mask);
-            if let Some(t) = input.token_type_ids.as_mut() {
-                t.push(types);
-            }
-        }
+        let batch: Vec<&PairExample> = chunk.iter().collect();
+        let input = model.batch_input(&batch, None);
         let nsp = model
             .model
             .forward(&input, &mut ForwardCtx::eval())?
