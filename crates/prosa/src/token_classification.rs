@@ -107,6 +107,6 @@ pub fn score(model: &EncoderTokenClassifier, sentences: &[TaggedSentence]) -> Re
 
 /// Scores a saved tagger folder on a CoNLL file.
 pub fn evaluate(model_dir: &Path, file: &Path) -> Result<EntityReport> {
-    let model = EncoderTokenClassifier::from_pretrained(model_dir, None, 512)?;
+    let model = EncoderTokenClassifier::load(model_dir)?;
     score(&model, &read_conll(file)?)
 }

@@ -468,3 +468,24 @@ fn bert_masking_follows_the_15_80_10_10_recipe_and_spares_special_tokens() {
     // Unchanged: the 10% left alone plus random replacements that drew the same id.
     assert!((k - 0.1).abs() < 0.02, "kept {k}");
 }
+
+#[test]
+fn pipelines_refuse_a_checkpoint_without_their_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("base");
+    copy_with_vocab("bert-base", &dir);
+    let err = |r: prosa::Result<()>| r.unwrap_err().to_string();
+    let fill = err(prosa::pipelines::FillMask::from_pretrained(&dir).map(|_| ()));
+    assert!(
+        fill.contains("BertForMaskedLM") && fill.contains("config.json"),
+        "{fill}"
+    );
+    let qa = err(prosa::pipelines::QuestionAnswering::from_pretrained(&dir).map(|_| ()));
+    assert!(qa.contains("BertForQuestionAnswering"), "{qa}");
+    let ner = err(prosa::pipelines::TokenClassification::from_pretrained(&dir).map(|_| ()));
+    // A base model names no tags, which stops the tagger first.
+    assert!(
+        ner.contains("config.json") && ner.contains("id2label"),
+        "{ner}"
+    );
+}

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::cpu_f32 as f32_slice;
+use super::gemm::{cpu_f32 as f32_slice, with_f32};
 use crate::error::Result;
 
 /// Rows per parallel task: enough work per task to outweigh scheduling.
@@ -68,48 +68,13 @@ impl CustomOp3 for LayerNormOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = gamma.elem_count();
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let gs = gamma.to_vec1::<f32>()?;
-        let dys = grad.flatten_all()?.to_vec1::<f32>()?;
-        let mut dx = vec![0f32; xs.len()];
-        let step = rows_per_task(d) * d;
-        // Each task returns its partial sums of dγ and dβ.
-        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
-            .par_chunks_mut(step)
-            .zip(xs.par_chunks(step))
-            .zip(dys.par_chunks(step))
-            .map(|((dx, x), dy)| {
-                let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
-                let mut xhat = vec![0f32; d];
-                for ((dx, row), dy) in dx
-                    .chunks_exact_mut(d)
-                    .zip(x.chunks_exact(d))
-                    .zip(dy.chunks_exact(d))
-                {
-                    let (mean, rstd) = moments(row, self.eps);
-                    let (mut mean_dxhat, mut mean_dxhat_xhat) = (0f32, 0f32);
-                    for j in 0..d {
-                        xhat[j] = (row[j] - mean) * rstd;
-                        let dxhat = dy[j] * gs[j];
-                        mean_dxhat += dxhat;
-                        mean_dxhat_xhat += dxhat * xhat[j];
-                        dg[j] += dy[j] * xhat[j];
-                        db[j] += dy[j];
-                    }
-                    mean_dxhat /= d as f32;
-                    mean_dxhat_xhat /= d as f32;
-                    for j in 0..d {
-                        dx[j] = rstd * (dy[j] * gs[j] - mean_dxhat - xhat[j] * mean_dxhat_xhat);
-                    }
-                }
-                (dg, db)
+        let eps = self.eps;
+        // The inputs are read in place, without copies.
+        let [dx, dg, db] = with_f32(x, |xs| {
+            with_f32(gamma, |gs| {
+                with_f32(grad, |dys| layer_norm_grads(xs, gs, dys, eps))
             })
-            .collect();
-        let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
-        for (pg, pb) in partials {
-            dg.iter_mut().zip(pg).for_each(|(a, v)| *a += v);
-            db.iter_mut().zip(pb).for_each(|(a, v)| *a += v);
-        }
+        })???;
         let device = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), device)?),
@@ -117,6 +82,51 @@ impl CustomOp3 for LayerNormOp {
             Some(Tensor::from_vec(db, d, device)?),
         ))
     }
+}
+
+/// The gradients of a layer norm: `(dx, dγ, dβ)`; rows in parallel, each task summing its own
+/// dγ and dβ.
+fn layer_norm_grads(xs: &[f32], gs: &[f32], dys: &[f32], eps: f32) -> [Vec<f32>; 3] {
+    let d = gs.len();
+    let mut dx = vec![0f32; xs.len()];
+    let step = rows_per_task(d) * d;
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(step)
+        .zip(xs.par_chunks(step))
+        .zip(dys.par_chunks(step))
+        .map(|((dx, x), dy)| {
+            let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
+            let mut xhat = vec![0f32; d];
+            for ((dx, row), dy) in dx
+                .chunks_exact_mut(d)
+                .zip(x.chunks_exact(d))
+                .zip(dy.chunks_exact(d))
+            {
+                let (mean, rstd) = moments(row, eps);
+                let (mut mean_dxhat, mut mean_dxhat_xhat) = (0f32, 0f32);
+                for j in 0..d {
+                    xhat[j] = (row[j] - mean) * rstd;
+                    let dxhat = dy[j] * gs[j];
+                    mean_dxhat += dxhat;
+                    mean_dxhat_xhat += dxhat * xhat[j];
+                    dg[j] += dy[j] * xhat[j];
+                    db[j] += dy[j];
+                }
+                mean_dxhat /= d as f32;
+                mean_dxhat_xhat /= d as f32;
+                for j in 0..d {
+                    dx[j] = rstd * (dy[j] * gs[j] - mean_dxhat - xhat[j] * mean_dxhat_xhat);
+                }
+            }
+            (dg, db)
+        })
+        .collect();
+    let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
+    for (pg, pb) in partials {
+        dg.iter_mut().zip(pg).for_each(|(a, v)| *a += v);
+        db.iter_mut().zip(pb).for_each(|(a, v)| *a += v);
+    }
+    [dx, dg, db]
 }
 
 /// Layer normalisation over the last dimension: `(x - mean) / sqrt(var + eps) · γ + β`
@@ -209,12 +219,11 @@ impl candle_core::CustomOp2 for MaskedSoftmaxOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1, "attention scores")?;
         let bias = f32_slice(s2, l2, "attention mask")?;
-        let dims = l1.dims();
-        let (keys, queries) = (dims[dims.len() - 1], dims[dims.len() - 2]);
+        let keys = l1.dims().last().copied().unwrap_or(1);
         // Rows of one batch entry share its mask row.
         let rows_per_batch = x.len() / keys / (bias.len() / keys).max(1);
         let mut out = vec![0f32; x.len()];
-        let step = rows_per_task(keys).max(queries) / queries * queries * keys;
+        let step = rows_per_task(keys) * keys;
         out.par_chunks_mut(step)
             .zip(x.par_chunks(step))
             .enumerate()
@@ -313,18 +322,19 @@ impl CustomOp1 for GeluOp {
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         // d/dx [x Φ(x)] = Φ(x) + x φ(x).
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
         let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
         let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
-        dx.par_chunks_mut(1 << 14)
-            .zip(xs.par_chunks(1 << 14))
-            .for_each(|(g, x)| {
-                for (g, &v) in g.iter_mut().zip(x) {
-                    let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
-                    let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
-                    *g *= cdf + v * pdf;
-                }
-            });
+        with_f32(x, |xs| {
+            dx.par_chunks_mut(1 << 14)
+                .zip(xs.par_chunks(1 << 14))
+                .for_each(|(g, x)| {
+                    for (g, &v) in g.iter_mut().zip(x) {
+                        let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
+                        let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
+                        *g *= cdf + v * pdf;
+                    }
+                })
+        })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }

@@ -43,6 +43,7 @@ impl FillMask {
             Task::MaskedLm
         };
         let model = EncoderModel::from_pretrained(dir, Some(task), None, &Device::Cpu)?;
+        model.ensure_trained(dir)?;
         let tokenizer = model
             .tokenizer
             .clone()

@@ -34,14 +34,3 @@ pub(crate) fn encode_padded(
     let rows: Vec<&[u32]> = enc.input_ids.iter().map(Vec::as_slice).collect();
     Ok(EncoderInput::from_rows(&rows, pad_id))
 }
-
-/// Indices of `lengths` sorted by length, cut into batches of `batch_size`: batches of
-/// similar lengths pad less.
-pub(crate) fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
-    order
-        .chunks(batch_size.max(1))
-        .map(<[usize]>::to_vec)
-        .collect()
-}

@@ -51,6 +51,7 @@ impl QuestionAnswering {
     pub fn from_pretrained(dir: &Path) -> Result<Self> {
         let model =
             EncoderModel::from_pretrained(dir, Some(Task::QuestionAnswering), None, &Device::Cpu)?;
+        model.ensure_trained(dir)?;
         let tokenizer = model
             .tokenizer
             .clone()

@@ -7,9 +7,9 @@ use std::path::Path;
 use candle_core::Device;
 use serde_json::Value;
 
-use super::length_batches;
 use crate::error::{Error, Result};
 use crate::models::encoder::layers::{l2_normalize, mean_pool};
+use crate::models::encoder::model::length_batches;
 use crate::models::encoder::{EncoderInput, EncoderModel, Task};
 use crate::models::folder::read_json_file;
 use crate::text::{EncodeOptions, Padding, SubwordTokenizer};

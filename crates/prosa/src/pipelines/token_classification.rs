@@ -95,7 +95,7 @@ pub struct TokenClassification {
 impl TokenClassification {
     /// Loads a `…ForTokenClassification` folder.
     pub fn from_pretrained(dir: &Path) -> Result<Self> {
-        let model = EncoderTokenClassifier::from_pretrained(dir, None, 512)?;
+        let model = EncoderTokenClassifier::load(dir)?;
         let max_length = model.model().config.max_position_embeddings.min(512);
         Ok(Self {
             model,

@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::{DType, Device, D};
 
 use super::config::Task;
-use super::model::{EncoderInput, EncoderModel};
+use super::model::{length_batches, EncoderInput, EncoderModel};
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::models::TextClassifier;
@@ -66,9 +66,12 @@ impl EncoderClassifier {
         })
     }
 
-    /// Loads a fine-tuned classifier folder (its own labels).
+    /// Loads a fine-tuned classifier folder (its own labels); a folder without a trained
+    /// classification head is an error.
     pub fn load(dir: &Path) -> Result<Self> {
-        Self::from_pretrained(dir, None, 512, None)
+        let classifier = Self::from_pretrained(dir, None, 512, None)?;
+        classifier.model.ensure_trained(dir)?;
+        Ok(classifier)
     }
 
     /// The wrapped model.
@@ -165,11 +168,9 @@ impl TextClassifier for EncoderClassifier {
 
     fn predict_proba(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let ids = self.encode(texts)?;
-        // Batches of similar lengths pad less: sort by length, restore the order after.
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| ids[i].len());
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut out = vec![Vec::new(); ids.len()];
-        for chunk in order.chunks(32) {
+        for chunk in length_batches(&lengths, 32) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let logits = self
                 .model

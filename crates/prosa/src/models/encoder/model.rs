@@ -41,6 +41,17 @@ impl EncoderInput {
     }
 }
 
+/// Indices of `lengths` sorted by length, cut into batches of `batch_size`: batches of
+/// similar lengths pad little. Sort by token counts — character counts pad far more.
+pub fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
 /// What a forward pass returns; the fields a head does not make are `None`.
 #[derive(Debug, Clone)]
 pub struct EncoderOutput {
@@ -228,8 +239,11 @@ impl EncoderModel {
         labels: Option<LabelMap>,
         device: &Device,
     ) -> Result<Self> {
-        let file_config = EncoderConfig::from_folder(dir, None)?;
-        let mut config = EncoderConfig::from_folder(dir, task)?;
+        // config.json read once: as the file says, and with the requested head.
+        let raw: serde_json::Value = crate::models::folder::read_config(dir)?;
+        let path = dir.join("config.json");
+        let file_config = EncoderConfig::from_json(raw.clone(), &path, None)?;
+        let mut config = EncoderConfig::from_json(raw, &path, task)?;
         if let Some(labels) = labels {
             config = config.with_labels(labels);
         }
@@ -250,9 +264,8 @@ impl EncoderModel {
                 !same_head && (!name.starts_with(&encoder_prefix) || name.contains("pooler."));
             match tensors.get(&name) {
                 Some(t) if t.dims() == var.dims() => var.set(&t.to_dtype(var.dtype())?)?,
-                Some(t) if fresh_allowed && !name.contains("pooler.") => {
+                Some(_) if fresh_allowed && !name.contains("pooler.") => {
                     // A head of another size (other labels): start it fresh.
-                    let _ = t;
                     model.newly_initialized.push(name);
                 }
                 Some(t) => {
@@ -278,6 +291,26 @@ impl EncoderModel {
         }
         model.tokenizer = load_tokenizer(dir)?;
         Ok(model)
+    }
+
+    /// Refuses a model whose head `from_pretrained` had to start fresh: right for fine-tuning,
+    /// random outputs for inference (pipelines, prediction). The error names the folder, the
+    /// missing head and its first tensor.
+    pub fn ensure_trained(&self, dir: &Path) -> Result<()> {
+        match self.newly_initialized.first() {
+            None => Ok(()),
+            Some(name) => Err(Error::folder(
+                dir.join("config.json"),
+                format!(
+                    "the checkpoint has no trained {} head (tensor '{name}' would be random); \
+                     fine-tune it first (prosa train)",
+                    self.config
+                        .task
+                        .class_name(self.config.family)
+                        .unwrap_or_default()
+                ),
+            )),
+        }
     }
 
     /// Writes a folder transformers loads with `from_pretrained`: config.json,

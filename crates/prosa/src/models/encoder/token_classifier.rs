@@ -59,6 +59,14 @@ impl EncoderTokenClassifier {
         })
     }
 
+    /// Loads a fine-tuned tagger folder (its own tags); a folder without a trained
+    /// token-classification head is an error.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let tagger = Self::from_pretrained(dir, None, 512)?;
+        tagger.model.ensure_trained(dir)?;
+        Ok(tagger)
+    }
+
     /// The tag set.
     pub fn tags(&self) -> &LabelMap {
         &self.tags
