@@ -1,6 +1,7 @@
 //! Models, one file per architecture, each loadable from and savable to a model folder.
 
 pub mod bow;
+pub mod decoder;
 pub mod encoder;
 pub mod folder;
 pub mod rnn;

@@ -1,6 +1,7 @@
 //! `y = x Wᵀ + b` as one candle op on the CPU: the bias is the product's starting value (no
 //! separate broadcast pass), and the backward pass makes `dx`, `dW` and `db` directly (candle's
-//! composed version transposes, copies and reduces a broadcast with a strided sum).
+//! composed version transposes, copies and reduces a broadcast with a strided sum). The weight is
+//! PyTorch's `nn.Linear` layout (out, in) or GPT-2's `Conv1D` layout (in, out), read in place.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
@@ -10,7 +11,42 @@ use crate::error::Result;
 /// Products with more multiply-adds than this use the thread pool.
 const PARALLEL_WORK: usize = 1 << 18;
 
-struct LinearOp;
+/// How the weight matrix is stored.
+#[derive(Clone, Copy)]
+enum WeightLayout {
+    /// `nn.Linear`: (out, in).
+    OutIn,
+    /// GPT-2's `Conv1D`: (in, out).
+    InOut,
+}
+
+impl WeightLayout {
+    /// (outputs, inputs) of a weight of shape `dims`.
+    fn extents(self, dims: (usize, usize)) -> (usize, usize) {
+        match self {
+            WeightLayout::OutIn => dims,
+            WeightLayout::InOut => (dims.1, dims.0),
+        }
+    }
+
+    /// Strides (column, row) of Wᵀ as an (in × out) operand: element (k, n) is `x·k + y·n`.
+    fn transposed_strides(self, inputs: usize, outputs: usize) -> (isize, isize) {
+        match self {
+            WeightLayout::OutIn => (inputs as isize, 1),
+            WeightLayout::InOut => (1, outputs as isize),
+        }
+    }
+
+    /// Strides (column, row) of W as an (out × in) operand.
+    fn strides(self, inputs: usize, outputs: usize) -> (isize, isize) {
+        match self {
+            WeightLayout::OutIn => (1, inputs as isize),
+            WeightLayout::InOut => (outputs as isize, 1),
+        }
+    }
+}
+
+struct LinearOp(WeightLayout);
 
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
@@ -31,7 +67,7 @@ impl CustomOp3 for LinearOp {
             slice(s2, l2, "weight")?,
             slice(s3, l3, "bias")?,
         );
-        let (outputs, inputs) = l2.shape().dims2()?;
+        let (outputs, inputs) = self.0.extents(l2.shape().dims2()?);
         let rows = x.len() / inputs.max(1);
         let mut y = Vec::with_capacity(rows * outputs);
         for _ in 0..rows {
@@ -47,7 +83,7 @@ impl CustomOp3 for LinearOp {
             x,
             (1, inputs as isize),
             w,
-            (inputs as isize, 1),
+            self.0.transposed_strides(inputs, outputs),
             true,
             rows * outputs * inputs > PARALLEL_WORK,
         );
@@ -66,7 +102,8 @@ impl CustomOp3 for LinearOp {
         _y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (outputs, inputs) = w.dims2()?;
+        let layout = self.0;
+        let (outputs, inputs) = layout.extents(w.dims2()?);
         let rows = x.elem_count() / inputs.max(1);
         let big = rows * outputs * inputs > PARALLEL_WORK;
         let (dx, dw, db) = with_f32(x, |xs| {
@@ -83,25 +120,40 @@ impl CustomOp3 for LinearOp {
                         dy,
                         (1, outputs as isize),
                         ws,
-                        (1, inputs as isize),
+                        layout.strides(inputs, outputs),
                         false,
                         big,
                     );
-                    // dW (out × in) = dyᵀ · x.
+                    // dW = dyᵀ · x (out × in), or its transpose xᵀ · dy (in × out).
                     let mut dw = vec![0f32; outputs * inputs];
-                    matmul(
-                        outputs,
-                        inputs,
-                        rows,
-                        &mut dw,
-                        (1, inputs as isize),
-                        dy,
-                        (outputs as isize, 1),
-                        xs,
-                        (1, inputs as isize),
-                        false,
-                        big,
-                    );
+                    match layout {
+                        WeightLayout::OutIn => matmul(
+                            outputs,
+                            inputs,
+                            rows,
+                            &mut dw,
+                            (1, inputs as isize),
+                            dy,
+                            (outputs as isize, 1),
+                            xs,
+                            (1, inputs as isize),
+                            false,
+                            big,
+                        ),
+                        WeightLayout::InOut => matmul(
+                            inputs,
+                            outputs,
+                            rows,
+                            &mut dw,
+                            (1, outputs as isize),
+                            xs,
+                            (inputs as isize, 1),
+                            dy,
+                            (1, outputs as isize),
+                            false,
+                            big,
+                        ),
+                    }
                     let mut db = vec![0f32; outputs];
                     for row in dy.chunks_exact(outputs) {
                         db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
@@ -113,7 +165,7 @@ impl CustomOp3 for LinearOp {
         let device = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), device)?),
-            Some(Tensor::from_vec(dw, (outputs, inputs), device)?),
+            Some(Tensor::from_vec(dw, w.shape(), device)?),
             Some(Tensor::from_vec(db, outputs, device)?),
         ))
     }
@@ -121,21 +173,35 @@ impl CustomOp3 for LinearOp {
 
 /// `x Wᵀ + b` over the last dimension of `x`, with PyTorch's `weight` (out, in) and `bias` (out).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    apply(x, weight, bias, WeightLayout::OutIn)
+}
+
+/// `x W + b` with GPT-2's `Conv1D` weight (in, out) and `bias` (out).
+pub fn conv1d_linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    apply(x, weight, bias, WeightLayout::InOut)
+}
+
+fn apply(x: &Tensor, weight: &Tensor, bias: &Tensor, layout: WeightLayout) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
         return Ok(x
             .contiguous()?
-            .apply_op3(&weight.contiguous()?, bias, LinearOp)?);
+            .apply_op3(&weight.contiguous()?, bias, LinearOp(layout))?);
     }
     let dims = x.dims().to_vec();
     let inputs = *dims.last().unwrap_or(&1);
     let rows = x.elem_count() / inputs.max(1);
+    let weight_t = match layout {
+        WeightLayout::OutIn => weight.t()?,
+        WeightLayout::InOut => weight.clone(),
+    };
+    let outputs = weight_t.dim(1)?;
     let y = x
         .reshape((rows, inputs))?
-        .matmul(&weight.t()?)?
+        .matmul(&weight_t)?
         .broadcast_add(bias)?;
     let mut out = dims;
     if let Some(last) = out.last_mut() {
-        *last = weight.dim(0)?;
+        *last = outputs;
     }
     Ok(y.reshape(out)?)
 }

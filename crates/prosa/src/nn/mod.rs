@@ -7,6 +7,7 @@ pub mod linear;
 pub mod loss;
 pub mod norm;
 pub mod recurrent;
+pub mod rope;
 mod scratch;
 
 use candle_core::Tensor;

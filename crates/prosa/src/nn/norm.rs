@@ -2,7 +2,7 @@
 //! Transformer models. candle-nn's fused versions have no gradient and its composed versions
 //! build a dozen temporaries; these run one pass per row over `f32` slices, rows in parallel.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{cpu_f32 as f32_slice, with_f32};
@@ -140,6 +140,116 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
     Ok(candle_nn::ops::layer_norm_slow(x, gamma, beta, eps as f32)?)
 }
 
+/// `1 / sqrt(mean(x²) + eps)` of one row.
+#[inline]
+fn inverse_rms(row: &[f32], eps: f32) -> f32 {
+    let mean_square = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+    1.0 / (mean_square + eps).sqrt()
+}
+
+struct RmsNormOp {
+    eps: f32,
+}
+
+impl CustomOp2 for RmsNormOp {
+    fn name(&self) -> &'static str {
+        "prosa-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "RMS norm input")?;
+        let gamma = f32_slice(s2, l2, "RMS norm weight")?;
+        let d = gamma.len();
+        let mut out = vec![0f32; x.len()];
+        let step = rows_per_task(d) * d;
+        out.par_chunks_mut(step)
+            .zip(x.par_chunks(step))
+            .for_each(|(out, x)| {
+                for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                    let r = inverse_rms(row, self.eps);
+                    for ((o, v), g) in o.iter_mut().zip(row).zip(gamma) {
+                        *o = v * r * g;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let d = gamma.elem_count();
+        let eps = self.eps;
+        let (dx, dg) = with_f32(x, |xs| {
+            with_f32(gamma, |gs| with_f32(grad, |dys| rms_norm_grads(xs, gs, dys, eps)))
+        })???;
+        let device = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), device)?),
+            Some(Tensor::from_vec(dg, d, device)?),
+        ))
+    }
+}
+
+/// The gradients of an RMS norm `y = x·r·γ`, `r = 1/rms(x)`: `dx = r·(dy⊙γ) − x·r³·mean(dy⊙γ⊙x)`
+/// and `dγ = Σ dy⊙x·r`.
+fn rms_norm_grads(xs: &[f32], gs: &[f32], dys: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let d = gs.len();
+    let mut dx = vec![0f32; xs.len()];
+    let step = rows_per_task(d) * d;
+    let partials: Vec<Vec<f32>> = dx
+        .par_chunks_mut(step)
+        .zip(xs.par_chunks(step))
+        .zip(dys.par_chunks(step))
+        .map(|((dx, x), dy)| {
+            let mut dg = vec![0f32; d];
+            for ((dx, row), dy) in dx
+                .chunks_exact_mut(d)
+                .zip(x.chunks_exact(d))
+                .zip(dy.chunks_exact(d))
+            {
+                let r = inverse_rms(row, eps);
+                let mut dot = 0f32;
+                for j in 0..d {
+                    dot += dy[j] * gs[j] * row[j];
+                    dg[j] += dy[j] * row[j] * r;
+                }
+                let c = r * r * r * dot / d as f32;
+                for j in 0..d {
+                    dx[j] = r * dy[j] * gs[j] - row[j] * c;
+                }
+            }
+            dg
+        })
+        .collect();
+    let mut dg = vec![0f32; d];
+    for p in partials {
+        dg.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+    }
+    (dx, dg)
+}
+
+/// RMS normalisation over the last dimension, `x / sqrt(mean(x²) + eps) · γ` (Llama's
+/// `LlamaRMSNorm`). Fused with a backward pass on the CPU in f32; composed elsewhere.
+pub fn rms_norm(x: &Tensor, gamma: &Tensor, eps: f64) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return Ok(x
+            .contiguous()?
+            .apply_op2(gamma, RmsNormOp { eps: eps as f32 })?);
+    }
+    Ok(candle_nn::ops::rms_norm_slow(x, gamma, eps as f32)?)
+}
+
 struct SoftmaxOp;
 
 impl CustomOp1 for SoftmaxOp {
@@ -203,6 +313,8 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// broadcast add and a softmax.
 struct MaskedSoftmaxOp {
     scale: f32,
+    /// For a causal mask: query `q` (of the last `queries` positions) sees keys `0..=q + offset`.
+    causal_offset: Option<usize>,
 }
 
 impl candle_core::CustomOp2 for MaskedSoftmaxOp {
@@ -220,6 +332,8 @@ impl candle_core::CustomOp2 for MaskedSoftmaxOp {
         let x = f32_slice(s1, l1, "attention scores")?;
         let bias = f32_slice(s2, l2, "attention mask")?;
         let keys = l1.dims().last().copied().unwrap_or(1);
+        let queries = l1.dims().iter().rev().nth(1).copied().unwrap_or(1);
+        let causal_offset = self.causal_offset;
         // Rows of one batch entry share its mask row.
         let rows_per_batch = x.len() / keys / (bias.len() / keys).max(1);
         let mut out = vec![0f32; x.len()];
@@ -236,11 +350,16 @@ impl candle_core::CustomOp2 for MaskedSoftmaxOp {
                 {
                     let b = (first_row + r) / rows_per_batch;
                     let mask = &bias[b * keys..(b + 1) * keys];
+                    let visible = match causal_offset {
+                        Some(offset) => ((first_row + r) % queries + offset + 1).min(keys),
+                        None => keys,
+                    };
                     let mut max = f32::NEG_INFINITY;
-                    for ((o, v), m) in o.iter_mut().zip(row).zip(mask) {
+                    for ((o, v), m) in o[..visible].iter_mut().zip(row).zip(mask) {
                         *o = v * self.scale + m;
                         max = max.max(*o);
                     }
+                    o[visible..].iter_mut().for_each(|o| *o = f32::NEG_INFINITY);
                     let mut sum = 0f32;
                     for o in o.iter_mut() {
                         *o = (*o - max).exp();
@@ -271,10 +390,34 @@ pub fn masked_softmax(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tens
     if scores.device().is_cpu() && scores.dtype() == DType::F32 {
         let op = MaskedSoftmaxOp {
             scale: scale as f32,
+            causal_offset: None,
         };
         return Ok(scores.contiguous()?.apply_op2(&bias.contiguous()?, op)?);
     }
     softmax_last_dim(&(scores * scale)?.broadcast_add(bias)?)
+}
+
+/// [`masked_softmax`] with a causal mask as well: scores (batch, heads, queries, keys) belong to
+/// the last `queries` of `keys` positions (earlier ones come from a cache), and query `q` sees
+/// keys up to its own position. `bias` (batch, 1, 1, keys) masks padding.
+pub fn causal_masked_softmax(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
+    let (_, _, queries, keys) = scores.dims4()?;
+    let offset = keys.checked_sub(queries).ok_or_else(|| {
+        crate::error::Error::config("attention", "more queries than keys in a causal mask")
+    })?;
+    if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+        let op = MaskedSoftmaxOp {
+            scale: scale as f32,
+            causal_offset: Some(offset),
+        };
+        return Ok(scores.contiguous()?.apply_op2(&bias.contiguous()?, op)?);
+    }
+    let allowed: Vec<f32> = (0..queries)
+        .flat_map(|q| (0..keys).map(move |k| if k <= q + offset { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    let causal = Tensor::from_vec(allowed, (1, 1, queries, keys), scores.device())?
+        .to_dtype(scores.dtype())?;
+    softmax_last_dim(&(scores * scale)?.broadcast_add(bias)?.broadcast_add(&causal)?)
 }
 
 /// erf as a rational function of x (odd degree-13 numerator over an even degree-8

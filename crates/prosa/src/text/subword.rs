@@ -481,6 +481,25 @@ impl SubwordTokenizer {
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         self.lock().decode(ids, skip_special_tokens).map_err(tk_err)
     }
+
+    /// Wraps a tokenizer built with the `tokenizers` crate (for example from GGUF metadata).
+    pub fn from_tokenizer(tokenizer: Tokenizer) -> Self {
+        Self::wrap(tokenizer)
+    }
+
+    /// The ids of one text, without padding or truncation.
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        let encoding = self
+            .lock()
+            .encode(text, add_special_tokens)
+            .map_err(tk_err)?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// The token string of an id.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.lock().id_to_token(id)
+    }
 }
 
 #[cfg(test)]

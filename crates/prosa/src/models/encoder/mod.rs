@@ -1,7 +1,7 @@
 //! BERT-family encoders (BERT, DistilBERT, RoBERTa) with their task heads, Hugging Face
 //! checkpoints in and out.
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod layers;

@@ -1,0 +1,239 @@
+//! Beam search as transformers ≥ 4.50 runs it: per prompt, the `2·num_beams` best continuations
+//! of all beams (by summed log-probability) are taken; those that end (an end token, or the
+//! length limit) and rank among the first `num_beams` join the finished list with their score
+//! divided by `generated_length ^ length_penalty`; the best unfinished ones continue. Stopping
+//! follows `early_stopping` (true, false = a heuristic, or "never").
+
+use super::config::{EarlyStopping, GenerationConfig};
+use super::logits;
+use super::GenerationOutput;
+use crate::error::Result;
+use crate::models::decoder::model::{position_ids, DecoderModel};
+use crate::train::ForwardCtx;
+
+/// A score that marks "not a candidate".
+const EXCLUDED: f32 = -1.0e9;
+
+#[derive(Clone)]
+struct Hypothesis {
+    tokens: Vec<u32>,
+    score: f32,
+    finished: bool,
+}
+
+/// Indices of the `k` highest values, highest first (stable: earlier index first on ties).
+fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    order.truncate(k);
+    order
+}
+
+/// Runs beam search over the left-padded prompts `ids` with `mask`.
+pub(super) fn beam_search(
+    model: &DecoderModel,
+    ids: Vec<Vec<u32>>,
+    mask: Vec<Vec<u32>>,
+    pad: u32,
+    max_length: usize,
+    g: &GenerationConfig,
+) -> Result<GenerationOutput> {
+    let batch = ids.len();
+    let beams = g.num_beams;
+    let prompt_length = ids[0].len();
+    let keep = (2usize).max(1 + g.eos_token_ids.len()) * beams;
+    // transformers fills ended sequences with pad_token_id, or the first end token when the pad
+    // id is 0 or unset (`pad or eos` in Python).
+    let fill = match (g.pad_token_id, g.eos_token_ids.first()) {
+        (Some(p), _) if p != 0 => p,
+        (_, Some(&e)) => e,
+        (Some(p), None) => p,
+        (None, None) => pad,
+    };
+
+    let mut ctx = ForwardCtx::eval();
+    let mut cache = model.new_cache();
+    // One prefill per prompt, then every beam starts from a copy of it.
+    let positions = position_ids(&mask);
+    let prefill = model.forward(&ids, &positions, &mask, Some(&mut cache), &mut ctx, true)?;
+    let expand: Vec<u32> = (0..batch * beams).map(|r| (r / beams) as u32).collect();
+    cache.select_rows(&expand)?;
+    let vocab = prefill.dim(2)?;
+    let prefill = prefill.flatten_all()?.to_vec1::<f32>()?;
+    let mut step_logits: Vec<f32> = expand
+        .iter()
+        .flat_map(|&r| prefill[r as usize * vocab..(r as usize + 1) * vocab].to_vec())
+        .collect();
+
+    let mut running: Vec<Vec<Hypothesis>> = ids
+        .iter()
+        .map(|row| {
+            (0..beams)
+                .map(|b| Hypothesis {
+                    tokens: row.clone(),
+                    score: if b == 0 { 0.0 } else { EXCLUDED },
+                    finished: false,
+                })
+                .collect()
+        })
+        .collect();
+    let mut done: Vec<Vec<Hypothesis>> = ids
+        .iter()
+        .map(|row| {
+            vec![
+                Hypothesis {
+                    tokens: row.clone(),
+                    score: EXCLUDED,
+                    finished: false,
+                };
+                beams
+            ]
+        })
+        .collect();
+    let mut improvable = vec![true; batch];
+    let mut row_mask: Vec<Vec<u32>> = expand.iter().map(|&r| mask[r as usize].clone()).collect();
+    let mut next_position: Vec<u32> = row_mask.iter().map(|m| m.iter().sum()).collect();
+    let mut cur_len = prompt_length;
+
+    loop {
+        let mut all_hit = true;
+        let mut parents: Vec<u32> = Vec::with_capacity(batch * beams);
+        for item in 0..batch {
+            // Accumulated log-probabilities of every (beam, token) continuation.
+            let mut accumulated = Vec::with_capacity(beams * vocab);
+            for (b, hyp) in running[item].iter().enumerate() {
+                let row = item * beams + b;
+                let mut lp = logits::log_softmax(&step_logits[row * vocab..(row + 1) * vocab]);
+                logits::process(&mut lp, &hyp.tokens, cur_len - prompt_length, g);
+                accumulated.extend(lp.iter().map(|v| v + hyp.score));
+            }
+            let top = top_k_indices(&accumulated, keep);
+            let candidates: Vec<(usize, u32, f32, bool)> = top
+                .iter()
+                .map(|&i| {
+                    let (beam, token) = (i / vocab, (i % vocab) as u32);
+                    let hits = g.eos_token_ids.contains(&token) || cur_len + 1 >= max_length;
+                    (beam, token, accumulated[i], hits)
+                })
+                .collect();
+            all_hit &= candidates.iter().all(|c| c.3);
+
+            // The best unfinished continuations go on.
+            let running_scores: Vec<f32> = candidates
+                .iter()
+                .map(|c| c.2 + if c.3 { EXCLUDED } else { 0.0 })
+                .collect();
+            let next = top_k_indices(&running_scores, beams);
+            let old = std::mem::take(&mut running[item]);
+            running[item] = next
+                .iter()
+                .map(|&k| {
+                    let (beam, token, _, _) = candidates[k];
+                    let mut tokens = old[beam].tokens.clone();
+                    tokens.push(token);
+                    parents.push((item * beams + beam) as u32);
+                    Hypothesis {
+                        tokens,
+                        score: running_scores[k],
+                        finished: false,
+                    }
+                })
+                .collect();
+
+            // Finished candidates among the first `beams` join the finished list.
+            let all_finished = done[item].iter().all(|h| h.finished);
+            let length = (cur_len + 1 - prompt_length) as f32;
+            let mut merged = done[item].clone();
+            for (rank, &(beam, token, score, hits)) in candidates.iter().enumerate() {
+                let just_finished = hits && rank < beams;
+                let mut s = score / length.powf(g.length_penalty);
+                if all_finished && g.early_stopping == EarlyStopping::Immediately {
+                    s += EXCLUDED;
+                }
+                if !improvable[item] {
+                    s += EXCLUDED;
+                }
+                if !just_finished {
+                    s += EXCLUDED;
+                }
+                let mut tokens = old[beam].tokens.clone();
+                tokens.push(token);
+                merged.push(Hypothesis {
+                    tokens,
+                    score: s,
+                    finished: just_finished,
+                });
+            }
+            let scores: Vec<f32> = merged.iter().map(|h| h.score).collect();
+            done[item] = top_k_indices(&scores, beams)
+                .into_iter()
+                .map(|i| merged[i].clone())
+                .collect();
+        }
+        cur_len += 1;
+
+        // Can a running beam still beat the worst finished one?
+        for item in 0..batch {
+            let best_length = match g.early_stopping {
+                EarlyStopping::Never if g.length_penalty > 0.0 => max_length - prompt_length,
+                _ => cur_len - prompt_length,
+            } as f32;
+            let best_running = running[item][0].score / best_length.powf(g.length_penalty);
+            let worst_done = done[item]
+                .iter()
+                .map(|h| h.score)
+                .fold(f32::INFINITY, f32::min);
+            let beatable = done[item]
+                .iter()
+                .any(|h| best_running > if h.finished { worst_done } else { EXCLUDED });
+            improvable[item] &= beatable;
+        }
+        let open_beam = !(done.iter().flatten().all(|h| h.finished)
+            && g.early_stopping == EarlyStopping::Immediately);
+        if !(improvable.iter().any(|&u| u) && open_beam && !all_hit) {
+            break;
+        }
+
+        // Next step: the chosen beams' caches, and their newest tokens.
+        cache.select_rows(&parents)?;
+        row_mask = parents.iter().map(|&p| row_mask[p as usize].clone()).collect();
+        next_position = parents.iter().map(|&p| next_position[p as usize]).collect();
+        row_mask.iter_mut().for_each(|m| m.push(1));
+        let step: Vec<Vec<u32>> = running
+            .iter()
+            .flatten()
+            .map(|h| vec![*h.tokens.last().expect("a token")])
+            .collect();
+        let positions: Vec<Vec<u32>> = next_position.iter().map(|&p| vec![p]).collect();
+        next_position.iter_mut().for_each(|p| *p += 1);
+        let logits = model.forward(&step, &positions, &row_mask, Some(&mut cache), &mut ctx, true)?;
+        step_logits = logits.flatten_all()?.to_vec1::<f32>()?;
+    }
+
+    let returned: Vec<&Hypothesis> = done
+        .iter()
+        .flat_map(|d| d.iter().take(g.num_return_sequences))
+        .collect();
+    let generated = returned
+        .iter()
+        .map(|h| h.tokens.len().saturating_sub(prompt_length))
+        .max()
+        .unwrap_or(0);
+    let sequences = returned
+        .iter()
+        .map(|h| {
+            let mut row = h.tokens.clone();
+            row.resize(prompt_length + generated, fill);
+            row
+        })
+        .collect();
+    Ok(GenerationOutput {
+        sequences,
+        new_tokens: returned
+            .iter()
+            .map(|h| h.tokens.get(prompt_length..).unwrap_or(&[]).to_vec())
+            .collect(),
+        prompt_length,
+        scores: Some(returned.iter().map(|h| h.score).collect()),
+    })
+}

@@ -1,0 +1,188 @@
+//! Logits processors and sampling warpers, one function each, applied in transformers' order:
+//! repetition penalty, no-repeat n-grams, minimum new tokens; then (sampling only) temperature,
+//! top-k and top-p. Each works on one row of scores in place; removed tokens get −∞.
+
+use std::collections::HashSet;
+
+use rand::Rng;
+
+use super::config::GenerationConfig;
+
+/// Divides scores of tokens already in `sequence` by `penalty` when positive, multiplies them
+/// when negative (transformers' `RepetitionPenaltyLogitsProcessor`; every token of the row
+/// counts, padding included).
+pub fn repetition_penalty(scores: &mut [f32], sequence: &[u32], penalty: f32) {
+    let seen: HashSet<u32> = sequence.iter().copied().collect();
+    for t in seen {
+        if let Some(s) = scores.get_mut(t as usize) {
+            *s = if *s < 0.0 { *s * penalty } else { *s / penalty };
+        }
+    }
+}
+
+/// Bans every token that would complete an n-gram of size `n` already present in `sequence`.
+pub fn no_repeat_ngram(scores: &mut [f32], sequence: &[u32], n: usize) {
+    let len = sequence.len();
+    if n == 0 || len + 1 < n {
+        return;
+    }
+    let prefix = &sequence[len + 1 - n..];
+    for start in 0..=(len - n) {
+        let gram = &sequence[start..start + n];
+        if gram[..n - 1] == *prefix {
+            if let Some(s) = scores.get_mut(gram[n - 1] as usize) {
+                *s = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+/// Bans the end-of-sequence tokens.
+pub fn ban_tokens(scores: &mut [f32], tokens: &[u32]) {
+    for &t in tokens {
+        if let Some(s) = scores.get_mut(t as usize) {
+            *s = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// Divides the scores by the temperature.
+pub fn temperature(scores: &mut [f32], t: f32) {
+    scores.iter_mut().for_each(|s| *s /= t);
+}
+
+/// Keeps the tokens scoring at least the `k`-th highest score (ties kept).
+pub fn top_k(scores: &mut [f32], k: usize, min_keep: usize) {
+    let k = k.max(min_keep).min(scores.len());
+    if k == 0 || k == scores.len() {
+        return;
+    }
+    let mut sorted = scores.to_vec();
+    sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let threshold = sorted[k - 1];
+    scores
+        .iter_mut()
+        .filter(|s| **s < threshold)
+        .for_each(|s| *s = f32::NEG_INFINITY);
+}
+
+/// Nucleus filtering: sorting ascending, removes the tokens whose cumulative probability is at
+/// most `1 − p` (so the kept set is the smallest whose probability reaches `p`), keeping at least
+/// `min_keep`.
+pub fn top_p(scores: &mut [f32], p: f32, min_keep: usize) {
+    if p >= 1.0 {
+        return;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    // Stable ascending sort, as torch.sort on CPU.
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let probs = softmax(&order.iter().map(|&i| scores[i]).collect::<Vec<_>>());
+    let mut cumulative = 0f32;
+    let keep_from = scores.len().saturating_sub(min_keep);
+    let mut remove = Vec::new();
+    for (rank, (&i, q)) in order.iter().zip(&probs).enumerate() {
+        cumulative += q;
+        if cumulative <= 1.0 - p && rank < keep_from {
+            remove.push(i);
+        }
+    }
+    for i in remove {
+        scores[i] = f32::NEG_INFINITY;
+    }
+}
+
+/// Softmax of a row (−∞ gives 0).
+pub fn softmax(scores: &[f32]) -> Vec<f32> {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut out: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+    let sum: f32 = out.iter().sum();
+    out.iter_mut().for_each(|v| *v /= sum);
+    out
+}
+
+/// Log-softmax of a row.
+pub fn log_softmax(scores: &[f32]) -> Vec<f32> {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = scores.iter().map(|s| (s - max).exp()).sum::<f32>().ln() + max;
+    scores.iter().map(|s| s - log_sum).collect()
+}
+
+/// Index of the highest score (the first on ties, as torch.argmax).
+pub fn argmax(scores: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, s) in scores.iter().enumerate() {
+        if *s > scores[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Draws a token from the softmax of `scores`.
+pub fn sample(scores: &[f32], rng: &mut impl Rng) -> u32 {
+    let probs = softmax(scores);
+    let mut u: f32 = rng.random();
+    for (i, p) in probs.iter().enumerate() {
+        if u < *p {
+            return i as u32;
+        }
+        u -= p;
+    }
+    // Rounding left a sliver: the last token that has any probability.
+    probs.iter().rposition(|p| *p > 0.0).unwrap_or(0) as u32
+}
+
+/// The processors that do not depend on sampling, in transformers' order; `new_tokens` is how
+/// many tokens have been generated so far.
+pub fn process(scores: &mut [f32], sequence: &[u32], new_tokens: usize, g: &GenerationConfig) {
+    if g.repetition_penalty != 1.0 {
+        repetition_penalty(scores, sequence, g.repetition_penalty);
+    }
+    if g.no_repeat_ngram_size > 0 {
+        no_repeat_ngram(scores, sequence, g.no_repeat_ngram_size);
+    }
+    if new_tokens < g.min_new_tokens {
+        ban_tokens(scores, &g.eos_token_ids);
+    }
+}
+
+/// The sampling warpers: temperature, top-k, top-p.
+pub fn warp(scores: &mut [f32], g: &GenerationConfig) {
+    if g.temperature != 1.0 {
+        temperature(scores, g.temperature);
+    }
+    if g.top_k > 0 {
+        top_k(scores, g.top_k, 1);
+    }
+    if g.top_p < 1.0 {
+        top_p(scores, g.top_p, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_repeat_bans_the_completion_of_a_seen_bigram() {
+        let mut s = vec![0.0; 6];
+        no_repeat_ngram(&mut s, &[1, 2, 3, 1], 2);
+        assert_eq!(s[2], f32::NEG_INFINITY);
+        assert_eq!(s.iter().filter(|v| v.is_infinite()).count(), 1);
+    }
+
+    #[test]
+    fn repetition_penalty_pushes_seen_tokens_down() {
+        let mut s = vec![2.0, -2.0, 1.0];
+        repetition_penalty(&mut s, &[0, 1], 2.0);
+        assert_eq!(s, vec![1.0, -4.0, 1.0]);
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_set_reaching_p() {
+        // Probabilities 0.5, 0.3, 0.2: p = 0.7 keeps the first two.
+        let mut s: Vec<f32> = [0.5f32, 0.3, 0.2].iter().map(|p| p.ln()).collect();
+        top_p(&mut s, 0.7, 1);
+        assert!(s[0].is_finite() && s[1].is_finite() && s[2].is_infinite());
+    }
+}

@@ -1,0 +1,215 @@
+//! `generate()` with transformers' semantics: greedy search, sampling (temperature, top-k,
+//! top-p, seeded), beam search, no-repeat n-grams, repetition penalty, length limits, end
+//! tokens and stop strings, and a callback that receives each token as it is chosen.
+//!
+//! Prompts of different lengths are padded on the left (as transformers wants for decoders),
+//! with an attention mask and position ids counted over real tokens, so each row computes
+//! exactly what it would alone.
+
+mod beam;
+pub mod config;
+pub mod logits;
+mod streamer;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use config::{EarlyStopping, GenerationConfig};
+pub use streamer::TextStreamer;
+
+use super::model::{position_ids, DecoderModel};
+use crate::error::{Error, Result};
+use crate::train::ForwardCtx;
+
+/// What `generate()` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationOutput {
+    /// Each returned sequence as transformers returns it: left padding, the prompt, the new
+    /// tokens, and the fill token after a sequence ended early.
+    pub sequences: Vec<Vec<u32>>,
+    /// The new tokens of each sequence, without fill (the end token included when one was made).
+    pub new_tokens: Vec<Vec<u32>>,
+    /// Length of the padded prompts (where new tokens start in `sequences`).
+    pub prompt_length: usize,
+    /// Beam search: the length-normalised score of each returned sequence.
+    pub scores: Option<Vec<f32>>,
+}
+
+/// Receives `(row, token)` for every token chosen, as it is chosen (greedy and sampling).
+pub type TokenCallback<'a> = &'a mut dyn FnMut(usize, u32);
+
+/// The padded prompts: ids, attention mask, and the pad id used.
+struct Batch {
+    ids: Vec<Vec<u32>>,
+    mask: Vec<Vec<u32>>,
+    pad: u32,
+}
+
+fn left_pad(model: &DecoderModel, prompts: &[Vec<u32>], g: &GenerationConfig) -> Result<Batch> {
+    let pad = g
+        .pad_token_id
+        .or_else(|| g.eos_token_ids.first().copied())
+        .unwrap_or(0);
+    let mut prompts: Vec<Vec<u32>> = prompts.to_vec();
+    for p in &mut prompts {
+        if p.is_empty() {
+            match g.bos_token_id {
+                Some(bos) => p.push(bos),
+                None => {
+                    return Err(Error::config(
+                        "prompt",
+                        "an empty prompt needs a bos_token_id to start from",
+                    ))
+                }
+            }
+        }
+    }
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let context = model.config.max_positions;
+    if longest >= context {
+        return Err(Error::config(
+            "prompt",
+            format!(
+                "the prompt has {longest} tokens, but the model's context is {context} tokens \
+                 (shorten the prompt to leave room for new tokens)"
+            ),
+        ));
+    }
+    let ids = prompts
+        .iter()
+        .map(|p| {
+            let mut row = vec![pad; longest - p.len()];
+            row.extend_from_slice(p);
+            row
+        })
+        .collect();
+    let mask = prompts
+        .iter()
+        .map(|p| {
+            let mut row = vec![0; longest - p.len()];
+            row.extend(std::iter::repeat_n(1, p.len()));
+            row
+        })
+        .collect();
+    Ok(Batch { ids, mask, pad })
+}
+
+/// Generates continuations of `prompts` (token ids, unpadded). `on_token` sees each token as it
+/// is chosen (not with beam search, whose tokens are known only at the end).
+pub fn generate(
+    model: &DecoderModel,
+    prompts: &[Vec<u32>],
+    g: &GenerationConfig,
+    on_token: Option<TokenCallback>,
+) -> Result<GenerationOutput> {
+    g.validate()?;
+    if prompts.is_empty() {
+        return Ok(GenerationOutput {
+            sequences: Vec::new(),
+            new_tokens: Vec::new(),
+            prompt_length: 0,
+            scores: None,
+        });
+    }
+    if !g.stop_strings.is_empty() {
+        model.tokenizer()?;
+    }
+    let batch = left_pad(model, prompts, g)?;
+    let prompt_length = batch.ids[0].len();
+    let max_length = g
+        .max_total_length(prompt_length)
+        .min(model.config.max_positions);
+    if g.num_beams > 1 {
+        return beam::beam_search(model, batch.ids, batch.mask, batch.pad, max_length, g);
+    }
+    // Sampling several sequences per prompt: repeat each prompt (transformers' expansion).
+    let copies = if g.do_sample {
+        g.num_return_sequences
+    } else {
+        1
+    };
+    let mut ids: Vec<Vec<u32>> = Vec::new();
+    let mut mask: Vec<Vec<u32>> = Vec::new();
+    for (row, m) in batch.ids.iter().zip(&batch.mask) {
+        for _ in 0..copies {
+            ids.push(row.clone());
+            mask.push(m.clone());
+        }
+    }
+    sample_or_greedy(model, ids, mask, batch.pad, max_length, g, on_token)
+}
+
+/// Greedy search and sampling (transformers' `_sample`).
+fn sample_or_greedy(
+    model: &DecoderModel,
+    mut ids: Vec<Vec<u32>>,
+    mut mask: Vec<Vec<u32>>,
+    pad: u32,
+    max_length: usize,
+    g: &GenerationConfig,
+    mut on_token: Option<TokenCallback>,
+) -> Result<GenerationOutput> {
+    let rows = ids.len();
+    let prompt_length = ids[0].len();
+    let mut rng = ChaCha8Rng::seed_from_u64(g.seed);
+    let mut cache = model.new_cache();
+    let mut ctx = ForwardCtx::eval();
+    let mut next_position: Vec<u32> = mask.iter().map(|m| m.iter().sum()).collect();
+    let mut unfinished = vec![true; rows];
+    let mut new_tokens: Vec<Vec<u32>> = vec![Vec::new(); rows];
+    let positions = position_ids(&mask);
+    let mut logits = model.forward(&ids, &positions, &mask, Some(&mut cache), &mut ctx, true)?;
+    let mut cur_len = prompt_length;
+    while cur_len < max_length {
+        let vocab = logits.dim(2)?;
+        let all = logits.flatten_all()?.to_vec1::<f32>()?;
+        let mut chosen = Vec::with_capacity(rows);
+        for (r, scores) in all.chunks_exact(vocab).enumerate() {
+            let mut scores = scores.to_vec();
+            logits::process(&mut scores, &ids[r], cur_len - prompt_length, g);
+            let token = if g.do_sample {
+                logits::warp(&mut scores, g);
+                logits::sample(&scores, &mut rng)
+            } else {
+                logits::argmax(&scores)
+            };
+            chosen.push(if unfinished[r] { token } else { pad });
+        }
+        for (r, &token) in chosen.iter().enumerate() {
+            ids[r].push(token);
+            mask[r].push(1);
+            if unfinished[r] {
+                new_tokens[r].push(token);
+                if let Some(cb) = on_token.as_mut() {
+                    cb(r, token);
+                }
+                if g.eos_token_ids.contains(&token) || hits_stop_string(model, &new_tokens[r], g)? {
+                    unfinished[r] = false;
+                }
+            }
+        }
+        cur_len += 1;
+        if cur_len >= max_length || !unfinished.iter().any(|&u| u) {
+            break;
+        }
+        let step: Vec<Vec<u32>> = chosen.iter().map(|&t| vec![t]).collect();
+        let positions: Vec<Vec<u32>> = next_position.iter().map(|&p| vec![p]).collect();
+        next_position.iter_mut().for_each(|p| *p += 1);
+        logits = model.forward(&step, &positions, &mask, Some(&mut cache), &mut ctx, true)?;
+    }
+    Ok(GenerationOutput {
+        sequences: ids,
+        new_tokens,
+        prompt_length,
+        scores: None,
+    })
+}
+
+/// True when the text of `new_tokens` contains one of the stop strings.
+fn hits_stop_string(model: &DecoderModel, new_tokens: &[u32], g: &GenerationConfig) -> Result<bool> {
+    if g.stop_strings.is_empty() {
+        return Ok(false);
+    }
+    let text = model.tokenizer()?.decode(new_tokens, false)?;
+    Ok(g.stop_strings.iter().any(|s| text.contains(s.as_str())))
+}

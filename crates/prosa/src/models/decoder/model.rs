@@ -1,0 +1,496 @@
+//! The decoder-only language model (`GPT2LMHeadModel`, `LlamaForCausalLM`): embeddings, a stack
+//! of pre-norm blocks, a final norm and the output layer, with Hugging Face parameter names so a
+//! folder loads and saves by name.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, D};
+
+use super::cache::KvCache;
+use super::config::{DecoderConfig, DecoderFamily};
+use super::generation::GenerationConfig;
+use super::layers::{Attention, Block, Mlp, Norm, Projection, Qkv, Rotary, Weight};
+use crate::error::{Error, Result};
+use crate::models::encoder::checkpoint::read_weights;
+use crate::nn::dropout;
+use crate::nn::rope::rope_tables;
+use crate::text::SubwordTokenizer;
+use crate::train::{ForwardCtx, Init, ParamBuilder, ParamStore};
+
+/// Added to attention scores of padding keys: large and finite, so a padding query whose keys
+/// are all padding still gets finite (ignored) values.
+const PAD_BIAS: f32 = -1e9;
+
+/// A decoder-only causal language model.
+pub struct DecoderModel {
+    /// The hyperparameters.
+    pub config: DecoderConfig,
+    params: ParamStore,
+    /// Token embeddings (vocab, hidden), f32.
+    embed: Tensor,
+    /// Learned position embeddings (GPT-2).
+    positions: Option<Tensor>,
+    blocks: Vec<Block>,
+    final_norm: Norm,
+    lm_head: Projection,
+    /// The tokenizer of the folder or GGUF file, if it has one.
+    pub tokenizer: Option<SubwordTokenizer>,
+    /// Generation defaults (`generation_config.json`, or the GGUF metadata).
+    pub generation: GenerationConfig,
+    /// The chat template (Jinja) of the tokenizer, if any.
+    pub chat_template: Option<String>,
+    /// Where the model came from, for error messages.
+    pub source: PathBuf,
+}
+
+impl std::fmt::Debug for DecoderModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecoderModel")
+            .field("family", &self.config.family)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// The parts a model is assembled from (by [`DecoderModel::new`] or the GGUF reader).
+pub(crate) struct Parts {
+    pub embed: Tensor,
+    pub positions: Option<Tensor>,
+    pub blocks: Vec<Block>,
+    pub final_norm: Norm,
+    pub lm_head: Projection,
+}
+
+impl DecoderModel {
+    /// A freshly initialised model (transformers' initialisation), parameters seeded by `seed`.
+    pub fn new(config: DecoderConfig, device: &Device, seed: u64) -> Result<Self> {
+        let params = ParamStore::new(device.clone());
+        let parts = build(&config, &params.builder(seed))?;
+        Ok(Self::assemble(config, params, parts, PathBuf::new()))
+    }
+
+    pub(crate) fn assemble(
+        config: DecoderConfig,
+        params: ParamStore,
+        parts: Parts,
+        source: PathBuf,
+    ) -> Self {
+        let generation = GenerationConfig::from_model_config(&config);
+        Self {
+            config,
+            params,
+            embed: parts.embed,
+            positions: parts.positions,
+            blocks: parts.blocks,
+            final_norm: parts.final_norm,
+            lm_head: parts.lm_head,
+            tokenizer: None,
+            generation,
+            chat_template: None,
+            source,
+        }
+    }
+
+    /// Loads a Hugging Face folder (`config.json`, safetensors, optional `tokenizer.json`,
+    /// `generation_config.json`, `tokenizer_config.json` with a chat template) or a `.gguf` file.
+    pub fn from_pretrained(path: &Path, device: &Device) -> Result<Self> {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+            return super::gguf::load(path, device);
+        }
+        if !path.is_dir() {
+            return Err(Error::folder(
+                path,
+                "not found (give a model folder with config.json, or a .gguf file)",
+            ));
+        }
+        let config = DecoderConfig::from_folder(path)?;
+        let mut model = Self::new(config, device, 0)?;
+        let (tensors, file) = read_weights(path, device)?;
+        let prefix = match model.config.family {
+            DecoderFamily::Gpt2 => "transformer.",
+            DecoderFamily::Llama => "model.",
+        };
+        let tied = model.config.tie_word_embeddings;
+        let tensors = tensors
+            .into_iter()
+            .filter(|(name, _)| {
+                !(name.ends_with(".attn.bias")
+                    || name.ends_with(".attn.masked_bias")
+                    || name.ends_with("rotary_emb.inv_freq")
+                    || (tied && name == "lm_head.weight"))
+            })
+            .map(|(name, t)| {
+                // Some GPT-2 checkpoints store the base model's names without `transformer.`.
+                if name.starts_with(prefix) || name.starts_with("lm_head.") {
+                    (name, t)
+                } else {
+                    (format!("{prefix}{name}"), t)
+                }
+            })
+            .collect();
+        model.params.assign(&tensors, &file)?;
+        model.tokenizer = super::tokenizer_files::load_tokenizer(path)?;
+        model.chat_template = super::tokenizer_files::chat_template(path)?;
+        model.generation = GenerationConfig::from_folder(path, &model.config)?;
+        model.source = path.to_path_buf();
+        Ok(model)
+    }
+
+    /// Writes a folder transformers loads: `config.json`, `model.safetensors`,
+    /// `generation_config.json` and, when the model has one, `tokenizer.json`.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        if self.params.names().is_empty() {
+            return Err(Error::folder(
+                dir,
+                "a model read from a GGUF file cannot be saved as safetensors (its weights are quantized)",
+            ));
+        }
+        crate::fsio::create_dir(dir)?;
+        crate::fsio::write_json(&dir.join("config.json"), &self.config.to_json())?;
+        crate::fsio::write_json(
+            &dir.join("generation_config.json"),
+            &self.generation.to_json(),
+        )?;
+        self.params.save(&dir.join("model.safetensors"))?;
+        if let Some(tk) = &self.tokenizer {
+            tk.save(&dir.join("tokenizer.json"))?;
+        }
+        Ok(())
+    }
+
+    /// The trainable parameters (empty for a GGUF model).
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        self.embed.device()
+    }
+
+    /// The tokenizer, or an error naming where it should have been.
+    pub fn tokenizer(&self) -> Result<&SubwordTokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::folder(
+                self.source.join("tokenizer.json"),
+                "the model has no tokenizer (tokenizer.json is missing); \
+                 text cannot be encoded or decoded",
+            )
+        })
+    }
+
+    /// Logits (batch, seq, vocab) of the newest tokens `ids` (batch, seq): `positions` are their
+    /// position ids and `attention_mask` (batch, cached + seq) marks real tokens (1) and padding
+    /// (0) over the cached positions and these. With `last_only`, only the last position's
+    /// logits are computed (batch, 1, vocab).
+    pub fn forward(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
+        mut cache: Option<&mut KvCache>,
+        ctx: &mut ForwardCtx,
+        last_only: bool,
+    ) -> Result<Tensor> {
+        let hidden = self.hidden_states(ids, positions, attention_mask, cache.as_deref_mut(), ctx)?;
+        let hidden = if last_only {
+            let seq = hidden.dim(1)?;
+            hidden.narrow(1, seq - 1, 1)?
+        } else {
+            hidden
+        };
+        self.lm_head.forward(&hidden)
+    }
+
+    /// The final hidden states (batch, seq, hidden), after the last norm.
+    pub fn hidden_states(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
+        mut cache: Option<&mut KvCache>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
+        let device = self.device().clone();
+        let flat_positions: Vec<u32> = positions.iter().flatten().copied().collect();
+        if let Some(&p) = flat_positions.iter().max() {
+            if p as usize >= self.config.max_positions {
+                return Err(Error::config(
+                    "max_length",
+                    format!(
+                        "position {p} is beyond the model's context of {} tokens",
+                        self.config.max_positions
+                    ),
+                ));
+            }
+        }
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        if let Some(&bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+            return Err(Error::config(
+                "input_ids",
+                format!(
+                    "token id {bad} is outside the vocabulary of {} tokens",
+                    self.config.vocab_size
+                ),
+            ));
+        }
+        let mut x = self
+            .embed
+            .index_select(&Tensor::from_vec(flat, batch * seq, &device)?, 0)?;
+        if let Some(table) = &self.positions {
+            let index = Tensor::from_vec(flat_positions.clone(), batch * seq, &device)?;
+            x = (x + table.index_select(&index, 0)?)?;
+        }
+        let x = x.reshape((batch, seq, self.config.hidden_size))?;
+        let mut x = dropout(&x, self.config.dropout, ctx)?;
+        let tables = match self.config.family {
+            DecoderFamily::Llama => {
+                let (cos, sin) = rope_tables(
+                    &flat_positions,
+                    self.config.head_dim,
+                    self.config.rope_theta,
+                    &device,
+                )?;
+                let half = self.config.head_dim / 2;
+                Some((
+                    cos.reshape((batch, seq, half))?,
+                    sin.reshape((batch, seq, half))?,
+                ))
+            }
+            DecoderFamily::Gpt2 => None,
+        };
+        let rotary = tables.as_ref().map(|(cos, sin)| Rotary {
+            cos,
+            sin,
+            style: self.config.rope_style,
+        });
+        let pad_bias = pad_bias(attention_mask, &device)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
+            x = block.forward(&x, rotary.as_ref(), &pad_bias, layer_cache, ctx)?;
+        }
+        self.final_norm.forward(&x)
+    }
+
+    /// Mean next-token cross-entropy of equal-length rows `ids` (batch, seq) whose real tokens
+    /// are marked in `attention_mask`: position `t` predicts token `t + 1` (labels are shifted
+    /// inside, as transformers' `ForCausalLMLoss`), padding is ignored. Returns the loss and the
+    /// number of predicted tokens.
+    pub fn causal_lm_loss(
+        &self,
+        ids: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<(Tensor, usize)> {
+        let positions = position_ids(attention_mask);
+        let logits = self.forward(ids, &positions, attention_mask, None, ctx, false)?;
+        shifted_cross_entropy(&logits, ids, attention_mask)
+    }
+
+    /// A new empty key/value cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.blocks.len())
+    }
+}
+
+/// Mean cross-entropy of `logits` (batch, seq, vocab) at positions `0..seq-1` against the tokens
+/// at `1..seq`, where both positions are real tokens; with the count of such targets.
+pub fn shifted_cross_entropy(
+    logits: &Tensor,
+    ids: &[Vec<u32>],
+    attention_mask: &[Vec<u32>],
+) -> Result<(Tensor, usize)> {
+    let (batch, seq, vocab) = logits.dims3()?;
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for b in 0..batch {
+        for t in 0..seq.saturating_sub(1) {
+            if attention_mask[b][t] == 1 && attention_mask[b][t + 1] == 1 {
+                rows.push((b * seq + t) as u32);
+                targets.push(ids[b][t + 1]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Err(Error::config(
+            "input_ids",
+            "no token to predict (every sequence is shorter than 2 tokens)",
+        ));
+    }
+    let device = logits.device();
+    let flat = logits.reshape((batch * seq, vocab))?;
+    let picked_rows = flat.index_select(&Tensor::new(rows.as_slice(), device)?, 0)?;
+    let log_probs = candle_nn::ops::log_softmax(&picked_rows, D::Minus1)?;
+    let t = Tensor::new(targets.as_slice(), device)?;
+    let nll = log_probs.gather(&t.unsqueeze(1)?, 1)?.neg()?.mean_all()?;
+    Ok((nll, targets.len()))
+}
+
+/// transformers' position ids for a (left-)padded batch: `cumsum(mask) − 1`, padding at 0.
+pub fn position_ids(attention_mask: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    attention_mask
+        .iter()
+        .map(|row| {
+            let mut seen = 0u32;
+            row.iter()
+                .map(|&m| {
+                    seen += m;
+                    if m == 0 {
+                        0
+                    } else {
+                        seen - 1
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// (batch, 1, 1, keys): 0 where the mask is 1, a large negative number where it is 0.
+fn pad_bias(attention_mask: &[Vec<u32>], device: &Device) -> Result<Tensor> {
+    let (batch, keys) = (
+        attention_mask.len(),
+        attention_mask.first().map_or(0, Vec::len),
+    );
+    let values: Vec<f32> = attention_mask
+        .iter()
+        .flatten()
+        .map(|&m| if m == 0 { PAD_BIAS } else { 0.0 })
+        .collect();
+    Ok(Tensor::from_vec(values, (batch, 1, 1, keys), device)?)
+}
+
+/// Creates every parameter with transformers' names and initialisation.
+fn build(c: &DecoderConfig, vb: &ParamBuilder) -> Result<Parts> {
+    let std = c.initializer_range;
+    let normal = Init::Normal { std };
+    let (h, f) = (c.hidden_size, c.intermediate_size);
+    match c.family {
+        DecoderFamily::Gpt2 => {
+            let base = vb.pp("transformer");
+            // GPT-2 scales the residual projections by 1/√(2·layers) at initialisation.
+            let proj_init = Init::Normal {
+                std: std / (2.0 * c.num_layers as f64).sqrt(),
+            };
+            let conv = |vb: &ParamBuilder, name: &str, i: usize, o: usize, init: Init| {
+                let vb = vb.pp(name);
+                Ok::<_, Error>(Projection::new(
+                    Weight::Conv1d(vb.param("weight", &[i, o], init)?),
+                    Some(vb.param("bias", &[o], Init::Zeros)?),
+                ))
+            };
+            let layer_norm = |vb: &ParamBuilder, name: &str| {
+                let vb = vb.pp(name);
+                Ok::<_, Error>(Norm::Layer {
+                    weight: vb.param("weight", &[h], Init::Const(1.0))?,
+                    bias: vb.param("bias", &[h], Init::Zeros)?,
+                    eps: c.norm_eps,
+                })
+            };
+            let embed = base.param("wte.weight", &[c.vocab_size, h], normal)?;
+            let positions = base.param("wpe.weight", &[c.max_positions, h], normal)?;
+            let mut blocks = Vec::with_capacity(c.num_layers);
+            for i in 0..c.num_layers {
+                let vb = base.pp(&format!("h.{i}"));
+                blocks.push(Block {
+                    norm1: layer_norm(&vb, "ln_1")?,
+                    attention: Attention {
+                        qkv: Qkv::Fused(conv(&vb, "attn.c_attn", h, 3 * h, normal)?),
+                        out: conv(&vb, "attn.c_proj", h, h, proj_init)?,
+                        heads: c.num_heads,
+                        kv_heads: c.num_heads,
+                        head_dim: c.head_dim,
+                        dropout: c.dropout,
+                    },
+                    norm2: layer_norm(&vb, "ln_2")?,
+                    mlp: Mlp::Gelu {
+                        fc: conv(&vb, "mlp.c_fc", h, f, normal)?,
+                        proj: conv(&vb, "mlp.c_proj", f, h, proj_init)?,
+                    },
+                    dropout: c.dropout,
+                });
+            }
+            let final_norm = layer_norm(&base, "ln_f")?;
+            let lm_head = output_layer(c, vb, &embed)?;
+            Ok(Parts {
+                embed,
+                positions: Some(positions),
+                blocks,
+                final_norm,
+                lm_head,
+            })
+        }
+        DecoderFamily::Llama => {
+            let base = vb.pp("model");
+            let (nh, kvh, dh) = (c.num_heads, c.num_kv_heads, c.head_dim);
+            let dense = |vb: &ParamBuilder, name: &str, i: usize, o: usize, bias: bool| {
+                let vb = vb.pp(name);
+                Ok::<_, Error>(Projection::new(
+                    Weight::Dense(vb.param("weight", &[o, i], normal)?),
+                    bias.then(|| vb.param("bias", &[o], Init::Zeros))
+                        .transpose()?,
+                ))
+            };
+            let rms = |vb: &ParamBuilder, name: &str| {
+                Ok::<_, Error>(Norm::Rms {
+                    weight: vb.param(&format!("{name}.weight"), &[h], Init::Const(1.0))?,
+                    eps: c.norm_eps,
+                })
+            };
+            let embed = base.param("embed_tokens.weight", &[c.vocab_size, h], normal)?;
+            let mut blocks = Vec::with_capacity(c.num_layers);
+            for i in 0..c.num_layers {
+                let vb = base.pp(&format!("layers.{i}"));
+                let ab = c.attention_bias;
+                blocks.push(Block {
+                    norm1: rms(&vb, "input_layernorm")?,
+                    attention: Attention {
+                        qkv: Qkv::Separate {
+                            q: dense(&vb, "self_attn.q_proj", h, nh * dh, ab)?,
+                            k: dense(&vb, "self_attn.k_proj", h, kvh * dh, ab)?,
+                            v: dense(&vb, "self_attn.v_proj", h, kvh * dh, ab)?,
+                        },
+                        out: dense(&vb, "self_attn.o_proj", nh * dh, h, false)?,
+                        heads: nh,
+                        kv_heads: kvh,
+                        head_dim: dh,
+                        dropout: c.dropout,
+                    },
+                    norm2: rms(&vb, "post_attention_layernorm")?,
+                    mlp: Mlp::SwiGlu {
+                        gate: dense(&vb, "mlp.gate_proj", h, f, false)?,
+                        up: dense(&vb, "mlp.up_proj", h, f, false)?,
+                        down: dense(&vb, "mlp.down_proj", f, h, false)?,
+                    },
+                    dropout: 0.0,
+                });
+            }
+            let final_norm = rms(&base, "norm")?;
+            let lm_head = output_layer(c, vb, &embed)?;
+            Ok(Parts {
+                embed,
+                positions: None,
+                blocks,
+                final_norm,
+                lm_head,
+            })
+        }
+    }
+}
+
+/// The output layer: the embedding matrix when tied, else `lm_head.weight`.
+fn output_layer(c: &DecoderConfig, vb: &ParamBuilder, embed: &Tensor) -> Result<Projection> {
+    let weight = if c.tie_word_embeddings {
+        embed.clone()
+    } else {
+        vb.param(
+            "lm_head.weight",
+            &[c.vocab_size, c.hidden_size],
+            Init::Normal {
+                std: c.initializer_range,
+            },
+        )?
+    };
+    Ok(Projection::new(Weight::Dense(weight), None))
+}
