@@ -313,3 +313,66 @@ fn bad_gguf() -> Vec<u8> {
     b.resize(b.len() + 64, 0);
     b
 }
+
+#[test]
+fn sliding_window_perplexity_matches_the_transformers_guide() {
+    use prosa::models::decoder::lm::perplexity;
+    for name in MODELS {
+        let model = load(name);
+        let e = expected(name);
+        let ids: Vec<u32> = serde_json::from_value(e["ppl_ids"].clone()).unwrap();
+        let max_length = e["ppl_max_length"].as_u64().unwrap() as usize;
+        let stride = e["ppl_stride"].as_u64().unwrap() as usize;
+        let ours = perplexity(&model, &ids, max_length, stride, None).unwrap();
+        let want = e["ppl"].as_f64().unwrap();
+        assert!(
+            (ours.perplexity - want).abs() / want < 1e-4,
+            "{name}: perplexity {} vs {want}",
+            ours.perplexity
+        );
+        assert_eq!(ours.tokens, ids.len() - 1);
+    }
+}
+
+#[test]
+fn a_small_gpt_learns_a_repeating_text() {
+    use prosa::models::decoder::lm::{group_texts, CausalLm};
+    use prosa::models::decoder::DecoderConfig;
+    use prosa::train::{Trainer, TrainingArgs};
+    // "0 1 2 … 9" repeated: after training, greedy decoding continues the count.
+    let texts: Vec<Vec<u32>> = (0..60).map(|_| (0..10).collect()).collect();
+    let blocks = group_texts(&texts, 16, None);
+    let mut config = DecoderConfig::gpt2(12, 32, 2, 4, 32);
+    config.dropout = 0.0;
+    let lm = CausalLm {
+        model: prosa::models::decoder::DecoderModel::new(config, &Device::Cpu, 7).unwrap(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let args = TrainingArgs {
+        output_dir: dir.path().to_path_buf(),
+        num_train_epochs: 30,
+        per_device_train_batch_size: 8,
+        learning_rate: 3e-3,
+        progress: false,
+        save_best: false,
+        save_last: false,
+        ..TrainingArgs::default()
+    };
+    let trainer = Trainer::new(args, Vec::new()).unwrap();
+    let before = trainer.evaluate(&lm, &blocks).unwrap();
+    trainer.train(&lm, &blocks, None, false).unwrap();
+    let after = trainer.evaluate(&lm, &blocks).unwrap();
+    assert!(after["eval_perplexity"] < 1.5, "{after:?} (before {before:?})");
+    assert!(before["eval_perplexity"] > 5.0);
+    let out = generate(
+        &lm.model,
+        &[vec![3, 4, 5]],
+        &GenerationConfig {
+            max_new_tokens: Some(6),
+            ..GenerationConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(out.new_tokens[0], vec![6, 7, 8, 9, 0, 1]);
+}

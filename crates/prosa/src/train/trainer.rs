@@ -67,6 +67,11 @@ pub trait Trainable {
 
     /// Forward pass over a batch, returning its loss.
     fn forward_batch(&self, batch: &[&Self::Example], ctx: &mut ForwardCtx) -> Result<StepOutput>;
+
+    /// True for language models: evaluation also reports `eval_perplexity = exp(eval_loss)`.
+    fn reports_perplexity(&self) -> bool {
+        false
+    }
 }
 
 /// Where a run stands; saved in every checkpoint as `trainer_state.json`.
@@ -402,6 +407,9 @@ impl Trainer {
         let mut metrics = BTreeMap::new();
         let loss = loss_sum / examples.len().max(1) as f64;
         metrics.insert("eval_loss".to_string(), loss);
+        if model.reports_perplexity() {
+            metrics.insert("eval_perplexity".to_string(), loss.exp());
+        }
         if !preds.is_empty() && self.label_names.is_empty() {
             // No class names (e.g. masked-LM tokens): accuracy only.
             let right = preds.iter().zip(&targets).filter(|(p, t)| p == t).count();

@@ -7,6 +7,7 @@ pub mod config;
 pub mod generation;
 pub mod gguf;
 pub mod layers;
+pub mod lm;
 pub mod model;
 mod tokenizer_files;
 
