@@ -20,6 +20,10 @@ pub enum BenchCommand {
     /// Sequences per second of one training step (forward, backward, AdamW) of an
     /// embedding → recurrent → dense binary classifier on random ids.
     Recurrent(RecurrentArgs),
+    /// Prompt-processing and generation tokens per second of a decoder (folder or GGUF).
+    Generate(crate::bench_decoder::GenerateBenchArgs),
+    /// Training tokens per second of a GPT-2 (4 layers × 256 by default) on random ids.
+    GptTrain(crate::bench_decoder::GptTrainBenchArgs),
     /// Sentences per second of sentence embeddings with an encoder folder (tokenize, forward,
     /// pool, normalise) on the vendored tweets, and the latency of one sentence.
     Encoder(EncoderArgs),
@@ -173,6 +177,31 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                     m.cell, m.sequences_per_second, m.ms_per_step, m.batch
                 );
             }
+            Ok(())
+        }
+        BenchCommand::Generate(a) => {
+            let m = crate::bench_decoder::bench_generate(&a)?;
+            if a.json {
+                return print_json(&m);
+            }
+            println!(
+                "prompt ({} tokens): {:.1} tokens/s; generation ({} tokens): {:.1} tokens/s",
+                a.prompt_tokens,
+                m.prompt_tokens_per_second,
+                a.new_tokens,
+                m.generated_tokens_per_second
+            );
+            Ok(())
+        }
+        BenchCommand::GptTrain(a) => {
+            let m = crate::bench_decoder::bench_gpt_train(&a)?;
+            if a.json {
+                return print_json(&m);
+            }
+            println!(
+                "GPT-2 of {} parameters: {:.0} training tokens/s ({:.1} ms per step of {}×{})",
+                m.parameters, m.tokens_per_second, m.ms_per_step, a.batch, a.block
+            );
             Ok(())
         }
         BenchCommand::Encoder(a) => {

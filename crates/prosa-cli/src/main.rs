@@ -2,9 +2,11 @@
 //! library call; `--json` everywhere gives machine-readable output.
 
 mod bench_cmd;
+mod bench_decoder;
 mod data_cmd;
 mod eval_cmd;
 mod explain_cmd;
+mod generate_cmd;
 mod pipeline_cmd;
 mod pretrain_cmd;
 mod quickstart_cmd;
@@ -28,7 +30,8 @@ struct Cli {
 enum Command {
     /// Unit I in one command: bag-of-words, RNN, LSTM and GRU on the tweets, compared.
     Quickstart(quickstart_cmd::QuickstartArgs),
-    /// Hugging Face-style pipelines: text-classification, fill-mask, feature-extraction.
+    /// Hugging Face-style pipelines: text-classification, token-classification, question-answering,
+    /// fill-mask, feature-extraction, text-generation.
     Pipeline(pipeline_cmd::PipelineArgs),
     /// Pretrain a small BERT from scratch (WordPiece, masked LM + next-sentence prediction).
     Pretrain(pretrain_cmd::PretrainArgs),
@@ -44,6 +47,10 @@ enum Command {
     /// Look inside a trained model: the hidden state word by word.
     #[command(subcommand)]
     Explain(explain_cmd::ExplainCommand),
+    /// Generate text with a decoder (GPT-2 / Llama folder or GGUF file), streamed as it is made.
+    Generate(Box<generate_cmd::GenerateArgs>),
+    /// Perplexity of a decoder on a text file (sliding window).
+    Perplexity(generate_cmd::PerplexityArgs),
     /// Measure throughput (see scripts/bench_*.py for the comparisons with peers).
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -92,6 +99,8 @@ fn main() -> ExitCode {
         Command::Vectors(cmd) => vectors_cmd::run(cmd),
         Command::Explain(cmd) => explain_cmd::run(cmd),
         Command::Bench(cmd) => bench_cmd::run(cmd),
+        Command::Generate(args) => generate_cmd::run(*args),
+        Command::Perplexity(args) => generate_cmd::perplexity_run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

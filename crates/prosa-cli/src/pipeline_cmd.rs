@@ -27,6 +27,8 @@ pub enum PipelineTask {
     FeatureExtraction,
     /// Same as feature-extraction (sentence-transformers' name).
     SentenceEmbedding,
+    /// The prompt and its continuation (a decoder folder or GGUF file).
+    TextGeneration,
 }
 
 /// Flags of `prosa pipeline`.
@@ -57,6 +59,8 @@ pub struct PipelineArgs {
     json: bool,
     /// The texts.
     texts: Vec<String>,
+    #[command(flatten)]
+    generation: crate::generate_cmd::GenerationFlags,
 }
 
 /// Runs `prosa pipeline`.
@@ -77,6 +81,19 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     }
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     match a.task {
+        PipelineTask::TextGeneration => {
+            let pipeline = prosa::pipelines::TextGeneration::from_pretrained(&a.model)?;
+            let g = a.generation.config(&pipeline.model().generation);
+            let results = pipeline.run(&texts, &g, a.generation.chat())?;
+            if a.json {
+                return print_json(&results);
+            }
+            for generations in results {
+                for g in generations {
+                    println!("{}\n", g.generated_text);
+                }
+            }
+        }
         PipelineTask::TextClassification => {
             let results = TextClassification::from_pretrained(&a.model)?.run(&texts, a.top_k)?;
             if a.json {

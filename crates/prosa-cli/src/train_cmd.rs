@@ -28,7 +28,8 @@ pub struct TrainArgs {
     json: bool,
     /// What to learn: sequence-classification (one label per text, from CSV/TSV/JSONL) or
     /// token-classification (one tag per word, from CoNLL files; needs --arch bert
-    /// --pretrained DIR --data TRAIN --test-data TEST).
+    /// --pretrained DIR --data TRAIN --test-data TEST) or causal-lm (next-token prediction on
+    /// the text files of --data: a GPT-2 from scratch, or --pretrained DECODER fine-tuned).
     #[arg(long, default_value = "sequence-classification")]
     task: TrainTask,
 
@@ -84,7 +85,22 @@ pub struct TrainArgs {
     /// Encoder: cut texts to this many subword tokens [default: 128].
     #[arg(long, help_heading = "Model")]
     max_tokens: Option<usize>,
-    /// Recurrent: stacked layers [default: 1].
+    /// Causal LM: attention heads [default: 4].
+    #[arg(long, help_heading = "Model")]
+    heads: Option<usize>,
+    /// Causal LM: tokens per training block, the model's context when trained from scratch [default: 128].
+    #[arg(long, help_heading = "Model")]
+    block_size: Option<usize>,
+    /// Causal LM: byte-level BPE vocabulary trained from scratch [default: 8000].
+    #[arg(long, help_heading = "Model")]
+    vocab_size: Option<usize>,
+    /// Causal LM: the prompt of the samples written at the end.
+    #[arg(long, help_heading = "Model")]
+    sample_prompt: Option<String>,
+    /// Causal LM: temperatures of the samples [default: 0.5,0.8,1.0,1.3].
+    #[arg(long, value_delimiter = ',', help_heading = "Model")]
+    temperatures: Vec<f32>,
+    /// Recurrent: stacked layers [default: 1]; causal LM: blocks [default: 4].
     #[arg(long, help_heading = "Model")]
     layers: Option<usize>,
     /// Recurrent: read the text in both directions.
@@ -367,6 +383,8 @@ pub enum TrainTask {
     SequenceClassification,
     /// One tag per word (NER).
     TokenClassification,
+    /// Next-token prediction on a corpus (a GPT from scratch, or fine-tuning --pretrained).
+    CausalLm,
 }
 
 /// `prosa train --task token-classification`.
@@ -417,10 +435,107 @@ model folder {}",
     Ok(())
 }
 
+/// `prosa train --task causal-lm`.
+fn run_causal_lm(a: &TrainArgs) -> anyhow::Result<()> {
+    use prosa::causal_lm::{run, CausalLmSpec, GptSize};
+    use prosa::models::decoder::DecoderFamily;
+    let corpus = a.data.clone().ok_or_else(|| {
+        anyhow::anyhow!("--task causal-lm needs --data FILE_OR_FOLDER (text or Markdown)")
+    })?;
+    let family = match a.arch.as_deref() {
+        None | Some("gpt2") | Some("gpt") => DecoderFamily::Gpt2,
+        Some("llama") => DecoderFamily::Llama,
+        Some(other) => {
+            anyhow::bail!("--arch {other}: causal-lm trains gpt2 (or fine-tunes --pretrained)")
+        }
+    };
+    let eval_steps = a.eval_steps.unwrap_or(0);
+    let training = prosa::train::TrainingArgs {
+        output_dir: a
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs/gpt")),
+        num_train_epochs: a.epochs.unwrap_or(1),
+        per_device_train_batch_size: a.batch_size.unwrap_or(16),
+        per_device_eval_batch_size: a.eval_batch_size.unwrap_or(16),
+        learning_rate: a
+            .lr
+            .unwrap_or(if a.pretrained.is_some() { 5e-5 } else { 1e-3 }),
+        warmup_ratio: a.warmup_ratio.unwrap_or(0.05),
+        warmup_steps: a.warmup_steps.unwrap_or(0),
+        gradient_accumulation_steps: a.grad_accum.unwrap_or(1),
+        max_grad_norm: a.max_grad_norm.unwrap_or(1.0),
+        lr_scheduler_type: a.scheduler.unwrap_or(ScheduleKind::Cosine),
+        eval_strategy: if eval_steps > 0 {
+            EvalStrategy::Steps
+        } else {
+            EvalStrategy::Epoch
+        },
+        eval_steps: eval_steps.max(1),
+        logging_steps: a.logging_steps.unwrap_or(50),
+        metric_for_best_model: "eval_loss".into(),
+        early_stopping_patience: a.patience.filter(|&p| p > 0),
+        load_best_model_at_end: !a.keep_last,
+        seed: a.seed.unwrap_or(42),
+        progress: !a.no_progress,
+        ..prosa::train::TrainingArgs::default()
+    };
+    let spec = CausalLmSpec {
+        corpus,
+        pretrained: a.pretrained.clone(),
+        family,
+        size: GptSize {
+            layers: a.layers.unwrap_or(4),
+            hidden: a.hidden.unwrap_or(256),
+            heads: a.heads.unwrap_or(4),
+        },
+        vocab_size: a.vocab_size.unwrap_or(8000),
+        block_size: a.block_size.unwrap_or(128),
+        validation_fraction: a.validation_split.unwrap_or(0.1),
+        temperatures: if a.temperatures.is_empty() {
+            vec![0.5, 0.8, 1.0, 1.3]
+        } else {
+            a.temperatures.clone()
+        },
+        sample_prompt: a.sample_prompt.clone().unwrap_or_else(|| "ROMEO:".into()),
+        sample_tokens: 60,
+        training,
+    };
+    let result = run(&spec, a.resume)?;
+    if a.json {
+        return print_json(&result);
+    }
+    println!(
+        "trained a causal LM of {} parameters on {} blocks of {} tokens ({} validation) in {:.0}s ({:.0} tokens/s)",
+        result.num_parameters, result.blocks.0, result.block_size, result.blocks.1, result.train_seconds, result.tokens_per_second
+    );
+    println!("\n{:>8}{:>12}{:>14}", "step", "eval loss", "perplexity");
+    for (step, loss, ppl) in &result.curve {
+        println!("{step:>8}{loss:>12.4}{ppl:>14.2}");
+    }
+    println!(
+        "\nvalidation perplexity {:.2} (a unigram model of the training tokens: {:.2})",
+        result.validation_perplexity, result.unigram_perplexity
+    );
+    println!("\nsamples (top-p 0.95):");
+    for s in &result.samples {
+        println!("--- temperature {} ---\n{}\n", s.temperature, s.text);
+    }
+    println!(
+        "model folder {} (try: prosa generate --model {} --prompt \"...\")",
+        result.model_dir.display(),
+        result.model_dir.display()
+    );
+    Ok(())
+}
+
 /// Runs `prosa train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.task == TrainTask::TokenClassification {
         return run_token_classification(&args);
+    }
+    if args.task == TrainTask::CausalLm {
+        return run_causal_lm(&args);
     }
     let experiment = args.experiment()?;
     let result = experiment.run(args.resume)?;

@@ -5,6 +5,7 @@
 //! model ([`models`]) → loss → the [`train::Trainer`] → [`metrics`] and [`report`] plots.
 #![warn(missing_docs)]
 
+pub mod causal_lm;
 pub mod data;
 pub mod error;
 pub mod experiment;

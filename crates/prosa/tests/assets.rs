@@ -187,7 +187,9 @@ fn smollm2_gguf_answers_paris_with_its_chat_template() {
     let tokenizer = model.tokenizer().unwrap();
     // The same ids as transformers' tokenizer of this GGUF file (digits split one by one).
     assert_eq!(
-        tokenizer.encode("The capital of France is 2024.", false).unwrap(),
+        tokenizer
+            .encode("The capital of France is 2024.", false)
+            .unwrap(),
         vec![504, 3575, 282, 4649, 314, 216, 34, 32, 34, 36, 30]
     );
     let g = GenerationConfig {
@@ -210,7 +212,9 @@ fn smollm2_gguf_answers_paris_with_its_chat_template() {
     let answer = continue_text(chat);
     assert!(answer.starts_with(" Paris"), "SmolLM2 continued: {answer}");
     // Without the template, as a plain completion.
-    let plain = model.encode_prompt("The capital of France is", false).unwrap();
+    let plain = model
+        .encode_prompt("The capital of France is", false)
+        .unwrap();
     let answer = continue_text(plain);
     assert!(answer.starts_with(" Paris"), "SmolLM2 completed: {answer}");
 }

@@ -43,14 +43,24 @@ fn load(name: &str) -> DecoderModel {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn padded_logits(model: &DecoderModel, e: &Value) -> Vec<f32> {
     let (ids, mask) = (rows(&e["ids"]), rows(&e["attention_mask"]));
     let positions = position_ids(&mask);
     let logits = model
-        .forward(&ids, &positions, &mask, None, &mut ForwardCtx::eval(), false)
+        .forward(
+            &ids,
+            &positions,
+            &mask,
+            None,
+            &mut ForwardCtx::eval(),
+            false,
+        )
         .unwrap();
     // Padding positions are not compared: their values are arbitrary in both libraries.
     let vocab = logits.dim(2).unwrap();
@@ -243,8 +253,14 @@ fn saved_folders_load_back_with_equal_logits() {
         let e = expected(name);
         let before = padded_logits(&model, &e);
         let after = padded_logits(&again, &e);
-        assert!(max_diff(&before, &after) == 0.0, "{name}: saved folder differs");
-        assert_eq!(again.generation.eos_token_ids, model.generation.eos_token_ids);
+        assert!(
+            max_diff(&before, &after) == 0.0,
+            "{name}: saved folder differs"
+        );
+        assert_eq!(
+            again.generation.eos_token_ids,
+            model.generation.eos_token_ids
+        );
     }
 }
 
@@ -268,7 +284,10 @@ fn errors_are_clear() {
     let err = generate(&model, &long, &GenerationConfig::default(), None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("80 tokens") && err.contains("context is 64"), "{err}");
+    assert!(
+        err.contains("80 tokens") && err.contains("context is 64"),
+        "{err}"
+    );
     // top_p outside (0, 1].
     for bad in [0.0, 1.5] {
         let g = GenerationConfig {
@@ -276,7 +295,9 @@ fn errors_are_clear() {
             top_p: bad,
             ..GenerationConfig::default()
         };
-        let err = generate(&model, &[vec![5]], &g, None).unwrap_err().to_string();
+        let err = generate(&model, &[vec![5]], &g, None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("top_p") && err.contains("(0, 1]"), "{err}");
     }
     // No tokenizer in the folder.
@@ -362,7 +383,10 @@ fn a_small_gpt_learns_a_repeating_text() {
     let before = trainer.evaluate(&lm, &blocks).unwrap();
     trainer.train(&lm, &blocks, None, false).unwrap();
     let after = trainer.evaluate(&lm, &blocks).unwrap();
-    assert!(after["eval_perplexity"] < 1.5, "{after:?} (before {before:?})");
+    assert!(
+        after["eval_perplexity"] < 1.5,
+        "{after:?} (before {before:?})"
+    );
     assert!(before["eval_perplexity"] > 5.0);
     let out = generate(
         &lm.model,

@@ -191,7 +191,9 @@ impl CustomOp2 for RmsNormOp {
         let d = gamma.elem_count();
         let eps = self.eps;
         let (dx, dg) = with_f32(x, |xs| {
-            with_f32(gamma, |gs| with_f32(grad, |dys| rms_norm_grads(xs, gs, dys, eps)))
+            with_f32(gamma, |gs| {
+                with_f32(grad, |dys| rms_norm_grads(xs, gs, dys, eps))
+            })
         })???;
         let device = x.device();
         Ok((
@@ -413,11 +415,23 @@ pub fn causal_masked_softmax(scores: &Tensor, bias: &Tensor, scale: f64) -> Resu
         return Ok(scores.contiguous()?.apply_op2(&bias.contiguous()?, op)?);
     }
     let allowed: Vec<f32> = (0..queries)
-        .flat_map(|q| (0..keys).map(move |k| if k <= q + offset { 0.0 } else { f32::NEG_INFINITY }))
+        .flat_map(|q| {
+            (0..keys).map(move |k| {
+                if k <= q + offset {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
         .collect();
     let causal = Tensor::from_vec(allowed, (1, 1, queries, keys), scores.device())?
         .to_dtype(scores.dtype())?;
-    softmax_last_dim(&(scores * scale)?.broadcast_add(bias)?.broadcast_add(&causal)?)
+    softmax_last_dim(
+        &(scores * scale)?
+            .broadcast_add(bias)?
+            .broadcast_add(&causal)?,
+    )
 }
 
 /// erf as a rational function of x (odd degree-13 numerator over an even degree-8

@@ -5,12 +5,14 @@ mod fill_mask;
 mod question_answering;
 mod sentence_embedding;
 mod text_classification;
+mod text_generation;
 mod token_classification;
 
 pub use fill_mask::{FillMask, FillMaskResult};
 pub use question_answering::{Answer, QuestionAnswering};
 pub use sentence_embedding::{PoolingMode, SentenceEmbedder};
 pub use text_classification::{ClassScore, TextClassification};
+pub use text_generation::{GeneratedText, TextGeneration};
 pub use token_classification::{Aggregation, Entity, TokenClassification};
 
 use crate::error::Result;

@@ -95,14 +95,24 @@ pub struct DecoderConfig {
 fn ids(v: Option<&Value>) -> Vec<u32> {
     match v {
         Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_u64()).map(|n| n as u32).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_u64())
+            .map(|n| n as u32)
+            .collect(),
         _ => Vec::new(),
     }
 }
 
 impl DecoderConfig {
     /// A small GPT-2 to train from scratch.
-    pub fn gpt2(vocab_size: usize, hidden: usize, layers: usize, heads: usize, context: usize) -> Self {
+    pub fn gpt2(
+        vocab_size: usize,
+        hidden: usize,
+        layers: usize,
+        heads: usize,
+        context: usize,
+    ) -> Self {
         let mut c = Self {
             family: DecoderFamily::Gpt2,
             vocab_size,
@@ -206,14 +216,19 @@ impl DecoderConfig {
             DecoderFamily::Llama => {
                 let hidden = need("hidden_size")?;
                 let heads = need("num_attention_heads")?;
-                let act = raw.get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
+                let act = raw
+                    .get("hidden_act")
+                    .and_then(Value::as_str)
+                    .unwrap_or("silu");
                 if act != "silu" {
                     return Err(Error::folder(
                         path,
                         format!("hidden_act \"{act}\" is not supported (silu)"),
                     ));
                 }
-                let rope = raw.get("rope_parameters").or_else(|| raw.get("rope_scaling"));
+                let rope = raw
+                    .get("rope_parameters")
+                    .or_else(|| raw.get("rope_scaling"));
                 let rope_type = rope
                     .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
                     .and_then(Value::as_str)
@@ -264,7 +279,10 @@ impl DecoderConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+        if self.num_heads == 0
+            || self.num_kv_heads == 0
+            || !self.num_heads.is_multiple_of(self.num_kv_heads)
+        {
             return Err(Error::folder(
                 path,
                 format!(
@@ -273,7 +291,7 @@ impl DecoderConfig {
                 ),
             ));
         }
-        if self.family == DecoderFamily::Gpt2 && self.hidden_size % self.num_heads != 0 {
+        if self.family == DecoderFamily::Gpt2 && !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(Error::folder(
                 path,
                 format!(

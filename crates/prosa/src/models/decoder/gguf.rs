@@ -156,7 +156,9 @@ pub fn load(path: &Path, device: &Device) -> Result<DecoderModel> {
         num_kv_heads: kv_heads,
         head_dim,
         intermediate_size: g.meta_u32("llama.feed_forward_length")? as usize,
-        max_positions: g.meta_u32("llama.context_length").map_or(2048, |v| v as usize),
+        max_positions: g
+            .meta_u32("llama.context_length")
+            .map_or(2048, |v| v as usize),
         norm_eps: eps,
         rope_theta: g.meta_f32("llama.rope.freq_base").unwrap_or(10_000.0) as f64,
         rope_style: RopeStyle::Interleaved,

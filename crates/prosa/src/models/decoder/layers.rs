@@ -170,7 +170,9 @@ impl Attention {
             Qkv::Separate { q, k, v } => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
         };
         let split = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((batch, seq, n, dh))?.transpose(1, 2)?.contiguous()?)
+            Ok(t.reshape((batch, seq, n, dh))?
+                .transpose(1, 2)?
+                .contiguous()?)
         };
         let (mut q, mut k, v) = (split(q, h)?, split(k, kvh)?, split(v, kvh)?);
         if let Some(r) = rotary {
@@ -275,7 +277,11 @@ impl Block {
             self.attention
                 .forward(&self.norm1.forward(x)?, rotary, pad_bias, cache, ctx)?;
         let x = (x + attended)?;
-        let fed = dropout(&self.mlp.forward(&self.norm2.forward(&x)?)?, self.dropout, ctx)?;
+        let fed = dropout(
+            &self.mlp.forward(&self.norm2.forward(&x)?)?,
+            self.dropout,
+            ctx,
+        )?;
         Ok((x + fed)?)
     }
 }

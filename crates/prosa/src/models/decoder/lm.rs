@@ -79,10 +79,7 @@ pub fn perplexity(
     progress: Option<&ProgressBar>,
 ) -> Result<Perplexity> {
     if ids.len() < 2 {
-        return Err(Error::config(
-            "text",
-            "perplexity needs at least 2 tokens",
-        ));
+        return Err(Error::config("text", "perplexity needs at least 2 tokens"));
     }
     if max_length < 2 || max_length > model.config.max_positions {
         return Err(Error::config(

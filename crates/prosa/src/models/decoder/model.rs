@@ -94,7 +94,10 @@ impl DecoderModel {
     /// Loads a Hugging Face folder (`config.json`, safetensors, optional `tokenizer.json`,
     /// `generation_config.json`, `tokenizer_config.json` with a chat template) or a `.gguf` file.
     pub fn from_pretrained(path: &Path, device: &Device) -> Result<Self> {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        {
             return super::gguf::load(path, device);
         }
         if !path.is_dir() {
@@ -188,11 +191,11 @@ impl DecoderModel {
         ids: &[Vec<u32>],
         positions: &[Vec<u32>],
         attention_mask: &[Vec<u32>],
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         ctx: &mut ForwardCtx,
         last_only: bool,
     ) -> Result<Tensor> {
-        let hidden = self.hidden_states(ids, positions, attention_mask, cache.as_deref_mut(), ctx)?;
+        let hidden = self.hidden_states(ids, positions, attention_mask, cache, ctx)?;
         let hidden = if last_only {
             let seq = hidden.dim(1)?;
             hidden.narrow(1, seq - 1, 1)?

@@ -196,7 +196,10 @@ pub(super) fn beam_search(
 
         // Next step: the chosen beams' caches, and their newest tokens.
         cache.select_rows(&parents)?;
-        row_mask = parents.iter().map(|&p| row_mask[p as usize].clone()).collect();
+        row_mask = parents
+            .iter()
+            .map(|&p| row_mask[p as usize].clone())
+            .collect();
         next_position = parents.iter().map(|&p| next_position[p as usize]).collect();
         row_mask.iter_mut().for_each(|m| m.push(1));
         let step: Vec<Vec<u32>> = running
@@ -206,7 +209,14 @@ pub(super) fn beam_search(
             .collect();
         let positions: Vec<Vec<u32>> = next_position.iter().map(|&p| vec![p]).collect();
         next_position.iter_mut().for_each(|p| *p += 1);
-        let logits = model.forward(&step, &positions, &row_mask, Some(&mut cache), &mut ctx, true)?;
+        let logits = model.forward(
+            &step,
+            &positions,
+            &row_mask,
+            Some(&mut cache),
+            &mut ctx,
+            true,
+        )?;
         step_logits = logits.flatten_all()?.to_vec1::<f32>()?;
     }
 

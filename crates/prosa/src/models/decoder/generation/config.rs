@@ -88,7 +88,12 @@ impl Default for GenerationConfig {
 fn ids(v: &Value) -> Option<Vec<u32>> {
     match v {
         Value::Number(n) => n.as_u64().map(|n| vec![n as u32]),
-        Value::Array(a) => Some(a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect()),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|n| n as u32)
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -144,7 +149,9 @@ impl GenerationConfig {
         self.max_new_tokens = uint("max_new_tokens")?.or(self.max_new_tokens);
         self.max_length = uint("max_length")?.unwrap_or(self.max_length);
         self.min_new_tokens = uint("min_new_tokens")?.unwrap_or(self.min_new_tokens);
-        self.do_sample = get("do_sample").and_then(Value::as_bool).unwrap_or(self.do_sample);
+        self.do_sample = get("do_sample")
+            .and_then(Value::as_bool)
+            .unwrap_or(self.do_sample);
         self.temperature = float("temperature")?.unwrap_or(self.temperature);
         self.top_k = uint("top_k")?.unwrap_or(self.top_k);
         self.top_p = float("top_p")?.unwrap_or(self.top_p);
@@ -164,7 +171,10 @@ impl GenerationConfig {
             };
         }
         if let Some(Value::Array(a)) = get("stop_strings") {
-            self.stop_strings = a.iter().filter_map(|s| s.as_str().map(String::from)).collect();
+            self.stop_strings = a
+                .iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect();
         } else if let Some(Value::String(s)) = get("stop_strings") {
             self.stop_strings = vec![s.clone()];
         }
@@ -193,9 +203,17 @@ impl GenerationConfig {
                 map.insert(k.into(), val);
             }
         };
-        put("max_length", self.max_length != d.max_length, json!(self.max_length));
+        put(
+            "max_length",
+            self.max_length != d.max_length,
+            json!(self.max_length),
+        );
         put("do_sample", self.do_sample, json!(true));
-        put("temperature", self.temperature != d.temperature, json!(self.temperature));
+        put(
+            "temperature",
+            self.temperature != d.temperature,
+            json!(self.temperature),
+        );
         put("top_k", self.top_k != d.top_k, json!(self.top_k));
         put("top_p", self.top_p != d.top_p, json!(self.top_p));
         put("num_beams", self.num_beams != 1, json!(self.num_beams));
@@ -229,7 +247,7 @@ impl GenerationConfig {
                 ),
             ));
         }
-        if !(self.repetition_penalty > 0.0) {
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
             return Err(Error::config(
                 "repetition_penalty",
                 format!("{} must be positive", self.repetition_penalty),

@@ -206,7 +206,11 @@ fn sample_or_greedy(
 }
 
 /// True when the text of `new_tokens` contains one of the stop strings.
-fn hits_stop_string(model: &DecoderModel, new_tokens: &[u32], g: &GenerationConfig) -> Result<bool> {
+fn hits_stop_string(
+    model: &DecoderModel,
+    new_tokens: &[u32],
+    g: &GenerationConfig,
+) -> Result<bool> {
     if g.stop_strings.is_empty() {
         return Ok(false);
     }

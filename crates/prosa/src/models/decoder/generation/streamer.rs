@@ -26,7 +26,9 @@ impl<'a> TextStreamer<'a> {
     /// Adds a token; returns the text that became complete with it (possibly empty).
     pub fn push(&mut self, token: u32) -> Result<String> {
         self.tokens.push(token);
-        let text = self.tokenizer.decode(&self.tokens, self.skip_special_tokens)?;
+        let text = self
+            .tokenizer
+            .decode(&self.tokens, self.skip_special_tokens)?;
         // A trailing U+FFFD is a character whose remaining bytes are still to come.
         if text.ends_with('\u{FFFD}') || text.len() < self.printed {
             return Ok(String::new());

@@ -1,0 +1,292 @@
+//! `prosa generate`: text from a decoder (a Hugging Face folder or a GGUF file), streamed as it
+//! is made; `--grid` reproduces the course notebook's temperature × top-p table; and
+//! `prosa perplexity`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use prosa::models::decoder::generation::EarlyStopping;
+use prosa::models::decoder::lm::perplexity;
+use prosa::models::decoder::{generate, DecoderModel, GenerationConfig, TextStreamer};
+use serde::Serialize;
+
+use crate::print_json;
+
+/// The generation settings shared by `prosa generate` and the text-generation pipeline. Unset
+/// flags keep the model's `generation_config.json` (or transformers' defaults).
+#[derive(Args, Debug, Default, Clone)]
+pub struct GenerationFlags {
+    /// New tokens at most.
+    #[arg(long, help_heading = "Generation")]
+    max_new_tokens: Option<usize>,
+    /// New tokens before an end token is allowed.
+    #[arg(long, help_heading = "Generation")]
+    min_new_tokens: Option<usize>,
+    /// Always pick the most likely token (overrides the sampling flags).
+    #[arg(long, help_heading = "Generation")]
+    greedy: bool,
+    /// Sample with this temperature (implies sampling).
+    #[arg(long, help_heading = "Generation")]
+    temperature: Option<f32>,
+    /// Sample among the K most likely tokens (implies sampling; 0 turns it off) [default: 50].
+    #[arg(long, help_heading = "Generation")]
+    top_k: Option<usize>,
+    /// Sample among the most likely tokens whose probability reaches P, in (0, 1] (implies sampling).
+    #[arg(long, help_heading = "Generation")]
+    top_p: Option<f32>,
+    /// Seed of the sampling.
+    #[arg(long, help_heading = "Generation")]
+    seed: Option<u64>,
+    /// Beam search with B beams.
+    #[arg(long, help_heading = "Generation")]
+    num_beams: Option<usize>,
+    /// Beam search: exponent of the length normalisation.
+    #[arg(long, help_heading = "Generation")]
+    length_penalty: Option<f32>,
+    /// Beam search: stop as soon as B candidates are finished.
+    #[arg(long, help_heading = "Generation")]
+    early_stopping: bool,
+    /// Sequences per prompt (beams or samples).
+    #[arg(long, help_heading = "Generation")]
+    num_return_sequences: Option<usize>,
+    /// No n-gram of this size appears twice.
+    #[arg(long, help_heading = "Generation")]
+    no_repeat_ngram_size: Option<usize>,
+    /// > 1 discourages tokens already in the text.
+    #[arg(long, help_heading = "Generation")]
+    repetition_penalty: Option<f32>,
+    /// Stop when the new text contains this string (repeatable).
+    #[arg(long = "stop", help_heading = "Generation")]
+    stop_strings: Vec<String>,
+    /// Wrap the prompt in the model's chat template as a user turn.
+    #[arg(long, help_heading = "Generation")]
+    chat: bool,
+}
+
+impl GenerationFlags {
+    /// The settings: the model's defaults with the flags on top.
+    pub fn config(&self, base: &GenerationConfig) -> GenerationConfig {
+        let mut g = base.clone();
+        if let Some(n) = self.max_new_tokens {
+            g.max_new_tokens = Some(n);
+        } else if g.max_new_tokens.is_none() {
+            g.max_new_tokens = Some(50);
+        }
+        if let Some(n) = self.min_new_tokens {
+            g.min_new_tokens = n;
+        }
+        let sampling = self.temperature.is_some() || self.top_k.is_some() || self.top_p.is_some();
+        if sampling {
+            g.do_sample = true;
+        }
+        if self.greedy {
+            g.do_sample = false;
+        }
+        if let Some(t) = self.temperature {
+            g.temperature = t;
+        }
+        if let Some(k) = self.top_k {
+            g.top_k = k;
+        }
+        if let Some(p) = self.top_p {
+            g.top_p = p;
+        }
+        if let Some(s) = self.seed {
+            g.seed = s;
+        }
+        if let Some(b) = self.num_beams {
+            g.num_beams = b;
+        }
+        if let Some(l) = self.length_penalty {
+            g.length_penalty = l;
+        }
+        if self.early_stopping {
+            g.early_stopping = EarlyStopping::Immediately;
+        }
+        if let Some(n) = self.num_return_sequences {
+            g.num_return_sequences = n;
+        }
+        if let Some(n) = self.no_repeat_ngram_size {
+            g.no_repeat_ngram_size = n;
+        }
+        if let Some(r) = self.repetition_penalty {
+            g.repetition_penalty = r;
+        }
+        if !self.stop_strings.is_empty() {
+            g.stop_strings = self.stop_strings.clone();
+        }
+        g
+    }
+
+    /// Whether prompts go through the chat template.
+    pub fn chat(&self) -> bool {
+        self.chat
+    }
+}
+
+/// Flags of `prosa generate`.
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// A decoder folder (config.json, model.safetensors, tokenizer.json) or a .gguf file.
+    #[arg(long)]
+    model: PathBuf,
+    /// The prompt.
+    #[arg(long)]
+    prompt: String,
+    /// Print the notebook's grid instead: sampling at temperatures 0.3, 0.7, 1.0 × top-p 0.8,
+    /// 0.9, 0.95 (nine generations).
+    #[arg(long)]
+    grid: bool,
+    /// Print JSON (text and token ids).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    generation: GenerationFlags,
+}
+
+/// One generation, for --json.
+#[derive(Serialize)]
+struct Generated {
+    text: String,
+    token_ids: Vec<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+}
+
+/// Runs `prosa generate`.
+pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
+    let model = DecoderModel::from_pretrained(&a.model, &candle_core::Device::Cpu)?;
+    let tokenizer = model.tokenizer()?;
+    let prompt = model.encode_prompt(&a.prompt, a.generation.chat())?;
+    let base = a.generation.config(&model.generation);
+    if a.grid {
+        let mut all = Vec::new();
+        for temperature in [0.3f32, 0.7, 1.0] {
+            for top_p in [0.8f32, 0.9, 0.95] {
+                let g = GenerationConfig {
+                    do_sample: true,
+                    temperature,
+                    top_p,
+                    ..base.clone()
+                };
+                let out = generate(&model, std::slice::from_ref(&prompt), &g, None)?;
+                let text = tokenizer.decode(&out.new_tokens[0], true)?;
+                if !a.json {
+                    println!("--- temperature={temperature}, top_p={top_p} ---");
+                    println!("{}{}\n", a.prompt, text);
+                }
+                all.push(Generated {
+                    text,
+                    token_ids: out.new_tokens[0].clone(),
+                    temperature: Some(temperature),
+                    top_p: Some(top_p),
+                });
+            }
+        }
+        return if a.json { print_json(&all) } else { Ok(()) };
+    }
+    let streams = !a.json && base.num_beams == 1 && base.num_return_sequences == 1;
+    let mut stdout = std::io::stdout();
+    let mut streamer = TextStreamer::new(tokenizer, true);
+    let mut stream_error = None;
+    let mut print = |_: usize, token: u32| match streamer.push(token) {
+        Ok(piece) => {
+            print!("{piece}");
+            let _ = stdout.flush();
+        }
+        Err(e) => stream_error = Some(e),
+    };
+    if streams {
+        if !a.generation.chat() {
+            print!("{}", a.prompt);
+        }
+        let out = generate(&model, &[prompt], &base, Some(&mut print))?;
+        println!();
+        if let Some(e) = stream_error {
+            return Err(e.into());
+        }
+        if out.new_tokens[0].len() == base.max_new_tokens.unwrap_or(usize::MAX) {
+            eprintln!("(stopped at --max-new-tokens {})", out.new_tokens[0].len());
+        }
+        return Ok(());
+    }
+    let out = generate(&model, &[prompt], &base, None)?;
+    let all = out
+        .new_tokens
+        .iter()
+        .map(|ids| {
+            Ok(Generated {
+                text: tokenizer.decode(ids, true)?,
+                token_ids: ids.clone(),
+                temperature: None,
+                top_p: None,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if a.json {
+        return print_json(&all);
+    }
+    for (i, g) in all.iter().enumerate() {
+        if all.len() > 1 {
+            println!("--- sequence {} ---", i + 1);
+        }
+        println!("{}{}", a.prompt, g.text);
+    }
+    Ok(())
+}
+
+/// Flags of `prosa perplexity`.
+#[derive(Args)]
+pub struct PerplexityArgs {
+    /// A decoder folder or a .gguf file.
+    #[arg(long)]
+    model: PathBuf,
+    /// The text file to score.
+    #[arg(long)]
+    file: PathBuf,
+    /// Tokens per window [default: the model's context, at most 1024].
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Tokens the window moves by; each token is scored once, with up to max-length − 1 tokens
+    /// of context [default: max-length / 2].
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `prosa perplexity`.
+pub fn perplexity_run(a: PerplexityArgs) -> anyhow::Result<()> {
+    let model = DecoderModel::from_pretrained(&a.model, &candle_core::Device::Cpu)?;
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let ids = model.tokenizer()?.encode(&text, true)?;
+    let max_length = a.max_length.unwrap_or(model.config.max_positions.min(1024));
+    let stride = a.stride.unwrap_or((max_length / 2).max(1));
+    let bar = indicatif::ProgressBar::new(ids.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "perplexity {bar:30} {pos}/{len} tokens, {elapsed} elapsed, eta {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let result = perplexity(&model, &ids, max_length, stride, Some(&bar))?;
+    bar.finish_and_clear();
+    if a.json {
+        return print_json(&result);
+    }
+    println!(
+        "perplexity {:.3} (mean NLL {:.4} nats) over {} tokens of {}, {} windows of {max_length} tokens with stride {stride}",
+        result.perplexity,
+        result.mean_nll,
+        result.tokens,
+        a.file.display(),
+        result.windows
+    );
+    Ok(())
+}
