@@ -98,7 +98,7 @@ fn causal_lm_loss_matches_transformers() {
         let ids: Vec<u32> = serde_json::from_value(e["loss_ids"].clone()).unwrap();
         let mask = vec![vec![1; ids.len()]];
         let (loss, count) = model
-            .causal_lm_loss(&[ids.clone()], &mask, &mut ForwardCtx::eval())
+            .causal_lm_loss(std::slice::from_ref(&ids), &mask, &mut ForwardCtx::eval())
             .unwrap();
         let loss = loss.to_scalar::<f32>().unwrap() as f64;
         let want = e["loss"].as_f64().unwrap();
