@@ -118,6 +118,9 @@ pub struct GptTrainBenchArgs {
     /// Timed steps (after 2 warm-up steps).
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
+    /// Dropout (GPT-2's default 0.1).
+    #[arg(long, default_value_t = 0.1)]
+    pub dropout: f32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -136,7 +139,8 @@ pub struct GptTrainMeasurement {
 
 /// Times training steps of a GPT-2 on random ids.
 pub fn bench_gpt_train(a: &GptTrainBenchArgs) -> anyhow::Result<GptTrainMeasurement> {
-    let config = DecoderConfig::gpt2(a.vocab, a.hidden, a.layers, a.heads, a.block);
+    let mut config = DecoderConfig::gpt2(a.vocab, a.hidden, a.layers, a.heads, a.block);
+    config.dropout = a.dropout;
     let lm = CausalLm {
         model: DecoderModel::new(config, &candle_core::Device::Cpu, 0)?,
     };

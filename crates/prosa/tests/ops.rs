@@ -128,3 +128,106 @@ fn masked_softmax_equals_scale_bias_softmax() {
         "masked softmax",
     );
 }
+
+#[test]
+fn gelu_tanh_equals_candles_gelu() {
+    let x = var(&[4, 50], 1.3);
+    check(
+        std::slice::from_ref(&x),
+        || prosa::nn::norm::gelu_tanh(x.as_tensor()).unwrap(),
+        || x.as_tensor().gelu().unwrap(),
+        "gelu tanh",
+    );
+}
+
+#[test]
+fn conv1d_linear_equals_matmul_plus_bias() {
+    let (x, w, b) = (var(&[2, 5, 7], 0.1), var(&[7, 3], 0.2), var(&[3], 0.4));
+    check(
+        &[x.clone(), w.clone(), b.clone()],
+        || prosa::nn::linear::conv1d_linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap(),
+        || {
+            x.as_tensor()
+                .broadcast_matmul(w.as_tensor())
+                .unwrap()
+                .broadcast_add(b.as_tensor())
+                .unwrap()
+        },
+        "conv1d linear",
+    );
+}
+
+#[test]
+fn rms_norm_equals_candles_composed_version() {
+    let (x, g) = (var(&[3, 4, 16], 0.5), var(&[16], 0.6));
+    check(
+        &[x.clone(), g.clone()],
+        || prosa::nn::norm::rms_norm(x.as_tensor(), g.as_tensor(), 1e-6).unwrap(),
+        || candle_nn::ops::rms_norm_slow(x.as_tensor(), g.as_tensor(), 1e-6).unwrap(),
+        "rms norm",
+    );
+}
+
+#[test]
+fn rope_equals_candles_rotations_in_both_styles() {
+    use prosa::nn::rope::{rope, rope_tables, RopeStyle};
+    let x = var(&[2, 3, 5, 8], 0.7);
+    let (cos, sin) = rope_tables(&[0, 1, 2, 3, 4], 8, 10_000.0, &Device::Cpu).unwrap();
+    check(
+        std::slice::from_ref(&x),
+        || rope(x.as_tensor(), &cos, &sin, RopeStyle::Half).unwrap(),
+        || candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap(),
+        "rope (halves)",
+    );
+    check(
+        std::slice::from_ref(&x),
+        || rope(x.as_tensor(), &cos, &sin, RopeStyle::Interleaved).unwrap(),
+        || candle_nn::rotary_emb::rope_i_slow(x.as_tensor(), &cos, &sin).unwrap(),
+        "rope (interleaved)",
+    );
+}
+
+#[test]
+fn causal_masked_softmax_equals_a_masked_softmax() {
+    // 3 new queries over 5 keys (2 cached), the first key of batch entry 0 padding.
+    let scores = var(&[2, 2, 3, 5], 1.7);
+    let bias = Tensor::new(
+        &[[[[-1e9f32, 0.0, 0.0, 0.0, 0.0]]], [[[0.0, 0.0, 0.0, 0.0, 0.0]]]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let causal: Vec<f32> = (0..3)
+        .flat_map(|q| (0..5).map(move |k| if k <= q + 2 { 0.0 } else { -1e30 }))
+        .collect();
+    let causal = Tensor::from_vec(causal, (1, 1, 3, 5), &Device::Cpu).unwrap();
+    check(
+        std::slice::from_ref(&scores),
+        || prosa::nn::norm::causal_masked_softmax(scores.as_tensor(), &bias, 0.5).unwrap(),
+        || {
+            let x = (scores.as_tensor() * 0.5)
+                .unwrap()
+                .broadcast_add(&bias)
+                .unwrap()
+                .broadcast_add(&causal)
+                .unwrap();
+            candle_nn::ops::softmax(&x, D::Minus1).unwrap()
+        },
+        "causal masked softmax",
+    );
+}
+
+#[test]
+fn softmax_cross_entropy_equals_the_composed_loss() {
+    let logits = var(&[5, 7], 2.1);
+    let targets = [Some(3), None, Some(0), Some(6), None];
+    check(
+        std::slice::from_ref(&logits),
+        || prosa::nn::loss::softmax_cross_entropy(logits.as_tensor(), &targets).unwrap(),
+        || {
+            let rows = Tensor::new(&[0u32, 2, 3], &Device::Cpu).unwrap();
+            let picked = logits.as_tensor().index_select(&rows, 0).unwrap();
+            prosa::nn::loss::cross_entropy(&picked, &[3, 0, 6], None).unwrap()
+        },
+        "softmax cross-entropy",
+    );
+}

@@ -60,3 +60,108 @@ pub fn class_weight_tensor(weights: Option<&[f32]>, num_labels: usize) -> Result
         None => Ok(None),
     }
 }
+
+/// Mean cross-entropy of the rows of `logits` (rows, classes) that have a target, as one op:
+/// the forward pass is one log-sum-exp per row, the backward pass writes
+/// `(softmax − one_hot) / counted` directly (the composed version makes half a dozen
+/// temporaries the size of the logits, which for a language model's vocabulary dominate).
+struct SoftmaxCrossEntropyOp {
+    targets: Vec<Option<u32>>,
+}
+
+impl SoftmaxCrossEntropyOp {
+    fn counted(&self) -> usize {
+        self.targets.iter().filter(|t| t.is_some()).count().max(1)
+    }
+}
+
+/// log Σ exp(row).
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    row.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max
+}
+
+impl candle_core::CustomOp1 for SoftmaxCrossEntropyOp {
+    fn name(&self) -> &'static str {
+        "prosa-softmax-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s: &candle_core::CpuStorage,
+        l: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let x = super::gemm::cpu_f32(s, l, "logits")?;
+        let classes = l.dims().last().copied().unwrap_or(1);
+        let total: f64 = x
+            .par_chunks(classes)
+            .zip(self.targets.par_iter())
+            .map(|(row, t)| match t {
+                Some(t) => (log_sum_exp(row) - row[*t as usize]) as f64,
+                None => 0.0,
+            })
+            .sum();
+        let mean = (total / self.counted() as f64) as f32;
+        Ok((candle_core::CpuStorage::F32(vec![mean]), ().into()))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        _loss: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        use rayon::prelude::*;
+        let scale = grad.to_scalar::<f32>()? / self.counted() as f32;
+        let classes = logits.dim(candle_core::D::Minus1)?;
+        let mut dx = vec![0f32; logits.elem_count()];
+        super::gemm::with_f32(logits, |x| {
+            dx.par_chunks_mut(classes)
+                .zip(x.par_chunks(classes))
+                .zip(self.targets.par_iter())
+                .for_each(|((d, row), t)| {
+                    if let Some(t) = t {
+                        let lse = log_sum_exp(row);
+                        for (d, v) in d.iter_mut().zip(row) {
+                            *d = scale * (v - lse).exp();
+                        }
+                        d[*t as usize] -= scale;
+                    }
+                })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, logits.shape(), logits.device())?))
+    }
+}
+
+/// Mean cross-entropy of `logits` (rows, classes) over the rows whose target is `Some`
+/// (`None` rows are ignored, as PyTorch's `ignore_index = -100`). Fused with its backward pass
+/// on the CPU in f32.
+pub fn softmax_cross_entropy(logits: &Tensor, targets: &[Option<u32>]) -> Result<Tensor> {
+    let (rows, classes) = logits.dims2()?;
+    if rows != targets.len() {
+        return Err(Error::config(
+            "targets",
+            format!("{} targets for {rows} rows of logits", targets.len()),
+        ));
+    }
+    if let Some(bad) = targets.iter().flatten().find(|&&t| t as usize >= classes) {
+        return Err(Error::config(
+            "targets",
+            format!("target {bad} is outside the {classes} classes"),
+        ));
+    }
+    if logits.device().is_cpu() && logits.dtype() == candle_core::DType::F32 {
+        let op = SoftmaxCrossEntropyOp {
+            targets: targets.to_vec(),
+        };
+        return Ok(logits.contiguous()?.apply_op1(op)?);
+    }
+    let (rows_kept, kept): (Vec<u32>, Vec<u32>) = targets
+        .iter()
+        .enumerate()
+        .filter_map(|(r, t)| t.map(|t| (r as u32, t)))
+        .unzip();
+    let picked = logits.index_select(&Tensor::new(rows_kept.as_slice(), logits.device())?, 0)?;
+    cross_entropy(&picked, &kept, None)
+}

@@ -11,7 +11,7 @@ use super::cache::LayerCache;
 use crate::error::Result;
 use crate::nn::dropout;
 use crate::nn::linear::{conv1d_linear, linear};
-use crate::nn::norm::{causal_masked_softmax, layer_norm, masked_softmax, rms_norm};
+use crate::nn::norm::{causal_masked_softmax, gelu_tanh, layer_norm, masked_softmax, rms_norm};
 use crate::nn::rope::{rope, RopeStyle};
 use crate::train::ForwardCtx;
 
@@ -240,7 +240,7 @@ impl Mlp {
     /// Applies the layer.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Mlp::Gelu { fc, proj } => proj.forward(&fc.forward(x)?.gelu()?),
+            Mlp::Gelu { fc, proj } => proj.forward(&gelu_tanh(&fc.forward(x)?)?),
             Mlp::SwiGlu { gate, up, down } => {
                 down.forward(&(gate.forward(x)?.silu()? * up.forward(x)?)?)
             }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Tensor};
 
 use super::cache::KvCache;
 use super::config::{DecoderConfig, DecoderFamily};
@@ -13,6 +13,7 @@ use super::layers::{Attention, Block, Mlp, Norm, Projection, Qkv, Rotary, Weight
 use crate::error::{Error, Result};
 use crate::models::encoder::checkpoint::read_weights;
 use crate::nn::dropout;
+use crate::nn::loss::softmax_cross_entropy;
 use crate::nn::rope::rope_tables;
 use crate::text::SubwordTokenizer;
 use crate::train::{ForwardCtx, Init, ParamBuilder, ParamStore};
@@ -333,29 +334,23 @@ pub fn shifted_cross_entropy(
     attention_mask: &[Vec<u32>],
 ) -> Result<(Tensor, usize)> {
     let (batch, seq, vocab) = logits.dims3()?;
-    let mut rows = Vec::new();
-    let mut targets = Vec::new();
+    let mut targets = vec![None; batch * seq];
     for b in 0..batch {
         for t in 0..seq.saturating_sub(1) {
             if attention_mask[b][t] == 1 && attention_mask[b][t + 1] == 1 {
-                rows.push((b * seq + t) as u32);
-                targets.push(ids[b][t + 1]);
+                targets[b * seq + t] = Some(ids[b][t + 1]);
             }
         }
     }
-    if rows.is_empty() {
+    let count = targets.iter().filter(|t| t.is_some()).count();
+    if count == 0 {
         return Err(Error::config(
             "input_ids",
             "no token to predict (every sequence is shorter than 2 tokens)",
         ));
     }
-    let device = logits.device();
     let flat = logits.reshape((batch * seq, vocab))?;
-    let picked_rows = flat.index_select(&Tensor::new(rows.as_slice(), device)?, 0)?;
-    let log_probs = candle_nn::ops::log_softmax(&picked_rows, D::Minus1)?;
-    let t = Tensor::new(targets.as_slice(), device)?;
-    let nll = log_probs.gather(&t.unsqueeze(1)?, 1)?.neg()?.mean_all()?;
-    Ok((nll, targets.len()))
+    Ok((softmax_cross_entropy(&flat, &targets)?, count))
 }
 
 /// transformers' position ids for a (left-)padded batch: `cumsum(mask) − 1`, padding at 0.

@@ -66,7 +66,7 @@ impl LayerNorm {
 pub fn activate(x: &Tensor, activation: Activation) -> Result<Tensor> {
     Ok(match activation {
         Activation::Gelu => crate::nn::norm::gelu(x)?,
-        Activation::GeluTanh => x.gelu()?,
+        Activation::GeluTanh => crate::nn::norm::gelu_tanh(x)?,
         Activation::Relu => x.relu()?,
     })
 }
