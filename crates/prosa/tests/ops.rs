@@ -192,7 +192,10 @@ fn causal_masked_softmax_equals_a_masked_softmax() {
     // 3 new queries over 5 keys (2 cached), the first key of batch entry 0 padding.
     let scores = var(&[2, 2, 3, 5], 1.7);
     let bias = Tensor::new(
-        &[[[[-1e9f32, 0.0, 0.0, 0.0, 0.0]]], [[[0.0, 0.0, 0.0, 0.0, 0.0]]]],
+        &[
+            [[[-1e9f32, 0.0, 0.0, 0.0, 0.0]]],
+            [[[0.0, 0.0, 0.0, 0.0, 0.0]]],
+        ],
         &Device::Cpu,
     )
     .unwrap();

@@ -6,6 +6,7 @@ mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod quantized;
 pub mod recurrent;
 pub mod rope;
 mod scratch;
@@ -64,7 +65,10 @@ impl candle_core::CustomOp1 for DropoutOp {
         l: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let x = gemm::cpu_f32(s, l, "dropout input")?;
-        Ok((candle_core::CpuStorage::F32(self.apply(x)), l.shape().clone()))
+        Ok((
+            candle_core::CpuStorage::F32(self.apply(x)),
+            l.shape().clone(),
+        ))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -120,12 +124,17 @@ mod tests {
         let values = y.to_vec1::<f32>().unwrap();
         let kept = values.iter().filter(|v| **v != 0.0).count() as f64 / values.len() as f64;
         assert!((kept - 0.75).abs() < 0.01, "kept {kept}");
-        assert!(values.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
+        assert!(values
+            .iter()
+            .all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
         let grad = y.sum_all().unwrap().backward().unwrap();
         let g = grad.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(g, values);
         // Another call draws another mask.
-        let again = dropout(x.as_tensor(), 0.25, &mut ctx).unwrap().to_vec1::<f32>().unwrap();
+        let again = dropout(x.as_tensor(), 0.25, &mut ctx)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_ne!(again, values);
     }
 }

@@ -1,7 +1,8 @@
 //! Llama-family models from GGUF files (llama.cpp's format): hyperparameters from the metadata,
 //! the byte-level BPE tokenizer stored inside it, and the weights kept quantized (F32, F16,
-//! BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants) and multiplied in that form by candle's
-//! quantized matrix products. Only the token-embedding table is expanded to f32, for lookups.
+//! BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants) and multiplied in that form: Q4_0, Q4_1
+//! and Q8_0 by prosa's integer kernels (`nn::quantized`), the other types by candle's. Only the
+//! token-embedding table is expanded to f32, for lookups.
 
 use std::fs::File;
 use std::path::Path;
@@ -21,6 +22,7 @@ use super::generation::GenerationConfig;
 use super::layers::{Attention, Block, Mlp, Norm, Projection, Qkv, Weight};
 use super::model::{DecoderModel, Parts};
 use crate::error::{Error, Result};
+use crate::nn::quantized::QuantMatrix;
 use crate::nn::rope::RopeStyle;
 use crate::text::SubwordTokenizer;
 use crate::train::ParamStore;
@@ -75,10 +77,11 @@ impl GgufFile<'_> {
 
     fn qmatmul(&mut self, name: &str) -> Result<Projection> {
         let q = self.read(name)?;
-        Ok(Projection::new(
-            Weight::Quantized(Arc::new(QMatMul::from_qtensor(q)?)),
-            None,
-        ))
+        let weight = match QuantMatrix::from_qtensor(&q)? {
+            Some(blocks) => Weight::Blocks(Arc::new(blocks)),
+            None => Weight::Quantized(Arc::new(QMatMul::from_qtensor(q)?)),
+        };
+        Ok(Projection::new(weight, None))
     }
 
     fn read(&mut self, name: &str) -> Result<candle_core::quantized::QTensor> {

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::nn::dropout;
 use crate::nn::linear::{conv1d_linear, linear};
 use crate::nn::norm::{causal_masked_softmax, gelu_tanh, layer_norm, masked_softmax, rms_norm};
+use crate::nn::quantized::QuantMatrix;
 use crate::nn::rope::{rope, RopeStyle};
 use crate::train::ForwardCtx;
 
@@ -22,7 +23,9 @@ pub enum Weight {
     Dense(Tensor),
     /// GPT-2's `Conv1D` layout (in, out), f32.
     Conv1d(Tensor),
-    /// A GGUF tensor (out, in) multiplied in its quantized form.
+    /// A GGUF tensor (out, in) of type Q4_0, Q4_1 or Q8_0, multiplied by prosa's kernels.
+    Blocks(Arc<QuantMatrix>),
+    /// A GGUF tensor of another type, multiplied in its quantized form by candle.
     Quantized(Arc<QMatMul>),
 }
 
@@ -58,6 +61,13 @@ impl Projection {
                     None => zeros(w.dim(1)?)?,
                 };
                 conv1d_linear(x, w, &b)
+            }
+            Weight::Blocks(q) => {
+                let y = q.matmul(x)?;
+                Ok(match &self.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                })
             }
             Weight::Quantized(q) => {
                 let y = q.forward(&x.contiguous()?)?;

@@ -1,0 +1,489 @@
+//! Matrix products with GGUF block-quantized weights (Q4_0, Q4_1, Q8_0), the way llama.cpp does
+//! them: each row of activations is quantized to 8-bit blocks of 32, and every weight block
+//! meets its activation block in an integer dot product (AVX2 `maddubs`/`madd` when the CPU has
+//! it, plain Rust otherwise), scaled once per block. candle's own kernels for these types are
+//! scalar unless the whole program is compiled for AVX2; these pick it at run time.
+//!
+//! Weights are repacked at load: per block a scale, a minimum (Q4 types; Q4_0's is `−8·scale`)
+//! and the packed quants, so the inner loop reads three flat arrays.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Tensor;
+use half::f16;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Values per block.
+const BLOCK: usize = 32;
+
+/// From this many activation rows on, weights are expanded to f32 tile by tile and multiplied
+/// by a gemm (faster than integer dot products once a weight tile is reused enough).
+const DEQUANTIZED_GEMM_ROWS: usize = 8;
+
+/// The packing of the quants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packing {
+    /// 4-bit unsigned quants, two per byte (low nibbles: values 0–15, high: 16–31);
+    /// `w = scale·q + min`.
+    Nibbles,
+    /// 8-bit signed quants; `w = scale·q`.
+    Bytes,
+}
+
+/// A quantized (rows × cols) weight matrix, multiplied as `x · Wᵀ`.
+pub struct QuantMatrix {
+    packing: Packing,
+    rows: usize,
+    cols: usize,
+    scales: Vec<f32>,
+    mins: Vec<f32>,
+    quants: Vec<u8>,
+}
+
+impl std::fmt::Debug for QuantMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "QuantMatrix({:?}, {}×{})",
+            self.packing, self.rows, self.cols
+        )
+    }
+}
+
+/// Activations of one row quantized to 8-bit blocks: scale, scale × Σq, and the quants.
+struct QuantizedRows {
+    scales: Vec<f32>,
+    sums: Vec<f32>,
+    quants: Vec<i8>,
+}
+
+fn quantize_rows(x: &[f32], cols: usize) -> QuantizedRows {
+    let blocks = x.len() / BLOCK;
+    let mut q = QuantizedRows {
+        scales: vec![0.0; blocks],
+        sums: vec![0.0; blocks],
+        quants: vec![0; x.len()],
+    };
+    debug_assert_eq!(x.len() % cols, 0);
+    for (b, values) in x.chunks_exact(BLOCK).enumerate() {
+        let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (o, v) in q.quants[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(values) {
+            let v = (v * inv).round() as i32;
+            *o = v as i8;
+            sum += v;
+        }
+        q.scales[b] = d;
+        q.sums[b] = d * sum as f32;
+    }
+    q
+}
+
+impl QuantMatrix {
+    /// Repacks a GGUF tensor of type Q4_0, Q4_1 or Q8_0 (rows × cols); `None` for other types.
+    pub fn from_qtensor(t: &QTensor) -> Result<Option<Self>> {
+        let (rows, cols) = t.shape().dims2()?;
+        if cols % BLOCK != 0 {
+            return Ok(None);
+        }
+        let (packing, bytes) = match t.dtype() {
+            GgmlDType::Q4_0 => (Packing::Nibbles, 18),
+            GgmlDType::Q4_1 => (Packing::Nibbles, 20),
+            GgmlDType::Q8_0 => (Packing::Bytes, 34),
+            _ => return Ok(None),
+        };
+        let data = t.data()?;
+        let blocks = rows * cols / BLOCK;
+        if data.len() != blocks * bytes {
+            return Err(Error::config(
+                "gguf tensor",
+                format!(
+                    "{} bytes for {blocks} blocks of {:?}",
+                    data.len(),
+                    t.dtype()
+                ),
+            ));
+        }
+        let half = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let mut m = Self {
+            packing,
+            rows,
+            cols,
+            scales: Vec::with_capacity(blocks),
+            mins: Vec::with_capacity(if packing == Packing::Nibbles {
+                blocks
+            } else {
+                0
+            }),
+            quants: Vec::with_capacity(blocks * if packing == Packing::Nibbles { 16 } else { 32 }),
+        };
+        for block in data.chunks_exact(bytes) {
+            let d = half(block);
+            m.scales.push(d);
+            match t.dtype() {
+                GgmlDType::Q4_0 => {
+                    m.mins.push(-8.0 * d);
+                    m.quants.extend_from_slice(&block[2..18]);
+                }
+                GgmlDType::Q4_1 => {
+                    m.mins.push(half(&block[2..4]));
+                    m.quants.extend_from_slice(&block[4..20]);
+                }
+                _ => m.quants.extend_from_slice(&block[2..34]),
+            }
+        }
+        Ok(Some(m))
+    }
+
+    /// (rows, cols).
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The weights as f32 (rows × cols), for embedding lookups and tests.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        for (r, row) in out.chunks_exact_mut(self.cols).enumerate() {
+            self.dequantize_row(r, row);
+        }
+        out
+    }
+
+    /// `x · Wᵀ` for `x` (…, cols) in f32: (…, rows).
+    pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let cols = *dims.last().unwrap_or(&0);
+        if cols != self.cols {
+            return Err(Error::config(
+                "quantized matmul",
+                format!("input width {cols}, weight width {}", self.cols),
+            ));
+        }
+        let values = x.flatten_all()?.to_vec1::<f32>()?;
+        let m = values.len() / cols.max(1);
+        let mut shape = dims;
+        if let Some(last) = shape.last_mut() {
+            *last = self.rows;
+        }
+        if m >= DEQUANTIZED_GEMM_ROWS {
+            let out = self.matmul_dequantized(&values, m);
+            return Ok(Tensor::from_vec(out, shape, x.device())?);
+        }
+        let xq = quantize_rows(&values, cols);
+        let mut out = vec![0f32; m * self.rows];
+        // Tasks own a range of weight rows (each read once) and every activation row.
+        let rows_per_task = (self.rows / (4 * rayon::current_num_threads()).max(1)).clamp(8, 256);
+        let blocks = cols / BLOCK;
+        let partial: Vec<(usize, Vec<f32>)> = (0..self.rows)
+            .step_by(rows_per_task)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|start| {
+                let end = (start + rows_per_task).min(self.rows);
+                let mut tile = vec![0f32; (end - start) * m];
+                for r in start..end {
+                    for i in 0..m {
+                        tile[(r - start) * m + i] = self.row_dot(r, &xq, i * blocks, blocks);
+                    }
+                }
+                (start, tile)
+            })
+            .collect();
+        for (start, tile) in partial {
+            let n = tile.len() / m.max(1);
+            for r in 0..n {
+                for i in 0..m {
+                    out[i * self.rows + start + r] = tile[r * m + i];
+                }
+            }
+        }
+        Ok(Tensor::from_vec(out, shape, x.device())?)
+    }
+
+    /// Many activation rows (a prompt): each task expands a tile of weight rows to f32 in a
+    /// cache-sized buffer and multiplies it with every activation row in f32 (a gemm), so each
+    /// weight is expanded once per call and the arithmetic runs at f32 matrix-product speed.
+    fn matmul_dequantized(&self, x: &[f32], m: usize) -> Vec<f32> {
+        // About 256 KB of f32 weights per tile, a multiple of the gemm micro-kernel's 6 columns.
+        let tile_rows = ((65_536 / self.cols).clamp(24, 192) / 6) * 6;
+        let tiles: Vec<(usize, Vec<f32>)> = (0..self.rows)
+            .step_by(tile_rows)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|start| {
+                let end = (start + tile_rows).min(self.rows);
+                let n = end - start;
+                let mut w = vec![0f32; n * self.cols];
+                for (r, row) in w.chunks_exact_mut(self.cols).enumerate() {
+                    self.dequantize_row(start + r, row);
+                }
+                // out (m × n) = x (m × cols) · wᵀ.
+                let mut out = vec![0f32; m * n];
+                super::gemm::matmul(
+                    m,
+                    n,
+                    self.cols,
+                    &mut out,
+                    (1, n as isize),
+                    x,
+                    (1, self.cols as isize),
+                    &w,
+                    (self.cols as isize, 1),
+                    false,
+                    false,
+                );
+                (start, out)
+            })
+            .collect();
+        let mut out = vec![0f32; m * self.rows];
+        for (start, tile) in tiles {
+            let n = tile.len() / m;
+            for i in 0..m {
+                out[i * self.rows + start..i * self.rows + start + n]
+                    .copy_from_slice(&tile[i * n..(i + 1) * n]);
+            }
+        }
+        out
+    }
+
+    /// Expands weight row `r` into `out` (cols values).
+    fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let blocks = self.cols / BLOCK;
+        for (b, o) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let w = r * blocks + b;
+            let d = self.scales[w];
+            match self.packing {
+                Packing::Nibbles => {
+                    let q = &self.quants[w * 16..(w + 1) * 16];
+                    let m = self.mins[w];
+                    let (lo, hi) = o.split_at_mut(16);
+                    for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(q) {
+                        *l = d * (v & 0x0F) as f32 + m;
+                        *h = d * (v >> 4) as f32 + m;
+                    }
+                }
+                Packing::Bytes => {
+                    let q = &self.quants[w * 32..(w + 1) * 32];
+                    for (o, &v) in o.iter_mut().zip(q) {
+                        *o = d * (v as i8) as f32;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dot product of weight row `r` with the activation blocks starting at `first`.
+    fn row_dot(&self, r: usize, x: &QuantizedRows, first: usize, blocks: usize) -> f32 {
+        let wb = r * blocks;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2() {
+                // SAFETY: AVX2 and FMA are present (checked); every slice below has `blocks`
+                // whole blocks from its start (row r of the weights, row i of the activations).
+                return unsafe {
+                    match self.packing {
+                        Packing::Nibbles => x86::dot_nibbles(
+                            &self.scales[wb..wb + blocks],
+                            &self.mins[wb..wb + blocks],
+                            &self.quants[wb * 16..(wb + blocks) * 16],
+                            &x.scales[first..first + blocks],
+                            &x.sums[first..first + blocks],
+                            &x.quants[first * BLOCK..(first + blocks) * BLOCK],
+                        ),
+                        Packing::Bytes => x86::dot_bytes(
+                            &self.scales[wb..wb + blocks],
+                            &self.quants[wb * 32..(wb + blocks) * 32],
+                            &x.scales[first..first + blocks],
+                            &x.quants[first * BLOCK..(first + blocks) * BLOCK],
+                        ),
+                    }
+                };
+            }
+        }
+        self.row_dot_portable(wb, x, first, blocks)
+    }
+
+    fn row_dot_portable(&self, wb: usize, x: &QuantizedRows, first: usize, blocks: usize) -> f32 {
+        let mut total = 0f32;
+        for b in 0..blocks {
+            let xq = &x.quants[(first + b) * BLOCK..(first + b + 1) * BLOCK];
+            let w = wb + b;
+            match self.packing {
+                Packing::Nibbles => {
+                    let q = &self.quants[w * 16..(w + 1) * 16];
+                    let mut dot = 0i32;
+                    for j in 0..16 {
+                        dot += (q[j] & 0x0F) as i32 * xq[j] as i32;
+                        dot += (q[j] >> 4) as i32 * xq[j + 16] as i32;
+                    }
+                    total += self.scales[w] * x.scales[first + b] * dot as f32
+                        + self.mins[w] * x.sums[first + b];
+                }
+                Packing::Bytes => {
+                    let q = &self.quants[w * 32..(w + 1) * 32];
+                    let dot: i32 = q
+                        .iter()
+                        .zip(xq)
+                        .map(|(&a, &b)| (a as i8) as i32 * b as i32)
+                        .sum();
+                    total += self.scales[w] * x.scales[first + b] * dot as f32;
+                }
+            }
+        }
+        total
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn horizontal_sum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// The integer dot product of one 4-bit weight block with one 8-bit activation block, as
+    /// 8 lanes of i32 converted to f32.
+    #[inline(always)]
+    unsafe fn nibble_block(wq: *const u8, xq: *const i8) -> __m256 {
+        let low = _mm_set1_epi8(0x0F);
+        let packed = _mm_loadu_si128(wq as *const __m128i);
+        let lo = _mm_and_si128(packed, low);
+        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+        let w = _mm256_set_m128i(hi, lo);
+        let x = _mm256_loadu_si256(xq as *const __m256i);
+        let products = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+        _mm256_cvtepi32_ps(products)
+    }
+
+    /// Σ_b scale_w·scale_x·(q_w · q_x) + min_w·sum_x over 4-bit weight blocks; two blocks per
+    /// iteration into separate accumulators, so consecutive FMAs do not wait on each other.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_nibbles(
+        ws: &[f32],
+        wm: &[f32],
+        wq: &[u8],
+        xs: &[f32],
+        xsum: &[f32],
+        xq: &[i8],
+    ) -> f32 {
+        let n = ws.len();
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut b = 0;
+        while b + 1 < n {
+            let p0 = nibble_block(wq.as_ptr().add(b * 16), xq.as_ptr().add(b * 32));
+            let p1 = nibble_block(wq.as_ptr().add(b * 16 + 16), xq.as_ptr().add(b * 32 + 32));
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p0, acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b + 1] * xs[b + 1]), p1, acc1);
+            b += 2;
+        }
+        if b < n {
+            let p0 = nibble_block(wq.as_ptr().add(b * 16), xq.as_ptr().add(b * 32));
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p0, acc0);
+        }
+        let mins: f32 = wm.iter().zip(xsum).map(|(m, s)| m * s).sum();
+        horizontal_sum(_mm256_add_ps(acc0, acc1)) + mins
+    }
+
+    /// Σ_b scale_w·scale_x·(q_w · q_x) over 8-bit weight blocks.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_bytes(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..ws.len() {
+            let w = _mm256_loadu_si256(wq.as_ptr().add(b * 32) as *const __m256i);
+            let x = _mm256_loadu_si256(xq.as_ptr().add(b * 32) as *const __m256i);
+            // maddubs needs an unsigned operand: |w| and x carrying w's sign.
+            let products = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
+                ones,
+            );
+            let scale = _mm256_set1_ps(ws[b] * xs[b]);
+            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(products), acc);
+        }
+        horizontal_sum(acc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::QMatMul;
+    use candle_core::{Device, Module};
+
+    fn weights(rows: usize, cols: usize) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i as f32 * 0.37).sin() * 0.8))
+            .collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn products_match_candles_quantized_matmul_for_each_type() {
+        let (rows, cols) = (48, 128);
+        let w = weights(rows, cols);
+        // 3 rows take the integer path, 12 the dequantized gemm.
+        for m in [3, 12] {
+            check_type_products(rows, cols, m, &w);
+        }
+    }
+
+    fn check_type_products(rows: usize, cols: usize, m: usize, w: &Tensor) {
+        let x: Vec<f32> = (0..m * cols).map(|i| (i as f32 * 0.11).cos()).collect();
+        let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
+        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(w, dtype).unwrap();
+            let ours = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
+            let deq = Tensor::from_vec(ours.dequantize(), (rows, cols), &Device::Cpu).unwrap();
+            let reference = q.dequantize(&Device::Cpu).unwrap();
+            let diff = (deq - &reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap();
+            assert!(
+                diff.to_scalar::<f32>().unwrap() < 1e-6,
+                "{dtype:?} dequantize"
+            );
+            // Against the exact product with the dequantized weights, prosa's error (8-bit
+            // activations with f32 scales) is no larger than candle's (f16 scales).
+            let exact = x.matmul(&reference.t().unwrap()).unwrap();
+            let error = |t: Tensor| {
+                let d = (t - &exact).unwrap().abs().unwrap().max_all().unwrap();
+                d.to_scalar::<f32>().unwrap()
+            };
+            let theirs = error(QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap());
+            let got = error(ours.matmul(&x).unwrap());
+            assert!(
+                got < 0.05 && got <= theirs * 1.01,
+                "{dtype:?}: error {got}, candle's {theirs}"
+            );
+            // The SIMD and the portable dot products agree.
+            let xq = quantize_rows(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), cols);
+            let blocks = cols / BLOCK;
+            for r in 0..rows {
+                let (a, b) = (
+                    ours.row_dot(r, &xq, blocks, blocks),
+                    ours.row_dot_portable(r * blocks, &xq, blocks, blocks),
+                );
+                assert!((a - b).abs() < 1e-4, "{dtype:?} row {r}: {a} vs {b}");
+            }
+        }
+    }
+}

