@@ -428,7 +428,7 @@ mod tests {
 
     fn weights(rows: usize, cols: usize) -> Tensor {
         let v: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i as f32 * 0.37).sin() * 0.8))
+            .map(|i| (i as f32 * 0.37).sin() * 0.8)
             .collect();
         Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
     }
