@@ -20,49 +20,49 @@ use crate::print_json;
 pub struct GenerationFlags {
     /// New tokens at most.
     #[arg(long, help_heading = "Generation")]
-    max_new_tokens: Option<usize>,
+    pub(crate) max_new_tokens: Option<usize>,
     /// New tokens before an end token is allowed.
     #[arg(long, help_heading = "Generation")]
-    min_new_tokens: Option<usize>,
+    pub(crate) min_new_tokens: Option<usize>,
     /// Always pick the most likely token (overrides the sampling flags).
     #[arg(long, help_heading = "Generation")]
-    greedy: bool,
+    pub(crate) greedy: bool,
     /// Sample with this temperature (implies sampling).
     #[arg(long, help_heading = "Generation")]
-    temperature: Option<f32>,
+    pub(crate) temperature: Option<f32>,
     /// Sample among the K most likely tokens (implies sampling; 0 turns it off) [default: 50].
     #[arg(long, help_heading = "Generation")]
-    top_k: Option<usize>,
+    pub(crate) top_k: Option<usize>,
     /// Sample among the most likely tokens whose probability reaches P, in (0, 1] (implies sampling).
     #[arg(long, help_heading = "Generation")]
-    top_p: Option<f32>,
+    pub(crate) top_p: Option<f32>,
     /// Seed of the sampling.
     #[arg(long, help_heading = "Generation")]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Beam search with B beams.
     #[arg(long, help_heading = "Generation")]
-    num_beams: Option<usize>,
+    pub(crate) num_beams: Option<usize>,
     /// Beam search: exponent of the length normalisation.
     #[arg(long, help_heading = "Generation")]
-    length_penalty: Option<f32>,
+    pub(crate) length_penalty: Option<f32>,
     /// Beam search: stop as soon as B candidates are finished.
     #[arg(long, help_heading = "Generation")]
-    early_stopping: bool,
+    pub(crate) early_stopping: bool,
     /// Sequences per prompt (beams or samples).
     #[arg(long, help_heading = "Generation")]
-    num_return_sequences: Option<usize>,
+    pub(crate) num_return_sequences: Option<usize>,
     /// No n-gram of this size appears twice.
     #[arg(long, help_heading = "Generation")]
-    no_repeat_ngram_size: Option<usize>,
+    pub(crate) no_repeat_ngram_size: Option<usize>,
     /// > 1 discourages tokens already in the text.
     #[arg(long, help_heading = "Generation")]
-    repetition_penalty: Option<f32>,
+    pub(crate) repetition_penalty: Option<f32>,
     /// Stop when the new text contains this string (repeatable).
     #[arg(long = "stop", help_heading = "Generation")]
-    stop_strings: Vec<String>,
+    pub(crate) stop_strings: Vec<String>,
     /// Wrap the prompt in the model's chat template as a user turn.
     #[arg(long, help_heading = "Generation")]
-    chat: bool,
+    pub(crate) chat: bool,
 }
 
 impl GenerationFlags {

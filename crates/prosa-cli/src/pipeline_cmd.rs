@@ -39,7 +39,7 @@ pub struct PipelineArgs {
     /// The model folder.
     #[arg(long)]
     model: PathBuf,
-    /// Results per text (classes, or mask fillings).
+    /// Results per text (classes, or mask fillings); text-generation with sampling: the sampling top-k.
     #[arg(long, default_value_t = 1)]
     top_k: usize,
     /// token-classification: none, simple, first, average or max (transformers' aggregation_strategy).
@@ -59,8 +59,45 @@ pub struct PipelineArgs {
     json: bool,
     /// The texts.
     texts: Vec<String>,
-    #[command(flatten)]
-    generation: crate::generate_cmd::GenerationFlags,
+    /// text-generation: new tokens at most.
+    #[arg(long, help_heading = "Text generation")]
+    max_new_tokens: Option<usize>,
+    /// text-generation: sample (with --temperature, --top-p, and --top-k as the sampling top-k).
+    #[arg(long, help_heading = "Text generation")]
+    do_sample: bool,
+    /// text-generation: sampling temperature.
+    #[arg(long, help_heading = "Text generation")]
+    temperature: Option<f32>,
+    /// text-generation: nucleus sampling threshold in (0, 1].
+    #[arg(long, help_heading = "Text generation")]
+    top_p: Option<f32>,
+    /// text-generation: seed of the sampling.
+    #[arg(long, help_heading = "Text generation")]
+    seed: Option<u64>,
+    /// text-generation: sequences per text.
+    #[arg(long, help_heading = "Text generation")]
+    num_return_sequences: Option<usize>,
+    /// text-generation: wrap each text in the model's chat template as a user turn.
+    #[arg(long, help_heading = "Text generation")]
+    chat: bool,
+}
+
+impl PipelineArgs {
+    /// The text-generation settings of the flags.
+    fn generation(&self) -> crate::generate_cmd::GenerationFlags {
+        let sampling = self.do_sample || self.temperature.is_some() || self.top_p.is_some();
+        crate::generate_cmd::GenerationFlags {
+            max_new_tokens: self.max_new_tokens,
+            greedy: !sampling,
+            temperature: self.temperature,
+            top_k: (sampling && self.top_k != 1).then_some(self.top_k),
+            top_p: self.top_p,
+            seed: self.seed,
+            num_return_sequences: self.num_return_sequences,
+            chat: self.chat,
+            ..Default::default()
+        }
+    }
 }
 
 /// Runs `prosa pipeline`.
@@ -83,8 +120,9 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     match a.task {
         PipelineTask::TextGeneration => {
             let pipeline = prosa::pipelines::TextGeneration::from_pretrained(&a.model)?;
-            let g = a.generation.config(&pipeline.model().generation);
-            let results = pipeline.run(&texts, &g, a.generation.chat())?;
+            let flags = a.generation();
+            let g = flags.config(&pipeline.model().generation);
+            let results = pipeline.run(&texts, &g, flags.chat())?;
             if a.json {
                 return print_json(&results);
             }

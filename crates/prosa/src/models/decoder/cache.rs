@@ -6,28 +6,51 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 
-/// Keys and values of one layer, (batch, kv_heads, positions, head_dim) each.
+/// Keys and values of one layer, (batch, kv_heads, positions, head_dim) each, written into
+/// buffers with room to spare (doubled when full) instead of concatenated at every step.
 #[derive(Clone, Default)]
 pub struct LayerCache {
     keys: Option<Tensor>,
     values: Option<Tensor>,
+    len: usize,
 }
+
+/// Positions a buffer has room for at first.
+const INITIAL_CAPACITY: usize = 256;
 
 impl LayerCache {
     /// Appends the newest keys and values and returns all of them.
     pub fn append(&mut self, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
-        let (k, v) = match (&self.keys, &self.values) {
-            (Some(pk), Some(pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
-            _ => (k, v),
-        };
-        self.keys = Some(k.clone());
-        self.values = Some(v.clone());
-        Ok((k, v))
+        let added = k.dim(2)?;
+        let capacity = self.keys.as_ref().map_or(0, |t| t.dims()[2]);
+        if self.len + added > capacity {
+            let new_capacity = (2 * capacity).max(self.len + added).max(INITIAL_CAPACITY);
+            self.keys = Some(grow(self.keys.as_ref(), &k, self.len, new_capacity)?);
+            self.values = Some(grow(self.values.as_ref(), &v, self.len, new_capacity)?);
+        }
+        let (keys, values) = (
+            self.keys.as_ref().expect("allocated above"),
+            self.values.as_ref().expect("allocated above"),
+        );
+        keys.slice_set(&k.contiguous()?, 2, self.len)?;
+        values.slice_set(&v.contiguous()?, 2, self.len)?;
+        self.len += added;
+        Ok((keys.narrow(2, 0, self.len)?, values.narrow(2, 0, self.len)?))
     }
 
     fn len(&self) -> usize {
-        self.keys.as_ref().map_or(0, |k| k.dims()[2])
+        self.len
     }
+}
+
+/// A zeroed buffer like `like` with `capacity` positions, holding the first `len` of `old`.
+fn grow(old: Option<&Tensor>, like: &Tensor, len: usize, capacity: usize) -> Result<Tensor> {
+    let (b, h, _, d) = like.dims4()?;
+    let buffer = Tensor::zeros((b, h, capacity, d), like.dtype(), like.device())?;
+    if let (Some(old), true) = (old, len > 0) {
+        buffer.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+    }
+    Ok(buffer)
 }
 
 /// The cache of every layer.

@@ -75,6 +75,19 @@ impl GgufFile<'_> {
             .collect()
     }
 
+    /// Projections that read the same input, stacked into one when their types allow.
+    fn stacked(&mut self, names: &[String]) -> Result<Option<Projection>> {
+        let mut parts = Vec::with_capacity(names.len());
+        for name in names {
+            match self.qmatmul(name)?.weight {
+                Weight::Blocks(b) => parts.push(b),
+                _ => return Ok(None),
+            }
+        }
+        let refs: Vec<&QuantMatrix> = parts.iter().map(|p| p.as_ref()).collect();
+        Ok(QuantMatrix::stack(&refs).map(|m| Projection::new(Weight::Blocks(Arc::new(m)), None)))
+    }
+
     fn qmatmul(&mut self, name: &str) -> Result<Projection> {
         let q = self.read(name)?;
         let weight = match QuantMatrix::from_qtensor(&q)? {
@@ -191,10 +204,13 @@ pub fn load(path: &Path, device: &Device) -> Result<DecoderModel> {
                 eps,
             },
             attention: Attention {
-                qkv: Qkv::Separate {
-                    q: g.qmatmul(&p("attn_q"))?,
-                    k: g.qmatmul(&p("attn_k"))?,
-                    v: g.qmatmul(&p("attn_v"))?,
+                qkv: match g.stacked(&[p("attn_q"), p("attn_k"), p("attn_v")])? {
+                    Some(fused) => Qkv::Fused(fused),
+                    None => Qkv::Separate {
+                        q: g.qmatmul(&p("attn_q"))?,
+                        k: g.qmatmul(&p("attn_k"))?,
+                        v: g.qmatmul(&p("attn_v"))?,
+                    },
                 },
                 out: g.qmatmul(&p("attn_output"))?,
                 heads,
@@ -206,10 +222,17 @@ pub fn load(path: &Path, device: &Device) -> Result<DecoderModel> {
                 weight: g.dense(&p("ffn_norm"))?,
                 eps,
             },
-            mlp: Mlp::SwiGlu {
-                gate: g.qmatmul(&p("ffn_gate"))?,
-                up: g.qmatmul(&p("ffn_up"))?,
-                down: g.qmatmul(&p("ffn_down"))?,
+            mlp: match g.stacked(&[p("ffn_gate"), p("ffn_up")])? {
+                Some(gate_up) => Mlp::StackedSwiGlu {
+                    gate_up,
+                    down: g.qmatmul(&p("ffn_down"))?,
+                    intermediate: config.intermediate_size,
+                },
+                None => Mlp::SwiGlu {
+                    gate: g.qmatmul(&p("ffn_gate"))?,
+                    up: g.qmatmul(&p("ffn_up"))?,
+                    down: g.qmatmul(&p("ffn_down"))?,
+                },
             },
             dropout: 0.0,
         });

@@ -235,6 +235,15 @@ pub enum Mlp {
         /// `c_proj`.
         proj: Projection,
     },
+    /// Llama with gate and up stacked in one product (`[gate | up]`).
+    StackedSwiGlu {
+        /// `[gate_proj; up_proj]`.
+        gate_up: Projection,
+        /// `down_proj`.
+        down: Projection,
+        /// Width of each half.
+        intermediate: usize,
+    },
     /// Llama: `down(silu(gate(x)) ⊙ up(x))`.
     SwiGlu {
         /// `gate_proj`.
@@ -251,6 +260,17 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Mlp::Gelu { fc, proj } => proj.forward(&gelu_tanh(&fc.forward(x)?)?),
+            Mlp::StackedSwiGlu {
+                gate_up,
+                down,
+                intermediate,
+            } => {
+                let both = gate_up.forward(x)?;
+                let last = both.rank() - 1;
+                let gate = both.narrow(last, 0, *intermediate)?;
+                let up = both.narrow(last, *intermediate, *intermediate)?;
+                down.forward(&(gate.silu()? * up)?)
+            }
             Mlp::SwiGlu { gate, up, down } => {
                 down.forward(&(gate.forward(x)?.silu()? * up.forward(x)?)?)
             }
