@@ -84,7 +84,18 @@ fn tune_candle_pool() {
     }
 }
 
+/// A closed pipe (`prosa generate … | head`) ends the program quietly, as it does other Unix
+/// tools, instead of making `println!` panic.
+fn quiet_broken_pipe() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: restores the default disposition of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     tune_allocator();
     tune_candle_pool();
     let cli = Cli::parse();
