@@ -165,27 +165,31 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let base = a.generation.config(&model.generation);
     if a.grid {
         let mut all = Vec::new();
-        for temperature in [0.3f32, 0.7, 1.0] {
-            for top_p in [0.8f32, 0.9, 0.95] {
-                let g = GenerationConfig {
-                    do_sample: true,
-                    temperature,
-                    top_p,
-                    ..base.clone()
-                };
-                let out = generate(&model, std::slice::from_ref(&prompt), &g, None)?;
-                let text = tokenizer.decode(&out.new_tokens[0], true)?;
-                if !a.json {
-                    println!("--- temperature={temperature}, top_p={top_p} ---");
-                    println!("{}{}\n", a.prompt, text);
-                }
-                all.push(Generated {
-                    text,
-                    token_ids: out.new_tokens[0].clone(),
-                    temperature: Some(temperature),
-                    top_p: Some(top_p),
-                });
+        // Each cell draws its own numbers (seed, seed + 1, …), as successive calls after one
+        // `set_seed` do in the notebook.
+        let cells = [0.3f32, 0.7, 1.0]
+            .into_iter()
+            .flat_map(|t| [0.8f32, 0.9, 0.95].map(|p| (t, p)));
+        for (i, (temperature, top_p)) in cells.enumerate() {
+            let g = GenerationConfig {
+                do_sample: true,
+                temperature,
+                top_p,
+                seed: base.seed + i as u64,
+                ..base.clone()
+            };
+            let out = generate(&model, std::slice::from_ref(&prompt), &g, None)?;
+            let text = tokenizer.decode(&out.new_tokens[0], true)?;
+            if !a.json {
+                println!("--- temperature={temperature}, top_p={top_p} ---");
+                println!("{}{}\n", a.prompt, text);
             }
+            all.push(Generated {
+                text,
+                token_ids: out.new_tokens[0].clone(),
+                temperature: Some(temperature),
+                top_p: Some(top_p),
+            });
         }
         return if a.json { print_json(&all) } else { Ok(()) };
     }

@@ -234,3 +234,18 @@ fn softmax_cross_entropy_equals_the_composed_loss() {
         "softmax cross-entropy",
     );
 }
+
+#[test]
+fn linear_without_bias_equals_matmul() {
+    let (x, w) = (var(&[2, 5, 7], 0.15), var(&[3, 7], 0.25));
+    check(
+        &[x.clone(), w.clone()],
+        || prosa::nn::linear::linear_no_bias(x.as_tensor(), w.as_tensor()).unwrap(),
+        || {
+            x.as_tensor()
+                .broadcast_matmul(&w.as_tensor().t().unwrap())
+                .unwrap()
+        },
+        "linear without bias",
+    );
+}

@@ -46,7 +46,9 @@ impl WeightLayout {
     }
 }
 
-struct LinearOp(WeightLayout);
+/// The op; `with_bias = false` means the third input is a placeholder: no bias is added and no
+/// bias gradient is computed.
+struct LinearOp(WeightLayout, bool);
 
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
@@ -69,10 +71,16 @@ impl CustomOp3 for LinearOp {
         );
         let (outputs, inputs) = self.0.extents(l2.shape().dims2()?);
         let rows = x.len() / inputs.max(1);
-        let mut y = Vec::with_capacity(rows * outputs);
-        for _ in 0..rows {
-            y.extend_from_slice(b);
-        }
+        let with_bias = self.1;
+        let mut y = if with_bias {
+            let mut y = Vec::with_capacity(rows * outputs);
+            for _ in 0..rows {
+                y.extend_from_slice(b);
+            }
+            y
+        } else {
+            vec![0f32; rows * outputs]
+        };
         // y (rows × out) += x (rows × in) · Wᵀ, Wᵀ[k][n] = w[n·in + k].
         matmul(
             rows,
@@ -84,7 +92,7 @@ impl CustomOp3 for LinearOp {
             (1, inputs as isize),
             w,
             self.0.transposed_strides(inputs, outputs),
-            true,
+            with_bias,
             rows * outputs * inputs > PARALLEL_WORK,
         );
         let mut dims = l1.dims().to_vec();
@@ -154,10 +162,13 @@ impl CustomOp3 for LinearOp {
                             big,
                         ),
                     }
-                    let mut db = vec![0f32; outputs];
-                    for row in dy.chunks_exact(outputs) {
-                        db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-                    }
+                    let db = self.1.then(|| {
+                        let mut db = vec![0f32; outputs];
+                        for row in dy.chunks_exact(outputs) {
+                            db.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                        }
+                        db
+                    });
                     (dx, dw, db)
                 })
             })
@@ -166,26 +177,49 @@ impl CustomOp3 for LinearOp {
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), device)?),
             Some(Tensor::from_vec(dw, w.shape(), device)?),
-            Some(Tensor::from_vec(db, outputs, device)?),
+            db.map(|db| Tensor::from_vec(db, outputs, device))
+                .transpose()?,
         ))
     }
 }
 
 /// `x Wᵀ + b` over the last dimension of `x`, with PyTorch's `weight` (out, in) and `bias` (out).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    apply(x, weight, bias, WeightLayout::OutIn)
+    apply(x, weight, Some(bias), WeightLayout::OutIn)
+}
+
+/// `x Wᵀ` over the last dimension of `x`, with PyTorch's `weight` (out, in) and no bias.
+pub fn linear_no_bias(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    apply(x, weight, None, WeightLayout::OutIn)
 }
 
 /// `x W + b` with GPT-2's `Conv1D` weight (in, out) and `bias` (out).
 pub fn conv1d_linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    apply(x, weight, bias, WeightLayout::InOut)
+    apply(x, weight, Some(bias), WeightLayout::InOut)
 }
 
-fn apply(x: &Tensor, weight: &Tensor, bias: &Tensor, layout: WeightLayout) -> Result<Tensor> {
+fn apply(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    layout: WeightLayout,
+) -> Result<Tensor> {
+    let outputs = match layout {
+        WeightLayout::OutIn => weight.dim(0)?,
+        WeightLayout::InOut => weight.dim(1)?,
+    };
+    let with_bias = bias.is_some();
+    let zeros;
+    let bias = match bias {
+        Some(b) => b,
+        None => {
+            zeros = Tensor::zeros(outputs, x.dtype(), x.device())?;
+            &zeros
+        }
+    };
     if x.device().is_cpu() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
-        return Ok(x
-            .contiguous()?
-            .apply_op3(&weight.contiguous()?, bias, LinearOp(layout))?);
+        let op = LinearOp(layout, with_bias);
+        return Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, bias, op)?);
     }
     let dims = x.dims().to_vec();
     let inputs = *dims.last().unwrap_or(&1);

@@ -67,6 +67,8 @@ pub fn class_weight_tensor(weights: Option<&[f32]>, num_labels: usize) -> Result
 /// temporaries the size of the logits, which for a language model's vocabulary dominate).
 struct SoftmaxCrossEntropyOp {
     targets: Vec<Option<u32>>,
+    /// Each row's log-sum-exp, kept by the forward pass for the backward pass.
+    log_sum_exps: std::sync::Mutex<Vec<f32>>,
 }
 
 impl SoftmaxCrossEntropyOp {
@@ -94,14 +96,18 @@ impl candle_core::CustomOp1 for SoftmaxCrossEntropyOp {
         use rayon::prelude::*;
         let x = super::gemm::cpu_f32(s, l, "logits")?;
         let classes = l.dims().last().copied().unwrap_or(1);
-        let total: f64 = x
+        let lse: Vec<f32> = x
             .par_chunks(classes)
             .zip(self.targets.par_iter())
-            .map(|(row, t)| match t {
-                Some(t) => (log_sum_exp(row) - row[*t as usize]) as f64,
-                None => 0.0,
-            })
+            .map(|(row, t)| if t.is_some() { log_sum_exp(row) } else { 0.0 })
+            .collect();
+        let total: f64 = x
+            .chunks(classes)
+            .zip(&self.targets)
+            .zip(&lse)
+            .filter_map(|((row, t), l)| t.map(|t| (l - row[t as usize]) as f64))
             .sum();
+        *self.log_sum_exps.lock().expect("not poisoned") = lse;
         let mean = (total / self.counted() as f64) as f32;
         Ok((candle_core::CpuStorage::F32(vec![mean]), ().into()))
     }
@@ -115,21 +121,32 @@ impl candle_core::CustomOp1 for SoftmaxCrossEntropyOp {
         use rayon::prelude::*;
         let scale = grad.to_scalar::<f32>()? / self.counted() as f32;
         let classes = logits.dim(candle_core::D::Minus1)?;
-        let mut dx = vec![0f32; logits.elem_count()];
+        let saved = self.log_sum_exps.lock().expect("not poisoned").clone();
+        // Every element is written below (rows without a target get zeros), so the buffer is
+        // filled once instead of zeroed first — it is as large as the logits.
+        let n = logits.elem_count();
+        let mut dx: Vec<f32> = Vec::with_capacity(n);
         super::gemm::with_f32(logits, |x| {
-            dx.par_chunks_mut(classes)
+            dx.spare_capacity_mut()[..n]
+                .par_chunks_mut(classes)
                 .zip(x.par_chunks(classes))
                 .zip(self.targets.par_iter())
-                .for_each(|((d, row), t)| {
-                    if let Some(t) = t {
-                        let lse = log_sum_exp(row);
+                .enumerate()
+                .for_each(|(r, ((d, row), t))| match t {
+                    Some(t) => {
+                        let lse = saved.get(r).copied().unwrap_or_else(|| log_sum_exp(row));
                         for (d, v) in d.iter_mut().zip(row) {
-                            *d = scale * (v - lse).exp();
+                            d.write(scale * (v - lse).exp());
                         }
-                        d[*t as usize] -= scale;
+                        d[*t as usize].write(scale * ((row[*t as usize] - lse).exp() - 1.0));
                     }
+                    None => d.iter_mut().for_each(|d| {
+                        d.write(0.0);
+                    }),
                 })
         })?;
+        // SAFETY: the loop above wrote all n elements (one chunk per row, every element of it).
+        unsafe { dx.set_len(n) };
         Ok(Some(Tensor::from_vec(dx, logits.shape(), logits.device())?))
     }
 }
@@ -154,6 +171,7 @@ pub fn softmax_cross_entropy(logits: &Tensor, targets: &[Option<u32>]) -> Result
     if logits.device().is_cpu() && logits.dtype() == candle_core::DType::F32 {
         let op = SoftmaxCrossEntropyOp {
             targets: targets.to_vec(),
+            log_sum_exps: std::sync::Mutex::new(Vec::new()),
         };
         return Ok(logits.contiguous()?.apply_op1(op)?);
     }

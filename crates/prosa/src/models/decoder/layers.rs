@@ -10,7 +10,7 @@ use candle_core::{Module, Tensor};
 use super::cache::LayerCache;
 use crate::error::Result;
 use crate::nn::dropout;
-use crate::nn::linear::{conv1d_linear, linear};
+use crate::nn::linear::{conv1d_linear, linear, linear_no_bias};
 use crate::nn::norm::{causal_masked_softmax, gelu_tanh, layer_norm, masked_softmax, rms_norm};
 use crate::nn::quantized::QuantMatrix;
 use crate::nn::rope::{rope, RopeStyle};
@@ -46,22 +46,18 @@ impl Projection {
 
     /// Applies the projection to `x` (…, in).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let zeros = |outputs: usize| Tensor::zeros(outputs, x.dtype(), x.device());
         match &self.weight {
-            Weight::Dense(w) => {
-                let b = match &self.bias {
-                    Some(b) => b.clone(),
-                    None => zeros(w.dim(0)?)?,
-                };
-                linear(x, w, &b)
-            }
-            Weight::Conv1d(w) => {
-                let b = match &self.bias {
-                    Some(b) => b.clone(),
-                    None => zeros(w.dim(1)?)?,
-                };
-                conv1d_linear(x, w, &b)
-            }
+            Weight::Dense(w) => match &self.bias {
+                Some(b) => linear(x, w, b),
+                None => linear_no_bias(x, w),
+            },
+            Weight::Conv1d(w) => match &self.bias {
+                Some(b) => conv1d_linear(x, w, b),
+                None => {
+                    let zeros = Tensor::zeros(w.dim(1)?, x.dtype(), x.device())?;
+                    conv1d_linear(x, w, &zeros)
+                }
+            },
             Weight::Blocks(q) => {
                 let y = q.matmul(x)?;
                 Ok(match &self.bias {
