@@ -94,8 +94,26 @@ fn quiet_broken_pipe() {
     }
 }
 
+/// Makes the main thread one of rayon's workers. Otherwise every parallel loop started by the
+/// main thread is handed to the pool while the main thread sleeps, and each of the hundreds of
+/// small products per generated token pays two thread wake-ups. `RAYON_NUM_THREADS` still sets
+/// the size.
+fn join_rayon_pool() {
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Fails only if a pool exists already, which is then used as it is.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .use_current_thread()
+        .build_global();
+}
+
 fn main() -> ExitCode {
     quiet_broken_pipe();
+    join_rayon_pool();
     tune_allocator();
     tune_candle_pool();
     let cli = Cli::parse();

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 /// Values per block.
 const BLOCK: usize = 32;
 
+/// Adding and subtracting 1.5·2²³ rounds an f32 of magnitude below 2²² to the nearest integer.
+const ROUNDING: f32 = 12_582_912.0;
+
 /// From this many activation rows on, weights are expanded to f32 tile by tile and multiplied
 /// by a gemm (faster than integer dot products once a weight tile is reused enough).
 const DEQUANTIZED_GEMM_ROWS: usize = 8;
@@ -72,7 +75,8 @@ fn quantize_rows(x: &[f32], cols: usize) -> QuantizedRows {
         let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
         let mut sum = 0i32;
         for (o, v) in q.quants[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(values) {
-            let v = (v * inv).round() as i32;
+            // Round to nearest by adding and removing 1.5·2²³ (vectorises, unlike `round`).
+            let v = ((v * inv + ROUNDING) - ROUNDING) as i32;
             *o = v as i8;
             sum += v;
         }
@@ -411,19 +415,21 @@ mod x86 {
         xq: &[i8],
     ) -> f32 {
         let n = ws.len();
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut acc = [_mm256_setzero_ps(); 4];
         let mut b = 0;
-        while b + 1 < n {
-            let p0 = nibble_block(wq.as_ptr().add(b * 16), xq.as_ptr().add(b * 32));
-            let p1 = nibble_block(wq.as_ptr().add(b * 16 + 16), xq.as_ptr().add(b * 32 + 32));
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p0, acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b + 1] * xs[b + 1]), p1, acc1);
-            b += 2;
+        while b + 3 < n {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let p = nibble_block(wq.as_ptr().add((b + j) * 16), xq.as_ptr().add((b + j) * 32));
+                *a = _mm256_fmadd_ps(_mm256_set1_ps(ws[b + j] * xs[b + j]), p, *a);
+            }
+            b += 4;
         }
-        if b < n {
-            let p0 = nibble_block(wq.as_ptr().add(b * 16), xq.as_ptr().add(b * 32));
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p0, acc0);
+        while b < n {
+            let p = nibble_block(wq.as_ptr().add(b * 16), xq.as_ptr().add(b * 32));
+            acc[0] = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p, acc[0]);
+            b += 1;
         }
+        let (acc0, acc1) = (_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
         let mins: f32 = wm.iter().zip(xsum).map(|(m, s)| m * s).sum();
         horizontal_sum(_mm256_add_ps(acc0, acc1)) + mins
     }
