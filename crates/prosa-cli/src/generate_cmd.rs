@@ -270,6 +270,13 @@ pub fn perplexity_run(a: PerplexityArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("reading {}", a.file.display()))?;
     let ids = model.tokenizer()?.encode(&text, true)?;
+    if ids.len() < 2 {
+        anyhow::bail!(
+            "{}: {} token(s); perplexity needs at least 2",
+            a.file.display(),
+            ids.len()
+        );
+    }
     let max_length = a.max_length.unwrap_or(model.config.max_positions.min(1024));
     let stride = a.stride.unwrap_or((max_length / 2).max(1));
     let bar = indicatif::ProgressBar::new(ids.len() as u64);

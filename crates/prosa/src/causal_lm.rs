@@ -207,16 +207,7 @@ pub fn run(spec: &CausalLmSpec, resume: bool) -> Result<CausalLmResult> {
     let curve = outcome
         .state
         .history
-        .entries
-        .iter()
-        .filter_map(|e| {
-            Some((
-                e.step,
-                *e.metrics.get("eval_loss")?,
-                *e.metrics.get("eval_perplexity")?,
-            ))
-        })
-        .collect();
+        .metric_pairs("eval_loss", "eval_perplexity");
     let samples = samples(&lm.model, spec)?;
     let tokens = (train.len() * spec.block_size * spec.training.num_train_epochs) as f64;
     let result = CausalLmResult {

@@ -97,16 +97,7 @@ pub fn run(spec: &PretrainSpec, resume: bool) -> Result<PretrainResult> {
     let curve = outcome
         .state
         .history
-        .entries
-        .iter()
-        .filter_map(|e| {
-            Some((
-                e.step,
-                *e.metrics.get("eval_accuracy")?,
-                *e.metrics.get("eval_loss")?,
-            ))
-        })
-        .collect();
+        .metric_pairs("eval_accuracy", "eval_loss");
     let samples = fill_mask_samples(&model_dir, &held_out)?;
     let result = PretrainResult {
         model_dir,

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::text::SubwordTokenizer;
 use crate::train::ParamStore;
 
 /// What a model writes besides its weights.
@@ -83,4 +84,21 @@ pub fn labels_from_config(
                 "id2label must map 0..num_labels-1 to class names",
             )
         })
+}
+
+/// The folder's tokenizer: `tokenizer.json`, else a BERT WordPiece tokenizer from `vocab.txt`.
+pub fn load_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
+    let json = dir.join("tokenizer.json");
+    if json.exists() {
+        return Ok(Some(SubwordTokenizer::from_file(&json)?));
+    }
+    let vocab = dir.join("vocab.txt");
+    if vocab.exists() {
+        let lowercase = read_json_file::<serde_json::Value>(&dir.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|v| v.get("do_lower_case").and_then(|b| b.as_bool()))
+            .unwrap_or(true);
+        return Ok(Some(SubwordTokenizer::from_bert_vocab(&vocab, lowercase)?));
+    }
+    Ok(None)
 }

@@ -37,7 +37,8 @@ impl WeightLayout {
         }
     }
 
-    /// Strides (column, row) of W as an (out × in) operand.
+    /// Strides (column, row) of W as an (out × in) matrix, read as an operand or written as the
+    /// gradient.
     fn strides(self, inputs: usize, outputs: usize) -> (isize, isize) {
         match self {
             WeightLayout::OutIn => (1, inputs as isize),
@@ -132,36 +133,21 @@ impl CustomOp3 for LinearOp {
                         false,
                         big,
                     );
-                    // dW = dyᵀ · x (out × in), or its transpose xᵀ · dy (in × out).
+                    // dW = dyᵀ · x (out × in), written in the weight's own layout.
                     let mut dw = vec![0f32; outputs * inputs];
-                    match layout {
-                        WeightLayout::OutIn => matmul(
-                            outputs,
-                            inputs,
-                            rows,
-                            &mut dw,
-                            (1, inputs as isize),
-                            dy,
-                            (outputs as isize, 1),
-                            xs,
-                            (1, inputs as isize),
-                            false,
-                            big,
-                        ),
-                        WeightLayout::InOut => matmul(
-                            inputs,
-                            outputs,
-                            rows,
-                            &mut dw,
-                            (1, outputs as isize),
-                            xs,
-                            (inputs as isize, 1),
-                            dy,
-                            (1, outputs as isize),
-                            false,
-                            big,
-                        ),
-                    }
+                    matmul(
+                        outputs,
+                        inputs,
+                        rows,
+                        &mut dw,
+                        layout.strides(inputs, outputs),
+                        dy,
+                        (outputs as isize, 1),
+                        xs,
+                        (1, inputs as isize),
+                        false,
+                        big,
+                    );
                     let db = self.1.then(|| {
                         let mut db = vec![0f32; outputs];
                         for row in dy.chunks_exact(outputs) {

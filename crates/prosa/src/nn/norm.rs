@@ -5,6 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::fused_recurrent::tanh;
 use super::gemm::{cpu_f32 as f32_slice, with_f32};
 use crate::error::Result;
 
@@ -452,26 +453,6 @@ pub(crate) fn erf(x: f32) -> f32 {
     let q = q * x2 - 1.682_826_974_382_03e-03;
     let q = q * x2 - 7.373_329_167_204_68e-03;
     let q = q * x2 - 1.426_473_905_141_89e-02;
-    x * p / q
-}
-
-/// tanh as a rational function (odd degree-13 numerator over an even degree-6 denominator,
-/// Eigen's float approximation), clamped where tanh is ±1 in f32. Branch-free, so loops over it
-/// vectorise; within 1e-6 of libm (tested below).
-#[inline(always)]
-#[allow(clippy::excessive_precision)]
-pub(crate) fn tanh(x: f32) -> f32 {
-    let x = x.clamp(-7.905_311_107_635_498, 7.905_311_107_635_498);
-    let x2 = x * x;
-    let p = x2 * -2.760_768_477_423_55e-16 + 2.000_187_904_824_77e-13;
-    let p = p * x2 - 8.604_671_522_137_35e-11;
-    let p = p * x2 + 5.122_297_090_371_14e-08;
-    let p = p * x2 + 1.485_722_357_179_79e-05;
-    let p = p * x2 + 6.372_619_288_754_36e-04;
-    let p = p * x2 + 4.893_524_558_917_86e-03;
-    let q = x2 * 1.198_258_394_667_02e-06 + 1.185_347_056_866_54e-04;
-    let q = q * x2 + 2.268_434_632_439_00e-03;
-    let q = q * x2 + 4.893_525_185_543_85e-03;
     x * p / q
 }
 

@@ -54,6 +54,14 @@ impl History {
             .collect()
     }
 
+    /// `(step, a, b)` of every entry that has both metrics `a` and `b`.
+    pub fn metric_pairs(&self, a: &str, b: &str) -> Vec<(usize, f64, f64)> {
+        self.entries
+            .iter()
+            .filter_map(|e| Some((e.step, *e.metrics.get(a)?, *e.metrics.get(b)?)))
+            .collect()
+    }
+
     /// The history as CSV text: fixed columns, then one column per metric.
     pub fn to_csv(&self) -> String {
         let metrics = self.metric_names();

@@ -1,8 +1,12 @@
-//! Chat templates: the Jinja template a chat model ships with (in `tokenizer_config.json`,
-//! `chat_template.jinja` or the GGUF metadata) rendered with minijinja, as transformers'
-//! `apply_chat_template` renders it with Jinja2 (Python string methods included).
+//! Chat templates: the Jinja template a chat model ships with (a folder's `chat_template.jinja`
+//! or `tokenizer_config.json`, read here; a GGUF file's metadata, read by the GGUF loader),
+//! rendered with minijinja as transformers' `apply_chat_template` renders it with Jinja2 (Python
+//! string methods included).
+
+use std::path::Path;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
@@ -57,6 +61,30 @@ pub fn apply_chat_template(
         .map_err(bad)?
         .render(context)
         .map_err(bad)
+}
+
+/// The chat template (Jinja source) of the folder, if it has one.
+pub(crate) fn chat_template(dir: &Path) -> Result<Option<String>> {
+    let jinja = dir.join("chat_template.jinja");
+    if jinja.exists() {
+        return Ok(Some(crate::fsio::read_text(&jinja)?));
+    }
+    let config = dir.join("tokenizer_config.json");
+    if !config.exists() {
+        return Ok(None);
+    }
+    let v: Value = crate::fsio::read_json(&config)?;
+    Ok(match v.get("chat_template") {
+        Some(Value::String(s)) => Some(s.clone()),
+        // A list of named templates: the default one.
+        Some(Value::Array(list)) => list
+            .iter()
+            .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
+            .and_then(|t| t.get("template"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

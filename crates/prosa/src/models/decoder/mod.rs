@@ -9,7 +9,6 @@ pub mod gguf;
 pub mod layers;
 pub mod lm;
 pub mod model;
-mod tokenizer_files;
 
 pub use cache::KvCache;
 pub use config::{DecoderConfig, DecoderFamily};

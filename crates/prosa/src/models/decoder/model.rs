@@ -133,8 +133,8 @@ impl DecoderModel {
             })
             .collect();
         model.params.assign(&tensors, &file)?;
-        model.tokenizer = super::tokenizer_files::load_tokenizer(path)?;
-        model.chat_template = super::tokenizer_files::chat_template(path)?;
+        model.tokenizer = crate::models::folder::load_tokenizer(path)?;
+        model.chat_template = super::chat::chat_template(path)?;
         model.generation = GenerationConfig::from_folder(path, &model.config)?;
         model.source = path.to_path_buf();
         Ok(model)

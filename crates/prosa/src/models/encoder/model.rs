@@ -289,7 +289,7 @@ impl EncoderModel {
                 }
             }
         }
-        model.tokenizer = load_tokenizer(dir)?;
+        model.tokenizer = crate::models::folder::load_tokenizer(dir)?;
         Ok(model)
     }
 
@@ -455,23 +455,4 @@ impl EncoderModel {
         }
         Ok(())
     }
-}
-
-/// The folder's tokenizer: `tokenizer.json`, else a BERT WordPiece tokenizer from `vocab.txt`.
-fn load_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
-    let json = dir.join("tokenizer.json");
-    if json.exists() {
-        return Ok(Some(SubwordTokenizer::from_file(&json)?));
-    }
-    let vocab = dir.join("vocab.txt");
-    if vocab.exists() {
-        let lowercase = crate::models::folder::read_json_file::<serde_json::Value>(
-            &dir.join("tokenizer_config.json"),
-        )
-        .ok()
-        .and_then(|v| v.get("do_lower_case").and_then(|b| b.as_bool()))
-        .unwrap_or(true);
-        return Ok(Some(SubwordTokenizer::from_bert_vocab(&vocab, lowercase)?));
-    }
-    Ok(None)
 }
