@@ -3,8 +3,10 @@
 
 use std::time::Instant;
 
+use candle_core::Device;
 use clap::{Args, Subcommand};
 use prosa::data::LabelMap;
+use prosa::device::DeviceSpec;
 use prosa::models::rnn::{RnnClassifier, RnnConfig, RnnExample};
 use prosa::nn::recurrent::CellKind;
 use prosa::text::{WordTokenizer, WordTokenizerConfig};
@@ -59,10 +61,10 @@ struct EncoderMeasurement {
     batch_1_latency_ms: f64,
 }
 
-fn bench_encoder(a: &EncoderArgs) -> anyhow::Result<EncoderMeasurement> {
+fn bench_encoder(a: &EncoderArgs, device: &Device) -> anyhow::Result<EncoderMeasurement> {
     let data = prosa::data::embedded_tweets()?;
     let texts: Vec<&str> = data.texts().into_iter().take(a.sentences).collect();
-    let mut embedder = prosa::pipelines::SentenceEmbedder::from_pretrained(&a.model)?;
+    let mut embedder = prosa::pipelines::SentenceEmbedder::from_pretrained(&a.model, device)?;
     embedder.batch_size = a.batch;
     embedder.max_length = a.max_tokens;
     embedder.embed(&texts[..a.batch.min(texts.len())])?; // warm-up
@@ -118,7 +120,7 @@ struct Measurement {
     batch: usize,
 }
 
-fn bench_recurrent(a: &RecurrentArgs) -> anyhow::Result<Measurement> {
+fn bench_recurrent(a: &RecurrentArgs, device: &Device) -> anyhow::Result<Measurement> {
     // A tokenizer whose vocabulary is exactly `vocab - 1` words, so ids cover the embedding.
     let mut tokenizer = WordTokenizer::new(WordTokenizerConfig::default());
     let words: Vec<String> = (1..a.vocab).map(|i| format!("w{i}")).collect();
@@ -128,7 +130,7 @@ fn bench_recurrent(a: &RecurrentArgs) -> anyhow::Result<Measurement> {
         max_len: a.seq,
         ..RnnConfig::new(a.cell, tokenizer.num_ids(), a.embedding, a.hidden, &labels)
     };
-    let model = RnnClassifier::new(config, tokenizer, labels, None, 0)?;
+    let model = RnnClassifier::new(config, tokenizer, labels, None, 0, device)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let examples: Vec<RnnExample> = (0..a.batch * 8)
         .map(|_| RnnExample {
@@ -165,10 +167,11 @@ fn bench_recurrent(a: &RecurrentArgs) -> anyhow::Result<Measurement> {
 }
 
 /// Runs a `prosa bench` command.
-pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+pub fn run(cmd: BenchCommand, device: DeviceSpec) -> anyhow::Result<()> {
+    let device = device.open()?;
     match cmd {
         BenchCommand::Recurrent(a) => {
-            let m = bench_recurrent(&a)?;
+            let m = bench_recurrent(&a, &device)?;
             if a.json {
                 print_json(&m)?;
             } else {
@@ -180,7 +183,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Generate(a) => {
-            let m = crate::bench_decoder::bench_generate(&a)?;
+            let m = crate::bench_decoder::bench_generate(&a, &device)?;
             if a.json {
                 return print_json(&m);
             }
@@ -194,7 +197,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::GptTrain(a) => {
-            let m = crate::bench_decoder::bench_gpt_train(&a)?;
+            let m = crate::bench_decoder::bench_gpt_train(&a, &device)?;
             if a.json {
                 return print_json(&m);
             }
@@ -205,7 +208,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Encoder(a) => {
-            let m = bench_encoder(&a)?;
+            let m = bench_encoder(&a, &device)?;
             if a.json {
                 print_json(&m)?;
             } else {

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use clap::Args;
 use prosa::models::decoder::lm::CausalLm;
-use prosa::models::decoder::model::position_ids;
 use prosa::models::decoder::{DecoderConfig, DecoderModel};
+use prosa::nn::attention::position_ids;
 use prosa::train::{ForwardCtx, Optimizer, OptimizerConfig, Trainable};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -42,8 +42,11 @@ pub struct GenerateMeasurement {
 }
 
 /// Times a prompt of `prompt_tokens` ids and `new_tokens` greedy steps.
-pub fn bench_generate(a: &GenerateBenchArgs) -> anyhow::Result<GenerateMeasurement> {
-    let model = DecoderModel::from_pretrained(&a.model, &candle_core::Device::Cpu)?;
+pub fn bench_generate(
+    a: &GenerateBenchArgs,
+    device: &candle_core::Device,
+) -> anyhow::Result<GenerateMeasurement> {
+    let model = DecoderModel::from_pretrained(&a.model, device)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let vocab = model.config.vocab_size as u32;
     let prompt: Vec<u32> = (0..a.prompt_tokens)
@@ -138,11 +141,14 @@ pub struct GptTrainMeasurement {
 }
 
 /// Times training steps of a GPT-2 on random ids.
-pub fn bench_gpt_train(a: &GptTrainBenchArgs) -> anyhow::Result<GptTrainMeasurement> {
+pub fn bench_gpt_train(
+    a: &GptTrainBenchArgs,
+    device: &candle_core::Device,
+) -> anyhow::Result<GptTrainMeasurement> {
     let mut config = DecoderConfig::gpt2(a.vocab, a.hidden, a.layers, a.heads, a.block);
     config.dropout = a.dropout;
     let lm = CausalLm {
-        model: DecoderModel::new(config, &candle_core::Device::Cpu, 0)?,
+        model: DecoderModel::new(config, device, 0)?,
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let blocks: Vec<Vec<u32>> = (0..a.batch)

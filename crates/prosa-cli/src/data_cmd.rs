@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use prosa::experiment::write_csv;
 use prosa::report;
+use prosa::tasks::text_classification::write_csv;
 use serde::Serialize;
 
 use crate::print_json;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use prosa::data::{self, Format, ReadOptions};
-use prosa::experiment::evaluate_folder;
+use prosa::device::DeviceSpec;
 use prosa::models::load_classifier;
+use prosa::tasks::text_classification::evaluate_folder;
 use serde::Serialize;
 
 use crate::print_json;
@@ -53,7 +54,7 @@ struct Prediction {
 }
 
 /// Runs `prosa evaluate`.
-pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+pub fn evaluate(args: EvaluateArgs, device: DeviceSpec) -> anyhow::Result<()> {
     let data = args.read.load()?;
     let out = args.out.clone().unwrap_or_else(|| {
         args.model
@@ -61,7 +62,7 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             .map(|p| p.join("evaluation"))
             .unwrap_or_else(|| PathBuf::from("evaluation"))
     });
-    let evaluation = evaluate_folder(&args.model, &data, &out)?;
+    let evaluation = evaluate_folder(&args.model, &data, &out, &device.open()?)?;
     if args.json {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -94,7 +95,7 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `prosa predict`.
-pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+pub fn predict(args: PredictArgs, device: DeviceSpec) -> anyhow::Result<()> {
     let mut texts = args.texts.clone();
     if let Some(path) = &args.input {
         let options = ReadOptions {
@@ -108,7 +109,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     if texts.is_empty() {
         anyhow::bail!("nothing to classify: give texts as arguments or --input FILE");
     }
-    let model = load_classifier(&args.model)?;
+    let model = load_classifier(&args.model, &device.open()?)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let probs = model.predict_proba(&refs).context("predicting")?;
     let labels = model.labels();

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use prosa::device::DeviceSpec;
 use prosa::models::{folder, rnn};
 
 use crate::print_json;
@@ -31,7 +32,7 @@ pub struct HiddenStatesArgs {
 }
 
 /// Runs a `prosa explain` command.
-pub fn run(cmd: ExplainCommand) -> anyhow::Result<()> {
+pub fn run(cmd: ExplainCommand, device: DeviceSpec) -> anyhow::Result<()> {
     match cmd {
         ExplainCommand::HiddenStates(a) => {
             let kind = folder::model_type(&a.model)?;
@@ -42,7 +43,7 @@ pub fn run(cmd: ExplainCommand) -> anyhow::Result<()> {
                     rnn::MODEL_TYPE
                 );
             }
-            let model = rnn::RnnClassifier::load(&a.model)?;
+            let model = rnn::RnnClassifier::load(&a.model, &device.open()?)?;
             let states = model.hidden_states(&a.text)?;
             let cell = format!("{:?}", model.config().cell).to_uppercase();
             prosa::report::hidden_states_png(

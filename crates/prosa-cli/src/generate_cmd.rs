@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use prosa::models::decoder::generation::EarlyStopping;
+use prosa::device::DeviceSpec;
+use prosa::generation::{generate, EarlyStopping, GenerationConfig, TextStreamer};
 use prosa::models::decoder::lm::perplexity;
-use prosa::models::decoder::{generate, DecoderModel, GenerationConfig, TextStreamer};
+use prosa::models::decoder::DecoderModel;
 use serde::Serialize;
 
 use crate::print_json;
@@ -158,8 +159,8 @@ struct Generated {
 }
 
 /// Runs `prosa generate`.
-pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
-    let model = DecoderModel::from_pretrained(&a.model, &candle_core::Device::Cpu)?;
+pub fn run(a: GenerateArgs, device: DeviceSpec) -> anyhow::Result<()> {
+    let model = DecoderModel::from_pretrained(&a.model, &device.open()?)?;
     let tokenizer = model.tokenizer()?;
     let prompt = model.encode_prompt(&a.prompt, a.generation.chat())?;
     let base = a.generation.config(&model.generation);
@@ -265,8 +266,8 @@ pub struct PerplexityArgs {
 }
 
 /// Runs `prosa perplexity`.
-pub fn perplexity_run(a: PerplexityArgs) -> anyhow::Result<()> {
-    let model = DecoderModel::from_pretrained(&a.model, &candle_core::Device::Cpu)?;
+pub fn perplexity_run(a: PerplexityArgs, device: DeviceSpec) -> anyhow::Result<()> {
+    let model = DecoderModel::from_pretrained(&a.model, &device.open()?)?;
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("reading {}", a.file.display()))?;
     let ids = model.tokenizer()?.encode(&text, true)?;

@@ -12,6 +12,7 @@ mod pretrain_cmd;
 mod quickstart_cmd;
 mod read_args;
 mod train_cmd;
+mod train_print;
 mod vectors_cmd;
 
 use std::process::ExitCode;
@@ -22,6 +23,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "prosa", version, about, long_about = None)]
 struct Cli {
+    /// Where models load, train and run: cpu, cuda or cuda:N (cuda needs a build with
+    /// `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: prosa::device::DeviceSpec,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,7 +36,7 @@ enum Command {
     /// Unit I in one command: bag-of-words, RNN, LSTM and GRU on the tweets, compared.
     Quickstart(quickstart_cmd::QuickstartArgs),
     /// Hugging Face-style pipelines: text-classification, token-classification, question-answering,
-    /// fill-mask, feature-extraction, text-generation.
+    /// fill-mask, feature-extraction, sentence-embedding, text-generation.
     Pipeline(pipeline_cmd::PipelineArgs),
     /// Pretrain a small BERT from scratch (WordPiece, masked LM + next-sentence prediction).
     Pretrain(pretrain_cmd::PretrainArgs),
@@ -117,19 +122,20 @@ fn main() -> ExitCode {
     tune_allocator();
     tune_candle_pool();
     let cli = Cli::parse();
+    let device = cli.device;
     let result = match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
-        Command::Pipeline(args) => pipeline_cmd::run(args),
-        Command::Pretrain(args) => pretrain_cmd::run(args),
-        Command::Quickstart(args) => quickstart_cmd::run(args),
-        Command::Train(args) => train_cmd::run(*args),
-        Command::Evaluate(args) => eval_cmd::evaluate(args),
-        Command::Predict(args) => eval_cmd::predict(args),
+        Command::Pipeline(args) => pipeline_cmd::run(args, device),
+        Command::Pretrain(args) => pretrain_cmd::run(args, device),
+        Command::Quickstart(args) => quickstart_cmd::run(args, device),
+        Command::Train(args) => train_cmd::run(*args, device),
+        Command::Evaluate(args) => eval_cmd::evaluate(args, device),
+        Command::Predict(args) => eval_cmd::predict(args, device),
         Command::Vectors(cmd) => vectors_cmd::run(cmd),
-        Command::Explain(cmd) => explain_cmd::run(cmd),
-        Command::Bench(cmd) => bench_cmd::run(cmd),
-        Command::Generate(args) => generate_cmd::run(*args),
-        Command::Perplexity(args) => generate_cmd::perplexity_run(args),
+        Command::Explain(cmd) => explain_cmd::run(cmd, device),
+        Command::Bench(cmd) => bench_cmd::run(cmd, device),
+        Command::Generate(args) => generate_cmd::run(*args, device),
+        Command::Perplexity(args) => generate_cmd::perplexity_run(args, device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,10 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use prosa::pipelines::{
-    Aggregation, FillMask, QuestionAnswering, SentenceEmbedder, TextClassification,
-    TokenClassification,
-};
+use prosa::device::DeviceSpec;
+use serde_json::{json, Map, Value};
 
 use crate::print_json;
 
@@ -23,9 +21,9 @@ pub enum PipelineTask {
     QuestionAnswering,
     /// The most probable tokens for the mask token.
     FillMask,
-    /// One vector per text (mean or CLS pooling; normalised as the folder says).
+    /// The last hidden state of every token, as transformers returns it ([1][tokens][hidden]).
     FeatureExtraction,
-    /// Same as feature-extraction (sentence-transformers' name).
+    /// One vector per text (mean or CLS pooling; normalised as the folder says).
     SentenceEmbedding,
     /// The prompt and its continuation (a decoder folder or GGUF file).
     TextGeneration,
@@ -39,15 +37,18 @@ pub struct PipelineArgs {
     /// The model folder.
     #[arg(long)]
     model: PathBuf,
-    /// Results per text (classes, or mask fillings); text-generation with sampling: the sampling top-k.
-    #[arg(long, default_value_t = 1)]
-    top_k: usize,
-    /// token-classification: none, simple, first, average or max (transformers' aggregation_strategy).
-    #[arg(long, default_value = "none")]
-    aggregation_strategy: Aggregation,
-    /// token-classification: tokens shared by the windows of a text longer than the model.
-    #[arg(long, default_value_t = 32)]
-    stride: usize,
+    /// Results per text: classes [default: 1] or mask fillings [default: 5]; text-generation
+    /// with sampling: the sampling top-k.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// token-classification: none, simple, first, average or max (transformers'
+    /// aggregation_strategy) [default: none].
+    #[arg(long)]
+    aggregation_strategy: Option<String>,
+    /// token-classification, question-answering: tokens shared by the windows of a text longer
+    /// than the model [default: 32; 128 for question-answering].
+    #[arg(long)]
+    stride: Option<usize>,
     /// question-answering: the question asked of every context text.
     #[arg(long)]
     question: Option<String>,
@@ -82,26 +83,68 @@ pub struct PipelineArgs {
     chat: bool,
 }
 
+impl PipelineTask {
+    /// The task's name in the library's registry.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
 impl PipelineArgs {
-    /// The text-generation settings of the flags.
-    fn generation(&self) -> crate::generate_cmd::GenerationFlags {
-        let sampling = self.do_sample || self.temperature.is_some() || self.top_p.is_some();
-        crate::generate_cmd::GenerationFlags {
-            max_new_tokens: self.max_new_tokens,
-            greedy: !sampling,
-            temperature: self.temperature,
-            top_k: (sampling && self.top_k != 1).then_some(self.top_k),
-            top_p: self.top_p,
-            seed: self.seed,
-            num_return_sequences: self.num_return_sequences,
-            chat: self.chat,
-            ..Default::default()
+    /// The parameters of the flags that were given, named as the pipeline takes them.
+    fn parameters(&self) -> Value {
+        let mut p = Map::new();
+        let mut put = |name: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                p.insert(name.to_string(), v);
+            }
+        };
+        put(
+            "aggregation_strategy",
+            self.aggregation_strategy.clone().map(Value::from),
+        );
+        put("stride", self.stride.map(Value::from));
+        if matches!(self.task, PipelineTask::TextGeneration) {
+            let sampling = self.do_sample || self.temperature.is_some() || self.top_p.is_some();
+            put("max_new_tokens", self.max_new_tokens.map(Value::from));
+            put("do_sample", sampling.then_some(Value::Bool(true)));
+            put("temperature", self.temperature.map(Value::from));
+            put("top_p", self.top_p.map(Value::from));
+            put("top_k", self.top_k.filter(|_| sampling).map(Value::from));
+            put("seed", self.seed.map(Value::from));
+            put(
+                "num_return_sequences",
+                self.num_return_sequences.map(Value::from),
+            );
+            put("chat", self.chat.then_some(Value::Bool(true)));
+        } else {
+            put("top_k", self.top_k.map(Value::from));
         }
+        Value::Object(p)
+    }
+
+    /// The inputs: texts, or `{question, context}` pairs for question-answering.
+    fn inputs(&self, texts: Vec<String>) -> anyhow::Result<Value> {
+        if let PipelineTask::QuestionAnswering = self.task {
+            let question = self
+                .question
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("question-answering needs --question"))?;
+            return Ok(Value::Array(
+                texts
+                    .into_iter()
+                    .map(|c| json!({"question": question, "context": c}))
+                    .collect(),
+            ));
+        }
+        Ok(Value::Array(texts.into_iter().map(Value::from).collect()))
     }
 }
 
 /// Runs `prosa pipeline`.
-pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
+pub fn run(a: PipelineArgs, device: DeviceSpec) -> anyhow::Result<()> {
     let mut texts = a.texts.clone();
     if let Some(path) = &a.input {
         let content =
@@ -116,98 +159,83 @@ pub fn run(a: PipelineArgs) -> anyhow::Result<()> {
     if texts.is_empty() {
         anyhow::bail!("no texts: give them as arguments or with --input FILE");
     }
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    match a.task {
+    let pipeline = prosa::pipelines::pipeline(&a.task.name(), &a.model, &device.open()?)?;
+    let results = pipeline.run(&a.inputs(texts.clone())?, &a.parameters())?;
+    if a.json {
+        return print_json(&results);
+    }
+    let results = results.as_array().cloned().unwrap_or_default();
+    for (text, result) in texts.iter().zip(&results) {
+        print_result(a.task, text, result);
+    }
+    Ok(())
+}
+
+/// One text's result, for people.
+fn print_result(task: PipelineTask, text: &str, result: &Value) {
+    let items = || result.as_array().cloned().unwrap_or_default();
+    let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let str = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    match task {
         PipelineTask::TextGeneration => {
-            let pipeline = prosa::pipelines::TextGeneration::from_pretrained(&a.model)?;
-            let flags = a.generation();
-            let g = flags.config(&pipeline.model().generation);
-            let results = pipeline.run(&texts, &g, flags.chat())?;
-            if a.json {
-                return print_json(&results);
-            }
-            for generations in results {
-                for g in generations {
-                    println!("{}\n", g.generated_text);
-                }
+            for g in items() {
+                println!("{}\n", str(&g, "generated_text"));
             }
         }
         PipelineTask::TextClassification => {
-            let results = TextClassification::from_pretrained(&a.model)?.run(&texts, a.top_k)?;
-            if a.json {
-                return print_json(&results);
-            }
-            for (text, scores) in texts.iter().zip(results) {
-                let shown: Vec<String> = scores
-                    .iter()
-                    .map(|s| format!("{} {:.3}", s.label, s.score))
-                    .collect();
-                println!("{}\t{text}", shown.join(", "));
-            }
+            let shown: Vec<String> = items()
+                .iter()
+                .map(|s| format!("{} {:.3}", str(s, "label"), num(s, "score")))
+                .collect();
+            println!("{}\t{text}", shown.join(", "));
         }
         PipelineTask::TokenClassification => {
-            let mut pipeline = TokenClassification::from_pretrained(&a.model)?;
-            pipeline.stride = a.stride;
-            let results = pipeline.run(&texts, a.aggregation_strategy)?;
-            if a.json {
-                return print_json(&results);
-            }
-            for (text, entities) in texts.iter().zip(results) {
-                println!("{text}");
-                for e in entities {
-                    let kind = e.entity_group.or(e.entity).unwrap_or_default();
-                    println!(
-                        "  {kind:<8} {:.3}  {:<24} [{}, {})",
-                        e.score, e.word, e.start, e.end
-                    );
-                }
-            }
-        }
-        PipelineTask::QuestionAnswering => {
-            let question = a
-                .question
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("question-answering needs --question"))?;
-            let mut pipeline = QuestionAnswering::from_pretrained(&a.model)?;
-            if a.stride != 32 {
-                pipeline.stride = a.stride;
-            }
-            let answers = texts
-                .iter()
-                .map(|context| pipeline.answer(question, context))
-                .collect::<prosa::Result<Vec<_>>>()?;
-            if a.json {
-                return print_json(&answers);
-            }
-            for answer in answers {
+            println!("{text}");
+            for e in items() {
+                let kind = e["entity_group"]
+                    .as_str()
+                    .or(e["entity"].as_str())
+                    .unwrap_or_default();
                 println!(
-                    "{:.3}  [{}, {})  {}",
-                    answer.score, answer.start, answer.end, answer.answer
+                    "  {kind:<8} {:.3}  {:<24} [{}, {})",
+                    num(&e, "score"),
+                    str(&e, "word"),
+                    e["start"],
+                    e["end"]
                 );
             }
         }
+        PipelineTask::QuestionAnswering => println!(
+            "{:.3}  [{}, {})  {}",
+            num(result, "score"),
+            result["start"],
+            result["end"],
+            str(result, "answer")
+        ),
         PipelineTask::FillMask => {
-            let results = FillMask::from_pretrained(&a.model)?.run(&texts, a.top_k.max(5))?;
-            if a.json {
-                return print_json(&results);
-            }
-            for (text, fills) in texts.iter().zip(results) {
-                println!("{text}");
-                for f in fills {
-                    println!("  {:.3}  {:<12} {}", f.score, f.token_str, f.sequence);
-                }
+            println!("{text}");
+            for f in items() {
+                println!(
+                    "  {:.3}  {:<12} {}",
+                    num(&f, "score"),
+                    str(&f, "token_str"),
+                    str(&f, "sequence")
+                );
             }
         }
-        PipelineTask::FeatureExtraction | PipelineTask::SentenceEmbedding => {
-            let vectors = SentenceEmbedder::from_pretrained(&a.model)?.embed(&texts)?;
-            if a.json {
-                return print_json(&vectors);
-            }
-            for (text, v) in texts.iter().zip(vectors) {
-                let head: Vec<String> = v.iter().take(5).map(|x| format!("{x:.6}")).collect();
-                println!("[{}, …] ({} values)\t{text}", head.join(", "), v.len());
-            }
+        PipelineTask::SentenceEmbedding => {
+            let v = items();
+            let head: Vec<String> = v
+                .iter()
+                .take(5)
+                .map(|x| format!("{:.6}", x.as_f64().unwrap_or(f64::NAN)))
+                .collect();
+            println!("[{}, …] ({} values)\t{text}", head.join(", "), v.len());
+        }
+        PipelineTask::FeatureExtraction => {
+            let tokens = result[0].as_array().map_or(0, Vec::len);
+            let width = result[0][0].as_array().map_or(0, Vec::len);
+            println!("{tokens} tokens × {width} values\t{text}");
         }
     }
-    Ok(())
 }

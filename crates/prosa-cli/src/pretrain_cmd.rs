@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use prosa::device::DeviceSpec;
 use prosa::models::encoder::pretraining::BertSize;
-use prosa::pretraining::{run as pretrain, PretrainSpec};
+use prosa::tasks::masked_lm::{run as pretrain, PretrainSpec};
 use prosa::train::{EvalStrategy, TrainingArgs};
 
 use crate::print_json;
@@ -66,7 +67,7 @@ pub struct PretrainArgs {
 }
 
 /// Runs `prosa pretrain`.
-pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
+pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
     let training = TrainingArgs {
         output_dir: a.output_dir.clone(),
         num_train_epochs: a.epochs,
@@ -80,6 +81,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         },
         eval_steps: a.eval_steps.max(1),
         seed: a.seed,
+        device,
         ..TrainingArgs::default()
     };
     let spec = PretrainSpec {

@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use prosa::experiment::Experiment;
+use prosa::device::DeviceSpec;
 use prosa::models::rnn::RnnClassifier;
+use prosa::tasks::{Experiment, TaskResult};
+use prosa::vectors::EMBEDDED_GLOVE;
 use serde::Serialize;
 
 use crate::print_json;
@@ -18,8 +20,9 @@ pub struct QuickstartArgs {
     /// Folder for every model's outputs and the comparison.
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
-    /// Word vectors for the recurrent models.
-    #[arg(long, default_value = default_vectors())]
+    /// Word vectors for the recurrent models [default: the GloVe 6B 50d vectors of the 20,000
+    /// most frequent words, compiled into prosa].
+    #[arg(long, default_value = EMBEDDED_GLOVE, hide_default_value = true)]
     vectors: PathBuf,
     /// Training epochs of the recurrent models.
     #[arg(long, default_value_t = 3)]
@@ -38,13 +41,6 @@ pub struct QuickstartArgs {
     json: bool,
 }
 
-fn default_vectors() -> &'static str {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/vectors/glove.6B.50d.top20k.bin"
-    )
-}
-
 #[derive(Serialize)]
 struct Row {
     model: String,
@@ -55,8 +51,9 @@ struct Row {
     output_dir: PathBuf,
 }
 
-fn experiment(arch: &str, out: &Path, args: &QuickstartArgs) -> Experiment {
+fn experiment(arch: &str, out: &Path, args: &QuickstartArgs, device: DeviceSpec) -> Experiment {
     let mut e = crate::train_cmd::default_experiment();
+    e.training.device = device;
     e.data.max_rows = args.max_rows;
     e.model.arch = arch.to_string();
     e.training.output_dir = out.join(arch);
@@ -70,7 +67,7 @@ fn experiment(arch: &str, out: &Path, args: &QuickstartArgs) -> Experiment {
 }
 
 /// Runs `prosa quickstart`.
-pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
+pub fn run(args: QuickstartArgs, device: DeviceSpec) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for (arch, name) in [
         ("bow", "bag-of-words + logistic regression"),
@@ -81,7 +78,11 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         if !args.json {
             eprintln!("training {name} …");
         }
-        let result = experiment(arch, &args.out, &args).run(false)?;
+        let TaskResult::TextClassification(result) =
+            prosa::tasks::run(&experiment(arch, &args.out, &args, device), false)?
+        else {
+            unreachable!("a classification experiment gives a classification result")
+        };
         rows.push(Row {
             model: name.to_string(),
             accuracy: result.test_report.accuracy,
@@ -91,7 +92,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
             output_dir: result.output_dir,
         });
     }
-    let lstm = RnnClassifier::load(&args.out.join("lstm").join("model"))?;
+    let lstm = RnnClassifier::load(&args.out.join("lstm").join("model"), &device.open()?)?;
     let figure = args.out.join("hidden_states_lstm.png");
     prosa::report::hidden_states_png(
         &lstm.hidden_states(&args.sentence)?,

@@ -1,17 +1,16 @@
-//! `prosa train`: an experiment from a TOML file and/or flags (flags win).
+//! `prosa train`: an experiment from a TOML file and/or flags (flags win) over the task's
+//! defaults, which the library holds ([`Experiment::defaults`]); this file only maps flags.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 use prosa::data::{Balance, Encoding, Format};
-use prosa::experiment::{ClassWeight, Experiment};
+use prosa::device::DeviceSpec;
 use prosa::models::rnn::Pooling;
+use prosa::tasks::{ClassWeight, Experiment, TaskKind};
 use prosa::text::Weighting;
 use prosa::train::{EvalStrategy, OptimizerKind, ScheduleKind};
-use serde::Serialize;
-
-use crate::print_json;
 
 /// Flags of `prosa train`. Every flag is optional: unset flags keep the value of the TOML file
 /// given with `--config`, or the default.
@@ -30,8 +29,9 @@ pub struct TrainArgs {
     /// token-classification (one tag per word, from CoNLL files; needs --arch bert
     /// --pretrained DIR --data TRAIN --test-data TEST) or causal-lm (next-token prediction on
     /// the text files of --data: a GPT-2 from scratch, or --pretrained DECODER fine-tuned).
-    #[arg(long, default_value = "sequence-classification")]
-    task: TrainTask,
+    /// [default: sequence-classification, or the config file's `task`]
+    #[arg(long)]
+    task: Option<TrainTask>,
 
     // ---- data
     /// Data file (CSV, TSV, JSONL). Default: the embedded tweet-sentiment corpus.
@@ -94,7 +94,7 @@ pub struct TrainArgs {
     /// Causal LM: byte-level BPE vocabulary trained from scratch [default: 8000].
     #[arg(long, help_heading = "Model")]
     vocab_size: Option<usize>,
-    /// Causal LM: the prompt of the samples written at the end.
+    /// Causal LM: the prompt of the samples written at the end [default: ROMEO:].
     #[arg(long, help_heading = "Model")]
     sample_prompt: Option<String>,
     /// Causal LM: temperatures of the samples [default: 0.5,0.8,1.0,1.3].
@@ -214,17 +214,7 @@ pub struct TrainArgs {
 
 /// The defaults of `prosa train` without a config file: the bag-of-words baseline on the tweets.
 pub(crate) fn default_experiment() -> Experiment {
-    let mut e = Experiment::default();
-    e.training.output_dir = PathBuf::from("runs/bow");
-    e.training.num_train_epochs = 6;
-    e.training.learning_rate = 5e-3;
-    e.training.per_device_train_batch_size = 64;
-    e.training.optimizer.weight_decay = 0.0;
-    e.training.metric_for_best_model = "eval_macro_f1".into();
-    e.training.early_stopping_patience = Some(2);
-    // Macro-F1 is the score that matters and "positive" is only 18% of the tweets.
-    e.model.class_weight = ClassWeight::Balanced;
-    e
+    Experiment::defaults(TaskKind::SequenceClassification, false)
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
@@ -234,21 +224,53 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 }
 
 impl TrainArgs {
-    /// The experiment: defaults, overridden by the TOML file, overridden by flags.
-    fn experiment(&self) -> anyhow::Result<Experiment> {
-        let mut e = match &self.config {
+    /// The experiment: the task's defaults, overridden by the TOML file, overridden by flags.
+    pub(crate) fn experiment(&self, device: DeviceSpec) -> anyhow::Result<Experiment> {
+        let overlay: Option<toml::Value> = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                let mut base = toml::Value::try_from(default_experiment())?;
-                let overlay: toml::Value = toml::from_str(&text)
-                    .with_context(|| format!("{}: invalid TOML", path.display()))?;
-                merge(&mut base, overlay);
-                base.try_into()
-                    .with_context(|| format!("{}: invalid experiment", path.display()))?
+                Some(
+                    toml::from_str(&text)
+                        .with_context(|| format!("{}: invalid TOML", path.display()))?,
+                )
             }
-            None => default_experiment(),
+            None => None,
         };
+        let from_file = |section: &str, key: &str| {
+            overlay
+                .as_ref()
+                .and_then(|o| o.get(section))
+                .and_then(|s| s.get(key))
+                .is_some()
+        };
+        let task = match (self.task, overlay.as_ref().and_then(|o| o.get("task"))) {
+            (Some(t), _) => t.kind(),
+            (None, Some(t)) => t
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .with_context(|| "the config file's task")?,
+            (None, None) => TaskKind::SequenceClassification,
+        };
+        let fine_tuning = self.pretrained.is_some() || from_file("model", "pretrained");
+        let mut base = toml::Value::try_from(Experiment::defaults(task, fine_tuning))?;
+        if let Some(overlay) = overlay {
+            merge(&mut base, overlay);
+        }
+        if let toml::Value::Table(t) = &mut base {
+            t.insert("task".into(), toml::Value::String(task.name().into()));
+        }
+        let mut e: Experiment = base.try_into().with_context(|| {
+            format!(
+                "{}: invalid experiment",
+                self.config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("flags"))
+                    .display()
+            )
+        })?;
+        e.training.device = device;
         let d = &mut e.data;
         if self.data.is_some() {
             d.path = self.data.clone();
@@ -315,6 +337,14 @@ impl TrainArgs {
         }
         set(&mut m.dropout, self.dropout);
         set(&mut m.class_weight, self.class_weight);
+        set(&mut m.num_heads, self.heads);
+        set(&mut m.block_size, self.block_size);
+        set(&mut m.vocab_size, self.vocab_size);
+        let samples = &mut e.samples;
+        set(&mut samples.prompt, self.sample_prompt.clone());
+        if !self.temperatures.is_empty() {
+            samples.temperatures = self.temperatures.clone();
+        }
         let t = &mut e.training;
         set(&mut t.output_dir, self.output_dir.clone());
         set(&mut t.num_train_epochs, self.epochs);
@@ -366,15 +396,6 @@ fn merge(base: &mut toml::Value, overlay: toml::Value) {
     }
 }
 
-#[derive(Serialize)]
-struct TrainOutput<'a> {
-    #[serde(flatten)]
-    result: &'a prosa::experiment::ExperimentResult,
-    macro_f1: f64,
-    accuracy: f64,
-}
-
-/// Runs `prosa train`.
 /// The learning tasks of `prosa train`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TrainTask {
@@ -387,209 +408,21 @@ pub enum TrainTask {
     CausalLm,
 }
 
-/// `prosa train --task token-classification`.
-fn run_token_classification(args: &TrainArgs) -> anyhow::Result<()> {
-    let experiment = args.experiment()?;
-    let m = &experiment.model;
-    let need = |v: Option<PathBuf>, flag: &str| {
-        v.ok_or_else(|| anyhow::anyhow!("--task token-classification needs {flag}"))
-    };
-    let spec = prosa::token_classification::TokenClassificationSpec {
-        pretrained: need(m.pretrained.clone(), "--pretrained DIR")?,
-        train_file: need(experiment.data.path.clone(), "--data TRAIN.conll")?,
-        test_file: need(experiment.data.test_path.clone(), "--test-data TEST.conll")?,
-        validation_split: experiment.data.validation_split,
-        max_tokens: m.max_tokens,
-        training: experiment.training.clone(),
-    };
-    let result = prosa::token_classification::run(&spec, args.resume)?;
-    if args.json {
-        return print_json(&result);
-    }
-    let (train, val, test) = result.split_sizes;
-    println!(
-        "trained a token classifier on {train} sentences ({val} validation) in {:.1}s",
-        result.train_seconds
-    );
-    println!(
-        "
-entities in {} ({test} sentences):",
-        spec.test_file.display()
-    );
-    println!(
-        "{:<8}{:>10}{:>10}{:>10}{:>9}",
-        "", "precision", "recall", "f1", "support"
-    );
-    let rows = result.report.per_type.iter().map(|(k, v)| (k.as_str(), v));
-    for (name, s) in rows.chain([("micro", &result.report.micro)]) {
-        println!(
-            "{name:<8}{:>10.4}{:>10.4}{:>10.4}{:>9}",
-            s.precision, s.recall, s.f1, s.support
-        );
-    }
-    println!(
-        "
-model folder {}",
-        result.model_dir.display()
-    );
-    Ok(())
-}
-
-/// `prosa train --task causal-lm`.
-fn run_causal_lm(a: &TrainArgs) -> anyhow::Result<()> {
-    use prosa::causal_lm::{run, CausalLmSpec, GptSize};
-    use prosa::models::decoder::DecoderFamily;
-    let corpus = a.data.clone().ok_or_else(|| {
-        anyhow::anyhow!("--task causal-lm needs --data FILE_OR_FOLDER (text or Markdown)")
-    })?;
-    let family = match a.arch.as_deref() {
-        None | Some("gpt2") | Some("gpt") => DecoderFamily::Gpt2,
-        Some("llama") => DecoderFamily::Llama,
-        Some(other) => {
-            anyhow::bail!("--arch {other}: causal-lm trains gpt2 (or fine-tunes --pretrained)")
+impl TrainTask {
+    fn kind(self) -> TaskKind {
+        match self {
+            TrainTask::SequenceClassification => TaskKind::SequenceClassification,
+            TrainTask::TokenClassification => TaskKind::TokenClassification,
+            TrainTask::CausalLm => TaskKind::CausalLm,
         }
-    };
-    let eval_steps = a.eval_steps.unwrap_or(0);
-    let training = prosa::train::TrainingArgs {
-        output_dir: a
-            .output_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("runs/gpt")),
-        num_train_epochs: a.epochs.unwrap_or(1),
-        per_device_train_batch_size: a.batch_size.unwrap_or(16),
-        per_device_eval_batch_size: a.eval_batch_size.unwrap_or(16),
-        learning_rate: a
-            .lr
-            .unwrap_or(if a.pretrained.is_some() { 5e-5 } else { 1e-3 }),
-        warmup_ratio: a.warmup_ratio.unwrap_or(0.05),
-        warmup_steps: a.warmup_steps.unwrap_or(0),
-        gradient_accumulation_steps: a.grad_accum.unwrap_or(1),
-        max_grad_norm: a.max_grad_norm.unwrap_or(1.0),
-        lr_scheduler_type: a.scheduler.unwrap_or(ScheduleKind::Cosine),
-        eval_strategy: if eval_steps > 0 {
-            EvalStrategy::Steps
-        } else {
-            EvalStrategy::Epoch
-        },
-        eval_steps: eval_steps.max(1),
-        logging_steps: a.logging_steps.unwrap_or(50),
-        metric_for_best_model: "eval_loss".into(),
-        early_stopping_patience: a.patience.filter(|&p| p > 0),
-        load_best_model_at_end: !a.keep_last,
-        seed: a.seed.unwrap_or(42),
-        progress: !a.no_progress,
-        ..prosa::train::TrainingArgs::default()
-    };
-    let spec = CausalLmSpec {
-        corpus,
-        pretrained: a.pretrained.clone(),
-        family,
-        size: GptSize {
-            layers: a.layers.unwrap_or(4),
-            hidden: a.hidden.unwrap_or(256),
-            heads: a.heads.unwrap_or(4),
-        },
-        vocab_size: a.vocab_size.unwrap_or(8000),
-        block_size: a.block_size.unwrap_or(128),
-        validation_fraction: a.validation_split.unwrap_or(0.1),
-        temperatures: if a.temperatures.is_empty() {
-            vec![0.5, 0.8, 1.0, 1.3]
-        } else {
-            a.temperatures.clone()
-        },
-        sample_prompt: a.sample_prompt.clone().unwrap_or_else(|| "ROMEO:".into()),
-        sample_tokens: 60,
-        training,
-    };
-    let result = run(&spec, a.resume)?;
-    if a.json {
-        return print_json(&result);
     }
-    println!(
-        "trained a causal LM of {} parameters on {} blocks of {} tokens ({} validation) in {:.0}s ({:.0} tokens/s)",
-        result.num_parameters, result.blocks.0, result.block_size, result.blocks.1, result.train_seconds, result.tokens_per_second
-    );
-    println!("\n{:>8}{:>12}{:>14}", "step", "eval loss", "perplexity");
-    for (step, loss, ppl) in &result.curve {
-        println!("{step:>8}{loss:>12.4}{ppl:>14.2}");
-    }
-    println!(
-        "\nvalidation perplexity {:.2} (a unigram model of the training tokens: {:.2})",
-        result.validation_perplexity, result.unigram_perplexity
-    );
-    println!("\nsamples (top-p 0.95):");
-    for s in &result.samples {
-        println!("--- temperature {} ---\n{}\n", s.temperature, s.text);
-    }
-    println!(
-        "model folder {} (try: prosa generate --model {} --prompt \"...\")",
-        result.model_dir.display(),
-        result.model_dir.display()
-    );
-    Ok(())
 }
 
 /// Runs `prosa train`.
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    if args.task == TrainTask::TokenClassification {
-        return run_token_classification(&args);
-    }
-    if args.task == TrainTask::CausalLm {
-        return run_causal_lm(&args);
-    }
-    let experiment = args.experiment()?;
-    let result = experiment.run(args.resume)?;
-    let report = &result.test_report;
-    if args.json {
-        return print_json(&TrainOutput {
-            result: &result,
-            macro_f1: report.macro_avg.f1,
-            accuracy: report.accuracy,
-        });
-    }
-    let (train, val, test) = result.split_sizes;
-    println!(
-        "trained {} ({} parameters) on {train} rows ({val} validation) in {:.1}s{}",
-        experiment.model.arch,
-        result.num_parameters,
-        result.train_seconds,
-        if result.stopped_early {
-            ", stopped early"
-        } else {
-            ""
-        }
-    );
-    if result.skipped_empty > 0 {
-        println!("skipped {} rows with empty text", result.skipped_empty);
-    }
-    if let Some(e) = &result.embedding_report {
-        println!(
-            "word vectors {}: {} words found, {} not found (random vectors), e.g. {}",
-            e.vectors.display(),
-            e.found,
-            e.missing,
-            e.missing_examples.join(" ")
-        );
-    }
-    println!(
-        "\nheld-out test split ({test} rows):\n{}",
-        report.to_table()
-    );
-    println!("outputs in {}:", result.output_dir.display());
-    println!("  model folder     {}", result.model_dir.display());
-    println!("  test split       {}", result.test_file.display());
-    println!(
-        "  history          {}",
-        result.output_dir.join("history.csv").display()
-    );
-    println!(
-        "  report           {}",
-        result.output_dir.join("report.txt").display()
-    );
-    for plot in &result.plots {
-        println!("  plot             {}", plot.display());
-    }
-    Ok(())
+pub fn run(args: TrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
+    let experiment = args.experiment(device)?;
+    let result = prosa::tasks::run(&experiment, args.resume)?;
+    crate::train_print::print(&experiment, &result, args.json)
 }
 
 #[cfg(test)]
@@ -613,7 +446,7 @@ mod tests {
             patience: Some(0),
             ..Default::default()
         };
-        let e = args.experiment().unwrap();
+        let e = args.experiment(DeviceSpec::Cpu).unwrap();
         assert_eq!((e.training.num_train_epochs, e.model.hidden_size), (9, 16));
         assert_eq!(
             (e.training.eval_strategy, e.training.eval_steps),

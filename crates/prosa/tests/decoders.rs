@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use prosa::models::decoder::generation::logits;
-use prosa::models::decoder::model::position_ids;
-use prosa::models::decoder::{generate, DecoderModel, GenerationConfig};
+use prosa::generation::logits;
+use prosa::generation::{generate, GenerationConfig};
+use prosa::models::decoder::DecoderModel;
+use prosa::nn::attention::position_ids;
 use prosa::train::ForwardCtx;
 use serde_json::Value;
 
@@ -132,7 +133,7 @@ fn run_case(model: &DecoderModel, case: &Value) -> Vec<Vec<u32>> {
         g.length_penalty = p as f32;
     }
     if kwargs.get("early_stopping") == Some(&Value::Bool(true)) {
-        g.early_stopping = prosa::models::decoder::generation::EarlyStopping::Immediately;
+        g.early_stopping = prosa::generation::EarlyStopping::Immediately;
     }
     // Unpad the prompts: generate() pads them on the left itself.
     let prompt = rows(&case["prompt"]);

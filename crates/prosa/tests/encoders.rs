@@ -317,7 +317,7 @@ fn fill_mask_ranks_the_masked_lm_predictions() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mlm");
     copy_with_vocab("bert-mlm", &dir);
-    let pipeline = prosa::pipelines::FillMask::from_pretrained(&dir).unwrap();
+    let pipeline = prosa::pipelines::FillMask::from_pretrained(&dir, &Device::Cpu).unwrap();
     assert_eq!(pipeline.mask_token(), "[MASK]");
     let results = pipeline
         .run(&["w10 w11 [MASK] w12", "[MASK] w40"], 5)
@@ -356,7 +356,7 @@ fn question_answering_picks_the_best_span_in_every_window() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("qa");
     copy_with_vocab("bert-qa", &dir);
-    let mut qa = prosa::pipelines::QuestionAnswering::from_pretrained(&dir).unwrap();
+    let mut qa = prosa::pipelines::QuestionAnswering::from_pretrained(&dir, &Device::Cpu).unwrap();
     let question = "w20 w21";
     let context = "w30 w31 w32 w33 w34 w35 w36 w37 w38 w39";
     // The whole context in one window: the answer is the best start ≤ end pair over the
@@ -434,7 +434,7 @@ fn bert_masking_follows_the_15_80_10_10_recipe_and_spares_special_tokens() {
         intermediate: 32,
         max_length: 32,
     };
-    let model = BertPretrainer::new(tokenizer.clone(), size, 0).unwrap();
+    let model = BertPretrainer::new(tokenizer.clone(), size, 0, &Device::Cpu).unwrap();
     let (cls, sep, mask) = (
         tokenizer.token_to_id("[CLS]").unwrap(),
         tokenizer.token_to_id("[SEP]").unwrap(),
@@ -475,14 +475,16 @@ fn pipelines_refuse_a_checkpoint_without_their_head() {
     let dir = tmp.path().join("base");
     copy_with_vocab("bert-base", &dir);
     let err = |r: prosa::Result<()>| r.unwrap_err().to_string();
-    let fill = err(prosa::pipelines::FillMask::from_pretrained(&dir).map(|_| ()));
+    let fill = err(prosa::pipelines::FillMask::from_pretrained(&dir, &Device::Cpu).map(|_| ()));
     assert!(
         fill.contains("BertForMaskedLM") && fill.contains("config.json"),
         "{fill}"
     );
-    let qa = err(prosa::pipelines::QuestionAnswering::from_pretrained(&dir).map(|_| ()));
+    let qa =
+        err(prosa::pipelines::QuestionAnswering::from_pretrained(&dir, &Device::Cpu).map(|_| ()));
     assert!(qa.contains("BertForQuestionAnswering"), "{qa}");
-    let ner = err(prosa::pipelines::TokenClassification::from_pretrained(&dir).map(|_| ()));
+    let ner =
+        err(prosa::pipelines::TokenClassification::from_pretrained(&dir, &Device::Cpu).map(|_| ()));
     // A base model names no tags, which stops the tagger first.
     assert!(
         ner.contains("config.json") && ner.contains("id2label"),

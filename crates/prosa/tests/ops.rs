@@ -3,7 +3,8 @@
 
 use candle_core::{Device, Tensor, Var, D};
 use prosa::nn::linear::linear;
-use prosa::nn::norm::{layer_norm, softmax_last_dim};
+use prosa::nn::norm::layer_norm;
+use prosa::nn::softmax::softmax_last_dim;
 
 fn var(shape: &[usize], seed: f64) -> Var {
     let n: usize = shape.iter().product();
@@ -98,7 +99,7 @@ fn gelu_equals_candles_erf_gelu() {
     let x = var(&[4, 50], 0.9);
     check(
         std::slice::from_ref(&x),
-        || prosa::nn::norm::gelu(x.as_tensor()).unwrap(),
+        || prosa::nn::activation::gelu(x.as_tensor()).unwrap(),
         || x.as_tensor().gelu_erf().unwrap(),
         "gelu",
     );
@@ -117,7 +118,7 @@ fn masked_softmax_equals_scale_bias_softmax() {
     .unwrap();
     check(
         std::slice::from_ref(&scores),
-        || prosa::nn::norm::masked_softmax(scores.as_tensor(), &bias, 0.25).unwrap(),
+        || prosa::nn::softmax::masked_softmax(scores.as_tensor(), &bias, 0.25).unwrap(),
         || {
             let x = (scores.as_tensor() * 0.25)
                 .unwrap()
@@ -134,7 +135,7 @@ fn gelu_tanh_equals_candles_gelu() {
     let x = var(&[4, 50], 1.3);
     check(
         std::slice::from_ref(&x),
-        || prosa::nn::norm::gelu_tanh(x.as_tensor()).unwrap(),
+        || prosa::nn::activation::gelu_tanh(x.as_tensor()).unwrap(),
         || x.as_tensor().gelu().unwrap(),
         "gelu tanh",
     );
@@ -205,7 +206,7 @@ fn causal_masked_softmax_equals_a_masked_softmax() {
     let causal = Tensor::from_vec(causal, (1, 1, 3, 5), &Device::Cpu).unwrap();
     check(
         std::slice::from_ref(&scores),
-        || prosa::nn::norm::causal_masked_softmax(scores.as_tensor(), &bias, 0.5).unwrap(),
+        || prosa::nn::softmax::causal_masked_softmax(scores.as_tensor(), &bias, 0.5).unwrap(),
         || {
             let x = (scores.as_tensor() * 0.5)
                 .unwrap()

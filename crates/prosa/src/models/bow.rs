@@ -19,8 +19,9 @@ use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::nn::dropout;
 use crate::nn::loss::{class_weight_tensor, cross_entropy};
+use crate::nn::{ForwardCtx, Init, ParamStore};
 use crate::text::{SparseRow, Vectorizer, VectorizerConfig};
-use crate::train::{ForwardCtx, Init, ParamStore, StepOutput, Trainable};
+use crate::train::{StepOutput, Trainable};
 
 /// The `model_type` written in `config.json`.
 pub const MODEL_TYPE: &str = "prosa-bow";
@@ -88,6 +89,7 @@ impl BowClassifier {
         dropout: f32,
         class_weights: Option<Vec<f32>>,
         seed: u64,
+        device: &Device,
     ) -> Result<Self> {
         if labels.len() < 2 {
             return Err(Error::config(
@@ -110,7 +112,7 @@ impl BowClassifier {
             label2id: labels.label2id(),
             class_weights,
         };
-        Self::build(config, labels, vectorizer, seed)
+        Self::build(config, labels, vectorizer, seed, device)
     }
 
     fn build(
@@ -118,8 +120,9 @@ impl BowClassifier {
         labels: LabelMap,
         vectorizer: Vectorizer,
         seed: u64,
+        device: &Device,
     ) -> Result<Self> {
-        let params = ParamStore::new(Device::Cpu);
+        let params = ParamStore::new(device.clone());
         let vb = params.builder(seed);
         let width = if config.hidden_size > 0 {
             config.hidden_size
@@ -147,7 +150,7 @@ impl BowClassifier {
             None
         };
         let class_weights =
-            class_weight_tensor(config.class_weights.as_deref(), config.num_labels)?;
+            class_weight_tensor(config.class_weights.as_deref(), config.num_labels, device)?;
         Ok(Self {
             config,
             labels,
@@ -215,16 +218,16 @@ impl BowClassifier {
         Ok(ModelFolder {
             config: serde_json::to_value(&self.config)
                 .map_err(|e| Error::config("config", e.to_string()))?,
-            tokenizer_file: Some((
+            extra_files: vec![(
                 "vectorizer.json",
                 serde_json::to_vec(&self.vectorizer)
                     .map_err(|e| Error::config("vectorizer", e.to_string()))?,
-            )),
+            )],
         })
     }
 
     /// Loads a classifier saved by [`TextClassifier::save`].
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config: BowConfig = folder::read_config(dir)?;
         let labels = folder::labels_from_config(dir, &config.id2label, config.num_labels)?;
         let vectorizer: Vectorizer = folder::read_json_file(&dir.join("vectorizer.json"))?;
@@ -239,7 +242,7 @@ impl BowClassifier {
                 ),
             ));
         }
-        let model = Self::build(config, labels, vectorizer, 0)?;
+        let model = Self::build(config, labels, vectorizer, 0, device)?;
         model.params.load(&dir.join("model.safetensors"))?;
         Ok(model)
     }

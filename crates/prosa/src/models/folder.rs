@@ -8,15 +8,16 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::nn::ParamStore;
 use crate::text::SubwordTokenizer;
-use crate::train::ParamStore;
 
 /// What a model writes besides its weights.
 pub struct ModelFolder {
     /// The content of `config.json`.
     pub config: serde_json::Value,
-    /// The tokenizer's file name and bytes (`tokenizer.json`, `vectorizer.json`, …), if any.
-    pub tokenizer_file: Option<(&'static str, Vec<u8>)>,
+    /// Other files by name and bytes: the tokenizer (`tokenizer.json`, `vectorizer.json`, …),
+    /// `generation_config.json`.
+    pub extra_files: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// Writes a model folder: every file goes into a temporary folder first, which then replaces
@@ -29,7 +30,7 @@ pub fn save(dir: &Path, folder: &ModelFolder, params: &ParamStore) -> Result<()>
     fsio::create_dir(&tmp)?;
     fsio::write_json(&tmp.join("config.json"), &folder.config)?;
     params.save(&tmp.join("model.safetensors"))?;
-    if let Some((name, bytes)) = &folder.tokenizer_file {
+    for (name, bytes) in &folder.extra_files {
         fsio::write_atomic(&tmp.join(name), bytes)?;
     }
     fsio::replace_dir(&tmp, dir)

@@ -1,12 +1,16 @@
 //! Models, one file per architecture, each loadable from and savable to a model folder.
 
 pub mod bow;
+pub mod checkpoint;
 pub mod decoder;
 pub mod encoder;
 pub mod folder;
+pub mod limits;
 pub mod rnn;
 
 use std::path::Path;
+
+use candle_core::Device;
 
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
@@ -35,11 +39,13 @@ pub const KNOWN_CLASSIFIERS: &[&str] = &[
 ];
 
 /// Loads any prosa text classifier from its folder, dispatching on `config.json`'s `model_type`.
-pub fn load_classifier(dir: &Path) -> Result<Box<dyn TextClassifier>> {
+pub fn load_classifier(dir: &Path, device: &Device) -> Result<Box<dyn TextClassifier>> {
     match folder::model_type(dir)?.as_str() {
-        bow::MODEL_TYPE => Ok(Box::new(bow::BowClassifier::load(dir)?)),
-        rnn::MODEL_TYPE => Ok(Box::new(rnn::RnnClassifier::load(dir)?)),
-        "bert" | "distilbert" | "roberta" => Ok(Box::new(encoder::EncoderClassifier::load(dir)?)),
+        bow::MODEL_TYPE => Ok(Box::new(bow::BowClassifier::load(dir, device)?)),
+        rnn::MODEL_TYPE => Ok(Box::new(rnn::RnnClassifier::load(dir, device)?)),
+        "bert" | "distilbert" | "roberta" => {
+            Ok(Box::new(encoder::EncoderClassifier::load(dir, device)?))
+        }
         other => Err(Error::folder(
             dir.join("config.json"),
             format!(

@@ -18,8 +18,9 @@ use crate::error::{Error, Result};
 use crate::nn::dropout;
 use crate::nn::loss::{binary_cross_entropy, class_weight_tensor, cross_entropy};
 use crate::nn::recurrent::{CellKind, Recurrent, RecurrentConfig};
+use crate::nn::{ForwardCtx, Init, ParamStore};
 use crate::text::{pad_sequences, PadOptions, Side, WordTokenizer};
-use crate::train::{ForwardCtx, Init, ParamStore, StepOutput, Trainable};
+use crate::train::{StepOutput, Trainable};
 
 /// The `model_type` written in `config.json`.
 pub const MODEL_TYPE: &str = "prosa-rnn";
@@ -181,8 +182,9 @@ impl RnnClassifier {
         labels: LabelMap,
         embeddings: Option<&[f32]>,
         seed: u64,
+        device: &Device,
     ) -> Result<Self> {
-        let model = Self::build(config, tokenizer, labels, seed)?;
+        let model = Self::build(config, tokenizer, labels, seed, device)?;
         if let Some(values) = embeddings {
             let (v, e) = (model.config.vocab_size, model.config.embedding_dim);
             if values.len() != v * e {
@@ -196,7 +198,7 @@ impl RnnClassifier {
                 .params
                 .get(name)
                 .ok_or_else(|| Error::config(name, "missing"))?;
-            var.set(&Tensor::from_slice(values, (v, e), &Device::Cpu)?)?;
+            var.set(&Tensor::from_slice(values, (v, e), device)?)?;
         }
         Ok(model)
     }
@@ -206,6 +208,7 @@ impl RnnClassifier {
         tokenizer: WordTokenizer,
         labels: LabelMap,
         seed: u64,
+        device: &Device,
     ) -> Result<Self> {
         if labels.len() < 2 {
             return Err(Error::config(
@@ -219,7 +222,7 @@ impl RnnClassifier {
         if config.max_len == 0 {
             return Err(Error::config("max_len", "must be at least 1"));
         }
-        let params = ParamStore::new(Device::Cpu);
+        let params = ParamStore::new(device.clone());
         let vb = params.builder(seed);
         let embedding = vb.pp("embedding").param(
             "weight",
@@ -250,7 +253,7 @@ impl RnnClassifier {
             c.param("bias", &[config.num_outputs()], Init::Zeros)?,
         );
         let class_weights =
-            class_weight_tensor(config.class_weights.as_deref(), config.num_labels)?;
+            class_weight_tensor(config.class_weights.as_deref(), config.num_labels, device)?;
         Ok(Self {
             config,
             labels,
@@ -402,15 +405,15 @@ impl RnnClassifier {
         Ok(ModelFolder {
             config: serde_json::to_value(&self.config)
                 .map_err(|e| Error::config("config", e.to_string()))?,
-            tokenizer_file: Some((
+            extra_files: vec![(
                 "word_tokenizer.json",
                 to_json("tokenizer", serde_json::to_vec(&self.tokenizer))?,
-            )),
+            )],
         })
     }
 
     /// Loads a classifier saved by [`TextClassifier::save`].
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config: RnnConfig = folder::read_config(dir)?;
         let labels = folder::labels_from_config(dir, &config.id2label, config.num_labels)?;
         let tokenizer: WordTokenizer = folder::read_json_file(&dir.join("word_tokenizer.json"))?;
@@ -425,7 +428,7 @@ impl RnnClassifier {
                 ),
             ));
         }
-        let model = Self::build(config, tokenizer, labels, 0)?;
+        let model = Self::build(config, tokenizer, labels, 0, device)?;
         model.params.load(&dir.join("model.safetensors"))?;
         Ok(model)
     }

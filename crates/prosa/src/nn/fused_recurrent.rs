@@ -19,8 +19,9 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::activation::{sigmoid, tanh};
+use super::cell::CellKind;
 use super::gemm::{cpu_f32 as contiguous, matmul, with_f32};
-use super::recurrent::CellKind;
 use super::scratch::Scratch;
 
 /// The fused op: one direction of one layer.
@@ -71,33 +72,6 @@ impl FusedRecurrent {
 #[inline(always)]
 fn keep(mask: Option<&[f32]>, b: usize, t: usize, seq: usize) -> f32 {
     mask.map_or(1.0, |m| m[b * seq + t])
-}
-
-/// tanh as a rational function (odd degree-13 numerator, even degree-6 denominator, the
-/// approximation Eigen uses), clamped where tanh is ±1 in f32. Branch-free, so the gate loops
-/// vectorise; within 1e-6 of `f32::tanh` (tested below).
-#[inline(always)]
-#[allow(clippy::excessive_precision)] // the published coefficients, rounded by the compiler
-pub(crate) fn tanh(x: f32) -> f32 {
-    const CLAMP: f32 = 7.905_311;
-    let x = x.clamp(-CLAMP, CLAMP);
-    let x2 = x * x;
-    let p = x2 * -2.760_768_5e-16 + 2.000_187_9e-13;
-    let p = p * x2 - 8.604_671_5e-11;
-    let p = p * x2 + 5.122_297e-8;
-    let p = p * x2 + 1.485_722_4e-5;
-    let p = p * x2 + 6.372_619_3e-4;
-    let p = p * x2 + 4.893_524_6e-3;
-    let q = x2 * 1.198_258_4e-6 + 1.185_347e-4;
-    let q = q * x2 + 2.268_434_6e-3;
-    let q = q * x2 + 4.893_525_2e-3;
-    x * p / q
-}
-
-/// The logistic function through [`tanh`]: σ(x) = (1 + tanh(x/2)) / 2.
-#[inline(always)]
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    0.5 + 0.5 * tanh(0.5 * x)
 }
 
 /// `state ← state + keep · (new − state)`: the new value on real steps, the old on padding.
@@ -579,30 +553,5 @@ impl FusedRecurrent {
                 false,
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_activations_are_within_1e6_of_libm() {
-        let mut worst = (0f32, 0f32);
-        for i in -200_000..=200_000 {
-            let x = i as f32 * 1e-4;
-            let e_tanh = (tanh(x) - x.tanh()).abs();
-            let e_sig = (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs();
-            worst = (worst.0.max(e_tanh), worst.1.max(e_sig));
-        }
-        assert!(
-            worst.0 < 1e-6 && worst.1 < 1e-6,
-            "max errors: tanh {}, sigmoid {}",
-            worst.0,
-            worst.1
-        );
-        assert_eq!(tanh(50.0), 1.0);
-        assert_eq!(tanh(-50.0), -1.0);
-        assert!(sigmoid(-100.0).abs() < 1e-6);
     }
 }

@@ -50,13 +50,17 @@ fn weighted_mean(
 }
 
 /// The class-weight tensor of a model config, checked against the number of classes.
-pub fn class_weight_tensor(weights: Option<&[f32]>, num_labels: usize) -> Result<Option<Tensor>> {
+pub fn class_weight_tensor(
+    weights: Option<&[f32]>,
+    num_labels: usize,
+    device: &Device,
+) -> Result<Option<Tensor>> {
     match weights {
         Some(w) if w.len() != num_labels => Err(Error::config(
             "class_weights",
             format!("{} weights for {} classes", w.len(), num_labels),
         )),
-        Some(w) => Ok(Some(Tensor::new(w, &Device::Cpu)?)),
+        Some(w) => Ok(Some(Tensor::new(w, device)?)),
         None => Ok(None),
     }
 }

@@ -1,140 +1,33 @@
-//! Layers shared by the models, on candle: dropout with prosa's seeded randomness, and the
-//! recurrent layers (RNN, LSTM, GRU).
+//! Ops and layers shared by the models, on candle. Nothing here knows the training loop: the
+//! forward context, the parameter store and initialisation live here, and `train` builds on them.
+//!
+//! - ops with a backward pass: [`norm`] (layer and RMS norms), [`softmax`] (plain, masked,
+//!   causal), [`activation`] (GELUs, fast tanh/sigmoid), [`dropout`], [`rope`], [`loss`],
+//!   [`linear`] (both weight layouts), [`quantized`] (GGUF block products);
+//! - layers: [`projection`] (dense, `Conv1D` or quantized weights), [`norm::Norm`],
+//!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
+//!   [`kv_cache`], and [`recurrent`] (RNN, LSTM, GRU and their fused time loop);
+//! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors).
 
+pub mod activation;
+pub mod attention;
+mod cell;
+mod context;
+pub mod dropout;
 mod fused_recurrent;
 mod gemm;
+pub mod kv_cache;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod params;
+pub mod projection;
 pub mod quantized;
 pub mod recurrent;
 pub mod rope;
 mod scratch;
+pub mod softmax;
 
-use candle_core::Tensor;
-use rand::Rng;
-
-use crate::error::Result;
-use crate::train::ForwardCtx;
-
-/// SplitMix64: a counter-based hash, so element `i`'s mask bit needs no sequential generator.
-#[inline(always)]
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Dropout as one op: element `i` is kept when a hash of `(seed, i)` falls below `keep`; the
-/// backward pass recomputes the same mask from the seed instead of storing it.
-struct DropoutOp {
-    seed: u64,
-    keep: f32,
-}
-
-impl DropoutOp {
-    fn apply(&self, values: &[f32]) -> Vec<f32> {
-        use rayon::prelude::*;
-        const CHUNK: usize = 1 << 14;
-        let threshold = (self.keep as f64 * (1u64 << 32) as f64) as u64;
-        let scale = 1.0 / self.keep;
-        let mut out = vec![0f32; values.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(values.par_chunks(CHUNK))
-            .enumerate()
-            .for_each(|(c, (o, x))| {
-                let base = (c * CHUNK) as u64;
-                for (i, (o, v)) in o.iter_mut().zip(x).enumerate() {
-                    let h = splitmix64(self.seed ^ (base + i as u64)) >> 32;
-                    *o = if h < threshold { v * scale } else { 0.0 };
-                }
-            });
-        out
-    }
-}
-
-impl candle_core::CustomOp1 for DropoutOp {
-    fn name(&self) -> &'static str {
-        "prosa-dropout"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s: &candle_core::CpuStorage,
-        l: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let x = gemm::cpu_f32(s, l, "dropout input")?;
-        Ok((
-            candle_core::CpuStorage::F32(self.apply(x)),
-            l.shape().clone(),
-        ))
-    }
-
-    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let dx = gemm::with_f32(&grad.contiguous()?, |g| self.apply(g))?;
-        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
-    }
-}
-
-/// Inverted dropout: in training, zeroes each value with probability `p` and scales the rest by
-/// `1 / (1 - p)`; in evaluation, returns `x` unchanged. The mask comes from `ctx.rng`, so it is
-/// reproducible from the run's seed.
-pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
-    if !ctx.train || p <= 0.0 {
-        return Ok(x.clone());
-    }
-    let keep = 1.0 - p;
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
-        let op = DropoutOp {
-            seed: ctx.rng.random(),
-            keep,
-        };
-        return Ok(x.contiguous()?.apply_op1(op)?);
-    }
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| {
-            if ctx.rng.random::<f32>() < keep {
-                1.0 / keep
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-    Ok(x.mul(&mask)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn dropout_keeps_the_expected_share_and_its_gradient_uses_the_same_mask() {
-        let x = candle_core::Var::from_tensor(
-            &Tensor::ones(100_000, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
-        )
-        .unwrap();
-        let mut ctx = ForwardCtx {
-            train: true,
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(3),
-        };
-        let y = dropout(x.as_tensor(), 0.25, &mut ctx).unwrap();
-        let values = y.to_vec1::<f32>().unwrap();
-        let kept = values.iter().filter(|v| **v != 0.0).count() as f64 / values.len() as f64;
-        assert!((kept - 0.75).abs() < 0.01, "kept {kept}");
-        assert!(values
-            .iter()
-            .all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
-        let grad = y.sum_all().unwrap().backward().unwrap();
-        let g = grad.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(g, values);
-        // Another call draws another mask.
-        let again = dropout(x.as_tensor(), 0.25, &mut ctx)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        assert_ne!(again, values);
-    }
-}
+pub use context::ForwardCtx;
+pub use dropout::dropout;
+pub use params::{load_safetensors, Init, ParamBuilder, ParamStore};

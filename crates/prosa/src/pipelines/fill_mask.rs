@@ -4,13 +4,15 @@ use std::path::Path;
 
 use candle_core::Device;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::encode_padded;
+use super::registry::{input_texts, to_values, Params, Pipeline};
 use crate::error::{Error, Result};
 use crate::models::encoder::{EncoderModel, Task};
-use crate::nn::norm::softmax_last_dim;
+use crate::nn::softmax::softmax_last_dim;
+use crate::nn::ForwardCtx;
 use crate::text::SubwordTokenizer;
-use crate::train::ForwardCtx;
 
 /// One candidate for a masked position, shaped as transformers' fill-mask output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,14 +37,14 @@ pub struct FillMask {
 
 impl FillMask {
     /// Loads a `…ForMaskedLM` (or `BertForPreTraining`) folder with its tokenizer.
-    pub fn from_pretrained(dir: &Path) -> Result<Self> {
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let probe = crate::models::encoder::EncoderConfig::from_folder(dir, None)?;
         let task = if probe.task == Task::PreTraining {
             Task::PreTraining
         } else {
             Task::MaskedLm
         };
-        let model = EncoderModel::from_pretrained(dir, Some(task), None, &Device::Cpu)?;
+        let model = EncoderModel::from_pretrained(dir, Some(task), None, device)?;
         model.ensure_trained(dir)?;
         let tokenizer = model
             .tokenizer
@@ -112,5 +114,18 @@ impl FillMask {
             all.push(results);
         }
         Ok(all)
+    }
+}
+
+/// Parameters of the `fill-mask` pipeline.
+pub const PARAMETERS: &[&str] = &["top_k"];
+
+impl Pipeline for FillMask {
+    fn task(&self) -> &'static str {
+        "fill-mask"
+    }
+
+    fn run_batch(&self, inputs: &[Value], params: &Params) -> Result<Vec<Value>> {
+        to_values(self.run(&input_texts(inputs)?, params.usize("top_k", 5)?)?)
     }
 }

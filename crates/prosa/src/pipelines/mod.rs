@@ -1,8 +1,12 @@
 //! Hugging Face-style pipelines over prosa models: text in, the same output shapes as
 //! transformers' `pipeline(...)` out (serialisable to the same JSON).
+//!
+//! Each pipeline is a typed struct (`TextClassification::run`, …) and implements the
+//! [`Pipeline`] trait (JSON in, JSON out); [`pipeline`] builds one from a task name.
 
 mod fill_mask;
 mod question_answering;
+mod registry;
 mod sentence_embedding;
 mod text_classification;
 mod text_generation;
@@ -10,7 +14,8 @@ mod token_classification;
 
 pub use fill_mask::{FillMask, FillMaskResult};
 pub use question_answering::{Answer, QuestionAnswering};
-pub use sentence_embedding::{PoolingMode, SentenceEmbedder};
+pub use registry::{pipeline, tasks, Params, Pipeline, TaskEntry};
+pub use sentence_embedding::{FeatureExtraction, PoolingMode, SentenceEmbedder};
 pub use text_classification::{ClassScore, TextClassification};
 pub use text_generation::{GeneratedText, TextGeneration};
 pub use token_classification::{Aggregation, Entity, TokenClassification};

@@ -7,11 +7,13 @@ use std::path::Path;
 
 use candle_core::Device;
 use serde::Serialize;
+use serde_json::Value;
 
+use super::registry::{to_values, Params, Pipeline};
 use crate::error::{Error, Result};
 use crate::models::encoder::{EncoderInput, EncoderModel, Task};
+use crate::nn::ForwardCtx;
 use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
-use crate::train::ForwardCtx;
 
 /// An answer, shaped as transformers' output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,9 +50,9 @@ fn softmax(values: &[f32]) -> Vec<f32> {
 impl QuestionAnswering {
     /// Loads a question-answering folder (384-token windows, stride 128, answers up to 15
     /// tokens: transformers' defaults).
-    pub fn from_pretrained(dir: &Path) -> Result<Self> {
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let model =
-            EncoderModel::from_pretrained(dir, Some(Task::QuestionAnswering), None, &Device::Cpu)?;
+            EncoderModel::from_pretrained(dir, Some(Task::QuestionAnswering), None, device)?;
         model.ensure_trained(dir)?;
         let tokenizer = model
             .tokenizer
@@ -68,6 +70,16 @@ impl QuestionAnswering {
 
     /// The best answer to `question` in `context`.
     pub fn answer(&self, question: &str, context: &str) -> Result<Answer> {
+        self.answer_with_stride(question, context, self.stride)
+    }
+
+    /// [`answer`](Self::answer) with windows sharing `stride` context tokens.
+    pub fn answer_with_stride(
+        &self,
+        question: &str,
+        context: &str,
+        stride: usize,
+    ) -> Result<Answer> {
         let options = EncodeOptions {
             add_special_tokens: false,
             padding: Padding::None,
@@ -83,14 +95,14 @@ impl QuestionAnswering {
         let cls = self.special(&["[CLS]", "<s>"])?;
         let sep = self.special(&["[SEP]", "</s>"])?;
         let width = self.max_length.saturating_sub(q_ids.len() + 3);
-        if width == 0 || (c_ids.len() > width && self.stride >= width) {
+        if width == 0 || (c_ids.len() > width && stride >= width) {
             return Err(Error::config(
                 "question",
                 format!(
                     "a {}-token question leaves no room for the context in {} tokens (stride {})",
                     q_ids.len(),
                     self.max_length,
-                    self.stride
+                    stride
                 ),
             ));
         }
@@ -130,7 +142,7 @@ impl QuestionAnswering {
             if end == c_ids.len() {
                 break;
             }
-            start = end - self.stride;
+            start = end - stride;
         }
         let (score, first, last) = best.ok_or_else(|| Error::config("context", "no answer"))?;
         let (s, e) = (c_offsets[first].0, c_offsets[last].1);
@@ -148,5 +160,35 @@ impl QuestionAnswering {
             .iter()
             .find_map(|t| self.tokenizer.token_to_id(t))
             .ok_or_else(|| Error::Tokenizer(format!("none of {candidates:?} in the vocabulary")))
+    }
+}
+
+/// Parameters of the `question-answering` pipeline (each input is
+/// `{"question": …, "context": …}`).
+pub const PARAMETERS: &[&str] = &["stride"];
+
+impl Pipeline for QuestionAnswering {
+    fn task(&self) -> &'static str {
+        "question-answering"
+    }
+
+    fn run_batch(&self, inputs: &[Value], params: &Params) -> Result<Vec<Value>> {
+        let stride = params.usize("stride", self.stride)?;
+        let answers = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let field = |name: &str| {
+                    input.get(name).and_then(Value::as_str).ok_or_else(|| {
+                        Error::config(
+                            format!("inputs[{i}].{name}"),
+                            "must be a string (inputs are {\"question\": …, \"context\": …})",
+                        )
+                    })
+                };
+                self.answer_with_stride(field("question")?, field("context")?, stride)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        to_values(answers)
     }
 }

@@ -1,19 +1,22 @@
-//! `feature-extraction` / `sentence-embedding`: one vector per text, pooled over its tokens, as
+//! Encoder features. `sentence-embedding`: one vector per text, pooled over its tokens, as
 //! sentence-transformers computes it (its `1_Pooling` and `2_Normalize` modules are read when
-//! the folder has them).
+//! the folder has them). `feature-extraction`: the last hidden state of every token, as
+//! transformers' `pipeline("feature-extraction")` returns it.
 
 use std::path::Path;
 
 use candle_core::Device;
 use serde_json::Value;
 
+use super::registry::{input_texts, to_values, Params, Pipeline};
+
 use crate::error::{Error, Result};
 use crate::models::encoder::layers::{l2_normalize, mean_pool};
 use crate::models::encoder::model::length_batches;
 use crate::models::encoder::{EncoderInput, EncoderModel, Task};
 use crate::models::folder::read_json_file;
+use crate::nn::ForwardCtx;
 use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
-use crate::train::ForwardCtx;
 
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -42,8 +45,8 @@ pub struct SentenceEmbedder {
 impl SentenceEmbedder {
     /// Loads an encoder folder; pooling, normalisation and length come from its
     /// sentence-transformers files when present (mean pooling, no normalisation otherwise).
-    pub fn from_pretrained(dir: &Path) -> Result<Self> {
-        let model = EncoderModel::from_pretrained(dir, Some(Task::Base), None, &Device::Cpu)?;
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
+        let model = EncoderModel::from_pretrained(dir, Some(Task::Base), None, device)?;
         let tokenizer = model
             .tokenizer
             .clone()
@@ -120,5 +123,89 @@ impl SentenceEmbedder {
             }
         }
         Ok(out)
+    }
+}
+
+/// Parameters of the `sentence-embedding` pipeline.
+pub const PARAMETERS: &[&str] = &[];
+
+impl Pipeline for SentenceEmbedder {
+    fn task(&self) -> &'static str {
+        "sentence-embedding"
+    }
+
+    fn run_batch(&self, inputs: &[Value], _params: &Params) -> Result<Vec<Value>> {
+        to_values(self.embed(&input_texts(inputs)?)?)
+    }
+}
+
+/// Parameters of the `feature-extraction` pipeline.
+pub const FEATURE_PARAMETERS: &[&str] = &[];
+
+/// The per-token hidden states of an encoder folder (transformers' `feature-extraction`).
+pub struct FeatureExtraction {
+    model: EncoderModel,
+    tokenizer: SubwordTokenizer,
+    /// Texts per forward pass.
+    pub batch_size: usize,
+}
+
+impl FeatureExtraction {
+    /// Loads an encoder folder with its tokenizer (the base model: any head is left out).
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
+        let model = EncoderModel::from_pretrained(dir, Some(Task::Base), None, device)?;
+        let tokenizer = model
+            .tokenizer
+            .clone()
+            .ok_or_else(|| Error::folder(dir, "no tokenizer.json or vocab.txt"))?;
+        Ok(Self {
+            model,
+            tokenizer,
+            batch_size: 32,
+        })
+    }
+
+    /// For each text, the last hidden state of each of its tokens (special tokens included),
+    /// (tokens, hidden). Texts longer than the model are cut to its positions.
+    pub fn extract(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let c = &self.model.config;
+        let options = EncodeOptions {
+            padding: Padding::None,
+            truncation: true,
+            max_length: Some(c.max_position_embeddings),
+            ..Default::default()
+        };
+        let ids = self
+            .tokenizer
+            .encode_batch(texts, None, &options)?
+            .input_ids;
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in length_batches(&lengths, self.batch_size) {
+            let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+            let input = EncoderInput::from_rows(&rows, c.pad_token_id);
+            let hidden = self
+                .model
+                .forward(&input, &mut ForwardCtx::eval())?
+                .last_hidden_state
+                .to_vec3::<f32>()?;
+            for (&i, mut states) in batch.iter().zip(hidden) {
+                states.truncate(lengths[i]);
+                out[i] = states;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Pipeline for FeatureExtraction {
+    fn task(&self) -> &'static str {
+        "feature-extraction"
+    }
+
+    /// Each text's states as transformers shapes them: (1, tokens, hidden).
+    fn run_batch(&self, inputs: &[Value], _params: &Params) -> Result<Vec<Value>> {
+        let states = self.extract(&input_texts(inputs)?)?;
+        to_values(states.into_iter().map(|s| vec![s]).collect())
     }
 }

@@ -2,8 +2,11 @@
 
 use std::path::Path;
 
+use candle_core::Device;
 use serde::Serialize;
+use serde_json::Value;
 
+use super::registry::{input_texts, to_values, Params, Pipeline};
 use crate::error::Result;
 use crate::models::{load_classifier, TextClassifier};
 
@@ -23,9 +26,9 @@ pub struct TextClassification {
 
 impl TextClassification {
     /// Loads a classifier folder.
-    pub fn from_pretrained(dir: &Path) -> Result<Self> {
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         Ok(Self {
-            model: load_classifier(dir)?,
+            model: load_classifier(dir, device)?,
         })
     }
 
@@ -50,5 +53,18 @@ impl TextClassification {
                 scored
             })
             .collect())
+    }
+}
+
+/// Parameters of the `text-classification` pipeline.
+pub const PARAMETERS: &[&str] = &["top_k"];
+
+impl Pipeline for TextClassification {
+    fn task(&self) -> &'static str {
+        "text-classification"
+    }
+
+    fn run_batch(&self, inputs: &[Value], params: &Params) -> Result<Vec<Value>> {
+        to_values(self.run(&input_texts(inputs)?, params.usize("top_k", 1)?)?)
     }
 }

@@ -6,9 +6,13 @@ use std::path::Path;
 
 use candle_core::Device;
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::error::Result;
-use crate::models::decoder::{generate, DecoderModel, GenerationConfig};
+use super::registry::{input_texts, to_values, Params, Pipeline};
+
+use crate::error::{Error, Result};
+use crate::generation::{generate, GenerationConfig};
+use crate::models::decoder::DecoderModel;
 
 /// One generated sequence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,8 +28,8 @@ pub struct TextGeneration {
 
 impl TextGeneration {
     /// Loads a decoder folder or GGUF file (it must have a tokenizer).
-    pub fn from_pretrained(path: &Path) -> Result<Self> {
-        let model = DecoderModel::from_pretrained(path, &Device::Cpu)?;
+    pub fn from_pretrained(path: &Path, device: &Device) -> Result<Self> {
+        let model = DecoderModel::from_pretrained(path, device)?;
         model.tokenizer()?;
         Ok(Self { model })
     }
@@ -66,5 +70,55 @@ impl TextGeneration {
             results.push(texts);
         }
         Ok(results)
+    }
+}
+
+/// Parameters of the `text-generation` pipeline: `generate()`'s settings
+/// (`generation_config.json`'s names), `seed`, and `chat`.
+pub const PARAMETERS: &[&str] = &[
+    "max_new_tokens",
+    "max_length",
+    "min_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_k",
+    "top_p",
+    "num_beams",
+    "length_penalty",
+    "early_stopping",
+    "num_return_sequences",
+    "no_repeat_ngram_size",
+    "repetition_penalty",
+    "stop_strings",
+    "seed",
+    "chat",
+];
+
+impl TextGeneration {
+    /// The model's generation defaults with `params` on top (50 new tokens unless said).
+    pub fn config(&self, params: &Params) -> Result<GenerationConfig> {
+        let mut g = self.model.generation.clone();
+        if g.max_new_tokens.is_none() {
+            g.max_new_tokens = Some(50);
+        }
+        let object = Value::Object(params.as_object().clone());
+        g.apply_json(&object, Path::new("parameters"))?;
+        if let Some(seed) = params.as_object().get("seed") {
+            g.seed = seed
+                .as_u64()
+                .ok_or_else(|| Error::config("parameters.seed", "must be a whole number ≥ 0"))?;
+        }
+        Ok(g)
+    }
+}
+
+impl Pipeline for TextGeneration {
+    fn task(&self) -> &'static str {
+        "text-generation"
+    }
+
+    fn run_batch(&self, inputs: &[Value], params: &Params) -> Result<Vec<Value>> {
+        let g = self.config(params)?;
+        to_values(self.run(&input_texts(inputs)?, &g, params.bool("chat", false)?)?)
     }
 }

@@ -3,8 +3,11 @@
 
 use std::path::Path;
 
+use candle_core::Device;
 use serde::Serialize;
+use serde_json::Value;
 
+use super::registry::{input_texts, to_values, Params, Pipeline};
 use crate::error::{Error, Result};
 use crate::models::encoder::{EncoderInput, EncoderTokenClassifier};
 use crate::text::{EncodeOptions, Padding};
@@ -94,8 +97,8 @@ pub struct TokenClassification {
 
 impl TokenClassification {
     /// Loads a `…ForTokenClassification` folder.
-    pub fn from_pretrained(dir: &Path) -> Result<Self> {
-        let model = EncoderTokenClassifier::load(dir)?;
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
+        let model = EncoderTokenClassifier::load(dir, device)?;
         let max_length = model.model().config.max_position_embeddings.min(512);
         Ok(Self {
             model,
@@ -106,15 +109,25 @@ impl TokenClassification {
 
     /// The entities of each text.
     pub fn run(&self, texts: &[&str], aggregation: Aggregation) -> Result<Vec<Vec<Entity>>> {
+        self.run_with_stride(texts, aggregation, self.stride)
+    }
+
+    /// [`run`](Self::run) with windows sharing `stride` tokens.
+    pub fn run_with_stride(
+        &self,
+        texts: &[&str],
+        aggregation: Aggregation,
+        stride: usize,
+    ) -> Result<Vec<Vec<Entity>>> {
         texts
             .iter()
-            .map(|t| self.entities(t, aggregation))
+            .map(|t| self.entities(t, aggregation, stride))
             .collect()
     }
 
     /// Every token of `text` with its probabilities; texts longer than the model are read in
     /// overlapping windows and each token keeps the window where it is most central.
-    fn score_tokens(&self, text: &str) -> Result<Vec<Scored>> {
+    fn score_tokens(&self, text: &str, stride: usize) -> Result<Vec<Scored>> {
         let tokenizer = self.model.tokenizer();
         let options = EncodeOptions {
             add_special_tokens: false,
@@ -129,7 +142,7 @@ impl TokenClassification {
             .find_map(|(c, s)| Some((tokenizer.token_to_id(c)?, tokenizer.token_to_id(s)?)))
             .ok_or_else(|| Error::Tokenizer("no [CLS]/[SEP] (or <s>/</s>) tokens".into()))?;
         let width = self.max_length.saturating_sub(2).max(1);
-        if self.stride >= width {
+        if stride >= width {
             return Err(Error::config("stride", format!("must be below {width}")));
         }
         let mut best: Vec<Option<(usize, Vec<f32>)>> = vec![None; ids.len()];
@@ -158,7 +171,7 @@ impl TokenClassification {
             if end == ids.len() {
                 break;
             }
-            start = end - self.stride;
+            start = end - stride;
         }
         Ok(best
             .into_iter()
@@ -173,8 +186,8 @@ impl TokenClassification {
             .collect())
     }
 
-    fn entities(&self, text: &str, aggregation: Aggregation) -> Result<Vec<Entity>> {
-        let tokens = self.score_tokens(text)?;
+    fn entities(&self, text: &str, aggregation: Aggregation, stride: usize) -> Result<Vec<Entity>> {
+        let tokens = self.score_tokens(text, stride)?;
         let tags = self.model.tags();
         let argmax = |p: &[f32]| {
             (0..p.len())
@@ -282,5 +295,23 @@ impl TokenClassification {
                 })
             })
             .collect()
+    }
+}
+
+/// Parameters of the `token-classification` pipeline.
+pub const PARAMETERS: &[&str] = &["aggregation_strategy", "stride"];
+
+impl Pipeline for TokenClassification {
+    fn task(&self) -> &'static str {
+        "token-classification"
+    }
+
+    fn run_batch(&self, inputs: &[Value], params: &Params) -> Result<Vec<Value>> {
+        let aggregation: Aggregation = params
+            .str("aggregation_strategy", "none")?
+            .parse()
+            .map_err(|e: String| Error::config("parameters.aggregation_strategy", e))?;
+        let stride = params.usize("stride", self.stride)?;
+        to_values(self.run_with_stride(&input_texts(inputs)?, aggregation, stride)?)
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::{OptimizerConfig, ParamGroup};
 use super::schedule::ScheduleKind;
+use crate::device::DeviceSpec;
 use crate::error::{Error, Result};
 
 /// When to evaluate (and so when to write checkpoints).
@@ -71,6 +72,8 @@ pub struct TrainingArgs {
     pub seed: u64,
     /// Show a progress bar on a terminal.
     pub progress: bool,
+    /// Where the model trains: `cpu`, `cuda` or `cuda:N`.
+    pub device: DeviceSpec,
 }
 
 impl Default for TrainingArgs {
@@ -99,6 +102,7 @@ impl Default for TrainingArgs {
             save_last: true,
             seed: 42,
             progress: true,
+            device: DeviceSpec::Cpu,
         }
     }
 }
@@ -119,6 +123,23 @@ impl TrainingArgs {
             !self.best_metric_key().ends_with("loss")
                 && !self.best_metric_key().ends_with("perplexity")
         })
+    }
+
+    /// An error unless `metric_for_best_model` is one of `available` (names without `eval_`),
+    /// listing them.
+    pub fn check_metric(&self, available: &[&str]) -> Result<()> {
+        let key = self.best_metric_key();
+        if available.contains(&key.trim_start_matches("eval_")) {
+            return Ok(());
+        }
+        Err(Error::config(
+            "metric_for_best_model",
+            format!(
+                "unknown metric '{}' (available: {})",
+                self.metric_for_best_model,
+                available.join(", ")
+            ),
+        ))
     }
 
     /// Checks every setting, naming the first bad one.

@@ -3,18 +3,16 @@
 mod args;
 mod history;
 mod optim;
-mod params;
 mod schedule;
 mod trainer;
 
+pub use crate::nn::{load_safetensors, ForwardCtx, Init, ParamBuilder, ParamStore};
 pub use args::{EvalStrategy, TrainingArgs};
 pub use history::{History, HistoryEntry};
 pub use optim::{
     clip_grad_norm, glob_match, Optimizer, OptimizerConfig, OptimizerKind, ParamGroup,
 };
-pub use params::{load_safetensors, Init, ParamBuilder, ParamStore};
 pub use schedule::{Schedule, ScheduleKind};
 pub use trainer::{
-    ForwardCtx, StepOutput, TrainOutcome, Trainable, Trainer, TrainerState, CHECKPOINT_BEST,
-    CHECKPOINT_LAST,
+    StepOutput, TrainOutcome, Trainable, Trainer, TrainerState, CHECKPOINT_BEST, CHECKPOINT_LAST,
 };

@@ -14,9 +14,9 @@ use candle_core::{backprop::GradStore, CpuStorage, DType, InplaceOp2, Layout, Te
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::params::{load_safetensors, ParamStore};
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::nn::{load_safetensors, ParamStore};
 
 /// Which update rule to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -356,8 +356,7 @@ impl Optimizer {
         for slot in &self.slots {
             for (prefix, buf) in [("m", &slot.m), ("v", &slot.v)] {
                 if !buf.is_empty() {
-                    let t =
-                        Tensor::from_slice(buf.as_slice(), buf.len(), &candle_core::Device::Cpu)?;
+                    let t = Tensor::from_slice(buf.as_slice(), buf.len(), &crate::device::host())?;
                     tensors.insert(format!("{prefix}.{}", slot.name), t);
                 }
             }
@@ -369,7 +368,7 @@ impl Optimizer {
 
     /// Restores the buffers saved by [`Optimizer::save`] and the step count.
     pub fn load(&mut self, path: &Path, step: usize) -> Result<()> {
-        let mut tensors = load_safetensors(path, &candle_core::Device::Cpu)?;
+        let mut tensors = load_safetensors(path, &crate::device::host())?;
         for slot in &mut self.slots {
             for (prefix, buf) in [("m", &mut slot.m), ("v", &mut slot.v)] {
                 *buf = match tensors.remove(&format!("{prefix}.{}", slot.name)) {

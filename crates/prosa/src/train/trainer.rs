@@ -23,29 +23,11 @@ use serde::{Deserialize, Serialize};
 use super::args::{EvalStrategy, TrainingArgs};
 use super::history::{History, HistoryEntry};
 use super::optim::{clip_grad_norm, Optimizer};
-use super::params::ParamStore;
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::ClassificationReport;
-
-/// Whether a forward pass trains (dropout on) or evaluates, and the randomness it may use.
-pub struct ForwardCtx {
-    /// True while training.
-    pub train: bool,
-    /// Randomness for dropout and masking, seeded per step.
-    pub rng: ChaCha8Rng,
-}
-
-impl ForwardCtx {
-    /// A context for evaluation or inference (no randomness used).
-    pub fn eval() -> Self {
-        Self {
-            train: false,
-            rng: ChaCha8Rng::seed_from_u64(0),
-        }
-    }
-}
+use crate::nn::{ForwardCtx, ParamStore};
 
 /// What a model returns for one batch.
 pub struct StepOutput {
@@ -71,6 +53,12 @@ pub trait Trainable {
     /// True for language models: evaluation also reports `eval_perplexity = exp(eval_loss)`.
     fn reports_perplexity(&self) -> bool {
         false
+    }
+
+    /// True when `forward_batch` returns predictions and targets (classifiers, taggers, masked
+    /// LMs), so evaluation reports accuracy (and F1 scores when the classes have names).
+    fn reports_predictions(&self) -> bool {
+        true
     }
 }
 
@@ -171,6 +159,7 @@ impl Trainer {
         if train.is_empty() {
             return Err(Error::config("train_dataset", "the training set is empty"));
         }
+        args.check_metric(&self.metric_names(model))?;
         fsio::create_dir(&args.output_dir)?;
         fsio::write_json(&args.output_dir.join("training_args.json"), args)?;
         let mut optimizer = Optimizer::new(model.params(), args.optimizer, &args.param_groups)?;
@@ -384,6 +373,21 @@ impl Trainer {
             epoch: self.epoch_float(state, steps_per_epoch),
             checkpoint,
         }
+    }
+
+    /// The metrics an evaluation of `model` reports (without the `eval_` prefix).
+    pub fn metric_names<M: Trainable>(&self, model: &M) -> Vec<&'static str> {
+        let mut names = vec!["loss"];
+        if model.reports_perplexity() {
+            names.push("perplexity");
+        }
+        if model.reports_predictions() {
+            names.push("accuracy");
+            if !self.label_names.is_empty() {
+                names.extend(["macro_f1", "weighted_f1"]);
+            }
+        }
+        names
     }
 
     /// Loss and metrics of `model` on `examples`, keyed `eval_loss`, `eval_accuracy`, ….

@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-pub use read::VectorsFormat;
+pub use read::{VectorsFormat, EMBEDDED_GLOVE};
 
 use crate::error::{Error, Result};
 use crate::text::WordTokenizer;

@@ -48,8 +48,18 @@ fn bad(path: &Path, line: usize, message: impl Into<String>) -> Error {
     }
 }
 
-/// Reads `path` in `format` (`index`: the word list of an `.npy` matrix).
+/// The vendored vectors compiled into prosa (the 20,000 most frequent words of GloVe 6B 50d,
+/// word2vec binary; see `data/vectors/ATTRIBUTION.md`): give this name as the path to use
+/// them, so an installed binary needs no file beside it.
+pub const EMBEDDED_GLOVE: &str = "<embedded>/data/vectors/glove.6B.50d.top20k.bin";
+
+/// Reads `path` in `format` (`index`: the word list of an `.npy` matrix); [`EMBEDDED_GLOVE`]
+/// reads the vectors compiled into prosa.
 pub fn load(path: &Path, format: VectorsFormat, index: Option<&Path>) -> Result<WordVectors> {
+    if path == Path::new(EMBEDDED_GLOVE) {
+        static BYTES: &[u8] = include_bytes!("../../../../data/vectors/glove.6B.50d.top20k.bin");
+        return read_binary(BYTES, path);
+    }
     if !path.is_file() {
         return Err(Error::io(
             path,

@@ -274,33 +274,58 @@ impl DecoderConfig {
                 }
             }
         };
-        c.validate(path)?;
+        c.validate()
+            .map_err(|message| Error::folder(path, message))?;
         Ok(c)
     }
 
-    fn validate(&self, path: &Path) -> Result<()> {
-        if self.num_heads == 0
-            || self.num_kv_heads == 0
-            || !self.num_heads.is_multiple_of(self.num_kv_heads)
-        {
-            return Err(Error::folder(
-                path,
-                format!(
-                    "{} attention heads cannot share {} key/value heads",
-                    self.num_heads, self.num_kv_heads
-                ),
+    /// Checks the sizes before anything is allocated: every size positive and within sane
+    /// bounds, heads that divide the width and share key/value heads evenly. The message names
+    /// the field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        crate::models::limits::check_sizes(&[
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_layers),
+            ("num_attention_heads", self.num_heads),
+            ("num_key_value_heads", self.num_kv_heads),
+            ("head_dim", self.head_dim),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_positions),
+        ])?;
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
+            return Err(format!(
+                "{} attention heads cannot share {} key/value heads",
+                self.num_heads, self.num_kv_heads
             ));
         }
         if self.family == DecoderFamily::Gpt2 && !self.hidden_size.is_multiple_of(self.num_heads) {
-            return Err(Error::folder(
-                path,
-                format!(
-                    "n_embd {} is not a multiple of n_head {}",
-                    self.hidden_size, self.num_heads
-                ),
+            return Err(format!(
+                "n_embd {} is not a multiple of n_head {}",
+                self.hidden_size, self.num_heads
             ));
         }
-        Ok(())
+        if self.family == DecoderFamily::Llama && !self.head_dim.is_multiple_of(2) {
+            return Err(format!("head_dim {} must be even for RoPE", self.head_dim));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout {} must be in [0, 1)", self.dropout));
+        }
+        let (h, f) = (self.hidden_size as f64, self.intermediate_size as f64);
+        let attention = 4.0 * h * (self.num_heads * self.head_dim) as f64;
+        crate::models::limits::check_parameter_count(
+            (self.vocab_size + self.max_positions) as f64 * h
+                + self.num_layers as f64 * (attention + 3.0 * h * f),
+        )
+    }
+
+    /// transformers' generation defaults with this model's special tokens.
+    pub fn generation_defaults(&self) -> crate::generation::GenerationConfig {
+        crate::generation::GenerationConfig::from_special_tokens(
+            self.bos_token_id,
+            &self.eos_token_ids,
+            self.pad_token_id,
+        )
     }
 
     /// config.json as transformers writes it: the loaded fields, with prosa's values on top.

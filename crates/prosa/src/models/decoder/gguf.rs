@@ -17,15 +17,17 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
+use super::block::{Block, Mlp};
 use super::config::{DecoderConfig, DecoderFamily};
-use super::generation::GenerationConfig;
-use super::layers::{Attention, Block, Mlp, Norm, Projection, Qkv, Weight};
 use super::model::{DecoderModel, Parts};
 use crate::error::{Error, Result};
+use crate::nn::attention::{MultiHeadAttention, Qkv};
+use crate::nn::norm::Norm;
+use crate::nn::projection::{Projection, Weight};
 use crate::nn::quantized::QuantMatrix;
 use crate::nn::rope::RopeStyle;
+use crate::nn::ParamStore;
 use crate::text::SubwordTokenizer;
-use crate::train::ParamStore;
 
 /// GGUF token types (llama.cpp's `llama_token_type`).
 const CONTROL_TOKEN: i32 = 3;
@@ -203,7 +205,7 @@ pub fn load(path: &Path, device: &Device) -> Result<DecoderModel> {
                 weight: g.dense(&p("attn_norm"))?,
                 eps,
             },
-            attention: Attention {
+            attention: MultiHeadAttention {
                 qkv: match g.stacked(&[p("attn_q"), p("attn_k"), p("attn_v")])? {
                     Some(fused) => Qkv::Fused(fused),
                     None => Qkv::Separate {
@@ -216,7 +218,8 @@ pub fn load(path: &Path, device: &Device) -> Result<DecoderModel> {
                 heads,
                 kv_heads,
                 head_dim,
-                dropout: 0.0,
+                attention_dropout: 0.0,
+                output_dropout: 0.0,
             },
             norm2: Norm::Rms {
                 weight: g.dense(&p("ffn_norm"))?,
@@ -253,13 +256,15 @@ pub fn load(path: &Path, device: &Device) -> Result<DecoderModel> {
         final_norm,
         lm_head,
     };
+    config
+        .validate()
+        .map_err(|message| Error::folder(path, message))?;
     let mut model = DecoderModel::assemble(
-        config.clone(),
+        config,
         ParamStore::new(device.clone()),
         parts,
         path.to_path_buf(),
     );
-    model.generation = GenerationConfig::from_model_config(&config);
     model.tokenizer = Some(tokenizer);
     model.chat_template = chat_template;
     Ok(model)

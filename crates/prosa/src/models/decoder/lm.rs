@@ -9,7 +9,8 @@ use indicatif::ProgressBar;
 
 use super::model::DecoderModel;
 use crate::error::{Error, Result};
-use crate::train::{ForwardCtx, ParamStore, StepOutput, Trainable};
+use crate::nn::{ForwardCtx, ParamStore};
+use crate::train::{StepOutput, Trainable};
 
 /// Concatenates `texts` (token ids; `separator` appended after each, when given) and cuts the
 /// stream into blocks of `block_size` tokens, dropping the remainder (as the notebook does).
@@ -51,6 +52,10 @@ impl Trainable for CausalLm {
 
     fn reports_perplexity(&self) -> bool {
         true
+    }
+
+    fn reports_predictions(&self) -> bool {
+        false
     }
 }
 

@@ -1,16 +1,22 @@
 //! Decoder-only language models: GPT-2 and Llama (SmolLM2) with Hugging Face names, loaded from
-//! folders or GGUF files, with `generate()`, causal-LM training and perplexity.
+//! folders or GGUF files, generating through [`crate::generation`], with causal-LM training and
+//! perplexity.
+//!
+//! - [`gpt2`] and [`llama`]: each family's parameters, names and initialisation, top to bottom;
+//! - [`block`]: the pre-norm block both families stack;
+//! - [`model`]: embeddings → blocks → final norm → output layer, folders in and out;
+//! - [`gguf`]: llama.cpp files beside the folder loader; [`chat`]: chat templates;
+//! - [`lm`]: `group_texts`, the causal-LM `Trainable`, perplexity, the unigram baseline.
 
-pub mod cache;
+pub mod block;
 pub mod chat;
 pub mod config;
-pub mod generation;
 pub mod gguf;
-pub mod layers;
+pub mod gpt2;
+pub mod llama;
 pub mod lm;
 pub mod model;
 
-pub use cache::KvCache;
+pub use crate::nn::kv_cache::KvCache;
 pub use config::{DecoderConfig, DecoderFamily};
-pub use generation::{generate, GenerationConfig, GenerationOutput, TextStreamer};
 pub use model::DecoderModel;

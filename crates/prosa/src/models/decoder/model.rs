@@ -4,23 +4,22 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
-use super::cache::KvCache;
+use super::block::Block;
 use super::config::{DecoderConfig, DecoderFamily};
-use super::generation::GenerationConfig;
-use super::layers::{Attention, Block, Mlp, Norm, Projection, Qkv, Rotary, Weight};
 use crate::error::{Error, Result};
-use crate::models::encoder::checkpoint::read_weights;
-use crate::nn::dropout;
+use crate::generation::{GenerationCache, GenerationConfig, Generator};
+use crate::models::checkpoint::{load_checkpoint, read_weights};
+use crate::models::folder::{self, ModelFolder};
+use crate::nn::attention::{padding_bias, position_ids, Rotary};
+use crate::nn::kv_cache::KvCache;
 use crate::nn::loss::softmax_cross_entropy;
+use crate::nn::norm::Norm;
+use crate::nn::projection::{Projection, Weight};
 use crate::nn::rope::rope_tables;
+use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder, ParamStore};
 use crate::text::SubwordTokenizer;
-use crate::train::{ForwardCtx, Init, ParamBuilder, ParamStore};
-
-/// Added to attention scores of padding keys: large and finite, so a padding query whose keys
-/// are all padding still gets finite (ignored) values.
-const PAD_BIAS: f32 = -1e9;
 
 /// A decoder-only causal language model.
 pub struct DecoderModel {
@@ -65,8 +64,15 @@ pub(crate) struct Parts {
 impl DecoderModel {
     /// A freshly initialised model (transformers' initialisation), parameters seeded by `seed`.
     pub fn new(config: DecoderConfig, device: &Device, seed: u64) -> Result<Self> {
+        config
+            .validate()
+            .map_err(|message| Error::config("model", message))?;
         let params = ParamStore::new(device.clone());
-        let parts = build(&config, &params.builder(seed))?;
+        let vb = params.builder(seed);
+        let parts = match config.family {
+            DecoderFamily::Gpt2 => super::gpt2::build(&config, &vb)?,
+            DecoderFamily::Llama => super::llama::build(&config, &vb)?,
+        };
         Ok(Self::assemble(config, params, parts, PathBuf::new()))
     }
 
@@ -76,7 +82,7 @@ impl DecoderModel {
         parts: Parts,
         source: PathBuf,
     ) -> Self {
-        let generation = GenerationConfig::from_model_config(&config);
+        let generation = config.generation_defaults();
         Self {
             config,
             params,
@@ -132,16 +138,17 @@ impl DecoderModel {
                 }
             })
             .collect();
-        model.params.assign(&tensors, &file)?;
-        model.tokenizer = crate::models::folder::load_tokenizer(path)?;
+        load_checkpoint(&model.params, &tensors, &file, &|_| false)?;
+        model.tokenizer = folder::load_tokenizer(path)?;
         model.chat_template = super::chat::chat_template(path)?;
-        model.generation = GenerationConfig::from_folder(path, &model.config)?;
+        model.generation = GenerationConfig::from_folder(path, model.config.generation_defaults())?;
         model.source = path.to_path_buf();
         Ok(model)
     }
 
     /// Writes a folder transformers loads: `config.json`, `model.safetensors`,
-    /// `generation_config.json` and, when the model has one, `tokenizer.json`.
+    /// `generation_config.json` and, when the model has one, `tokenizer.json`. Atomic: a failed
+    /// save leaves `dir` as it was.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         if self.params.names().is_empty() {
             return Err(Error::folder(
@@ -149,17 +156,32 @@ impl DecoderModel {
                 "a model read from a GGUF file cannot be saved as safetensors (its weights are quantized)",
             ));
         }
-        crate::fsio::create_dir(dir)?;
-        crate::fsio::write_json(&dir.join("config.json"), &self.config.to_json())?;
-        crate::fsio::write_json(
-            &dir.join("generation_config.json"),
-            &self.generation.to_json(),
-        )?;
-        self.params.save(&dir.join("model.safetensors"))?;
+        let generation = serde_json::to_vec_pretty(&self.generation.to_json())
+            .map_err(|e| Error::config("generation_config", e.to_string()))?;
+        let mut extra_files = vec![("generation_config.json", generation)];
         if let Some(tk) = &self.tokenizer {
-            tk.save(&dir.join("tokenizer.json"))?;
+            extra_files.push(("tokenizer.json", tk.to_json_bytes()?));
         }
-        Ok(())
+        let contents = ModelFolder {
+            config: self.config.to_json(),
+            extra_files,
+        };
+        folder::save(dir, &contents, &self.params)
+    }
+
+    /// Sets the dropout of every layer (embeddings, attention, residual branches: GPT-2's
+    /// `resid_pdrop`/`embd_pdrop`/`attn_pdrop`, Llama's `attention_dropout`), as
+    /// `from_pretrained(..., resid_pdrop=p)` does in transformers.
+    pub fn set_dropout(&mut self, p: f32) {
+        self.config.dropout = p;
+        let gpt2 = self.config.family == DecoderFamily::Gpt2;
+        for block in &mut self.blocks {
+            block.attention.attention_dropout = p;
+            if gpt2 {
+                block.attention.output_dropout = p;
+                block.dropout = p;
+            }
+        }
     }
 
     /// The trainable parameters (empty for a GGUF model).
@@ -269,7 +291,7 @@ impl DecoderModel {
             sin,
             style: self.config.rope_style,
         });
-        let pad_bias = pad_bias(attention_mask, &device)?;
+        let pad_bias = padding_bias(attention_mask, DType::F32, &device)?;
         for (i, block) in self.blocks.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
             x = block.forward(&x, rotary.as_ref(), &pad_bias, layer_cache, ctx)?;
@@ -322,7 +344,7 @@ impl DecoderModel {
 
     /// A new empty key/value cache for this model.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.blocks.len())
+        Generator::new_cache(self)
     }
 }
 
@@ -353,160 +375,12 @@ pub fn shifted_cross_entropy(
     Ok((softmax_cross_entropy(&flat, &targets)?, count))
 }
 
-/// transformers' position ids for a (left-)padded batch: `cumsum(mask) − 1`, padding at 0.
-pub fn position_ids(attention_mask: &[Vec<u32>]) -> Vec<Vec<u32>> {
-    attention_mask
-        .iter()
-        .map(|row| {
-            let mut seen = 0u32;
-            row.iter()
-                .map(|&m| {
-                    seen += m;
-                    if m == 0 {
-                        0
-                    } else {
-                        seen - 1
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// (batch, 1, 1, keys): 0 where the mask is 1, a large negative number where it is 0.
-fn pad_bias(attention_mask: &[Vec<u32>], device: &Device) -> Result<Tensor> {
-    let (batch, keys) = (
-        attention_mask.len(),
-        attention_mask.first().map_or(0, Vec::len),
-    );
-    let values: Vec<f32> = attention_mask
-        .iter()
-        .flatten()
-        .map(|&m| if m == 0 { PAD_BIAS } else { 0.0 })
-        .collect();
-    Ok(Tensor::from_vec(values, (batch, 1, 1, keys), device)?)
-}
-
-/// Creates every parameter with transformers' names and initialisation.
-fn build(c: &DecoderConfig, vb: &ParamBuilder) -> Result<Parts> {
-    let std = c.initializer_range;
-    let normal = Init::Normal { std };
-    let (h, f) = (c.hidden_size, c.intermediate_size);
-    match c.family {
-        DecoderFamily::Gpt2 => {
-            let base = vb.pp("transformer");
-            // GPT-2 scales the residual projections by 1/√(2·layers) at initialisation.
-            let proj_init = Init::Normal {
-                std: std / (2.0 * c.num_layers as f64).sqrt(),
-            };
-            let conv = |vb: &ParamBuilder, name: &str, i: usize, o: usize, init: Init| {
-                let vb = vb.pp(name);
-                Ok::<_, Error>(Projection::new(
-                    Weight::Conv1d(vb.param("weight", &[i, o], init)?),
-                    Some(vb.param("bias", &[o], Init::Zeros)?),
-                ))
-            };
-            let layer_norm = |vb: &ParamBuilder, name: &str| {
-                let vb = vb.pp(name);
-                Ok::<_, Error>(Norm::Layer {
-                    weight: vb.param("weight", &[h], Init::Const(1.0))?,
-                    bias: vb.param("bias", &[h], Init::Zeros)?,
-                    eps: c.norm_eps,
-                })
-            };
-            let embed = base.param("wte.weight", &[c.vocab_size, h], normal)?;
-            let positions = base.param("wpe.weight", &[c.max_positions, h], normal)?;
-            let mut blocks = Vec::with_capacity(c.num_layers);
-            for i in 0..c.num_layers {
-                let vb = base.pp(&format!("h.{i}"));
-                blocks.push(Block {
-                    norm1: layer_norm(&vb, "ln_1")?,
-                    attention: Attention {
-                        qkv: Qkv::Fused(conv(&vb, "attn.c_attn", h, 3 * h, normal)?),
-                        out: conv(&vb, "attn.c_proj", h, h, proj_init)?,
-                        heads: c.num_heads,
-                        kv_heads: c.num_heads,
-                        head_dim: c.head_dim,
-                        dropout: c.dropout,
-                    },
-                    norm2: layer_norm(&vb, "ln_2")?,
-                    mlp: Mlp::Gelu {
-                        fc: conv(&vb, "mlp.c_fc", h, f, normal)?,
-                        proj: conv(&vb, "mlp.c_proj", f, h, proj_init)?,
-                    },
-                    dropout: c.dropout,
-                });
-            }
-            let final_norm = layer_norm(&base, "ln_f")?;
-            let lm_head = output_layer(c, vb, &embed)?;
-            Ok(Parts {
-                embed,
-                positions: Some(positions),
-                blocks,
-                final_norm,
-                lm_head,
-            })
-        }
-        DecoderFamily::Llama => {
-            let base = vb.pp("model");
-            let (nh, kvh, dh) = (c.num_heads, c.num_kv_heads, c.head_dim);
-            let dense = |vb: &ParamBuilder, name: &str, i: usize, o: usize, bias: bool| {
-                let vb = vb.pp(name);
-                Ok::<_, Error>(Projection::new(
-                    Weight::Dense(vb.param("weight", &[o, i], normal)?),
-                    bias.then(|| vb.param("bias", &[o], Init::Zeros))
-                        .transpose()?,
-                ))
-            };
-            let rms = |vb: &ParamBuilder, name: &str| {
-                Ok::<_, Error>(Norm::Rms {
-                    weight: vb.param(&format!("{name}.weight"), &[h], Init::Const(1.0))?,
-                    eps: c.norm_eps,
-                })
-            };
-            let embed = base.param("embed_tokens.weight", &[c.vocab_size, h], normal)?;
-            let mut blocks = Vec::with_capacity(c.num_layers);
-            for i in 0..c.num_layers {
-                let vb = base.pp(&format!("layers.{i}"));
-                let ab = c.attention_bias;
-                blocks.push(Block {
-                    norm1: rms(&vb, "input_layernorm")?,
-                    attention: Attention {
-                        qkv: Qkv::Separate {
-                            q: dense(&vb, "self_attn.q_proj", h, nh * dh, ab)?,
-                            k: dense(&vb, "self_attn.k_proj", h, kvh * dh, ab)?,
-                            v: dense(&vb, "self_attn.v_proj", h, kvh * dh, ab)?,
-                        },
-                        out: dense(&vb, "self_attn.o_proj", nh * dh, h, false)?,
-                        heads: nh,
-                        kv_heads: kvh,
-                        head_dim: dh,
-                        dropout: c.dropout,
-                    },
-                    norm2: rms(&vb, "post_attention_layernorm")?,
-                    mlp: Mlp::SwiGlu {
-                        gate: dense(&vb, "mlp.gate_proj", h, f, false)?,
-                        up: dense(&vb, "mlp.up_proj", h, f, false)?,
-                        down: dense(&vb, "mlp.down_proj", f, h, false)?,
-                    },
-                    dropout: 0.0,
-                });
-            }
-            let final_norm = rms(&base, "norm")?;
-            let lm_head = output_layer(c, vb, &embed)?;
-            Ok(Parts {
-                embed,
-                positions: None,
-                blocks,
-                final_norm,
-                lm_head,
-            })
-        }
-    }
-}
-
 /// The output layer: the embedding matrix when tied, else `lm_head.weight`.
-fn output_layer(c: &DecoderConfig, vb: &ParamBuilder, embed: &Tensor) -> Result<Projection> {
+pub(crate) fn output_layer(
+    c: &DecoderConfig,
+    vb: &ParamBuilder,
+    embed: &Tensor,
+) -> Result<Projection> {
     let weight = if c.tie_word_embeddings {
         embed.clone()
     } else {
@@ -519,4 +393,37 @@ fn output_layer(c: &DecoderConfig, vb: &ParamBuilder, embed: &Tensor) -> Result<
         )?
     };
     Ok(Projection::new(Weight::Dense(weight), None))
+}
+
+impl Generator for DecoderModel {
+    type Cache = KvCache;
+
+    fn new_cache(&self) -> KvCache {
+        KvCache::new(self.blocks.len())
+    }
+
+    fn next_token_logits(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let mut ctx = ForwardCtx::eval();
+        self.forward(ids, positions, attention_mask, Some(cache), &mut ctx, true)
+    }
+
+    fn context_size(&self) -> usize {
+        self.config.max_positions
+    }
+
+    fn tokenizer(&self) -> Result<&SubwordTokenizer> {
+        DecoderModel::tokenizer(self)
+    }
+}
+
+impl GenerationCache for KvCache {
+    fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        KvCache::select_rows(self, rows)
+    }
 }

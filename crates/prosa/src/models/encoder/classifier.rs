@@ -11,8 +11,9 @@ use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::models::TextClassifier;
 use crate::nn::loss::{class_weight_tensor, cross_entropy};
+use crate::nn::{ForwardCtx, ParamStore};
 use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
-use crate::train::{ForwardCtx, ParamGroup, ParamStore, StepOutput, Trainable};
+use crate::train::{ParamGroup, StepOutput, Trainable};
 
 /// One tokenized training example.
 #[derive(Debug, Clone)]
@@ -40,13 +41,10 @@ impl EncoderClassifier {
         labels: Option<LabelMap>,
         max_length: usize,
         class_weights: Option<&[f32]>,
+        device: &Device,
     ) -> Result<Self> {
-        let model = EncoderModel::from_pretrained(
-            dir,
-            Some(Task::SequenceClassification),
-            labels,
-            &Device::Cpu,
-        )?;
+        let model =
+            EncoderModel::from_pretrained(dir, Some(Task::SequenceClassification), labels, device)?;
         let tokenizer = model.tokenizer.clone().ok_or_else(|| {
             Error::folder(
                 dir,
@@ -56,7 +54,7 @@ impl EncoderClassifier {
         let labels = model.config.labels.clone().ok_or_else(|| {
             Error::folder(dir.join("config.json"), "no id2label: give the classes")
         })?;
-        let class_weights = class_weight_tensor(class_weights, labels.len())?;
+        let class_weights = class_weight_tensor(class_weights, labels.len(), device)?;
         Ok(Self {
             model,
             tokenizer,
@@ -68,8 +66,8 @@ impl EncoderClassifier {
 
     /// Loads a fine-tuned classifier folder (its own labels); a folder without a trained
     /// classification head is an error.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let classifier = Self::from_pretrained(dir, None, 512, None)?;
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let classifier = Self::from_pretrained(dir, None, 512, None, device)?;
         classifier.model.ensure_trained(dir)?;
         Ok(classifier)
     }
@@ -110,27 +108,7 @@ impl EncoderClassifier {
     /// Parameter groups that freeze the embeddings and the lower `layers` layers (`None`:
     /// the whole encoder, so only the head trains) — the slides' freezing strategies.
     pub fn freeze_groups(&self, layers: Option<usize>) -> Vec<ParamGroup> {
-        let c = &self.model.config;
-        let prefix = c.family.base_prefix();
-        let frozen = |pattern: String| ParamGroup {
-            pattern,
-            frozen: true,
-            ..Default::default()
-        };
-        match layers {
-            None => vec![frozen(format!("{prefix}.*"))],
-            Some(n) => {
-                let stack = match c.family {
-                    super::config::Family::DistilBert => "transformer.layer",
-                    _ => "encoder.layer",
-                };
-                let mut groups = vec![frozen(format!("{prefix}.embeddings.*"))];
-                groups.extend(
-                    (0..n.min(c.num_layers)).map(|i| frozen(format!("{prefix}.{stack}.{i}.*"))),
-                );
-                groups
-            }
-        }
+        self.model.freeze_groups(layers)
     }
 }
 
@@ -177,7 +155,7 @@ impl TextClassifier for EncoderClassifier {
                 .forward(&self.collate(&rows), &mut ForwardCtx::eval())?
                 .logits
                 .ok_or_else(|| Error::config("head", "the model made no logits"))?;
-            let probs = crate::nn::norm::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
+            let probs = crate::nn::softmax::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
             for (&i, p) in chunk.iter().zip(probs) {
                 out[i] = p;
             }

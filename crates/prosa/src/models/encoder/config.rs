@@ -92,29 +92,16 @@ impl Task {
     }
 }
 
-/// The activation of the feed-forward blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// Exact (erf) GELU: transformers' `gelu`.
-    Gelu,
-    /// tanh-approximated GELU: `gelu_new`, `gelu_pytorch_tanh`.
-    GeluTanh,
-    /// ReLU.
-    Relu,
-}
+pub use crate::nn::activation::Activation;
 
-impl Activation {
-    fn parse(name: &str, path: &Path) -> Result<Self> {
-        match name {
-            "gelu" => Ok(Self::Gelu),
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Self::GeluTanh),
-            "relu" => Ok(Self::Relu),
-            other => Err(Error::folder(
-                path,
-                format!("hidden activation \"{other}\" is not supported (gelu, gelu_new, relu)"),
-            )),
-        }
-    }
+/// The activation named `name`, or an error naming the config file.
+fn parse_activation(name: &str, path: &Path) -> Result<Activation> {
+    Activation::from_name(name).ok_or_else(|| {
+        Error::folder(
+            path,
+            format!("hidden activation \"{name}\" is not supported (gelu, gelu_new, relu)"),
+        )
+    })
 }
 
 /// The hyperparameters of an encoder and its head.
@@ -227,7 +214,7 @@ impl EncoderConfig {
         }
         let distil = family == Family::DistilBert;
         let act_key = if distil { "activation" } else { "hidden_act" };
-        let activation = Activation::parse(
+        let activation = parse_activation(
             raw.get(act_key).and_then(Value::as_str).unwrap_or("gelu"),
             path,
         )?;
@@ -291,7 +278,23 @@ impl EncoderConfig {
             labels,
             raw,
         };
-        if config.num_heads == 0 || !config.hidden_size.is_multiple_of(config.num_heads) {
+        crate::models::limits::check_sizes(&[
+            ("vocab_size", config.vocab_size),
+            ("hidden_size", config.hidden_size),
+            ("num_hidden_layers", config.num_layers),
+            ("num_attention_heads", config.num_heads),
+            ("intermediate_size", config.intermediate_size),
+            ("max_position_embeddings", config.max_position_embeddings),
+        ])
+        .and_then(|()| {
+            let (h, f) = (config.hidden_size as f64, config.intermediate_size as f64);
+            crate::models::limits::check_parameter_count(
+                (config.vocab_size + config.max_position_embeddings) as f64 * h
+                    + config.num_layers as f64 * (4.0 * h * h + 2.0 * h * f),
+            )
+        })
+        .map_err(|message| Error::folder(path, message))?;
+        if !config.hidden_size.is_multiple_of(config.num_heads) {
             return Err(Error::folder(
                 path,
                 format!(

@@ -1,74 +1,31 @@
-//! The building blocks of a bidirectional Transformer encoder: linear layers, embeddings,
-//! multi-head self-attention with a padding mask, and post-LN layers (BERT's and DistilBERT's
-//! compute is the same; only their parameter names differ).
+//! The layers of BERT, DistilBERT and RoBERTa ("BERT", Devlin et al. 2019): embeddings, then
+//! post-LN Transformer layers —
+//!
+//! ```text
+//! x = LayerNorm(x + Dropout(SelfAttention(x)))     bidirectional, padding masked
+//! x = LayerNorm(x + Dropout(W₂·act(W₁·x)))          feed-forward
+//! ```
+//!
+//! The three families compute the same; only their parameter names differ.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{Tensor, D};
 
 use super::config::{Activation, EncoderConfig, Family};
 use crate::error::Result;
-use crate::nn::dropout;
-use crate::nn::norm::{layer_norm, masked_softmax};
-use crate::train::{ForwardCtx, Init, ParamBuilder};
+use crate::nn::attention::{Mask, MultiHeadAttention, Qkv};
+use crate::nn::norm::Norm;
+use crate::nn::projection::Projection;
+use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder};
 
-/// `y = x Wᵀ + b` over the last dimension, with PyTorch's `weight` (out, in) and `bias`.
-pub struct Linear {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Linear {
-    /// Creates `name.weight` and `name.bias` under `vb`.
-    pub fn new(
-        vb: &ParamBuilder,
-        name: &str,
-        inputs: usize,
-        outputs: usize,
-        std: f64,
-    ) -> Result<Self> {
-        let vb = vb.pp(name);
-        Ok(Self {
-            weight: vb.param("weight", &[outputs, inputs], Init::Normal { std })?,
-            bias: vb.param("bias", &[outputs], Init::Zeros)?,
-        })
-    }
-
-    /// Applies the layer to `x` (…, inputs).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        crate::nn::linear::linear(x, &self.weight, &self.bias)
-    }
-}
-
-/// A layer norm's `weight` and `bias`.
-pub struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
-}
-
-impl LayerNorm {
-    /// Creates `name.weight` (ones) and `name.bias` (zeros) under `vb`.
-    pub fn new(vb: &ParamBuilder, name: &str, size: usize, eps: f64) -> Result<Self> {
-        let vb = vb.pp(name);
-        Ok(Self {
-            weight: vb.param("weight", &[size], Init::Const(1.0))?,
-            bias: vb.param("bias", &[size], Init::Zeros)?,
-            eps,
-        })
-    }
-
-    /// Normalises the last dimension.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm(x, &self.weight, &self.bias, self.eps)
-    }
-}
-
-/// Applies a feed-forward activation.
-pub fn activate(x: &Tensor, activation: Activation) -> Result<Tensor> {
-    Ok(match activation {
-        Activation::Gelu => crate::nn::norm::gelu(x)?,
-        Activation::GeluTanh => crate::nn::norm::gelu_tanh(x)?,
-        Activation::Relu => x.relu()?,
-    })
+/// A dense layer with PyTorch's `nn.Linear` names, weights drawn from N(0, std²), zero bias.
+pub fn linear(
+    vb: &ParamBuilder,
+    name: &str,
+    inputs: usize,
+    outputs: usize,
+    std: f64,
+) -> Result<Projection> {
+    Projection::dense(vb, name, inputs, outputs, Init::Normal { std }, true)
 }
 
 /// Token (+ segment) + position embeddings, then layer norm and dropout.
@@ -77,7 +34,7 @@ pub struct Embeddings {
     pub word: Tensor,
     position: Tensor,
     token_type: Option<Tensor>,
-    norm: LayerNorm,
+    norm: Norm,
     family: Family,
     pad_token_id: u32,
     dropout: f32,
@@ -107,7 +64,7 @@ impl Embeddings {
                     )
                 })
                 .transpose()?,
-            norm: LayerNorm::new(&vb, "LayerNorm", h, c.layer_norm_eps)?,
+            norm: Norm::layer(&vb, "LayerNorm", h, c.layer_norm_eps)?,
             family: c.family,
             pad_token_id: c.pad_token_id,
             dropout: c.hidden_dropout,
@@ -163,18 +120,13 @@ impl Embeddings {
 
 /// One post-LN Transformer layer: self-attention, add & norm, feed-forward, add & norm.
 pub struct TransformerLayer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attention_out: Linear,
-    attention_norm: LayerNorm,
-    ffn_in: Linear,
-    ffn_out: Linear,
-    output_norm: LayerNorm,
-    heads: usize,
+    attention: MultiHeadAttention,
+    attention_norm: Norm,
+    ffn_in: Projection,
+    ffn_out: Projection,
+    output_norm: Norm,
     activation: Activation,
     dropout: f32,
-    attention_dropout: f32,
 }
 
 impl TransformerLayer {
@@ -186,83 +138,58 @@ impl TransformerLayer {
             c.initializer_range,
             c.layer_norm_eps,
         );
-        let linear = |name: &str, i: usize, o: usize| Linear::new(vb, name, i, o, std);
-        let (query, key, value, attention_out, attention_norm, ffn_in, ffn_out, output_norm) =
-            match c.family {
-                Family::DistilBert => (
-                    linear("attention.q_lin", h, h)?,
-                    linear("attention.k_lin", h, h)?,
-                    linear("attention.v_lin", h, h)?,
-                    linear("attention.out_lin", h, h)?,
-                    LayerNorm::new(vb, "sa_layer_norm", h, eps)?,
-                    linear("ffn.lin1", h, f)?,
-                    linear("ffn.lin2", f, h)?,
-                    LayerNorm::new(vb, "output_layer_norm", h, eps)?,
-                ),
-                Family::Bert | Family::Roberta => (
-                    linear("attention.self.query", h, h)?,
-                    linear("attention.self.key", h, h)?,
-                    linear("attention.self.value", h, h)?,
-                    linear("attention.output.dense", h, h)?,
-                    LayerNorm::new(vb, "attention.output.LayerNorm", h, eps)?,
-                    linear("intermediate.dense", h, f)?,
-                    linear("output.dense", f, h)?,
-                    LayerNorm::new(vb, "output.LayerNorm", h, eps)?,
-                ),
-            };
+        let dense = |name: &str, i: usize, o: usize| linear(vb, name, i, o, std);
+        let (q, k, v, out, attention_norm, ffn_in, ffn_out, output_norm) = match c.family {
+            Family::DistilBert => (
+                dense("attention.q_lin", h, h)?,
+                dense("attention.k_lin", h, h)?,
+                dense("attention.v_lin", h, h)?,
+                dense("attention.out_lin", h, h)?,
+                Norm::layer(vb, "sa_layer_norm", h, eps)?,
+                dense("ffn.lin1", h, f)?,
+                dense("ffn.lin2", f, h)?,
+                Norm::layer(vb, "output_layer_norm", h, eps)?,
+            ),
+            Family::Bert | Family::Roberta => (
+                dense("attention.self.query", h, h)?,
+                dense("attention.self.key", h, h)?,
+                dense("attention.self.value", h, h)?,
+                dense("attention.output.dense", h, h)?,
+                Norm::layer(vb, "attention.output.LayerNorm", h, eps)?,
+                dense("intermediate.dense", h, f)?,
+                dense("output.dense", f, h)?,
+                Norm::layer(vb, "output.LayerNorm", h, eps)?,
+            ),
+        };
         Ok(Self {
-            query,
-            key,
-            value,
-            attention_out,
+            attention: MultiHeadAttention {
+                qkv: Qkv::Separate { q, k, v },
+                out,
+                heads: c.num_heads,
+                kv_heads: c.num_heads,
+                head_dim: h / c.num_heads,
+                attention_dropout: c.attention_dropout,
+                output_dropout: c.hidden_dropout,
+            },
             attention_norm,
             ffn_in,
             ffn_out,
             output_norm,
-            heads: c.num_heads,
             activation: c.activation,
             dropout: c.hidden_dropout,
-            attention_dropout: c.attention_dropout,
         })
     }
 
-    /// `x` (batch, seq, hidden); `mask_bias` (batch, 1, 1, seq): 0 for tokens, a large negative
-    /// number for padding.
-    pub fn forward(&self, x: &Tensor, mask_bias: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
-        let (batch, seq, hidden) = x.dims3()?;
-        let dh = hidden / self.heads;
-        let split = |t: Tensor| -> Result<Tensor> {
-            Ok(t.reshape((batch, seq, self.heads, dh))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?;
-        let probs = masked_softmax(&scores, mask_bias, 1.0 / (dh as f64).sqrt())?;
-        let probs = dropout(&probs, self.attention_dropout, ctx)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch, seq, hidden))?;
-        let attended = dropout(&self.attention_out.forward(&context)?, self.dropout, ctx)?;
+    /// `x` (batch, seq, hidden); `pad_bias` (batch, 1, 1, seq) masks padding.
+    pub fn forward(&self, x: &Tensor, pad_bias: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
+        let attended = self
+            .attention
+            .forward(x, Mask::Bidirectional(pad_bias), None, None, ctx)?;
         let x = self.attention_norm.forward(&(x + attended)?)?;
-        let inner = activate(&self.ffn_in.forward(&x)?, self.activation)?;
+        let inner = self.activation.apply(&self.ffn_in.forward(&x)?)?;
         let out = dropout(&self.ffn_out.forward(&inner)?, self.dropout, ctx)?;
         self.output_norm.forward(&(x + out)?)
     }
-}
-
-/// The additive attention bias of a padding mask (batch, seq) of 1/0: (batch, 1, 1, seq).
-pub fn mask_bias(mask: &[Vec<u32>], device: &candle_core::Device, dtype: DType) -> Result<Tensor> {
-    let (batch, seq) = (mask.len(), mask.first().map_or(0, Vec::len));
-    let values: Vec<f32> = mask
-        .iter()
-        .flatten()
-        .map(|&m| if m == 0 { f32::MIN } else { 0.0 })
-        .collect();
-    Ok(Tensor::from_vec(values, (batch, 1, 1, seq), device)?.to_dtype(dtype)?)
 }
 
 /// Mean of the hidden states (batch, seq, hidden) over the unmasked tokens: (batch, hidden).

@@ -1,11 +1,11 @@
 //! BERT-family encoders (BERT, DistilBERT, RoBERTa) with their task heads, Hugging Face
 //! checkpoints in and out.
 
-pub(crate) mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod layers;
 pub mod model;
+mod names;
 pub mod pretraining;
 pub mod token_classifier;
 

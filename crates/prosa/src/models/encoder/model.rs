@@ -4,14 +4,18 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::checkpoint::{normalise_names, read_weights};
 use super::config::{Activation, EncoderConfig, Family, Task};
-use super::layers::{activate, mask_bias, Embeddings, LayerNorm, Linear, TransformerLayer};
+use super::layers::{linear, Embeddings, TransformerLayer};
+use super::names::normalise_names;
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
-use crate::nn::dropout;
+use crate::models::checkpoint::{load_checkpoint, read_weights};
+use crate::nn::attention::padding_bias;
+use crate::nn::norm::Norm;
+use crate::nn::projection::Projection;
+use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder, ParamStore};
 use crate::text::SubwordTokenizer;
-use crate::train::{ForwardCtx, Init, ParamBuilder, ParamStore};
+use crate::train::ParamGroup;
 
 /// A batch of token ids, all rows of equal length.
 #[derive(Debug, Clone, Default)]
@@ -71,8 +75,8 @@ pub struct EncoderOutput {
 }
 
 struct MlmHead {
-    dense: Linear,
-    norm: LayerNorm,
+    dense: Projection,
+    norm: Norm,
     bias: Tensor,
     activation: Activation,
 }
@@ -84,22 +88,22 @@ impl MlmHead {
             Family::Bert => {
                 let p = vb.pp("cls.predictions");
                 (
-                    Linear::new(&p, "transform.dense", h, h, std)?,
-                    LayerNorm::new(&p, "transform.LayerNorm", h, eps)?,
+                    linear(&p, "transform.dense", h, h, std)?,
+                    Norm::layer(&p, "transform.LayerNorm", h, eps)?,
                     p.param("bias", &[c.vocab_size], Init::Zeros)?,
                 )
             }
             Family::Roberta => {
                 let p = vb.pp("lm_head");
                 (
-                    Linear::new(&p, "dense", h, h, std)?,
-                    LayerNorm::new(&p, "layer_norm", h, eps)?,
+                    linear(&p, "dense", h, h, std)?,
+                    Norm::layer(&p, "layer_norm", h, eps)?,
                     p.param("bias", &[c.vocab_size], Init::Zeros)?,
                 )
             }
             Family::DistilBert => (
-                Linear::new(vb, "vocab_transform", h, h, std)?,
-                LayerNorm::new(vb, "vocab_layer_norm", h, 1e-12)?,
+                linear(vb, "vocab_transform", h, h, std)?,
+                Norm::layer(vb, "vocab_layer_norm", h, 1e-12)?,
                 vb.param("vocab_projector.bias", &[c.vocab_size], Init::Zeros)?,
             ),
         };
@@ -120,7 +124,7 @@ impl MlmHead {
         let (b, s, h) = hidden.dims3()?;
         let x = self
             .norm
-            .forward(&activate(&self.dense.forward(hidden)?, self.activation)?)?;
+            .forward(&self.activation.apply(&self.dense.forward(hidden)?)?)?;
         let logits = x
             .reshape((b * s, h))?
             .matmul(&word_embeddings.t()?)?
@@ -131,20 +135,20 @@ impl MlmHead {
 
 enum SequenceHead {
     /// BERT: dropout → classifier on the pooler output.
-    Pooled(Linear),
+    Pooled(Projection),
     /// RoBERTa: dropout → dense → tanh → dropout → out_proj on the first token.
-    TwoLayer(Linear, Linear),
+    TwoLayer(Projection, Projection),
     /// DistilBERT: pre_classifier → ReLU → dropout → classifier on the first token.
-    PreClassifier(Linear, Linear),
+    PreClassifier(Projection, Projection),
 }
 
 enum Head {
     None,
     MaskedLm(MlmHead),
-    PreTraining(MlmHead, Linear),
+    PreTraining(MlmHead, Projection),
     Sequence(SequenceHead),
-    Token(Linear),
-    Span(Linear),
+    Token(Projection),
+    Span(Projection),
 }
 
 /// BERT, DistilBERT or RoBERTa with one of its heads, parameters named as in transformers.
@@ -158,7 +162,7 @@ pub struct EncoderModel {
     params: ParamStore,
     embeddings: Embeddings,
     layers: Vec<TransformerLayer>,
-    pooler: Option<Linear>,
+    pooler: Option<Projection>,
     head: Head,
 }
 
@@ -191,32 +195,32 @@ impl EncoderModel {
         };
         let (h, std) = (c.hidden_size, c.initializer_range);
         let pooler = has_pooler
-            .then(|| Linear::new(&base, "pooler.dense", h, h, std))
+            .then(|| linear(&base, "pooler.dense", h, h, std))
             .transpose()?;
         let head = match c.task {
             Task::Base => Head::None,
             Task::MaskedLm => Head::MaskedLm(MlmHead::new(c, &root)?),
             Task::PreTraining => Head::PreTraining(
                 MlmHead::new(c, &root)?,
-                Linear::new(&root, "cls.seq_relationship", h, 2, std)?,
+                linear(&root, "cls.seq_relationship", h, 2, std)?,
             ),
             Task::SequenceClassification => Head::Sequence(match c.family {
                 Family::Bert => {
-                    SequenceHead::Pooled(Linear::new(&root, "classifier", h, c.num_labels, std)?)
+                    SequenceHead::Pooled(linear(&root, "classifier", h, c.num_labels, std)?)
                 }
                 Family::Roberta => SequenceHead::TwoLayer(
-                    Linear::new(&root, "classifier.dense", h, h, std)?,
-                    Linear::new(&root, "classifier.out_proj", h, c.num_labels, std)?,
+                    linear(&root, "classifier.dense", h, h, std)?,
+                    linear(&root, "classifier.out_proj", h, c.num_labels, std)?,
                 ),
                 Family::DistilBert => SequenceHead::PreClassifier(
-                    Linear::new(&root, "pre_classifier", h, h, std)?,
-                    Linear::new(&root, "classifier", h, c.num_labels, std)?,
+                    linear(&root, "pre_classifier", h, h, std)?,
+                    linear(&root, "classifier", h, c.num_labels, std)?,
                 ),
             }),
             Task::TokenClassification => {
-                Head::Token(Linear::new(&root, "classifier", h, c.num_labels, std)?)
+                Head::Token(linear(&root, "classifier", h, c.num_labels, std)?)
             }
-            Task::QuestionAnswering => Head::Span(Linear::new(&root, "qa_outputs", h, 2, std)?),
+            Task::QuestionAnswering => Head::Span(linear(&root, "qa_outputs", h, 2, std)?),
         };
         Ok(Self {
             config,
@@ -259,36 +263,16 @@ impl EncoderModel {
         } else {
             format!("{prefix}.")
         };
-        for (name, var) in model.params.vars() {
-            let fresh_allowed =
-                !same_head && (!name.starts_with(&encoder_prefix) || name.contains("pooler."));
-            match tensors.get(&name) {
-                Some(t) if t.dims() == var.dims() => var.set(&t.to_dtype(var.dtype())?)?,
-                Some(_) if fresh_allowed && !name.contains("pooler.") => {
-                    // A head of another size (other labels): start it fresh.
-                    model.newly_initialized.push(name);
-                }
-                Some(t) => {
-                    return Err(Error::Tensor {
-                        path: file.clone(),
-                        name,
-                        message: format!(
-                            "shape {:?} in the file, but the model expects {:?}",
-                            t.dims(),
-                            var.dims()
-                        ),
-                    })
-                }
-                None if fresh_allowed => model.newly_initialized.push(name),
-                None => {
-                    return Err(Error::Tensor {
-                        path: file.clone(),
-                        name,
-                        message: format!("missing (the model expects shape {:?})", var.dims()),
-                    })
-                }
-            }
-        }
+        // A head other than the checkpoint's (or of another size: other labels) starts fresh;
+        // a pooler the checkpoint lacks too, but one of the wrong shape is an error.
+        let fresh_allowed = |name: &str| {
+            let pooler = name.contains("pooler.");
+            let head = !name.starts_with(&encoder_prefix);
+            let missing_pooler = pooler && !tensors.contains_key(name);
+            !same_head && (head || missing_pooler)
+        };
+        let report = load_checkpoint(&model.params, &tensors, &file, &fresh_allowed)?;
+        model.newly_initialized = report.newly_initialized;
         model.tokenizer = crate::models::folder::load_tokenizer(dir)?;
         Ok(model)
     }
@@ -325,7 +309,7 @@ impl EncoderModel {
             .map(|bytes| ("tokenizer.json", bytes));
         let folder = crate::models::folder::ModelFolder {
             config: self.config.to_json(),
-            tokenizer_file: tokenizer,
+            extra_files: tokenizer.into_iter().collect(),
         };
         crate::models::folder::save(dir, &folder, &self.params)
     }
@@ -350,7 +334,7 @@ impl EncoderModel {
         let mut x =
             self.embeddings
                 .forward(&input.input_ids, input.token_type_ids.as_deref(), ctx)?;
-        let bias = mask_bias(&input.attention_mask, self.device(), DType::F32)?;
+        let bias = padding_bias(&input.attention_mask, DType::F32, self.device())?;
         for layer in &self.layers {
             x = layer.forward(&x, &bias, ctx)?;
         }
@@ -454,5 +438,33 @@ impl EncoderModel {
             }
         }
         Ok(())
+    }
+}
+
+impl EncoderModel {
+    /// Parameter groups that freeze the embeddings and the lower `layers` layers (`None`:
+    /// the whole encoder, so only the head trains) — the slides' freezing strategies.
+    pub fn freeze_groups(&self, layers: Option<usize>) -> Vec<ParamGroup> {
+        let c = &self.config;
+        let prefix = c.family.base_prefix();
+        let frozen = |pattern: String| ParamGroup {
+            pattern,
+            frozen: true,
+            ..Default::default()
+        };
+        match layers {
+            None => vec![frozen(format!("{prefix}.*"))],
+            Some(n) => {
+                let stack = match c.family {
+                    super::config::Family::DistilBert => "transformer.layer",
+                    _ => "encoder.layer",
+                };
+                let mut groups = vec![frozen(format!("{prefix}.embeddings.*"))];
+                groups.extend(
+                    (0..n.min(c.num_layers)).map(|i| frozen(format!("{prefix}.{stack}.{i}.*"))),
+                );
+                groups
+            }
+        }
     }
 }

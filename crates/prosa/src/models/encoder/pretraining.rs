@@ -17,8 +17,9 @@ use super::model::{EncoderInput, EncoderModel};
 use crate::data::corpus::Document;
 use crate::error::{Error, Result};
 use crate::nn::loss::cross_entropy;
+use crate::nn::{ForwardCtx, ParamStore};
 use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
-use crate::train::{ForwardCtx, ParamStore, StepOutput, Trainable};
+use crate::train::{StepOutput, Trainable};
 
 /// One segment pair, token ids without special tokens.
 #[derive(Debug, Clone)]
@@ -60,7 +61,12 @@ pub struct BertPretrainer {
 
 impl BertPretrainer {
     /// A fresh model of `size` for `tokenizer`'s vocabulary (weights seeded by `seed`).
-    pub fn new(tokenizer: SubwordTokenizer, size: BertSize, seed: u64) -> Result<Self> {
+    pub fn new(
+        tokenizer: SubwordTokenizer,
+        size: BertSize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let id = |t: &str| {
             tokenizer
                 .token_to_id(t)
@@ -89,7 +95,7 @@ impl BertPretrainer {
             "pad_token_id": pad,
         });
         let config = EncoderConfig::from_json(raw, std::path::Path::new("config.json"), None)?;
-        let mut model = EncoderModel::new(config, &Device::Cpu, seed)?;
+        let mut model = EncoderModel::new(config, device, seed)?;
         model.tokenizer = Some(tokenizer.clone());
         Ok(Self {
             model,

@@ -12,8 +12,9 @@ use crate::data::conll::TaggedSentence;
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::nn::loss::cross_entropy;
+use crate::nn::{ForwardCtx, ParamStore};
 use crate::text::SubwordTokenizer;
-use crate::train::{ForwardCtx, ParamStore, StepOutput, Trainable};
+use crate::train::{StepOutput, Trainable};
 
 /// One tokenized sentence: token ids and, per token, the tag id to learn or `None`.
 #[derive(Debug, Clone)]
@@ -34,13 +35,14 @@ pub struct EncoderTokenClassifier {
 
 impl EncoderTokenClassifier {
     /// Loads `dir` with a token-classification head for `tags` (`None`: the folder's own).
-    pub fn from_pretrained(dir: &Path, tags: Option<LabelMap>, max_length: usize) -> Result<Self> {
-        let model = EncoderModel::from_pretrained(
-            dir,
-            Some(Task::TokenClassification),
-            tags,
-            &Device::Cpu,
-        )?;
+    pub fn from_pretrained(
+        dir: &Path,
+        tags: Option<LabelMap>,
+        max_length: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let model =
+            EncoderModel::from_pretrained(dir, Some(Task::TokenClassification), tags, device)?;
         let tokenizer = model.tokenizer.clone().ok_or_else(|| {
             Error::folder(
                 dir,
@@ -61,8 +63,8 @@ impl EncoderTokenClassifier {
 
     /// Loads a fine-tuned tagger folder (its own tags); a folder without a trained
     /// token-classification head is an error.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let tagger = Self::from_pretrained(dir, None, 512)?;
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let tagger = Self::from_pretrained(dir, None, 512, device)?;
         tagger.model.ensure_trained(dir)?;
         Ok(tagger)
     }
@@ -128,7 +130,7 @@ impl EncoderTokenClassifier {
             .forward(input, &mut ForwardCtx::eval())?
             .logits
             .ok_or_else(|| Error::config("head", "the model made no logits"))?;
-        crate::nn::norm::softmax_last_dim(&logits)
+        crate::nn::softmax::softmax_last_dim(&logits)
     }
 
     /// The tag of every word of each sentence (from its first sub-token; words cut off by

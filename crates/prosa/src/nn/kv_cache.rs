@@ -1,6 +1,7 @@
-//! The key/value cache of generation: each layer keeps the keys and values of the positions
-//! already processed, so a new token attends to them without recomputing them. Beam search
-//! reorders the rows when beams are re-ranked.
+//! The key/value caches of generation. Self-attention: each layer keeps the keys and values of
+//! the positions already processed, so a new token attends to them without recomputing them.
+//! Cross-attention: the keys and values of an encoder's output, projected once per layer. Beam
+//! search reorders the rows of both when beams are re-ranked.
 
 use candle_core::Tensor;
 
@@ -38,8 +39,14 @@ impl LayerCache {
         Ok((keys.narrow(2, 0, self.len)?, values.narrow(2, 0, self.len)?))
     }
 
-    fn len(&self) -> usize {
+    /// Positions cached so far.
+    pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// True before the first positions are appended.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -99,6 +106,30 @@ impl KvCache {
                 layer.values = Some(v.index_select(&index, 0)?);
             }
         }
+        Ok(())
+    }
+}
+
+/// The keys and values one cross-attention layer reads from an encoder's output, projected
+/// once, (batch, kv_heads, source, head_dim) each, with the source's padding bias
+/// (batch, 1, 1, source).
+#[derive(Clone)]
+pub struct CrossMemory {
+    /// Keys.
+    pub keys: Tensor,
+    /// Values.
+    pub values: Tensor,
+    /// 0 for source tokens, the padding bias for padding.
+    pub pad_bias: Tensor,
+}
+
+impl CrossMemory {
+    /// Keeps rows `rows` (in that order; a row may repeat): beams of one source share it.
+    pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        let index = Tensor::new(rows, self.keys.device())?;
+        self.keys = self.keys.index_select(&index, 0)?;
+        self.values = self.values.index_select(&index, 0)?;
+        self.pad_bias = self.pad_bias.index_select(&index, 0)?;
         Ok(())
     }
 }

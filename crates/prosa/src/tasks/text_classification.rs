@@ -1,182 +1,29 @@
-//! A text-classification experiment from data to report, as `prosa train` runs it: read, split
-//! (stratified, seeded), fit the features, train with the [`Trainer`], save the model folder,
-//! score the held-out split, and draw the plots.
+//! The text-classification task, as `prosa train` runs it: read, split (stratified, seeded),
+//! fit the features, train with the [`Trainer`], save the model folder, score the held-out
+//! split, and draw the plots.
 //!
 //! Everything the CLI can do is here, so a Rust program can run the same experiment in a few
 //! lines.
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use candle_core::Device;
+use serde::Serialize;
 
-use crate::data::{self, Balance, Dataset, LabelMap, ReadOptions};
+use super::ending::{save_run, write_results};
+use super::experiment::{ClassWeight, DataSpec, Experiment};
+use crate::data::{self, Dataset, LabelMap};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::{argmax_rows, ClassificationReport};
 use crate::models::bow::BowClassifier;
 use crate::models::encoder::EncoderClassifier;
-use crate::models::rnn::{Pooling, RnnClassifier, RnnConfig};
+use crate::models::rnn::{RnnClassifier, RnnConfig};
 use crate::models::{load_classifier, TextClassifier};
 use crate::report;
-use crate::text::{Vectorizer, VectorizerConfig, WordTokenizer, WordTokenizerConfig};
-use crate::train::{History, ParamGroup, Trainable, Trainer, TrainingArgs};
+use crate::text::{Vectorizer, WordTokenizer, WordTokenizerConfig};
+use crate::train::{History, ParamGroup, Trainable, Trainer};
 use crate::vectors::{VectorsFormat, WordVectors};
-
-/// How the training loss weighs the classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClassWeight {
-    /// Every example counts the same.
-    #[default]
-    None,
-    /// scikit-learn's `class_weight="balanced"`: `n / (k · count_c)`.
-    Balanced,
-}
-
-impl std::str::FromStr for ClassWeight {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Self::None),
-            "balanced" => Ok(Self::Balanced),
-            other => Err(format!("expected 'none' or 'balanced', got '{other}'")),
-        }
-    }
-}
-
-/// Which data to use and how to split it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DataSpec {
-    /// The data file; `None` uses the embedded tweet-sentiment corpus.
-    pub path: Option<PathBuf>,
-    /// A separate test file (read like `path`); when set, `path` is not split for testing.
-    pub test_path: Option<PathBuf>,
-    /// How to read it.
-    pub read: ReadOptions,
-    /// Use at most this many rows (a seeded random subset).
-    pub max_rows: Option<usize>,
-    /// Fraction held out for the final test.
-    pub test_size: f64,
-    /// Keep class proportions in both splits.
-    pub stratify: bool,
-    /// Fraction of the training split used for validation during training (Keras'
-    /// `validation_split`: the last rows); 0 disables validation.
-    pub validation_split: f64,
-    /// Even out the classes of the training split.
-    pub balance: Option<Balance>,
-}
-
-impl Default for DataSpec {
-    fn default() -> Self {
-        Self {
-            path: None,
-            test_path: None,
-            read: ReadOptions::default(),
-            max_rows: None,
-            test_size: 0.2,
-            stratify: true,
-            validation_split: 0.1,
-            balance: None,
-        }
-    }
-}
-
-impl DataSpec {
-    /// Reads the dataset (the file, or the embedded tweets).
-    pub fn load(&self) -> Result<Dataset> {
-        let data = match &self.path {
-            Some(p) => data::read_file(p, &self.read)?,
-            None => data::embedded_tweets()?,
-        };
-        Ok(data)
-    }
-}
-
-/// Which model to build.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ModelSpec {
-    /// Architecture: `bow` (bag-of-words), `rnn` (Elman), `lstm`, `gru`, or `bert` (a
-    /// pretrained BERT/DistilBERT/RoBERTa folder given as `pretrained`, fine-tuned).
-    pub arch: String,
-    /// Encoder models: the Hugging Face folder to fine-tune.
-    pub pretrained: Option<PathBuf>,
-    /// Encoder models: freeze the embeddings and the lower N layers.
-    pub freeze_layers: Option<usize>,
-    /// Encoder models: freeze the whole encoder (only the head trains).
-    pub freeze_encoder: bool,
-    /// Encoder models: texts are cut to this many subword tokens.
-    pub max_tokens: usize,
-    /// Bag-of-words features.
-    pub vectorizer: VectorizerConfig,
-    /// Hidden units (0: logistic regression).
-    pub hidden_size: usize,
-    /// Dropout on the hidden layer.
-    pub dropout: f32,
-    /// Loss weights per class.
-    pub class_weight: ClassWeight,
-    /// Recurrent models: pretrained word vectors (word2vec, GloVe or .npy) for the embeddings.
-    pub vectors: Option<PathBuf>,
-    /// Recurrent models: the word index of a `.npy` vectors file.
-    pub vectors_index: Option<PathBuf>,
-    /// Recurrent models: keep the embeddings fixed during training.
-    pub freeze_embeddings: bool,
-    /// Recurrent models: embedding width when no vectors are given.
-    pub embedding_dim: usize,
-    /// Recurrent models: texts are padded or cut to this many words (pre, as Keras).
-    pub max_len: usize,
-    /// Recurrent models: stacked layers.
-    pub num_layers: usize,
-    /// Recurrent models: read both directions.
-    pub bidirectional: bool,
-    /// Recurrent models: last state, mean or max over the states.
-    pub pooling: Pooling,
-    /// Recurrent models: keep only the `num_words - 1` most frequent words (Keras' `num_words`).
-    pub num_words: Option<usize>,
-}
-
-impl Default for ModelSpec {
-    fn default() -> Self {
-        Self {
-            arch: "bow".into(),
-            pretrained: None,
-            freeze_layers: None,
-            freeze_encoder: false,
-            max_tokens: 128,
-            vectorizer: VectorizerConfig {
-                min_df: 2,
-                max_features: Some(50_000),
-                sublinear_tf: true,
-                ..Default::default()
-            },
-            hidden_size: 0,
-            dropout: 0.0,
-            class_weight: ClassWeight::None,
-            vectors: None,
-            vectors_index: None,
-            freeze_embeddings: false,
-            embedding_dim: 100,
-            max_len: 30,
-            num_layers: 1,
-            bidirectional: false,
-            pooling: Pooling::Last,
-            num_words: None,
-        }
-    }
-}
-
-/// A whole experiment: data, model and training settings (the TOML experiment file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct Experiment {
-    /// Data and splits.
-    pub data: DataSpec,
-    /// Model.
-    pub model: ModelSpec,
-    /// Trainer settings (output_dir, epochs, learning rate, …).
-    pub training: TrainingArgs,
-}
 
 /// What an experiment produced.
 #[derive(Debug, Clone, Serialize)]
@@ -273,16 +120,31 @@ struct Splits {
     validation: Option<(Dataset, Vec<u32>)>,
 }
 
-impl Experiment {
-    /// Runs the experiment; with `resume`, training continues from the last checkpoint.
-    pub fn run(&self, resume: bool) -> Result<ExperimentResult> {
-        let out = self.training.output_dir.clone();
+/// Runs a text-classification experiment; with `resume`, training continues from the last
+/// checkpoint.
+pub fn run(experiment: &Experiment, resume: bool) -> Result<ExperimentResult> {
+    Run {
+        e: experiment,
+        device: experiment.training.device.open()?,
+    }
+    .run(resume)
+}
+
+/// One run: the experiment and the device it trains on.
+struct Run<'a> {
+    e: &'a Experiment,
+    device: Device,
+}
+
+impl Run<'_> {
+    fn run(&self, resume: bool) -> Result<ExperimentResult> {
+        let out = self.e.training.output_dir.clone();
         fsio::create_dir(&out)?;
-        let data = self.data.load()?;
+        let data = self.e.data.load()?;
         let labels = data.label_map()?;
-        let seed = self.training.seed;
-        let (train, validation, test) = split(&data, &self.data, seed)?;
-        fsio::write_json(&out.join("experiment.json"), self)?;
+        let seed = self.e.training.seed;
+        let (train, validation, test) = split(&data, &self.e.data, seed)?;
+        fsio::write_json(&out.join("experiment.json"), self.e)?;
         let test_file = out.join("test.csv");
         write_csv(&test, &test_file)?;
         let validation = match validation {
@@ -298,22 +160,23 @@ impl Experiment {
             train,
             validation,
         };
-        let mut finished = match self.model.arch.as_str() {
+        let mut finished = match self.e.model.arch.as_str() {
             "bow" => {
                 let train_texts = splits.train.texts();
-                let vectorizer = Vectorizer::fit(self.model.vectorizer.clone(), &train_texts)?;
+                let vectorizer = Vectorizer::fit(self.e.model.vectorizer.clone(), &train_texts)?;
                 let weights = class_weights(
                     &splits.train_ids,
                     splits.labels.len(),
-                    self.model.class_weight,
+                    self.e.model.class_weight,
                 );
                 let model = BowClassifier::new(
                     vectorizer,
                     splits.labels.clone(),
-                    self.model.hidden_size,
-                    self.model.dropout,
+                    self.e.model.hidden_size,
+                    self.e.model.dropout,
                     weights,
                     seed,
+                    &self.device,
                 )?;
                 let prepare = |d: &Dataset, ids: &[u32]| Ok(model.prepare(&d.texts(), ids));
                 self.train_and_score(&model, &splits, prepare, &[], &test, resume)?
@@ -327,21 +190,22 @@ impl Experiment {
                 result
             }
             "bert" | "distilbert" | "roberta" | "encoder" => {
-                let dir = self.model.pretrained.as_ref().ok_or_else(|| {
+                let dir = self.e.model.pretrained.as_ref().ok_or_else(|| {
                     Error::config("pretrained", "arch bert needs a pretrained model folder")
                 })?;
                 let weights = class_weights(
                     &splits.train_ids,
                     splits.labels.len(),
-                    self.model.class_weight,
+                    self.e.model.class_weight,
                 );
                 let model = EncoderClassifier::from_pretrained(
                     dir,
                     Some(splits.labels.clone()),
-                    self.model.max_tokens,
+                    self.e.model.max_tokens,
                     weights.as_deref(),
+                    &self.device,
                 )?;
-                let groups = match (self.model.freeze_encoder, self.model.freeze_layers) {
+                let groups = match (self.e.model.freeze_encoder, self.e.model.freeze_layers) {
                     (true, _) => model.freeze_groups(None),
                     (false, Some(n)) => model.freeze_groups(Some(n)),
                     (false, None) => Vec::new(),
@@ -363,13 +227,13 @@ impl Experiment {
         finished.plots.push(dist);
         finished.test_file = test_file;
         finished.skipped_empty = data.skipped_empty;
-        Ok(finished)
+        write_results(&self.e.training, finished)
     }
 
     /// Builds the recurrent classifier: Keras-style tokenizer fitted on the training texts,
     /// embeddings from pretrained vectors when given.
     fn recurrent_model(&self, splits: &Splits) -> Result<(RnnClassifier, Option<EmbeddingReport>)> {
-        let m = &self.model;
+        let m = &self.e.model;
         let mut tokenizer = WordTokenizer::new(WordTokenizerConfig {
             num_words: m.num_words,
             ..Default::default()
@@ -379,7 +243,7 @@ impl Experiment {
             Some(path) => {
                 let vectors =
                     WordVectors::load(path, VectorsFormat::Auto, m.vectors_index.as_deref())?;
-                let matrix = vectors.embedding_matrix(&tokenizer, self.training.seed);
+                let matrix = vectors.embedding_matrix(&tokenizer, self.e.training.seed);
                 let report = EmbeddingReport {
                     vectors: path.clone(),
                     found: matrix.found,
@@ -414,7 +278,8 @@ impl Experiment {
             tokenizer,
             splits.labels.clone(),
             embeddings.as_deref(),
-            self.training.seed,
+            self.e.training.seed,
+            &self.device,
         )?;
         Ok((model, report))
     }
@@ -434,19 +299,19 @@ impl Experiment {
         M: Trainable + TextClassifier,
         P: Fn(&Dataset, &[u32]) -> Result<Vec<M::Example>>,
     {
-        let out = &self.training.output_dir;
+        let out = &self.e.training.output_dir;
         let train_examples = prepare(&splits.train, &splits.train_ids)?;
         let validation_examples = splits
             .validation
             .as_ref()
             .map(|(d, ids)| prepare(d, ids))
             .transpose()?;
-        let mut args = self.training.clone();
+        let mut args = self.e.training.clone();
         // Freezing comes first: the first matching group wins.
         for (i, group) in frozen.iter().enumerate() {
             args.param_groups.insert(i, group.clone());
         }
-        if self.model.freeze_embeddings {
+        if self.e.model.freeze_embeddings {
             args.param_groups.insert(
                 0,
                 ParamGroup {
@@ -464,19 +329,15 @@ impl Experiment {
             resume,
         )?;
 
-        let model_dir = out.join("model");
-        model.save(&model_dir)?;
-        fsio::write_json(&model_dir.join("training_args.json"), &self.training)?;
-        outcome.state.history.save(&model_dir)?;
-
+        let saved = save_run(&self.e.training, &outcome, "Learning curves", |dir| {
+            model.save(dir)
+        })?;
         let evaluation = evaluate(model, test, out)?;
         let mut plots = evaluation.plots;
-        let curves = out.join("learning_curves.png");
-        report::learning_curves_png(&outcome.state.history, "Learning curves", &curves)?;
-        plots.push(curves);
+        plots.push(saved.curves);
         Ok(ExperimentResult {
             output_dir: out.clone(),
-            model_dir,
+            model_dir: saved.model_dir,
             test_file: PathBuf::new(),
             test_report: evaluation.report,
             split_sizes: (
@@ -543,8 +404,13 @@ pub fn evaluate(model: &dyn TextClassifier, data: &Dataset, out: &Path) -> Resul
 
 /// Loads the model folder `model_dir`, scores it on `data`, and writes the report, the confusion
 /// matrix and (from the folder's `history.json`, if any) the learning curves into `out`.
-pub fn evaluate_folder(model_dir: &Path, data: &Dataset, out: &Path) -> Result<Evaluation> {
-    let model = load_classifier(model_dir)?;
+pub fn evaluate_folder(
+    model_dir: &Path,
+    data: &Dataset,
+    out: &Path,
+    device: &Device,
+) -> Result<Evaluation> {
+    let model = load_classifier(model_dir, device)?;
     let mut evaluation = evaluate(model.as_ref(), data, out)?;
     if model_dir.join("history.json").exists() {
         let history = History::load(model_dir)?;

@@ -2,14 +2,14 @@
 //! of all beams (by summed log-probability) are taken; those that end (an end token, or the
 //! length limit) and rank among the first `num_beams` join the finished list with their score
 //! divided by `generated_length ^ length_penalty`; the best unfinished ones continue. Stopping
-//! follows `early_stopping` (true, false = a heuristic, or "never").
+//! follows `early_stopping` (true, false = a heuristic, or "never"). A candidate whose new text
+//! contains a stop string ends like one that made an end token.
 
 use super::config::{EarlyStopping, GenerationConfig};
 use super::logits;
-use super::GenerationOutput;
+use super::{hits_stop_string, GenerationCache, GenerationOutput, Generator};
 use crate::error::Result;
-use crate::models::decoder::model::{position_ids, DecoderModel};
-use crate::train::ForwardCtx;
+use crate::nn::attention::position_ids;
 
 /// A score that marks "not a candidate".
 const EXCLUDED: f32 = -1.0e9;
@@ -30,8 +30,8 @@ fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
 }
 
 /// Runs beam search over the left-padded prompts `ids` with `mask`.
-pub(super) fn beam_search(
-    model: &DecoderModel,
+pub(super) fn beam_search<M: Generator>(
+    model: &M,
     ids: Vec<Vec<u32>>,
     mask: Vec<Vec<u32>>,
     pad: u32,
@@ -51,11 +51,10 @@ pub(super) fn beam_search(
         (None, None) => pad,
     };
 
-    let mut ctx = ForwardCtx::eval();
     let mut cache = model.new_cache();
     // One prefill per prompt, then every beam starts from a copy of it.
     let positions = position_ids(&mask);
-    let prefill = model.forward(&ids, &positions, &mask, Some(&mut cache), &mut ctx, true)?;
+    let prefill = model.next_token_logits(&ids, &positions, &mask, &mut cache)?;
     let expand: Vec<u32> = (0..batch * beams).map(|r| (r / beams) as u32).collect();
     cache.select_rows(&expand)?;
     let vocab = prefill.dim(2)?;
@@ -112,10 +111,15 @@ pub(super) fn beam_search(
                 .iter()
                 .map(|&i| {
                     let (beam, token) = (i / vocab, (i % vocab) as u32);
-                    let hits = g.eos_token_ids.contains(&token) || cur_len + 1 >= max_length;
-                    (beam, token, accumulated[i], hits)
+                    let ends = g.eos_token_ids.contains(&token) || cur_len + 1 >= max_length;
+                    let stops = !ends && !g.stop_strings.is_empty() && {
+                        let mut new = running[item][beam].tokens[prompt_length..].to_vec();
+                        new.push(token);
+                        hits_stop_string(model, &new, g)?
+                    };
+                    Ok((beam, token, accumulated[i], ends || stops))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             all_hit &= candidates.iter().all(|c| c.3);
 
             // The best unfinished continuations go on.
@@ -209,14 +213,7 @@ pub(super) fn beam_search(
             .collect();
         let positions: Vec<Vec<u32>> = next_position.iter().map(|&p| vec![p]).collect();
         next_position.iter_mut().for_each(|p| *p += 1);
-        let logits = model.forward(
-            &step,
-            &positions,
-            &row_mask,
-            Some(&mut cache),
-            &mut ctx,
-            true,
-        )?;
+        let logits = model.next_token_logits(&step, &positions, &row_mask, &mut cache)?;
         step_logits = logits.flatten_all()?.to_vec1::<f32>()?;
     }
 

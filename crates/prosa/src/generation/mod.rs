@@ -2,9 +2,13 @@
 //! top-p, seeded), beam search, no-repeat n-grams, repetition penalty, length limits, end
 //! tokens and stop strings, and a callback that receives each token as it is chosen.
 //!
-//! Prompts of different lengths are padded on the left (as transformers wants for decoders),
-//! with an attention mask and position ids counted over real tokens, so each row computes
-//! exactly what it would alone.
+//! The decoding loops know nothing of a model's insides: they drive any [`Generator`] (a model
+//! that turns the newest tokens and a cache into next-token logits), as transformers'
+//! `GenerationMixin` drives every model class. Decoder-only models start from the prompts,
+//! padded on the left with an attention mask and position ids counted over real tokens (so each
+//! row computes exactly what it would alone); encoder–decoders encode their sources once into
+//! the cache ([`Generator::Cache`] then also holds the cross-attention keys and values, which
+//! beam search reorders with the rest) and start from the decoder start token.
 
 mod beam;
 pub mod config;
@@ -17,9 +21,44 @@ use rand_chacha::ChaCha8Rng;
 pub use config::{EarlyStopping, GenerationConfig};
 pub use streamer::TextStreamer;
 
-use super::model::{position_ids, DecoderModel};
+use candle_core::Tensor;
+
 use crate::error::{Error, Result};
-use crate::train::ForwardCtx;
+use crate::nn::attention::position_ids;
+use crate::text::SubwordTokenizer;
+
+/// What `generate()` needs of a model: a cache, next-token logits of the newest tokens, the
+/// context size, and the tokenizer (for stop strings).
+pub trait Generator {
+    /// The state kept between steps (key/value caches), one row per sequence.
+    type Cache: GenerationCache;
+
+    /// A new, empty cache.
+    fn new_cache(&self) -> Self::Cache;
+
+    /// Logits (rows, 1, vocab) of the last of the newest tokens `ids` (rows, new): `positions`
+    /// are their position ids and `attention_mask` (rows, cached + new) marks real tokens (1)
+    /// and padding (0) over every position so far. The cache receives the new positions.
+    fn next_token_logits(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
+        cache: &mut Self::Cache,
+    ) -> Result<Tensor>;
+
+    /// Positions the model can attend to (prompt and new tokens together).
+    fn context_size(&self) -> usize;
+
+    /// The tokenizer, needed to match stop strings.
+    fn tokenizer(&self) -> Result<&SubwordTokenizer>;
+}
+
+/// A cache whose rows follow the sequences: beam search keeps, repeats and reorders them.
+pub trait GenerationCache {
+    /// Keeps rows `rows` (in that order; a row may repeat).
+    fn select_rows(&mut self, rows: &[u32]) -> Result<()>;
+}
 
 /// What `generate()` returns.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +84,7 @@ struct Batch {
     pad: u32,
 }
 
-fn left_pad(model: &DecoderModel, prompts: &[Vec<u32>], g: &GenerationConfig) -> Result<Batch> {
+fn left_pad<M: Generator>(model: &M, prompts: &[Vec<u32>], g: &GenerationConfig) -> Result<Batch> {
     let pad = g
         .pad_token_id
         .or_else(|| g.eos_token_ids.first().copied())
@@ -65,7 +104,7 @@ fn left_pad(model: &DecoderModel, prompts: &[Vec<u32>], g: &GenerationConfig) ->
         }
     }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let context = model.config.max_positions;
+    let context = model.context_size();
     if longest >= context {
         return Err(Error::config(
             "prompt",
@@ -96,8 +135,8 @@ fn left_pad(model: &DecoderModel, prompts: &[Vec<u32>], g: &GenerationConfig) ->
 
 /// Generates continuations of `prompts` (token ids, unpadded). `on_token` sees each token as it
 /// is chosen (not with beam search, whose tokens are known only at the end).
-pub fn generate(
-    model: &DecoderModel,
+pub fn generate<M: Generator>(
+    model: &M,
     prompts: &[Vec<u32>],
     g: &GenerationConfig,
     on_token: Option<TokenCallback>,
@@ -116,9 +155,7 @@ pub fn generate(
     }
     let batch = left_pad(model, prompts, g)?;
     let prompt_length = batch.ids[0].len();
-    let max_length = g
-        .max_total_length(prompt_length)
-        .min(model.config.max_positions);
+    let max_length = g.max_total_length(prompt_length).min(model.context_size());
     if g.num_beams > 1 {
         return beam::beam_search(model, batch.ids, batch.mask, batch.pad, max_length, g);
     }
@@ -140,8 +177,8 @@ pub fn generate(
 }
 
 /// Greedy search and sampling (transformers' `_sample`).
-fn sample_or_greedy(
-    model: &DecoderModel,
+fn sample_or_greedy<M: Generator>(
+    model: &M,
     mut ids: Vec<Vec<u32>>,
     mut mask: Vec<Vec<u32>>,
     pad: u32,
@@ -153,12 +190,11 @@ fn sample_or_greedy(
     let prompt_length = ids[0].len();
     let mut rng = ChaCha8Rng::seed_from_u64(g.seed);
     let mut cache = model.new_cache();
-    let mut ctx = ForwardCtx::eval();
     let mut next_position: Vec<u32> = mask.iter().map(|m| m.iter().sum()).collect();
     let mut unfinished = vec![true; rows];
     let mut new_tokens: Vec<Vec<u32>> = vec![Vec::new(); rows];
     let positions = position_ids(&mask);
-    let mut logits = model.forward(&ids, &positions, &mask, Some(&mut cache), &mut ctx, true)?;
+    let mut logits = model.next_token_logits(&ids, &positions, &mask, &mut cache)?;
     let mut cur_len = prompt_length;
     while cur_len < max_length {
         let vocab = logits.dim(2)?;
@@ -195,7 +231,7 @@ fn sample_or_greedy(
         let step: Vec<Vec<u32>> = chosen.iter().map(|&t| vec![t]).collect();
         let positions: Vec<Vec<u32>> = next_position.iter().map(|&p| vec![p]).collect();
         next_position.iter_mut().for_each(|p| *p += 1);
-        logits = model.forward(&step, &positions, &mask, Some(&mut cache), &mut ctx, true)?;
+        logits = model.next_token_logits(&step, &positions, &mask, &mut cache)?;
     }
     Ok(GenerationOutput {
         sequences: ids,
@@ -206,8 +242,8 @@ fn sample_or_greedy(
 }
 
 /// True when the text of `new_tokens` contains one of the stop strings.
-fn hits_stop_string(
-    model: &DecoderModel,
+fn hits_stop_string<M: Generator>(
+    model: &M,
     new_tokens: &[u32],
     g: &GenerationConfig,
 ) -> Result<bool> {

@@ -157,52 +157,88 @@ impl ParamStore {
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     }
 
-    /// Overwrites every parameter with the tensor of the same name in `path`. A missing tensor,
-    /// a tensor with another shape, or a tensor the model does not have is an error naming it.
-    pub fn load(&self, path: &Path) -> Result<()> {
+    /// Overwrites every parameter with the tensor of the same name in `path`. A missing tensor
+    /// or a tensor with another shape is an error naming it; tensors the model does not have
+    /// are returned in the report.
+    pub fn load(&self, path: &Path) -> Result<LoadReport> {
         let loaded = load_safetensors(path, &self.device)?;
         self.assign(&loaded, path)
     }
 
-    /// Overwrites parameters from `tensors` (which came from `path`), validating names and shapes.
-    pub fn assign(&self, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    /// Overwrites parameters from `tensors` (which came from `path`) under the one loading
+    /// policy ([`ParamStore::load_tensors`]) with no parameter allowed to start fresh.
+    pub fn assign(&self, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<LoadReport> {
+        self.load_tensors(tensors, path, &|_| false)
+    }
+
+    /// Overwrites parameters from `tensors` (which came from `path`) as transformers loads a
+    /// checkpoint: a parameter missing from the file, or of another shape, is an error naming
+    /// it unless `fresh_allowed(name)` (a newly initialised head), when it keeps its initial
+    /// value and is listed; tensors the model does not have are listed as unexpected (the
+    /// caller warns). Nothing is written unless every check passes.
+    pub fn load_tensors(
+        &self,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+        fresh_allowed: &dyn Fn(&str) -> bool,
+    ) -> Result<LoadReport> {
         let vars = self.vars();
+        let mut report = LoadReport::default();
+        let mut assign = Vec::with_capacity(vars.len());
         for (name, var) in &vars {
-            let tensor = tensors.get(name).ok_or_else(|| Error::Tensor {
+            let error = |message: String| Error::Tensor {
                 path: path.to_path_buf(),
                 name: name.clone(),
-                message: format!("missing (the model expects shape {:?})", var.dims()),
-            })?;
-            if tensor.dims() != var.dims() {
-                return Err(Error::Tensor {
-                    path: path.to_path_buf(),
-                    name: name.clone(),
-                    message: format!(
-                        "shape {:?} in the file, but the model expects {:?}",
-                        tensor.dims(),
+                message,
+            };
+            match tensors.get(name) {
+                Some(t) if t.dims() == var.dims() => assign.push((var, t)),
+                Some(t) if fresh_allowed(name) => {
+                    report.mismatched.push(format!(
+                        "{name}: {:?} in the file, {:?} in the model",
+                        t.dims(),
                         var.dims()
-                    ),
-                });
+                    ));
+                    report.newly_initialized.push(name.clone());
+                }
+                Some(t) => {
+                    return Err(error(format!(
+                        "shape {:?} in the file, but the model expects {:?}",
+                        t.dims(),
+                        var.dims()
+                    )))
+                }
+                None if fresh_allowed(name) => report.newly_initialized.push(name.clone()),
+                None => {
+                    return Err(error(format!(
+                        "missing (the model expects shape {:?})",
+                        var.dims()
+                    )))
+                }
             }
         }
-        let mut unexpected: Vec<&String> = tensors
+        report.unexpected = tensors
             .keys()
             .filter(|k| !vars.iter().any(|(n, _)| n == *k))
+            .cloned()
             .collect();
-        unexpected.sort();
-        if let Some(name) = unexpected.first() {
-            return Err(Error::Tensor {
-                path: path.to_path_buf(),
-                name: (*name).clone(),
-                message: "not a parameter of this model (wrong architecture in config.json?)"
-                    .into(),
-            });
+        report.unexpected.sort();
+        for (var, tensor) in assign {
+            var.set(&tensor.to_dtype(var.dtype())?)?;
         }
-        for (name, var) in &vars {
-            var.set(&tensors[name].to_dtype(var.dtype())?)?;
-        }
-        Ok(())
+        Ok(report)
     }
+}
+
+/// What loading a checkpoint found besides the tensors it used, as transformers reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// Parameters that kept their initial values (a new head).
+    pub newly_initialized: Vec<String>,
+    /// Of those, the ones whose checkpoint tensor had another shape, with both shapes.
+    pub mismatched: Vec<String>,
+    /// Checkpoint tensors the model does not have (ignored).
+    pub unexpected: Vec<String>,
 }
 
 /// Reads a safetensors file; a truncated or corrupt file is an error naming it.

@@ -1,47 +1,9 @@
-//! Reading Hugging Face encoder weights: one `model.safetensors` or shards listed in
-//! `model.safetensors.index.json`; tensor names with or without the family prefix (`bert.`),
-//! legacy `gamma`/`beta` layer-norm names, and buffers and tied copies that are not parameters.
+//! Encoder checkpoint names: tensor names with or without the family prefix (`bert.`), legacy
+//! `gamma`/`beta` layer-norm names, and buffers and tied copies that are not parameters.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
-
-use crate::error::{Error, Result};
-use crate::train::load_safetensors;
-
-/// The weight files of a folder, with the file to name in errors.
-pub fn read_weights(dir: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, PathBuf)> {
-    let single = dir.join("model.safetensors");
-    if single.exists() {
-        return Ok((load_safetensors(&single, device)?, single));
-    }
-    let index = dir.join("model.safetensors.index.json");
-    if index.exists() {
-        let value: serde_json::Value = crate::models::folder::read_json_file(&index)?;
-        let map = value
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| Error::folder(&index, "no \"weight_map\" object"))?;
-        let mut files: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
-        files.sort_unstable();
-        files.dedup();
-        let mut all = HashMap::new();
-        for file in files {
-            all.extend(load_safetensors(&dir.join(file), device)?);
-        }
-        return Ok((all, index));
-    }
-    let hint = if dir.join("pytorch_model.bin").exists() {
-        " (pytorch_model.bin is not supported: save the model with safetensors)"
-    } else {
-        ""
-    };
-    Err(Error::folder(
-        single,
-        format!("file not found, nor model.safetensors.index.json{hint}"),
-    ))
-}
+use candle_core::Tensor;
 
 /// Checkpoint entries that are never parameters: position-id buffers and decoder weights tied
 /// to the word embeddings.

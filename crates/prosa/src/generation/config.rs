@@ -6,7 +6,6 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::models::decoder::config::DecoderConfig;
 
 /// When beam search stops (transformers' `early_stopping`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,18 +99,23 @@ fn ids(v: &Value) -> Option<Vec<u32>> {
 
 impl GenerationConfig {
     /// transformers' defaults with the special tokens of the model's config.
-    pub fn from_model_config(c: &DecoderConfig) -> Self {
+    pub fn from_special_tokens(
+        bos_token_id: Option<u32>,
+        eos_token_ids: &[u32],
+        pad_token_id: Option<u32>,
+    ) -> Self {
         Self {
-            eos_token_ids: c.eos_token_ids.clone(),
-            pad_token_id: c.pad_token_id,
-            bos_token_id: c.bos_token_id,
+            eos_token_ids: eos_token_ids.to_vec(),
+            pad_token_id,
+            bos_token_id,
             ..Self::default()
         }
     }
 
-    /// The model config's tokens overridden by `generation_config.json` when the folder has one.
-    pub fn from_folder(dir: &Path, c: &DecoderConfig) -> Result<Self> {
-        let mut g = Self::from_model_config(c);
+    /// `defaults` (the model config's tokens) overridden by `generation_config.json` when the
+    /// folder has one.
+    pub fn from_folder(dir: &Path, defaults: Self) -> Result<Self> {
+        let mut g = defaults;
         let path = dir.join("generation_config.json");
         if path.exists() {
             let v: Value = crate::fsio::read_json(&path)?;

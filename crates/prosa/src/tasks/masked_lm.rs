@@ -1,4 +1,4 @@
-//! BERT pretraining from scratch on a corpus, the run `prosa pretrain` makes: a WordPiece
+//! The masked-LM task: BERT pretraining from scratch on a corpus, the run `prosa pretrain` makes: a WordPiece
 //! vocabulary trained on the training documents, segment pairs for next-sentence prediction,
 //! MLM + NSP with the Trainer, curves, and fill-mask on held-out sentences.
 
@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use rand::SeedableRng;
 use serde::Serialize;
 
+use super::ending::{save_run, write_results};
 use crate::data::corpus::{read_documents, Document};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::models::encoder::pretraining::{nsp_accuracy, BertPretrainer, BertSize};
 use crate::pipelines::FillMask;
-use crate::report;
 use crate::text::{SubwordKind, SubwordTokenizer, SubwordTrainConfig};
 use crate::train::{Trainer, TrainingArgs};
 
@@ -63,8 +63,9 @@ pub struct PretrainResult {
 
 /// Runs the pretraining.
 pub fn run(spec: &PretrainSpec, resume: bool) -> Result<PretrainResult> {
-    let out = &spec.training.output_dir;
-    fsio::create_dir(out)?;
+    spec.training.check_metric(&["loss", "accuracy"])?;
+    let device = spec.training.device.open()?;
+    fsio::create_dir(&spec.training.output_dir)?;
     let mut documents = read_documents(&spec.corpus)?;
     if documents.len() <= spec.validation_documents {
         return Err(Error::config(
@@ -80,25 +81,24 @@ pub fn run(spec: &PretrainSpec, resume: bool) -> Result<PretrainResult> {
         &SubwordTrainConfig::new(SubwordKind::WordPiece, spec.vocab_size),
         texts,
     )?;
-    let model = BertPretrainer::new(tokenizer, spec.size, spec.training.seed)?;
+    let model = BertPretrainer::new(tokenizer, spec.size, spec.training.seed, &device)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(spec.training.seed);
     let train = model.pairs(&documents, &mut rng)?;
     let validation = model.pairs(&held_out, &mut rng)?;
     let trainer = Trainer::new(spec.training.clone(), Vec::new())?;
     let outcome = trainer.train(&model, &train, Some(&validation), resume)?;
-    let model_dir = out.join("model");
-    model.save(&model_dir)?;
-    outcome.state.history.save(&model_dir)?;
-    report::learning_curves_png(
-        &outcome.state.history,
+    let saved = save_run(
+        &spec.training,
+        &outcome,
         "BERT pretraining (MLM + NSP)",
-        &out.join("learning_curves.png"),
+        |dir| model.save(dir),
     )?;
+    let model_dir = saved.model_dir;
     let curve = outcome
         .state
         .history
         .metric_pairs("eval_accuracy", "eval_loss");
-    let samples = fill_mask_samples(&model_dir, &held_out)?;
+    let samples = fill_mask_samples(&model_dir, &held_out, &device)?;
     let result = PretrainResult {
         model_dir,
         pairs: (train.len(), validation.len()),
@@ -108,19 +108,19 @@ pub fn run(spec: &PretrainSpec, resume: bool) -> Result<PretrainResult> {
         samples,
         train_seconds: outcome.train_seconds,
     };
-    fsio::write_json(&out.join("pretraining.json"), &result)?;
-    Ok(result)
+    write_results(&spec.training, result)
 }
 
 /// Masks a common word in a few held-out segments and asks the saved model to fill it.
 fn fill_mask_samples(
     model_dir: &std::path::Path,
     held_out: &[Document],
+    device: &candle_core::Device,
 ) -> Result<Vec<FillMaskSample>> {
     const WORDS: [&str; 8] = [
         "love", "lord", "king", "heart", "good", "death", "night", "father",
     ];
-    let pipeline = FillMask::from_pretrained(model_dir)?;
+    let pipeline = FillMask::from_pretrained(model_dir, device)?;
     let mut samples = Vec::new();
     for segment in held_out.iter().flat_map(|d| &d.segments) {
         let words: Vec<&str> = segment.split_whitespace().collect();

@@ -1,0 +1,112 @@
+//! The block of a decoder-only Transformer (GPT-2 and Llama alike are pre-norm):
+//!
+//! ```text
+//! x = x + attention(norm1(x))      causal self-attention, key/value cache
+//! x = x + mlp(norm2(x))            GELU (GPT-2) or SwiGLU (Llama) feed-forward layer
+//! ```
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::nn::activation::gelu_tanh;
+use crate::nn::attention::{Mask, MultiHeadAttention, Rotary};
+use crate::nn::kv_cache::LayerCache;
+use crate::nn::norm::Norm;
+use crate::nn::projection::Projection;
+use crate::nn::{dropout, ForwardCtx};
+
+/// The feed-forward layer.
+#[derive(Clone)]
+pub enum Mlp {
+    /// GPT-2: `proj(gelu_tanh(fc(x)))`.
+    Gelu {
+        /// `c_fc`.
+        fc: Projection,
+        /// `c_proj`.
+        proj: Projection,
+    },
+    /// Llama with gate and up stacked in one product (`[gate | up]`).
+    StackedSwiGlu {
+        /// `[gate_proj; up_proj]`.
+        gate_up: Projection,
+        /// `down_proj`.
+        down: Projection,
+        /// Width of each half.
+        intermediate: usize,
+    },
+    /// Llama: `down(silu(gate(x)) ⊙ up(x))`.
+    SwiGlu {
+        /// `gate_proj`.
+        gate: Projection,
+        /// `up_proj`.
+        up: Projection,
+        /// `down_proj`.
+        down: Projection,
+    },
+}
+
+impl Mlp {
+    /// Applies the layer.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Mlp::Gelu { fc, proj } => proj.forward(&gelu_tanh(&fc.forward(x)?)?),
+            Mlp::StackedSwiGlu {
+                gate_up,
+                down,
+                intermediate,
+            } => {
+                let both = gate_up.forward(x)?;
+                let last = both.rank() - 1;
+                let gate = both.narrow(last, 0, *intermediate)?;
+                let up = both.narrow(last, *intermediate, *intermediate)?;
+                down.forward(&(gate.silu()? * up)?)
+            }
+            Mlp::SwiGlu { gate, up, down } => {
+                down.forward(&(gate.forward(x)?.silu()? * up.forward(x)?)?)
+            }
+        }
+    }
+}
+
+/// One pre-norm block: `x + attn(norm1(x))`, then `x + mlp(norm2(x))`.
+#[derive(Clone)]
+pub struct Block {
+    /// Norm before attention.
+    pub norm1: Norm,
+    /// Causal self-attention.
+    pub attention: MultiHeadAttention,
+    /// Norm before the feed-forward layer.
+    pub norm2: Norm,
+    /// Feed-forward layer.
+    pub mlp: Mlp,
+    /// Residual dropout after the feed-forward layer while training.
+    pub dropout: f32,
+}
+
+impl Block {
+    /// Applies the block to the newest positions `x` (batch, seq, hidden); `pad_bias`
+    /// (batch, 1, 1, cached + seq) masks padding.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        rotary: Option<&Rotary>,
+        pad_bias: &Tensor,
+        cache: Option<&mut LayerCache>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let attended = self.attention.forward(
+            &self.norm1.forward(x)?,
+            Mask::Causal(pad_bias),
+            rotary,
+            cache,
+            ctx,
+        )?;
+        let x = (x + attended)?;
+        let fed = dropout(
+            &self.mlp.forward(&self.norm2.forward(&x)?)?,
+            self.dropout,
+            ctx,
+        )?;
+        Ok((x + fed)?)
+    }
+}

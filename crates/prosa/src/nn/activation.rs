@@ -1,0 +1,261 @@
+//! Activation functions: branch-free rational approximations of tanh, the logistic sigmoid and
+//! erf (each within 1e-6 of libm, so loops over them vectorise), and the erf and tanh GELUs as
+//! candle ops with a backward pass.
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::gemm::{cpu_f32 as f32_slice, with_f32};
+use crate::error::Result;
+
+/// tanh as a rational function (odd degree-13 numerator, even degree-6 denominator, the
+/// approximation Eigen uses), clamped where tanh is ±1 in f32. Branch-free, so the gate loops
+/// vectorise; within 1e-6 of `f32::tanh` (tested below).
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // the published coefficients, rounded by the compiler
+pub(crate) fn tanh(x: f32) -> f32 {
+    const CLAMP: f32 = 7.905_311;
+    let x = x.clamp(-CLAMP, CLAMP);
+    let x2 = x * x;
+    let p = x2 * -2.760_768_5e-16 + 2.000_187_9e-13;
+    let p = p * x2 - 8.604_671_5e-11;
+    let p = p * x2 + 5.122_297e-8;
+    let p = p * x2 + 1.485_722_4e-5;
+    let p = p * x2 + 6.372_619_3e-4;
+    let p = p * x2 + 4.893_524_6e-3;
+    let q = x2 * 1.198_258_4e-6 + 1.185_347e-4;
+    let q = q * x2 + 2.268_434_6e-3;
+    let q = q * x2 + 4.893_525_2e-3;
+    x * p / q
+}
+
+/// The logistic function through [`tanh`]: σ(x) = (1 + tanh(x/2)) / 2.
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    0.5 + 0.5 * tanh(0.5 * x)
+}
+
+/// erf as a rational function of x (odd degree-13 numerator over an even degree-8
+/// denominator, the approximation Eigen and XLA use), clamped where erf is ±1 in f32.
+/// Branch-free, so loops over it vectorise; within 1e-6 of libm (tested below).
+#[inline(always)]
+#[allow(clippy::excessive_precision)]
+pub(crate) fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let p = x2 * -2.726_142_258_013_06e-10 + 2.770_681_424_959_02e-08;
+    let p = p * x2 - 2.101_024_020_825_08e-06;
+    let p = p * x2 - 5.692_506_394_623_46e-05;
+    let p = p * x2 - 7.349_906_303_268_55e-04;
+    let p = p * x2 - 2.954_599_808_540_25e-03;
+    let p = p * x2 - 1.609_603_332_624_15e-02;
+    let q = x2 * -1.456_607_184_649_96e-05 - 2.133_740_552_789_05e-04;
+    let q = q * x2 - 1.682_826_974_382_03e-03;
+    let q = q * x2 - 7.373_329_167_204_68e-03;
+    let q = q * x2 - 1.426_473_905_141_89e-02;
+    x * p / q
+}
+
+/// √(2/π), of the tanh GELU.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+struct GeluTanhOp;
+
+impl CustomOp1 for GeluTanhOp {
+    fn name(&self) -> &'static str {
+        "prosa-gelu-tanh"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "gelu input")?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(1 << 14)
+            .zip(x.par_chunks(1 << 14))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    let u = SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v);
+                    *o = 0.5 * v * (1.0 + tanh(u));
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        // d/dx ½x(1 + t) = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t = tanh(u).
+        let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
+        with_f32(x, |xs| {
+            dx.par_chunks_mut(1 << 14)
+                .zip(xs.par_chunks(1 << 14))
+                .for_each(|(g, x)| {
+                    for (g, &v) in g.iter_mut().zip(x) {
+                        let t = tanh(SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v));
+                        let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * v * v);
+                        *g *= 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du;
+                    }
+                })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+/// The tanh approximation of GELU (transformers' `gelu_new`, GPT-2's activation), fused with a
+/// backward pass on the CPU in f32; candle's `gelu` elsewhere.
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return Ok(x.contiguous()?.apply_op1(GeluTanhOp)?);
+    }
+    Ok(x.gelu()?)
+}
+
+struct GeluOp;
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+
+impl CustomOp1 for GeluOp {
+    fn name(&self) -> &'static str {
+        "prosa-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "gelu input")?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(1 << 14)
+            .zip(x.par_chunks(1 << 14))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2));
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        // d/dx [x Φ(x)] = Φ(x) + x φ(x).
+        let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
+        let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
+        with_f32(x, |xs| {
+            dx.par_chunks_mut(1 << 14)
+                .zip(xs.par_chunks(1 << 14))
+                .for_each(|(g, x)| {
+                    for (g, &v) in g.iter_mut().zip(x) {
+                        let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
+                        let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
+                        *g *= cdf + v * pdf;
+                    }
+                })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+/// Exact (erf) GELU, `x Φ(x)`, as transformers' `gelu`: fused with a backward pass on the CPU
+/// in f32 (a vectorisable erf instead of libm's), candle's `gelu_erf` elsewhere.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return Ok(x.contiguous()?.apply_op1(GeluOp)?);
+    }
+    Ok(x.gelu_erf()?)
+}
+
+/// The activation of a feed-forward layer, as `config.json`'s `hidden_act` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact (erf) GELU: transformers' `gelu`.
+    Gelu,
+    /// tanh-approximated GELU: `gelu_new`, `gelu_pytorch_tanh`.
+    GeluTanh,
+    /// ReLU.
+    Relu,
+}
+
+impl Activation {
+    /// The activation of a `hidden_act` name, `None` when prosa does not have it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "gelu" => Some(Self::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Self::GeluTanh),
+            "relu" => Some(Self::Relu),
+            _ => None,
+        }
+    }
+
+    /// Applies the activation.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Activation::Gelu => gelu(x)?,
+            Activation::GeluTanh => gelu_tanh(x)?,
+            Activation::Relu => x.relu()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sigmoid, tanh};
+
+    #[test]
+    fn fast_activations_are_within_1e6_of_libm() {
+        let mut worst = (0f32, 0f32);
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 1e-4;
+            let e_tanh = (tanh(x) - x.tanh()).abs();
+            let e_sig = (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs();
+            worst = (worst.0.max(e_tanh), worst.1.max(e_sig));
+        }
+        assert!(
+            worst.0 < 1e-6 && worst.1 < 1e-6,
+            "max errors: tanh {}, sigmoid {}",
+            worst.0,
+            worst.1
+        );
+        assert_eq!(tanh(50.0), 1.0);
+        assert_eq!(tanh(-50.0), -1.0);
+        assert!(sigmoid(-100.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn fast_tanh_is_within_1e6_of_libm() {
+        let mut worst = 0f32;
+        for i in -120_000..=120_000 {
+            let x = i as f32 * 1e-4;
+            worst = worst.max((tanh(x) - (x as f64).tanh() as f32).abs());
+        }
+        assert!(worst < 1e-6, "max error {worst}");
+        assert_eq!(tanh(20.0), 1.0);
+    }
+
+    #[test]
+    fn fast_erf_is_within_1e6_of_libm() {
+        let mut worst = 0f32;
+        for i in -60_000..=60_000 {
+            let x = i as f32 * 1e-4;
+            let exact = libm_erf(x as f64) as f32;
+            worst = worst.max((super::erf(x) - exact).abs());
+        }
+        assert!(worst < 1e-6, "max error {worst}");
+        assert_eq!(super::erf(9.0), 1.0);
+    }
+
+    /// erf in f64 by its Maclaurin series (|x| ≤ 3) or the continued fraction of erfc beyond.
+    fn libm_erf(x: f64) -> f64 {
+        if x.abs() > 3.0 {
+            let t = x.abs();
+            // Lentz-free continued fraction, 60 terms: erfc(t) = exp(-t²)/√π · 1/(t + 1/2/(t + 1/(t + …))).
+            let mut f = t;
+            for k in (1..60).rev() {
+                f = t + (k as f64 / 2.0) / f;
+            }
+            let erfc = (-t * t).exp() / std::f64::consts::PI.sqrt() / f;
+            return x.signum() * (1.0 - erfc);
+        }
+        let mut sum = 0.0;
+        let mut term = x;
+        let mut n = 0.0;
+        while term.abs() > 1e-17 {
+            sum += term / (2.0 * n + 1.0);
+            n += 1.0;
+            term *= -x * x / n;
+        }
+        2.0 / std::f64::consts::PI.sqrt() * sum
+    }
+}

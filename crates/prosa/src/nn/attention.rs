@@ -1,0 +1,277 @@
+//! Multi-head attention, the one implementation every Transformer in prosa uses ("Attention is
+//! all you need", §3.2; the e-book's Figure 23):
+//!
+//! ```text
+//! Attention(Q, K, V) = softmax(Q·Kᵀ / √d_k + mask) · V
+//! MultiHead(x)       = Concat(head_1, …, head_h) · W_O,   head_i = Attention(x·W_Qi, x·W_Ki, x·W_Vi)
+//! ```
+//!
+//! - **bidirectional self-attention** (BERT's encoder): every token sees every real token; the
+//!   mask is the padding bias;
+//! - **causal self-attention** (GPT-2, Llama): token `t` sees tokens `≤ t`, with a key/value
+//!   cache for generation, rotary positions, and grouped-query heads (`kv_heads < heads`);
+//! - **cross-attention** (encoder–decoders): queries from the decoder, keys and values from the
+//!   encoder's output, projected once into a [`CrossMemory`] that every decoding step reads.
+//!
+//! Masks are additive biases (batch, 1, 1, keys): 0 for real tokens and [`padding_bias`] for
+//! padding, the same value for every family.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::context::ForwardCtx;
+use super::dropout::dropout;
+use super::kv_cache::{CrossMemory, LayerCache};
+use super::projection::Projection;
+use super::rope::{rope, RopeStyle};
+use super::softmax::{causal_masked_softmax, masked_softmax};
+use crate::error::{Error, Result};
+
+/// The bias added to the attention scores of padding keys: the lowest finite value of the
+/// scores' type, as transformers uses (`torch.finfo(dtype).min`). Finite, so a padding query
+/// whose keys are all padding still gets finite (ignored) values.
+pub fn padding_bias_value(dtype: DType) -> f32 {
+    match dtype {
+        DType::F16 => half::f16::MIN.to_f32(),
+        _ => f32::MIN,
+    }
+}
+
+/// The additive attention bias of a padding mask (batch, keys) of 1 (token) / 0 (padding):
+/// (batch, 1, 1, keys) in `dtype`.
+pub fn padding_bias(mask: &[Vec<u32>], dtype: DType, device: &Device) -> Result<Tensor> {
+    let (batch, keys) = (mask.len(), mask.first().map_or(0, Vec::len));
+    let low = padding_bias_value(dtype);
+    let values: Vec<f32> = mask
+        .iter()
+        .flatten()
+        .map(|&m| if m == 0 { low } else { 0.0 })
+        .collect();
+    Ok(Tensor::from_vec(values, (batch, 1, 1, keys), device)?.to_dtype(dtype)?)
+}
+
+/// transformers' position ids for a (left-)padded batch: `cumsum(mask) − 1`, padding at 0.
+pub fn position_ids(attention_mask: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    attention_mask
+        .iter()
+        .map(|row| {
+            let mut seen = 0u32;
+            row.iter()
+                .map(|&m| {
+                    seen += m;
+                    if m == 0 {
+                        0
+                    } else {
+                        seen - 1
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Rotary position tables (Llama) for the queries and keys of one forward pass.
+pub struct Rotary<'a> {
+    /// Cosines (batch, seq, head_dim/2).
+    pub cos: &'a Tensor,
+    /// Sines, same shape.
+    pub sin: &'a Tensor,
+    /// Channel pairing.
+    pub style: RopeStyle,
+}
+
+/// Which positions a self-attention query may see.
+#[derive(Clone, Copy)]
+pub enum Mask<'a> {
+    /// Every real key (an encoder): the padding bias (batch, 1, 1, keys).
+    Bidirectional(&'a Tensor),
+    /// Keys up to the query's own position (a decoder); the padding bias covers the cached
+    /// positions and the new ones.
+    Causal(&'a Tensor),
+}
+
+/// The query, key and value projections.
+#[derive(Clone)]
+pub enum Qkv {
+    /// One projection to `[q | k | v]` (GPT-2's `c_attn`, or stacked at load).
+    Fused(Projection),
+    /// Separate projections (BERT, Llama; cross-attention needs these).
+    Separate {
+        /// Queries.
+        q: Projection,
+        /// Keys.
+        k: Projection,
+        /// Values.
+        v: Projection,
+    },
+}
+
+/// Multi-head attention with its projections.
+#[derive(Clone)]
+pub struct MultiHeadAttention {
+    /// Query/key/value projections.
+    pub qkv: Qkv,
+    /// The output projection `W_O`.
+    pub out: Projection,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than `heads`).
+    pub kv_heads: usize,
+    /// Width of a head `d_k`.
+    pub head_dim: usize,
+    /// Dropout on the attention probabilities while training.
+    pub attention_dropout: f32,
+    /// Dropout on the output while training.
+    pub output_dropout: f32,
+}
+
+impl MultiHeadAttention {
+    /// Self-attention of the newest positions `x` (batch, seq, hidden) → (batch, seq, hidden).
+    /// `cache` (causal only) holds the keys and values of earlier positions and receives these;
+    /// `rotary` rotates queries and keys first.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: Mask,
+        rotary: Option<&Rotary>,
+        cache: Option<&mut LayerCache>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let (batch, seq, _) = x.dims3()?;
+        let (h, kvh, dh) = (self.heads, self.kv_heads, self.head_dim);
+        let (q, k, v) = match &self.qkv {
+            Qkv::Fused(p) => {
+                let all = p.forward(x)?;
+                (
+                    all.narrow(2, 0, h * dh)?,
+                    all.narrow(2, h * dh, kvh * dh)?,
+                    all.narrow(2, (h + kvh) * dh, kvh * dh)?,
+                )
+            }
+            Qkv::Separate { q, k, v } => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
+        };
+        let (mut q, mut k, v) = (
+            split_heads(&q, h, dh)?,
+            split_heads(&k, kvh, dh)?,
+            split_heads(&v, kvh, dh)?,
+        );
+        if let Some(r) = rotary {
+            q = rope(&q, r.cos, r.sin, r.style)?;
+            k = rope(&k, r.cos, r.sin, r.style)?;
+        }
+        let (k, v) = match cache {
+            Some(c) => c.append(k, v)?,
+            None => (k, v),
+        };
+        let scale = 1.0 / (dh as f64).sqrt();
+        let group = h / kvh;
+        let context = match mask {
+            Mask::Causal(bias) if seq == 1 && group > 1 => {
+                // One new token sees every cached key: group its query heads per key/value
+                // head instead of copying the keys and values `group` times.
+                let q = q.reshape((batch, kvh, group, dh))?;
+                let probs = masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
+                probs.matmul(&v)?.reshape((batch, h, 1, dh))?
+            }
+            Mask::Causal(bias) => {
+                let (k, v) = (repeat_kv(&k, group)?, repeat_kv(&v, group)?);
+                let probs = causal_masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
+                dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?
+            }
+            Mask::Bidirectional(bias) => {
+                let (k, v) = (repeat_kv(&k, group)?, repeat_kv(&v, group)?);
+                let probs = masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
+                dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?
+            }
+        };
+        self.merge_and_project(&context, ctx)
+    }
+
+    /// The keys and values of an encoder's output `memory` (batch, source, hidden) for
+    /// [`cross`](Self::cross), projected once; `pad_bias` (batch, 1, 1, source) masks the
+    /// source's padding.
+    pub fn memory(&self, memory: &Tensor, pad_bias: &Tensor) -> Result<CrossMemory> {
+        let Qkv::Separate { k, v, .. } = &self.qkv else {
+            return Err(Error::config(
+                "attention",
+                "cross-attention needs separate query and key/value projections",
+            ));
+        };
+        Ok(CrossMemory {
+            keys: split_heads(&k.forward(memory)?, self.kv_heads, self.head_dim)?,
+            values: split_heads(&v.forward(memory)?, self.kv_heads, self.head_dim)?,
+            pad_bias: pad_bias.clone(),
+        })
+    }
+
+    /// Cross-attention: queries from the decoder positions `x` (batch, seq, hidden), keys and
+    /// values from the encoder's `memory`; every real source token is visible.
+    pub fn cross(&self, x: &Tensor, memory: &CrossMemory, ctx: &mut ForwardCtx) -> Result<Tensor> {
+        let Qkv::Separate { q, .. } = &self.qkv else {
+            return Err(Error::config(
+                "attention",
+                "cross-attention needs separate query and key/value projections",
+            ));
+        };
+        let q = split_heads(&q.forward(x)?, self.heads, self.head_dim)?;
+        let group = self.heads / self.kv_heads;
+        let (k, v) = (
+            repeat_kv(&memory.keys, group)?,
+            repeat_kv(&memory.values, group)?,
+        );
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let probs = masked_softmax(&q.matmul(&k.t()?)?, &memory.pad_bias, scale)?;
+        let context = dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?;
+        self.merge_and_project(&context, ctx)
+    }
+
+    /// (batch, heads, seq, d) → concatenated heads (batch, seq, heads·d) → `W_O` → dropout.
+    fn merge_and_project(&self, context: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
+        let (batch, heads, seq, dh) = context.dims4()?;
+        let merged = context.transpose(1, 2)?.reshape((batch, seq, heads * dh))?;
+        dropout(&self.out.forward(&merged)?, self.output_dropout, ctx)
+    }
+}
+
+/// (batch, seq, n·d) → (batch, n, seq, d), contiguous.
+fn split_heads(x: &Tensor, n: usize, d: usize) -> Result<Tensor> {
+    let (batch, seq, _) = x.dims3()?;
+    Ok(x.reshape((batch, seq, n, d))?
+        .transpose(1, 2)?
+        .contiguous()?)
+}
+
+/// (batch, kv_heads, seq, d) → (batch, kv_heads·group, seq, d), each key/value head repeated
+/// for the `group` query heads that share it.
+fn repeat_kv(x: &Tensor, group: usize) -> Result<Tensor> {
+    if group == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kvh, s, d) = x.dims4()?;
+    Ok(x.unsqueeze(2)?
+        .broadcast_as((b, kvh, group, s, d))?
+        .contiguous()?
+        .reshape((b, kvh * group, s, d))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_ids_count_real_tokens_of_left_padded_rows() {
+        assert_eq!(
+            position_ids(&[vec![0, 0, 1, 1, 1], vec![1, 1, 1, 1, 1]]),
+            [vec![0, 0, 0, 1, 2], vec![0, 1, 2, 3, 4]]
+        );
+    }
+
+    #[test]
+    fn the_padding_bias_is_the_lowest_finite_value_of_the_type() {
+        let bias = padding_bias(&[vec![1, 0]], DType::F32, &crate::device::host()).unwrap();
+        assert_eq!(
+            bias.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [0.0, f32::MIN]
+        );
+        assert!(padding_bias_value(DType::F16).is_finite());
+    }
+}

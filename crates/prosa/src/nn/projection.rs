@@ -1,0 +1,101 @@
+//! The one projection layer of every model: `y = x·Wᵀ + b` over the last dimension, whatever
+//! form the weight takes — dense `nn.Linear` (trainable), GPT-2's `Conv1D` layout, or a GGUF
+//! tensor multiplied in its quantized form.
+
+use std::sync::Arc;
+
+use candle_core::quantized::QMatMul;
+use candle_core::{Module, Tensor};
+
+use super::linear::{conv1d_linear, linear, linear_no_bias};
+use super::params::{Init, ParamBuilder};
+use super::quantized::QuantMatrix;
+use crate::error::Result;
+
+/// The weight of a projection.
+#[derive(Clone)]
+pub enum Weight {
+    /// `nn.Linear` layout (out, in), f32.
+    Dense(Tensor),
+    /// GPT-2's `Conv1D` layout (in, out), f32.
+    Conv1d(Tensor),
+    /// A GGUF tensor (out, in) of type Q4_0, Q4_1 or Q8_0, multiplied by prosa's kernels.
+    Blocks(Arc<QuantMatrix>),
+    /// A GGUF tensor of another type, multiplied in its quantized form by candle.
+    Quantized(Arc<QMatMul>),
+}
+
+/// `y = x·Wᵀ + b` over the last dimension.
+#[derive(Clone)]
+pub struct Projection {
+    /// The weight.
+    pub weight: Weight,
+    /// The bias, if the layer has one.
+    pub bias: Option<Tensor>,
+}
+
+impl Projection {
+    /// A projection from its parts.
+    pub fn new(weight: Weight, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// A dense layer `name.weight` (outputs, inputs) drawn from `init`, and `name.bias`
+    /// (zeros) when `bias` is set — PyTorch's `nn.Linear` names and layout.
+    pub fn dense(
+        vb: &ParamBuilder,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        init: Init,
+        bias: bool,
+    ) -> Result<Self> {
+        let vb = vb.pp(name);
+        Ok(Self::new(
+            Weight::Dense(vb.param("weight", &[outputs, inputs], init)?),
+            bias.then(|| vb.param("bias", &[outputs], Init::Zeros))
+                .transpose()?,
+        ))
+    }
+
+    /// GPT-2's `Conv1D`: `name.weight` (inputs, outputs) drawn from `init`, `name.bias` zeros.
+    pub fn conv1d(
+        vb: &ParamBuilder,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        init: Init,
+    ) -> Result<Self> {
+        let vb = vb.pp(name);
+        Ok(Self::new(
+            Weight::Conv1d(vb.param("weight", &[inputs, outputs], init)?),
+            Some(vb.param("bias", &[outputs], Init::Zeros)?),
+        ))
+    }
+
+    /// Applies the projection to `x` (…, in).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Dense(w) => match &self.bias {
+                Some(b) => linear(x, w, b),
+                None => linear_no_bias(x, w),
+            },
+            Weight::Conv1d(w) => match &self.bias {
+                Some(b) => conv1d_linear(x, w, b),
+                None => {
+                    let zeros = Tensor::zeros(w.dim(1)?, x.dtype(), x.device())?;
+                    conv1d_linear(x, w, &zeros)
+                }
+            },
+            Weight::Blocks(q) => self.add_bias(q.matmul(x)?),
+            Weight::Quantized(q) => self.add_bias(q.forward(&x.contiguous()?)?),
+        }
+    }
+
+    fn add_bias(&self, y: Tensor) -> Result<Tensor> {
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
