@@ -14,7 +14,7 @@
 //!
 //! The batch is cut into one chunk of rows per thread and each chunk runs its whole time loop
 //! on its own (rows of a batch never interact), so there is no synchronisation inside the loop.
-//! The equations are those of [`super::recurrent`].
+//! The equations are those of the recurrent layers (`nn::recurrent`).
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;

@@ -19,14 +19,13 @@ use tokenizers::{AddedToken, Tokenizer};
 
 use super::block::{Block, Mlp};
 use super::config::{DecoderConfig, DecoderFamily};
-use super::model::{DecoderModel, Parts};
+use super::parts::Parts;
 use crate::error::{Error, Result};
 use crate::nn::attention::{MultiHeadAttention, Qkv};
 use crate::nn::norm::Norm;
 use crate::nn::projection::{Projection, Weight};
 use crate::nn::quantized::QuantMatrix;
 use crate::nn::rope::RopeStyle;
-use crate::nn::ParamStore;
 use crate::text::SubwordTokenizer;
 
 /// GGUF token types (llama.cpp's `llama_token_type`).
@@ -121,8 +120,17 @@ impl GgufFile<'_> {
     }
 }
 
-/// Loads a Llama-architecture GGUF file.
-pub fn load(path: &Path, device: &Device) -> Result<DecoderModel> {
+/// What a GGUF file holds: the config its metadata describes, the model's parts (quantized
+/// projections), the tokenizer and the chat template.
+pub(crate) struct GgufContents {
+    pub config: DecoderConfig,
+    pub parts: Parts,
+    pub tokenizer: SubwordTokenizer,
+    pub chat_template: Option<String>,
+}
+
+/// Reads a Llama-architecture GGUF file (`DecoderModel::from_pretrained` assembles it).
+pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let content = Content::read(&mut file).map_err(|e| {
         let message = e.to_string();
@@ -259,15 +267,12 @@ pub fn load(path: &Path, device: &Device) -> Result<DecoderModel> {
     config
         .validate()
         .map_err(|message| Error::folder(path, message))?;
-    let mut model = DecoderModel::assemble(
+    Ok(GgufContents {
         config,
-        ParamStore::new(device.clone()),
         parts,
-        path.to_path_buf(),
-    );
-    model.tokenizer = Some(tokenizer);
-    model.chat_template = chat_template;
-    Ok(model)
+        tokenizer,
+        chat_template,
+    })
 }
 
 /// The byte-level BPE tokenizer stored in the metadata (`tokenizer.ggml.model = gpt2`).

@@ -12,7 +12,7 @@
 
 use super::block::{Block, Mlp};
 use super::config::DecoderConfig;
-use super::model::{output_layer, Parts};
+use super::parts::{output_layer, Parts};
 use crate::error::Result;
 use crate::nn::attention::{MultiHeadAttention, Qkv};
 use crate::nn::norm::Norm;

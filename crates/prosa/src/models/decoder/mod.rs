@@ -16,6 +16,7 @@ pub mod gpt2;
 pub mod llama;
 pub mod lm;
 pub mod model;
+mod parts;
 
 pub use crate::nn::kv_cache::KvCache;
 pub use config::{DecoderConfig, DecoderFamily};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 use super::block::Block;
+use super::parts::Parts;
 use super::config::{DecoderConfig, DecoderFamily};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationCache, GenerationConfig, Generator};
@@ -16,9 +17,9 @@ use crate::nn::attention::{padding_bias, position_ids, Rotary};
 use crate::nn::kv_cache::KvCache;
 use crate::nn::loss::softmax_cross_entropy;
 use crate::nn::norm::Norm;
-use crate::nn::projection::{Projection, Weight};
+use crate::nn::projection::Projection;
 use crate::nn::rope::rope_tables;
-use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder, ParamStore};
+use crate::nn::{dropout, ForwardCtx, ParamStore};
 use crate::text::SubwordTokenizer;
 
 /// A decoder-only causal language model.
@@ -50,15 +51,6 @@ impl std::fmt::Debug for DecoderModel {
             .field("source", &self.source)
             .finish()
     }
-}
-
-/// The parts a model is assembled from (by [`DecoderModel::new`] or the GGUF reader).
-pub(crate) struct Parts {
-    pub embed: Tensor,
-    pub positions: Option<Tensor>,
-    pub blocks: Vec<Block>,
-    pub final_norm: Norm,
-    pub lm_head: Projection,
 }
 
 impl DecoderModel {
@@ -105,7 +97,16 @@ impl DecoderModel {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
         {
-            return super::gguf::load(path, device);
+            let gguf = super::gguf::read(path, device)?;
+            let mut model = Self::assemble(
+                gguf.config,
+                ParamStore::new(device.clone()),
+                gguf.parts,
+                path.to_path_buf(),
+            );
+            model.tokenizer = Some(gguf.tokenizer);
+            model.chat_template = gguf.chat_template;
+            return Ok(model);
         }
         if !path.is_dir() {
             return Err(Error::folder(
@@ -373,26 +374,6 @@ pub fn shifted_cross_entropy(
     }
     let flat = logits.reshape((batch * seq, vocab))?;
     Ok((softmax_cross_entropy(&flat, &targets)?, count))
-}
-
-/// The output layer: the embedding matrix when tied, else `lm_head.weight`.
-pub(crate) fn output_layer(
-    c: &DecoderConfig,
-    vb: &ParamBuilder,
-    embed: &Tensor,
-) -> Result<Projection> {
-    let weight = if c.tie_word_embeddings {
-        embed.clone()
-    } else {
-        vb.param(
-            "lm_head.weight",
-            &[c.vocab_size, c.hidden_size],
-            Init::Normal {
-                std: c.initializer_range,
-            },
-        )?
-    };
-    Ok(Projection::new(Weight::Dense(weight), None))
 }
 
 impl Generator for DecoderModel {
