@@ -46,7 +46,15 @@ fn main() -> prosa::Result<()> {
         t.elapsed().as_secs_f64(),
     );
 
-    let model = BowClassifier::new(vectorizer, labels.clone(), 0, 0.0, None, 42, &prosa::device::default_device())?;
+    let model = BowClassifier::new(
+        vectorizer,
+        labels.clone(),
+        0,
+        0.0,
+        None,
+        42,
+        &prosa::device::default_device(),
+    )?;
     let t = Instant::now();
     let examples = model.prepare(&texts, &ids);
     report("tf-idf transform", texts.len(), t.elapsed().as_secs_f64());

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 use super::block::Block;
-use super::parts::Parts;
 use super::config::{DecoderConfig, DecoderFamily};
+use super::parts::Parts;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationCache, GenerationConfig, Generator};
 use crate::models::checkpoint::{load_checkpoint, read_weights};
