@@ -218,6 +218,19 @@ fn smollm2_gguf_answers_paris_with_its_chat_template() {
     let plain = model
         .encode_prompt("The capital of France is", false)
         .unwrap();
-    let answer = continue_text(plain);
+    let answer = continue_text(plain.clone());
     assert!(answer.starts_with(" Paris"), "SmolLM2 completed: {answer}");
+    // A stop string ends beam search too: the best beam stops right after " Paris".
+    let beams = GenerationConfig {
+        num_beams: 2,
+        max_new_tokens: Some(12),
+        stop_strings: vec!["Paris".into()],
+        ..model.generation.clone()
+    };
+    let out = generate(&model, &[plain], &beams, None).unwrap();
+    let text = tokenizer.decode(&out.new_tokens[0], true).unwrap();
+    assert!(
+        text.trim_end().ends_with("Paris") && out.new_tokens[0].len() < 12,
+        "beam search went on past the stop string: {text:?}"
+    );
 }

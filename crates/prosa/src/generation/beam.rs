@@ -7,7 +7,7 @@
 
 use super::config::{EarlyStopping, GenerationConfig};
 use super::logits;
-use super::{hits_stop_string, GenerationCache, GenerationOutput, Generator};
+use super::{hits_stop_string, GenerationCache, GenerationOutput, Generator, Start};
 use crate::error::Result;
 use crate::nn::attention::position_ids;
 
@@ -29,15 +29,21 @@ fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
     order
 }
 
-/// Runs beam search over the left-padded prompts `ids` with `mask`.
+/// Runs beam search from `start` (left-padded prompts, or decoder start tokens with an
+/// encoder's output in the cache, whose rows are expanded to the beams and reordered with
+/// them).
 pub(super) fn beam_search<M: Generator>(
     model: &M,
-    ids: Vec<Vec<u32>>,
-    mask: Vec<Vec<u32>>,
-    pad: u32,
+    start: Start<M::Cache>,
     max_length: usize,
     g: &GenerationConfig,
 ) -> Result<GenerationOutput> {
+    let Start {
+        mut cache,
+        ids,
+        mask,
+        pad,
+    } = start;
     let batch = ids.len();
     let beams = g.num_beams;
     let prompt_length = ids[0].len();
@@ -51,7 +57,6 @@ pub(super) fn beam_search<M: Generator>(
         (None, None) => pad,
     };
 
-    let mut cache = model.new_cache();
     // One prefill per prompt, then every beam starts from a copy of it.
     let positions = position_ids(&mask);
     let prefill = model.next_token_logits(&ids, &positions, &mask, &mut cache)?;

@@ -27,14 +27,29 @@ use crate::error::{Error, Result};
 use crate::nn::attention::position_ids;
 use crate::text::SubwordTokenizer;
 
-/// What `generate()` needs of a model: a cache, next-token logits of the newest tokens, the
-/// context size, and the tokenizer (for stop strings).
+/// What `generate()` needs of a model: where decoding starts, next-token logits of the newest
+/// tokens with a cache, the context size, and the tokenizer (for stop strings).
 pub trait Generator {
-    /// The state kept between steps (key/value caches), one row per sequence.
+    /// The state kept between steps (key/value caches; for encoder–decoders also the encoder's
+    /// keys and values), one row per sequence.
     type Cache: GenerationCache;
 
     /// A new, empty cache.
     fn new_cache(&self) -> Self::Cache;
+
+    /// Where decoding of `inputs` (token ids, one row per sequence) starts. Decoder-only models
+    /// (this default): the prompts padded on the left and an empty cache. An encoder–decoder
+    /// encodes its sources here, once, into the cache, and starts every row from
+    /// `decoder_start_token_id`.
+    fn start(&self, inputs: &[Vec<u32>], g: &GenerationConfig) -> Result<Start<Self::Cache>> {
+        let batch = left_pad(self.context_size(), inputs, g)?;
+        Ok(Start {
+            cache: self.new_cache(),
+            ids: batch.ids,
+            mask: batch.mask,
+            pad: batch.pad,
+        })
+    }
 
     /// Logits (rows, 1, vocab) of the last of the newest tokens `ids` (rows, new): `positions`
     /// are their position ids and `attention_mask` (rows, cached + new) marks real tokens (1)
@@ -52,6 +67,18 @@ pub trait Generator {
 
     /// The tokenizer, needed to match stop strings.
     fn tokenizer(&self) -> Result<&SubwordTokenizer>;
+}
+
+/// Where decoding starts: the cache and the rows new tokens extend.
+pub struct Start<C> {
+    /// The cache (empty, or holding an encoder's output).
+    pub cache: C,
+    /// The rows, equally long: left-padded prompts, or the decoder start token.
+    pub ids: Vec<Vec<u32>>,
+    /// 1 for real tokens, 0 for padding, like `ids`.
+    pub mask: Vec<Vec<u32>>,
+    /// The id that fills padding.
+    pub pad: u32,
 }
 
 /// A cache whose rows follow the sequences: beam search keeps, repeats and reorders them.
@@ -78,13 +105,18 @@ pub struct GenerationOutput {
 pub type TokenCallback<'a> = &'a mut dyn FnMut(usize, u32);
 
 /// The padded prompts: ids, attention mask, and the pad id used.
-struct Batch {
-    ids: Vec<Vec<u32>>,
-    mask: Vec<Vec<u32>>,
-    pad: u32,
+pub struct Batch {
+    /// Prompts padded on the left to the longest.
+    pub ids: Vec<Vec<u32>>,
+    /// 1 for real tokens, 0 for padding.
+    pub mask: Vec<Vec<u32>>,
+    /// The padding id.
+    pub pad: u32,
 }
 
-fn left_pad<M: Generator>(model: &M, prompts: &[Vec<u32>], g: &GenerationConfig) -> Result<Batch> {
+/// Prompts padded on the left (empty ones start from `bos_token_id`), checked to leave room in
+/// a context of `context` positions.
+pub fn left_pad(context: usize, prompts: &[Vec<u32>], g: &GenerationConfig) -> Result<Batch> {
     let pad = g
         .pad_token_id
         .or_else(|| g.eos_token_ids.first().copied())
@@ -104,7 +136,6 @@ fn left_pad<M: Generator>(model: &M, prompts: &[Vec<u32>], g: &GenerationConfig)
         }
     }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let context = model.context_size();
     if longest >= context {
         return Err(Error::config(
             "prompt",
@@ -153,43 +184,58 @@ pub fn generate<M: Generator>(
     if !g.stop_strings.is_empty() {
         model.tokenizer()?;
     }
-    let batch = left_pad(model, prompts, g)?;
-    let prompt_length = batch.ids[0].len();
+    let start = model.start(prompts, g)?;
+    let prompt_length = start.ids[0].len();
     let max_length = g.max_total_length(prompt_length).min(model.context_size());
     if g.num_beams > 1 {
-        return beam::beam_search(model, batch.ids, batch.mask, batch.pad, max_length, g);
+        return beam::beam_search(model, start, max_length, g);
     }
-    // Sampling several sequences per prompt: repeat each prompt (transformers' expansion).
+    // Sampling several sequences per prompt: repeat each row (transformers' expansion), and
+    // the cache's rows with them.
     let copies = if g.do_sample {
         g.num_return_sequences
     } else {
         1
     };
-    let mut ids: Vec<Vec<u32>> = Vec::new();
-    let mut mask: Vec<Vec<u32>> = Vec::new();
-    for (row, m) in batch.ids.iter().zip(&batch.mask) {
-        for _ in 0..copies {
-            ids.push(row.clone());
-            mask.push(m.clone());
-        }
+    let Start {
+        mut cache,
+        ids,
+        mask,
+        pad,
+    } = start;
+    let repeat: Vec<u32> = (0..ids.len() * copies)
+        .map(|r| (r / copies) as u32)
+        .collect();
+    if copies > 1 {
+        cache.select_rows(&repeat)?;
     }
-    sample_or_greedy(model, ids, mask, batch.pad, max_length, g, on_token)
+    let pick = |rows: &[Vec<u32>]| repeat.iter().map(|&r| rows[r as usize].clone()).collect();
+    let start = Start {
+        ids: pick(&ids),
+        mask: pick(&mask),
+        cache,
+        pad,
+    };
+    sample_or_greedy(model, start, max_length, g, on_token)
 }
 
 /// Greedy search and sampling (transformers' `_sample`).
 fn sample_or_greedy<M: Generator>(
     model: &M,
-    mut ids: Vec<Vec<u32>>,
-    mut mask: Vec<Vec<u32>>,
-    pad: u32,
+    start: Start<M::Cache>,
     max_length: usize,
     g: &GenerationConfig,
     mut on_token: Option<TokenCallback>,
 ) -> Result<GenerationOutput> {
+    let Start {
+        mut cache,
+        mut ids,
+        mut mask,
+        pad,
+    } = start;
     let rows = ids.len();
     let prompt_length = ids[0].len();
     let mut rng = ChaCha8Rng::seed_from_u64(g.seed);
-    let mut cache = model.new_cache();
     let mut next_position: Vec<u32> = mask.iter().map(|m| m.iter().sum()).collect();
     let mut unfinished = vec![true; rows];
     let mut new_tokens: Vec<Vec<u32>> = vec![Vec::new(); rows];
