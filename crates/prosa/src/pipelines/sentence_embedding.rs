@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use serde_json::Value;
 
 use super::registry::{input_texts, to_values, Params, Pipeline};
@@ -92,25 +92,10 @@ impl SentenceEmbedder {
     /// One vector per text, in the order given. Texts are tokenized first and batched by
     /// token count, so a batch pads little.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let options = EncodeOptions {
-            padding: Padding::None,
-            truncation: true,
-            max_length: Some(self.max_length),
-            ..Default::default()
-        };
-        let ids = self
-            .tokenizer
-            .encode_batch(texts, None, &options)?
-            .input_ids;
-        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in length_batches(&lengths, self.batch_size) {
-            let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
-            let input = EncoderInput::from_rows(&rows, self.model.config.pad_token_id);
-            let hidden = self
-                .model
-                .forward(&input, &mut ForwardCtx::eval())?
-                .last_hidden_state;
+        let (model, tokenizer) = (&self.model, &self.tokenizer);
+        let batches = (self.max_length, self.batch_size);
+        for_each_batch(model, tokenizer, texts, batches, |batch, input, hidden| {
             let mut pooled = match self.pooling {
                 PoolingMode::Mean => mean_pool(&hidden, &input.attention_mask)?,
                 PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
@@ -121,7 +106,8 @@ impl SentenceEmbedder {
             for (&i, v) in batch.iter().zip(pooled.to_vec2::<f32>()?) {
                 out[i] = v;
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }
@@ -168,34 +154,56 @@ impl FeatureExtraction {
     /// For each text, the last hidden state of each of its tokens (special tokens included),
     /// (tokens, hidden). Texts longer than the model are cut to its positions.
     pub fn extract(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
-        let c = &self.model.config;
-        let options = EncodeOptions {
-            padding: Padding::None,
-            truncation: true,
-            max_length: Some(c.max_position_embeddings),
-            ..Default::default()
-        };
-        let ids = self
-            .tokenizer
-            .encode_batch(texts, None, &options)?
-            .input_ids;
-        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in length_batches(&lengths, self.batch_size) {
-            let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
-            let input = EncoderInput::from_rows(&rows, c.pad_token_id);
-            let hidden = self
-                .model
-                .forward(&input, &mut ForwardCtx::eval())?
-                .last_hidden_state
-                .to_vec3::<f32>()?;
-            for (&i, mut states) in batch.iter().zip(hidden) {
-                states.truncate(lengths[i]);
-                out[i] = states;
-            }
-        }
+        let batches = (self.model.config.max_position_embeddings, self.batch_size);
+        for_each_batch(
+            &self.model,
+            &self.tokenizer,
+            texts,
+            batches,
+            |batch, input, hidden| {
+                for ((&i, mut states), mask) in batch
+                    .iter()
+                    .zip(hidden.to_vec3::<f32>()?)
+                    .zip(&input.attention_mask)
+                {
+                    states.truncate(mask.iter().filter(|&&m| m == 1).count());
+                    out[i] = states;
+                }
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
+}
+
+/// Tokenizes `texts` (cut to `max_length` tokens), cuts them into batches of `batch_size` texts
+/// of similar lengths (so a batch pads little), runs the encoder on each, and hands `each` the
+/// batch's text indices, its padded input and its last hidden states (batch, seq, hidden).
+fn for_each_batch(
+    model: &EncoderModel,
+    tokenizer: &SubwordTokenizer,
+    texts: &[&str],
+    (max_length, batch_size): (usize, usize),
+    mut each: impl FnMut(&[usize], &EncoderInput, Tensor) -> Result<()>,
+) -> Result<()> {
+    let options = EncodeOptions {
+        padding: Padding::None,
+        truncation: true,
+        max_length: Some(max_length),
+        ..Default::default()
+    };
+    let ids = tokenizer.encode_batch(texts, None, &options)?.input_ids;
+    let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+    for batch in length_batches(&lengths, batch_size) {
+        let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+        let input = EncoderInput::from_rows(&rows, model.config.pad_token_id);
+        let hidden = model
+            .forward(&input, &mut ForwardCtx::eval())?
+            .last_hidden_state;
+        each(&batch, &input, hidden)?;
+    }
+    Ok(())
 }
 
 impl Pipeline for FeatureExtraction {
