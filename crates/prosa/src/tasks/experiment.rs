@@ -359,9 +359,12 @@ impl Experiment {
                 "freeze_layers",
                 "freeze_encoder",
             ],
+            // Fine-tuning keeps the pretrained model's architecture and sizes.
+            (TaskKind::CausalLm, _) if self.model.pretrained.is_some() => {
+                &["pretrained", "block_size", "dropout"]
+            }
             (TaskKind::CausalLm, _) => &[
                 "arch",
-                "pretrained",
                 "hidden_size",
                 "num_layers",
                 "num_heads",
@@ -430,10 +433,12 @@ impl Experiment {
                         format!(
                             "does not apply to task {}{} (it would be ignored); remove it",
                             self.task.name(),
-                            if self.task == TaskKind::SequenceClassification {
-                                format!(" with arch {}", self.model.arch)
-                            } else {
-                                String::new()
+                            match self.task {
+                                TaskKind::SequenceClassification =>
+                                    format!(" with arch {}", self.model.arch),
+                                TaskKind::CausalLm if self.model.pretrained.is_some() =>
+                                    " when fine-tuning a pretrained model".to_string(),
+                                _ => String::new(),
                             }
                         ),
                     ));
@@ -446,4 +451,66 @@ impl Experiment {
 
 fn to_value<T: Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| Error::config("experiment", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tasks_defaults_pass_their_own_check() {
+        for task in [
+            TaskKind::SequenceClassification,
+            TaskKind::TokenClassification,
+            TaskKind::CausalLm,
+        ] {
+            for fine_tuning in [false, true] {
+                let mut e = Experiment::defaults(task, fine_tuning);
+                if fine_tuning {
+                    e.model.pretrained = Some("model".into());
+                    if task == TaskKind::SequenceClassification {
+                        e.model.arch = "bert".into();
+                    }
+                }
+                assert!(e.check().is_ok(), "{task:?}: {:?}", e.check());
+            }
+        }
+    }
+
+    #[test]
+    fn a_setting_the_task_would_ignore_is_an_error_naming_it() {
+        let mut e = Experiment::defaults(TaskKind::CausalLm, true);
+        e.model.pretrained = Some("gpt".into());
+        e.model.hidden_size = 64;
+        let err = e.check().unwrap_err().to_string();
+        assert!(
+            err.contains("model.hidden_size") && err.contains("fine-tuning"),
+            "{err}"
+        );
+        let mut e = Experiment::defaults(TaskKind::TokenClassification, false);
+        e.data.max_rows = Some(10);
+        let err = e.check().unwrap_err().to_string();
+        assert!(err.contains("data.max_rows"), "{err}");
+        let mut e = Experiment::defaults(TaskKind::SequenceClassification, false);
+        e.samples.prompt = "Era uma vez".into();
+        let err = e.check().unwrap_err().to_string();
+        assert!(err.contains("samples.prompt"), "{err}");
+        // The same setting is fine where it is read.
+        e.task = TaskKind::CausalLm;
+        e.model = Experiment::defaults(TaskKind::CausalLm, false).model;
+        e.training.metric_for_best_model = "perplexity".into();
+        assert!(e.check().is_ok(), "{:?}", e.check());
+    }
+
+    #[test]
+    fn task_names_parse_back() {
+        for task in [
+            TaskKind::SequenceClassification,
+            TaskKind::TokenClassification,
+            TaskKind::CausalLm,
+        ] {
+            assert_eq!(task.name().parse::<TaskKind>().unwrap(), task);
+        }
+        assert!("translation".parse::<TaskKind>().is_err());
+    }
 }
