@@ -7,6 +7,7 @@ mod data_cmd;
 mod eval_cmd;
 mod explain_cmd;
 mod generate_cmd;
+mod metrics_cmd;
 mod pipeline_cmd;
 mod pretrain_cmd;
 mod quickstart_cmd;
@@ -62,6 +63,9 @@ enum Command {
     /// Explore pretrained word vectors: neighbours, analogies, conversion.
     #[command(subcommand)]
     Vectors(vectors_cmd::VectorsCommand),
+    /// Translation scores of files: BLEU and chrF as sacrebleu computes them.
+    #[command(subcommand)]
+    Metrics(metrics_cmd::MetricsCommand),
 }
 
 /// Keeps large tensor buffers in the heap instead of a fresh `mmap` per allocation: glibc's
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => eval_cmd::evaluate(args, device),
         Command::Predict(args) => eval_cmd::predict(args, device),
         Command::Vectors(cmd) => vectors_cmd::run(cmd),
+        Command::Metrics(cmd) => metrics_cmd::run(cmd),
         Command::Explain(cmd) => explain_cmd::run(cmd, device),
         Command::Bench(cmd) => bench_cmd::run(cmd, device),
         Command::Generate(args) => generate_cmd::run(*args, device),

@@ -1,8 +1,13 @@
 //! Classification metrics with scikit-learn's definitions: accuracy, per-class precision,
 //! recall and F1, their macro / micro / weighted averages, the confusion matrix and
 //! `classification_report`. A zero denominator gives 0 (scikit-learn's `zero_division=0`).
+//! Entity scores as seqeval computes them ([`entities`]); translation scores as sacrebleu
+//! computes them ([`bleu`], [`chrf`]).
 
+pub mod bleu;
+pub mod chrf;
 pub mod entities;
+mod translation;
 
 use serde::Serialize;
 
