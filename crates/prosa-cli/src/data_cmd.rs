@@ -1,4 +1,4 @@
-//! `prosa data stats|split`.
+//! `prosa data stats|split|gettext`.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,37 @@ pub enum DataCommand {
     Stats(StatsArgs),
     /// Split a dataset into train and test CSV files (seeded, optionally stratified).
     Split(SplitArgs),
+    /// English → LOCALE translation pairs from gettext catalogues (.mo files), de-duplicated,
+    /// as TSV (source, target, group = package/domain); --split writes train/validation/test
+    /// files split by catalogue.
+    Gettext(GettextArgs),
+}
+
+/// Flags of `prosa data gettext`.
+#[derive(Args)]
+pub struct GettextArgs {
+    /// The target language of the catalogues.
+    #[arg(long, default_value = "pt_BR")]
+    locale: String,
+    /// Folder searched for LOCALE/LC_MESSAGES/*.mo [default: assets/gettext-LOCALE, fetched by
+    /// scripts/setup-assets.sh; /usr/share/locale works too, but differs between machines].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The TSV file of all pairs (with --split: the folder of train.tsv, validation.tsv, test.tsv).
+    #[arg(long)]
+    out: PathBuf,
+    /// Write train/validation/test files, split by catalogue.
+    #[arg(long)]
+    split: bool,
+    /// With --split: fraction of pairs for validation and for test (whole catalogues).
+    #[arg(long, default_value_t = 0.1)]
+    held_out: f64,
+    /// With --split: seed of the catalogue order.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Flags of `prosa data stats`.
@@ -115,6 +146,59 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        DataCommand::Gettext(args) => gettext(args)?,
+    }
+    Ok(())
+}
+
+/// `prosa data gettext`.
+fn gettext(args: GettextArgs) -> anyhow::Result<()> {
+    use prosa::data::parallel;
+    let root = args
+        .root
+        .clone()
+        .unwrap_or_else(|| parallel::default_catalogue_root(&args.locale));
+    let (pairs, report) = parallel::from_catalogues(&root, &args.locale)?;
+    let mut files = serde_json::Map::new();
+    if args.split {
+        let splits = parallel::split_by_group(pairs, args.held_out, args.held_out, args.seed);
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
+        for (name, part) in [
+            ("train", &splits.train),
+            ("validation", &splits.validation),
+            ("test", &splits.test),
+        ] {
+            let path = args.out.join(format!("{name}.tsv"));
+            parallel::write_tsv(part, &path)?;
+            files.insert(
+                name.into(),
+                serde_json::json!({"file": path, "pairs": part.len()}),
+            );
+        }
+    } else {
+        parallel::write_tsv(&pairs, &args.out)?;
+        files.insert(
+            "all".into(),
+            serde_json::json!({"file": &args.out, "pairs": pairs.len()}),
+        );
+    }
+    if args.json {
+        return print_json(&serde_json::json!({"report": report, "files": files}));
+    }
+    println!(
+        "{} catalogues under {}: {} pairs, {} after de-duplication",
+        report.catalogues,
+        root.display(),
+        report.pairs,
+        report.unique
+    );
+    for (name, f) in &files {
+        println!(
+            "  {name:<11} {:>6} pairs -> {}",
+            f["pairs"],
+            f["file"].as_str().unwrap_or_default()
+        );
     }
     Ok(())
 }

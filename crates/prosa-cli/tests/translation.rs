@@ -78,3 +78,97 @@ fn metrics_of_files_equal_sacrebleu_and_a_short_reference_file_is_named() {
         "{err}"
     );
 }
+
+/// A fetched asset, or `None` (with a note) when `scripts/setup-assets.sh` has not run — an
+/// error under `PROSA_REQUIRE_ASSETS=1`, as `scripts/test.sh` sets it.
+fn asset(relative: &str) -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets")
+        .join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
+        "{} is missing: run scripts/setup-assets.sh",
+        path.display()
+    );
+    eprintln!("skipped: {} is missing", path.display());
+    None
+}
+
+#[test]
+fn the_pinned_catalogues_give_over_30000_pairs_split_by_catalogue() {
+    let Some(root) = asset("gettext-pt_BR") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = prosa()
+        .args([
+            "data",
+            "gettext",
+            "--root",
+            root.to_str().unwrap(),
+            "--split",
+            "--json",
+        ])
+        .args(["--out", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unique = report["report"]["unique"].as_u64().unwrap();
+    assert!(unique >= 30_000, "{unique} pairs");
+    let groups = |name: &str| -> std::collections::BTreeSet<String> {
+        let pairs =
+            prosa::data::parallel::read_pairs(&dir.path().join(format!("{name}.tsv"))).unwrap();
+        assert_eq!(
+            pairs.len() as u64,
+            report["files"][name]["pairs"].as_u64().unwrap()
+        );
+        pairs.into_iter().map(|p| p.group).collect()
+    };
+    let (train, validation, test) = (groups("train"), groups("validation"), groups("test"));
+    assert!(test.len() >= 3, "the test split mixes catalogues: {test:?}");
+    assert!(
+        train.is_disjoint(&test) && train.is_disjoint(&validation) && validation.is_disjoint(&test)
+    );
+}
+
+#[test]
+fn a_truncated_or_foreign_catalogue_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let messages = dir.path().join("pkg/pt_BR/LC_MESSAGES");
+    std::fs::create_dir_all(&messages).unwrap();
+    std::fs::write(messages.join("broken.mo"), b"\x95\x04\x12\xde\x00\x00").unwrap();
+    let out = prosa()
+        .args(["data", "gettext", "--root", dir.path().to_str().unwrap()])
+        .args(["--out", dir.path().join("p.tsv").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("broken.mo") && err.contains("truncated"),
+        "{err}"
+    );
+    std::fs::write(
+        messages.join("broken.mo"),
+        b"GIF89a: this is a picture, not a catalogue",
+    )
+    .unwrap();
+    let out = prosa()
+        .args(["data", "gettext", "--root", dir.path().to_str().unwrap()])
+        .args(["--out", dir.path().join("p.tsv").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.mo") && err.contains("magic number"),
+        "{err}"
+    );
+}

@@ -5,7 +5,9 @@
 
 pub mod conll;
 pub mod corpus;
+pub mod gettext;
 mod labels;
+pub mod parallel;
 mod read;
 mod stats;
 
