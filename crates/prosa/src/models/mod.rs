@@ -7,6 +7,7 @@ pub mod encoder;
 pub mod folder;
 pub mod limits;
 pub mod rnn;
+pub mod seq2seq;
 
 use std::path::Path;
 

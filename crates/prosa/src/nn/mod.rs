@@ -21,6 +21,7 @@ pub mod linear;
 pub mod loss;
 pub mod norm;
 pub mod params;
+pub mod positional;
 pub mod projection;
 pub mod quantized;
 pub mod recurrent;
