@@ -14,6 +14,7 @@ mod quickstart_cmd;
 mod read_args;
 mod train_cmd;
 mod train_print;
+mod translate_cmd;
 mod vectors_cmd;
 
 use std::process::ExitCode;
@@ -55,6 +56,8 @@ enum Command {
     Explain(explain_cmd::ExplainCommand),
     /// Generate text with a decoder (GPT-2 / Llama folder or GGUF file), streamed as it is made.
     Generate(Box<generate_cmd::GenerateArgs>),
+    /// Translate texts with a translator folder (`prosa train --task translation`).
+    Translate(translate_cmd::TranslateArgs),
     /// Perplexity of a decoder on a text file (sliding window).
     Perplexity(generate_cmd::PerplexityArgs),
     /// Measure throughput (see scripts/bench_*.py for the comparisons with peers).
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench_cmd::run(cmd, device),
         Command::Generate(args) => generate_cmd::run(*args, device),
         Command::Perplexity(args) => generate_cmd::perplexity_run(args, device),
+        Command::Translate(args) => translate_cmd::run(args, device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

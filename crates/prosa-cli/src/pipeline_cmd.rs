@@ -27,6 +27,8 @@ pub enum PipelineTask {
     SentenceEmbedding,
     /// The prompt and its continuation (a decoder folder or GGUF file).
     TextGeneration,
+    /// The translation of each text (a translator folder).
+    Translation,
 }
 
 /// Flags of `prosa pipeline`.
@@ -78,6 +80,9 @@ pub struct PipelineArgs {
     /// text-generation: sequences per text.
     #[arg(long, help_heading = "Text generation")]
     num_return_sequences: Option<usize>,
+    /// translation: beam search with B beams.
+    #[arg(long, help_heading = "Translation")]
+    num_beams: Option<usize>,
     /// text-generation: wrap each text in the model's chat template as a user turn.
     #[arg(long, help_heading = "Text generation")]
     chat: bool,
@@ -119,6 +124,9 @@ impl PipelineArgs {
                 self.num_return_sequences.map(Value::from),
             );
             put("chat", self.chat.then_some(Value::Bool(true)));
+        } else if matches!(self.task, PipelineTask::Translation) {
+            put("max_new_tokens", self.max_new_tokens.map(Value::from));
+            put("num_beams", self.num_beams.map(Value::from));
         } else {
             put("top_k", self.top_k.map(Value::from));
         }
@@ -232,6 +240,7 @@ fn print_result(task: PipelineTask, text: &str, result: &Value) {
                 .collect();
             println!("[{}, …] ({} values)\t{text}", head.join(", "), v.len());
         }
+        PipelineTask::Translation => println!("{}", str(result, "translation_text")),
         PipelineTask::FeatureExtraction => {
             let tokens = result[0].as_array().map_or(0, Vec::len);
             let width = result[0][0].as_array().map_or(0, Vec::len);

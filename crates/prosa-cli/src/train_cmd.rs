@@ -85,9 +85,15 @@ pub struct TrainArgs {
     /// Encoder: cut texts to this many subword tokens [default: 128].
     #[arg(long, help_heading = "Model")]
     max_tokens: Option<usize>,
-    /// Causal LM: attention heads [default: 4].
+    /// Causal LM, translation: attention heads [default: 4].
     #[arg(long, help_heading = "Model")]
     heads: Option<usize>,
+    /// Translation: label smoothing of the loss [default: 0.1].
+    #[arg(long, help_heading = "Model")]
+    label_smoothing: Option<f32>,
+    /// Translation: pre-LN Transformer layers instead of the paper's post-LN.
+    #[arg(long, help_heading = "Model")]
+    norm_first: bool,
     /// Causal LM: tokens per training block, the model's context when trained from scratch [default: 128].
     #[arg(long, help_heading = "Model")]
     block_size: Option<usize>,
@@ -338,6 +344,10 @@ impl TrainArgs {
         set(&mut m.dropout, self.dropout);
         set(&mut m.class_weight, self.class_weight);
         set(&mut m.num_heads, self.heads);
+        set(&mut m.label_smoothing, self.label_smoothing);
+        if self.norm_first {
+            m.norm_first = true;
+        }
         set(&mut m.block_size, self.block_size);
         set(&mut m.vocab_size, self.vocab_size);
         let samples = &mut e.samples;
@@ -406,6 +416,9 @@ pub enum TrainTask {
     TokenClassification,
     /// Next-token prediction on a corpus (a GPT from scratch, or fine-tuning --pretrained).
     CausalLm,
+    /// English → Portuguese: a Transformer trained on translation pairs (the gettext
+    /// catalogues of scripts/setup-assets.sh, or --data PAIRS.tsv).
+    Translation,
 }
 
 impl TrainTask {
@@ -414,6 +427,7 @@ impl TrainTask {
             TrainTask::SequenceClassification => TaskKind::SequenceClassification,
             TrainTask::TokenClassification => TaskKind::TokenClassification,
             TrainTask::CausalLm => TaskKind::CausalLm,
+            TrainTask::Translation => TaskKind::Translation,
         }
     }
 }

@@ -4,6 +4,7 @@
 use prosa::tasks::causal_lm::CausalLmResult;
 use prosa::tasks::text_classification::ExperimentResult;
 use prosa::tasks::token_classification::TokenClassificationResult;
+use prosa::tasks::translation::TranslationResult;
 use prosa::tasks::{Experiment, TaskResult};
 use serde::Serialize;
 
@@ -28,6 +29,11 @@ pub fn print(experiment: &Experiment, result: &TaskResult, json: bool) -> anyhow
         }),
         TaskResult::TokenClassification(r) if json => print_json(r),
         TaskResult::CausalLm(r) if json => print_json(r),
+        TaskResult::Translation(r) if json => print_json(r),
+        TaskResult::Translation(r) => {
+            translation(r);
+            Ok(())
+        }
         TaskResult::TextClassification(r) => {
             classification(experiment, r);
             Ok(())
@@ -132,6 +138,41 @@ fn causal_lm(result: &CausalLmResult) {
     }
     println!(
         "model folder {} (try: prosa generate --model {} --prompt \"...\")",
+        result.model_dir.display(),
+        result.model_dir.display()
+    );
+}
+
+fn translation(result: &TranslationResult) {
+    let (train, val, test) = result.split_sizes;
+    println!(
+        "trained a Transformer translator of {} parameters on {train} pairs ({val} validation) in {:.0}s",
+        result.num_parameters, result.train_seconds
+    );
+    println!(
+        "\ntest: {test} pairs from catalogues never seen in training ({})",
+        result.test_groups.join(", ")
+    );
+    println!("{:<28}{:>8}{:>8}", "", "BLEU", "chrF");
+    for (name, s) in [
+        ("copy baseline (source)", &result.copy_baseline),
+        ("greedy", &result.greedy),
+        (
+            &*format!("beam search ({} beams)", result.num_beams),
+            &result.beam,
+        ),
+    ] {
+        println!("{name:<28}{:>8.2}{:>8.2}", s.bleu, s.chrf);
+    }
+    println!("\nsamples:");
+    for s in &result.samples {
+        println!(
+            "  EN  {}\n  REF {}\n  MT  {}\n",
+            s.source, s.reference, s.translation
+        );
+    }
+    println!(
+        "model folder {} (try: prosa translate --model {} \"Open the file\")",
         result.model_dir.display(),
         result.model_dir.display()
     );

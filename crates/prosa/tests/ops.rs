@@ -237,6 +237,25 @@ fn softmax_cross_entropy_equals_the_composed_loss() {
 }
 
 #[test]
+fn label_smoothed_cross_entropy_equals_the_composed_loss() {
+    let logits = var(&[5, 7], 1.7);
+    let targets = [Some(3), None, Some(0), Some(6), Some(2)];
+    check(
+        std::slice::from_ref(&logits),
+        || prosa::nn::loss::smoothed_cross_entropy(logits.as_tensor(), &targets, 0.1).unwrap(),
+        || {
+            let rows = Tensor::new(&[0u32, 2, 3, 4], &Device::Cpu).unwrap();
+            let picked = logits.as_tensor().index_select(&rows, 0).unwrap();
+            let nll = prosa::nn::loss::cross_entropy(&picked, &[3, 0, 6, 2], None).unwrap();
+            let log_p = candle_nn::ops::log_softmax(&picked, candle_core::D::Minus1).unwrap();
+            let uniform = log_p.mean_all().unwrap().neg().unwrap();
+            ((nll * 0.9).unwrap() + (uniform * 0.1).unwrap()).unwrap()
+        },
+        "label-smoothed cross-entropy",
+    );
+}
+
+#[test]
 fn linear_without_bias_equals_matmul() {
     let (x, w) = (var(&[2, 5, 7], 0.15), var(&[3, 7], 0.25));
     check(

@@ -75,3 +75,89 @@ fn the_transformer_equals_torch_nn_transformer_post_and_pre_ln() {
         assert!(worst < 1e-5, "{name}: max |difference| {worst}");
     }
 }
+
+/// A small translator memorises a handful of pairs, decodes them greedily and with beams, and
+/// its saved folder translates the same after loading.
+#[test]
+fn a_small_translator_learns_pairs_and_its_folder_translates_the_same() {
+    use prosa::generation::GenerationConfig;
+    use prosa::models::seq2seq::translator::{
+        TransformerTranslator, TranslationExample, TranslatorConfig, MODEL_TYPE, SPECIAL_TOKENS,
+    };
+    use prosa::text::{SubwordKind, SubwordTokenizer, SubwordTrainConfig};
+    use prosa::train::{ScheduleKind, Trainer, TrainingArgs};
+
+    let pairs = [
+        ("Open the file", "Abrir o arquivo"),
+        ("Save the file", "Salvar o arquivo"),
+        ("Close the window", "Fechar a janela"),
+        ("Open the window", "Abrir a janela"),
+        ("Print the page", "Imprimir a página"),
+        ("Save the page", "Salvar a página"),
+    ];
+    let mut config = SubwordTrainConfig::new(SubwordKind::Bpe, 300);
+    config.special_tokens = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
+    config.min_frequency = 1;
+    let texts = pairs.iter().flat_map(|(a, b)| [*a, *b]);
+    let tokenizer = SubwordTokenizer::train_from_texts(&config, texts).unwrap();
+    let id = |t: &str| tokenizer.token_to_id(t).unwrap();
+    let model_config = TranslatorConfig {
+        model_type: MODEL_TYPE.into(),
+        vocab_size: tokenizer.vocab_size(),
+        d_model: 32,
+        num_heads: 4,
+        num_encoder_layers: 1,
+        num_decoder_layers: 1,
+        dim_feedforward: 64,
+        dropout: 0.0,
+        norm_first: false,
+        max_positions: 32,
+        label_smoothing: 0.0,
+        pad_token_id: id("<pad>"),
+        bos_token_id: id("<s>"),
+        eos_token_id: id("</s>"),
+    };
+    let model =
+        TransformerTranslator::new(model_config, tokenizer.clone(), &Device::Cpu, 3).unwrap();
+    let examples: Vec<TranslationExample> = pairs
+        .iter()
+        .map(|(s, t)| TranslationExample {
+            source: model.encode_source(s).unwrap(),
+            target: tokenizer.encode(t, false).unwrap(),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let args = TrainingArgs {
+        output_dir: dir.path().join("run"),
+        num_train_epochs: 150,
+        per_device_train_batch_size: 6,
+        learning_rate: 3e-3,
+        lr_scheduler_type: ScheduleKind::InverseSqrt,
+        warmup_steps: 20,
+        metric_for_best_model: "eval_loss".into(),
+        load_best_model_at_end: false,
+        save_best: false,
+        save_last: false,
+        logging_steps: 0,
+        progress: false,
+        ..TrainingArgs::default()
+    };
+    let trainer = Trainer::new(args, Vec::new()).unwrap();
+    trainer.train(&model, &examples, None, false).unwrap();
+    let sources: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+    let greedy = model.translate(&sources, &model.generation).unwrap();
+    let wanted: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+    assert_eq!(greedy, wanted);
+    let beams = GenerationConfig {
+        num_beams: 3,
+        ..model.generation.clone()
+    };
+    assert_eq!(model.translate(&sources, &beams).unwrap(), wanted);
+    let saved = dir.path().join("translator");
+    model.save_pretrained(&saved).unwrap();
+    let loaded = TransformerTranslator::from_pretrained(&saved, &Device::Cpu).unwrap();
+    assert_eq!(
+        loaded.translate(&sources, &loaded.generation).unwrap(),
+        wanted
+    );
+}

@@ -71,6 +71,8 @@ pub fn class_weight_tensor(
 /// temporaries the size of the logits, which for a language model's vocabulary dominate).
 struct SoftmaxCrossEntropyOp {
     targets: Vec<Option<u32>>,
+    /// Label smoothing ε: the target distribution is `(1 − ε)·one_hot + ε/classes`.
+    smoothing: f32,
     /// Each row's log-sum-exp, kept by the forward pass for the backward pass.
     log_sum_exps: std::sync::Mutex<Vec<f32>>,
 }
@@ -105,11 +107,21 @@ impl candle_core::CustomOp1 for SoftmaxCrossEntropyOp {
             .zip(self.targets.par_iter())
             .map(|(row, t)| if t.is_some() { log_sum_exp(row) } else { 0.0 })
             .collect();
+        // lse − (1 − ε)·x_t − ε·mean(x): PyTorch's cross-entropy with label smoothing.
+        let eps = self.smoothing;
         let total: f64 = x
             .chunks(classes)
             .zip(&self.targets)
             .zip(&lse)
-            .filter_map(|((row, t), l)| t.map(|t| (l - row[t as usize]) as f64))
+            .filter_map(|((row, t), l)| {
+                t.map(|t| {
+                    let mut loss = l - (1.0 - eps) * row[t as usize];
+                    if eps > 0.0 {
+                        loss -= eps * row.iter().sum::<f32>() / classes as f32;
+                    }
+                    loss as f64
+                })
+            })
             .sum();
         *self.log_sum_exps.lock().expect("not poisoned") = lse;
         let mean = (total / self.counted() as f64) as f32;
@@ -139,10 +151,14 @@ impl candle_core::CustomOp1 for SoftmaxCrossEntropyOp {
                 .for_each(|(r, ((d, row), t))| match t {
                     Some(t) => {
                         let lse = saved.get(r).copied().unwrap_or_else(|| log_sum_exp(row));
+                        let uniform = self.smoothing / classes as f32;
                         for (d, v) in d.iter_mut().zip(row) {
-                            d.write(scale * (v - lse).exp());
+                            d.write(scale * ((v - lse).exp() - uniform));
                         }
-                        d[*t as usize].write(scale * ((row[*t as usize] - lse).exp() - 1.0));
+                        let at = *t as usize;
+                        d[at].write(
+                            scale * ((row[at] - lse).exp() - uniform - (1.0 - self.smoothing)),
+                        );
                     }
                     None => d.iter_mut().for_each(|d| {
                         d.write(0.0);
@@ -159,6 +175,22 @@ impl candle_core::CustomOp1 for SoftmaxCrossEntropyOp {
 /// (`None` rows are ignored, as PyTorch's `ignore_index = -100`). Fused with its backward pass
 /// on the CPU in f32.
 pub fn softmax_cross_entropy(logits: &Tensor, targets: &[Option<u32>]) -> Result<Tensor> {
+    smoothed_cross_entropy(logits, targets, 0.0)
+}
+
+/// [`softmax_cross_entropy`] against targets smoothed by `smoothing` (PyTorch's
+/// `CrossEntropyLoss(label_smoothing=ε)`: `(1 − ε)·NLL + ε·mean over classes of −log p`).
+pub fn smoothed_cross_entropy(
+    logits: &Tensor,
+    targets: &[Option<u32>],
+    smoothing: f32,
+) -> Result<Tensor> {
+    if !(0.0..1.0).contains(&smoothing) {
+        return Err(Error::config(
+            "label_smoothing",
+            format!("must be in [0, 1), got {smoothing}"),
+        ));
+    }
     let (rows, classes) = logits.dims2()?;
     if rows != targets.len() {
         return Err(Error::config(
@@ -175,6 +207,7 @@ pub fn softmax_cross_entropy(logits: &Tensor, targets: &[Option<u32>]) -> Result
     if logits.device().is_cpu() && logits.dtype() == candle_core::DType::F32 {
         let op = SoftmaxCrossEntropyOp {
             targets: targets.to_vec(),
+            smoothing,
             log_sum_exps: std::sync::Mutex::new(Vec::new()),
         };
         return Ok(logits.contiguous()?.apply_op1(op)?);
@@ -185,5 +218,11 @@ pub fn softmax_cross_entropy(logits: &Tensor, targets: &[Option<u32>]) -> Result
         .filter_map(|(r, t)| t.map(|t| (r as u32, t)))
         .unzip();
     let picked = logits.index_select(&Tensor::new(rows_kept.as_slice(), logits.device())?, 0)?;
-    cross_entropy(&picked, &kept, None)
+    let nll = cross_entropy(&picked, &kept, None)?;
+    if smoothing == 0.0 {
+        return Ok(nll);
+    }
+    let log_p = candle_nn::ops::log_softmax(&picked, candle_core::D::Minus1)?;
+    let uniform = log_p.mean_all()?.neg()?;
+    Ok(((nll * (1.0 - smoothing as f64))? + (uniform * smoothing as f64)?)?)
 }

@@ -11,6 +11,7 @@ mod sentence_embedding;
 mod text_classification;
 mod text_generation;
 mod token_classification;
+mod translation;
 
 pub use fill_mask::{FillMask, FillMaskResult};
 pub use question_answering::{Answer, QuestionAnswering};
@@ -19,6 +20,7 @@ pub use sentence_embedding::{FeatureExtraction, PoolingMode, SentenceEmbedder};
 pub use text_classification::{ClassScore, TextClassification};
 pub use text_generation::{GeneratedText, TextGeneration};
 pub use token_classification::{Aggregation, Entity, TokenClassification};
+pub use translation::{Translation, TranslationText};
 
 use crate::error::Result;
 use crate::models::encoder::EncoderInput;

@@ -88,6 +88,12 @@ pub fn tasks() -> &'static [TaskEntry] {
             load: |p, d| Ok(Box::new(SentenceEmbedder::from_pretrained(p, d)?)),
         },
         TaskEntry {
+            name: "translation",
+            summary: "a translator folder's translation of each text (translation_text)",
+            parameters: translation::PARAMETERS,
+            load: |p, d| Ok(Box::new(Translation::from_pretrained(p, d)?)),
+        },
+        TaskEntry {
             name: "text-generation",
             summary: "the prompt and its continuation (a decoder folder or GGUF file)",
             parameters: text_generation::PARAMETERS,

@@ -24,6 +24,8 @@ pub enum TaskKind {
     TokenClassification,
     /// Next-token prediction on a corpus of text files: a GPT-2 from scratch, or fine-tuning.
     CausalLm,
+    /// English → Portuguese pairs: a Transformer encoder–decoder from scratch.
+    Translation,
 }
 
 impl TaskKind {
@@ -33,6 +35,7 @@ impl TaskKind {
             TaskKind::SequenceClassification => "sequence-classification",
             TaskKind::TokenClassification => "token-classification",
             TaskKind::CausalLm => "causal-lm",
+            TaskKind::Translation => "translation",
         }
     }
 
@@ -44,6 +47,7 @@ impl TaskKind {
                 &["loss", "accuracy", "macro_f1", "weighted_f1"]
             }
             TaskKind::CausalLm => &["loss", "perplexity"],
+            TaskKind::Translation => &["loss", "perplexity", "bleu"],
         }
     }
 }
@@ -55,6 +59,7 @@ impl std::str::FromStr for TaskKind {
             TaskKind::SequenceClassification,
             TaskKind::TokenClassification,
             TaskKind::CausalLm,
+            TaskKind::Translation,
         ]
         .into_iter()
         .find(|t| t.name() == s)
@@ -62,7 +67,7 @@ impl std::str::FromStr for TaskKind {
             Error::config(
                 "task",
                 format!(
-                    "unknown task '{s}' (sequence-classification, token-classification, causal-lm)"
+                    "unknown task '{s}' (sequence-classification, token-classification, causal-lm, translation)"
                 ),
             )
         })
@@ -101,7 +106,8 @@ pub struct DataSpec {
     pub test_path: Option<PathBuf>,
     /// How to read it.
     pub read: ReadOptions,
-    /// Use at most this many rows (a seeded random subset).
+    /// Use at most this many rows (a seeded random subset; translation: this many training
+    /// pairs and a quarter as many validation and test pairs).
     pub max_rows: Option<usize>,
     /// Fraction held out for the final test.
     pub test_size: f64,
@@ -189,6 +195,10 @@ pub struct ModelSpec {
     pub vocab_size: usize,
     /// Causal LM: tokens per training block (the context of a model trained from scratch).
     pub block_size: usize,
+    /// Translation: label smoothing ε of the loss.
+    pub label_smoothing: f32,
+    /// Translation: pre-LN Transformer layers instead of the paper's post-LN.
+    pub norm_first: bool,
 }
 
 impl Default for ModelSpec {
@@ -220,6 +230,8 @@ impl Default for ModelSpec {
             num_heads: 4,
             vocab_size: 8000,
             block_size: 128,
+            label_smoothing: 0.0,
+            norm_first: false,
         }
     }
 }
@@ -315,6 +327,27 @@ impl Experiment {
                 t.warmup_ratio = 0.05;
                 t.lr_scheduler_type = ScheduleKind::Cosine;
             }
+            TaskKind::Translation => {
+                // A small version of the paper's base model, for a CPU.
+                e.model.arch = "transformer".into();
+                e.model.hidden_size = 256;
+                e.model.num_layers = 3;
+                e.model.vocab_size = 8000;
+                e.model.max_tokens = 48;
+                e.model.dropout = 0.1;
+                e.model.label_smoothing = 0.1;
+                e.data.test_size = 0.1;
+                t.output_dir = PathBuf::from("runs/translation");
+                t.num_train_epochs = 8;
+                t.per_device_train_batch_size = 32;
+                t.per_device_eval_batch_size = 64;
+                t.learning_rate = 1e-3;
+                t.lr_scheduler_type = ScheduleKind::InverseSqrt;
+                t.warmup_ratio = 0.1;
+                t.optimizer.beta2 = 0.98;
+                t.optimizer.epsilon = 1e-9;
+                t.metric_for_best_model = "eval_bleu".into();
+            }
         }
         e
     }
@@ -363,6 +396,17 @@ impl Experiment {
             (TaskKind::CausalLm, _) if self.model.pretrained.is_some() => {
                 &["pretrained", "block_size", "dropout"]
             }
+            (TaskKind::Translation, _) => &[
+                "arch",
+                "hidden_size",
+                "num_layers",
+                "num_heads",
+                "vocab_size",
+                "max_tokens",
+                "dropout",
+                "label_smoothing",
+                "norm_first",
+            ],
             (TaskKind::CausalLm, _) => &[
                 "arch",
                 "hidden_size",
@@ -390,6 +434,13 @@ impl Experiment {
             ],
             TaskKind::TokenClassification => &["path", "test_path", "validation_split"],
             TaskKind::CausalLm => &["path", "max_rows", "validation_split"],
+            TaskKind::Translation => &[
+                "path",
+                "test_path",
+                "max_rows",
+                "validation_split",
+                "test_size",
+            ],
         }
     }
 
@@ -463,6 +514,7 @@ mod tests {
             TaskKind::SequenceClassification,
             TaskKind::TokenClassification,
             TaskKind::CausalLm,
+            TaskKind::Translation,
         ] {
             for fine_tuning in [false, true] {
                 let mut e = Experiment::defaults(task, fine_tuning);
@@ -508,6 +560,7 @@ mod tests {
             TaskKind::SequenceClassification,
             TaskKind::TokenClassification,
             TaskKind::CausalLm,
+            TaskKind::Translation,
         ] {
             assert_eq!(task.name().parse::<TaskKind>().unwrap(), task);
         }

@@ -5,7 +5,8 @@
 //! - [`text_classification`]: one label per text (bag-of-words, RNN/LSTM/GRU, encoders);
 //! - [`token_classification`]: one tag per word (NER) with an encoder;
 //! - [`causal_lm`]: next-token prediction (a GPT-2 from scratch, or fine-tuning a decoder);
-//! - [`masked_lm`]: BERT pretraining from scratch (MLM + NSP).
+//! - [`masked_lm`]: BERT pretraining from scratch (MLM + NSP);
+//! - [`translation`]: a Transformer translator from scratch, scored with BLEU and chrF.
 //!
 //! The first three read one [`Experiment`] (the TOML file of `prosa train`), whose defaults
 //! per task live in [`experiment`]; [`run`] dispatches on its task.
@@ -16,6 +17,7 @@ pub mod experiment;
 pub mod masked_lm;
 pub mod text_classification;
 pub mod token_classification;
+pub mod translation;
 
 use serde::Serialize;
 
@@ -33,6 +35,8 @@ pub enum TaskResult {
     TokenClassification(token_classification::TokenClassificationResult),
     /// Causal language modelling.
     CausalLm(causal_lm::CausalLmResult),
+    /// Translation.
+    Translation(Box<translation::TranslationResult>),
 }
 
 /// Checks the experiment ([`Experiment::check`]) and runs its task; with `resume`, training
@@ -47,5 +51,8 @@ pub fn run(experiment: &Experiment, resume: bool) -> Result<TaskResult> {
             TaskResult::TokenClassification(token_classification::run(experiment, resume)?)
         }
         TaskKind::CausalLm => TaskResult::CausalLm(causal_lm::run(experiment, resume)?),
+        TaskKind::Translation => {
+            TaskResult::Translation(Box::new(translation::run(experiment, resume)?))
+        }
     })
 }

@@ -17,6 +17,9 @@ pub enum ScheduleKind {
     /// Howard & Ruder's slanted triangular rate: a short linear rise (`warmup`, by default 10%
     /// of steps) and a long linear fall to 1/32 of the peak.
     SlantedTriangular,
+    /// "Attention is all you need" (§5.3; transformers' `inverse_sqrt`): linear warmup, then
+    /// the rate falls as `√(warmup / step)`.
+    InverseSqrt,
 }
 
 impl std::str::FromStr for ScheduleKind {
@@ -27,8 +30,9 @@ impl std::str::FromStr for ScheduleKind {
             "linear" => Ok(Self::Linear),
             "cosine" => Ok(Self::Cosine),
             "slanted_triangular" | "stlr" => Ok(Self::SlantedTriangular),
+            "inverse_sqrt" | "noam" => Ok(Self::InverseSqrt),
             other => Err(format!(
-                "unknown schedule '{other}' (use constant, linear, cosine or slanted_triangular)"
+                "unknown schedule '{other}' (use constant, linear, cosine, slanted_triangular or inverse_sqrt)"
             )),
         }
     }
@@ -73,6 +77,8 @@ impl Schedule {
             ScheduleKind::Constant => 1.0,
             ScheduleKind::Linear => 1.0 - progress,
             ScheduleKind::Cosine => 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            // transformers' get_inverse_sqrt_schedule with timescale = warmup.
+            ScheduleKind::InverseSqrt => (warm.max(1.0) / s.max(1.0)).sqrt(),
             ScheduleKind::SlantedTriangular => unreachable!("handled above"),
         }
     }
@@ -81,6 +87,14 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inverse_sqrt_warms_up_then_falls_as_the_paper_says() {
+        let s = sched(ScheduleKind::InverseSqrt, 100);
+        assert!((s.factor(50) - 0.5).abs() < 1e-12);
+        assert!((s.factor(100) - 1.0).abs() < 1e-12);
+        assert!((s.factor(400) - 0.5).abs() < 1e-12, "√(100/400)");
+    }
 
     fn sched(kind: ScheduleKind, warmup: usize) -> Schedule {
         Schedule {

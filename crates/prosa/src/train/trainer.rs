@@ -60,6 +60,17 @@ pub trait Trainable {
     fn reports_predictions(&self) -> bool {
         true
     }
+
+    /// The names (without `eval_`) of the metrics [`extra_metrics`](Self::extra_metrics) gives.
+    fn extra_metric_names(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// Metrics the model computes itself at each evaluation (a translator's BLEU), keyed
+    /// without `eval_`.
+    fn extra_metrics(&self, _examples: &[Self::Example]) -> Result<BTreeMap<String, f64>> {
+        Ok(BTreeMap::new())
+    }
 }
 
 /// Where a run stands; saved in every checkpoint as `trainer_state.json`.
@@ -387,6 +398,7 @@ impl Trainer {
                 names.extend(["macro_f1", "weighted_f1"]);
             }
         }
+        names.extend(model.extra_metric_names());
         names
     }
 
@@ -423,6 +435,9 @@ impl Trainer {
             metrics.insert("eval_accuracy".into(), report.accuracy);
             metrics.insert("eval_macro_f1".into(), report.macro_avg.f1);
             metrics.insert("eval_weighted_f1".into(), report.weighted_avg.f1);
+        }
+        for (name, value) in model.extra_metrics(examples)? {
+            metrics.insert(format!("eval_{name}"), value);
         }
         Ok(metrics)
     }

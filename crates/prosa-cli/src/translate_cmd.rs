@@ -1,0 +1,64 @@
+//! `prosa translate --model DIR [--num-beams B] TEXT… | --input FILE`: translations with a
+//! translator folder, one per line (or JSON in the translation pipeline's shape).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use prosa::device::DeviceSpec;
+use prosa::pipelines::Translation;
+
+use crate::print_json;
+
+/// Flags of `prosa translate`.
+#[derive(Args)]
+pub struct TranslateArgs {
+    /// A translator folder (`prosa train --task translation`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Beam search with B beams (1: greedy).
+    #[arg(long, default_value_t = 1)]
+    num_beams: usize,
+    /// New tokens per translation at most [default: twice the source, plus 10].
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// Read texts from a file, one per line (besides any given as arguments).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Print JSON ([{"translation_text": …}, …]).
+    #[arg(long)]
+    json: bool,
+    /// The texts.
+    texts: Vec<String>,
+}
+
+/// Runs `prosa translate`.
+pub fn run(a: TranslateArgs, device: DeviceSpec) -> anyhow::Result<()> {
+    if a.num_beams == 0 {
+        anyhow::bail!("--num-beams must be at least 1");
+    }
+    let mut texts = a.texts.clone();
+    if let Some(path) = &a.input {
+        let content =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        texts.extend(
+            content
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    if texts.is_empty() {
+        anyhow::bail!("nothing to translate: give texts as arguments or --input FILE");
+    }
+    let pipeline = Translation::from_pretrained(&a.model, &device.open()?)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let out = pipeline.run(&refs, a.num_beams, a.max_new_tokens)?;
+    if a.json {
+        return print_json(&out);
+    }
+    for t in out {
+        println!("{}", t.translation_text);
+    }
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! A Transformer translator as the paper builds one (§3.4–3.5): one BPE vocabulary shared by
+//! both languages, one embedding matrix shared by the encoder, the decoder and the output layer
+//! (scaled by √d_model on the way in), sinusoidal positions, the [`Transformer`] stacks, and a
+//! label-smoothed cross-entropy. Sources are `tokens + </s>`; the decoder reads `<s> + tokens`
+//! and learns `tokens + </s>`. Saved as a folder: `config.json`, `model.safetensors`,
+//! `tokenizer.json`, `generation_config.json`.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::transformer::{DecoderState, Transformer, TransformerShape};
+use crate::error::{Error, Result};
+use crate::generation::{GenerationCache, GenerationConfig, Generator, Start};
+use crate::models::folder::{self, ModelFolder};
+use crate::nn::loss::smoothed_cross_entropy;
+use crate::nn::positional::sinusoidal;
+use crate::nn::{dropout, ForwardCtx, Init, ParamStore};
+use crate::text::SubwordTokenizer;
+use crate::train::{StepOutput, Trainable};
+
+/// The `model_type` of a translator folder.
+pub const MODEL_TYPE: &str = "prosa-transformer-translator";
+
+/// The special tokens of a translator's vocabulary, in id order.
+pub const SPECIAL_TOKENS: [&str; 3] = ["<pad>", "<s>", "</s>"];
+
+/// The hyperparameters (the folder's `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslatorConfig {
+    /// [`MODEL_TYPE`].
+    pub model_type: String,
+    /// Vocabulary size (shared by both languages).
+    pub vocab_size: usize,
+    /// Width `d_model`.
+    pub d_model: usize,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// Encoder layers.
+    pub num_encoder_layers: usize,
+    /// Decoder layers.
+    pub num_decoder_layers: usize,
+    /// Feed-forward width.
+    pub dim_feedforward: usize,
+    /// Dropout.
+    pub dropout: f32,
+    /// Pre-LN instead of post-LN.
+    pub norm_first: bool,
+    /// Longest sequence (source or target, special tokens included).
+    pub max_positions: usize,
+    /// Label smoothing ε of the training loss.
+    pub label_smoothing: f32,
+    /// `<pad>`.
+    pub pad_token_id: u32,
+    /// `<s>`, the decoder start token.
+    pub bos_token_id: u32,
+    /// `</s>`.
+    pub eos_token_id: u32,
+}
+
+impl TranslatorConfig {
+    fn shape(&self) -> TransformerShape {
+        TransformerShape {
+            d_model: self.d_model,
+            num_heads: self.num_heads,
+            num_encoder_layers: self.num_encoder_layers,
+            num_decoder_layers: self.num_decoder_layers,
+            dim_feedforward: self.dim_feedforward,
+            dropout: self.dropout,
+            norm_first: self.norm_first,
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    /// Checks the sizes before anything is allocated.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        crate::models::limits::check_sizes(&[
+            ("vocab_size", self.vocab_size),
+            ("d_model", self.d_model),
+            ("num_heads", self.num_heads),
+            ("num_encoder_layers", self.num_encoder_layers),
+            ("num_decoder_layers", self.num_decoder_layers),
+            ("dim_feedforward", self.dim_feedforward),
+            ("max_positions", self.max_positions),
+        ])?;
+        if !self.d_model.is_multiple_of(self.num_heads) {
+            return Err(format!(
+                "d_model {} is not a multiple of num_heads {}",
+                self.d_model, self.num_heads
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err("dropout and label_smoothing must be in [0, 1)".into());
+        }
+        Ok(())
+    }
+}
+
+/// One training pair as token ids: the source (with `</s>`) and the target tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslationExample {
+    /// Source ids, `</s>` at the end.
+    pub source: Vec<u32>,
+    /// Target ids, without special tokens.
+    pub target: Vec<u32>,
+}
+
+/// The Transformer translator.
+pub struct TransformerTranslator {
+    /// The hyperparameters.
+    pub config: TranslatorConfig,
+    /// The shared vocabulary.
+    pub tokenizer: SubwordTokenizer,
+    /// Decoding defaults (`generation_config.json`).
+    pub generation: GenerationConfig,
+    /// Validation pairs translated (greedily) for the BLEU of each evaluation.
+    pub bleu_examples: usize,
+    params: ParamStore,
+    embedding: Tensor,
+    transformer: Transformer,
+}
+
+impl TransformerTranslator {
+    /// A fresh model for `tokenizer`'s vocabulary (weights seeded by `seed`).
+    pub fn new(
+        config: TranslatorConfig,
+        tokenizer: SubwordTokenizer,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        config
+            .validate()
+            .map_err(|message| Error::config("model", message))?;
+        let params = ParamStore::new(device.clone());
+        let vb = params.builder(seed);
+        let embedding = vb.param(
+            "embedding.weight",
+            &[config.vocab_size, config.d_model],
+            Init::Normal {
+                std: (config.d_model as f64).powf(-0.5),
+            },
+        )?;
+        let transformer = Transformer::new(&vb.pp("transformer"), &config.shape())?;
+        let generation = GenerationConfig {
+            eos_token_ids: vec![config.eos_token_id],
+            pad_token_id: Some(config.pad_token_id),
+            bos_token_id: Some(config.bos_token_id),
+            ..GenerationConfig::default()
+        };
+        Ok(Self {
+            config,
+            tokenizer,
+            generation,
+            bleu_examples: 200,
+            params,
+            embedding,
+            transformer,
+        })
+    }
+
+    /// Loads a folder saved by [`save_pretrained`](Self::save_pretrained).
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
+        let config: TranslatorConfig = folder::read_config(dir)?;
+        if config.model_type != MODEL_TYPE {
+            return Err(Error::folder(
+                dir.join("config.json"),
+                format!(
+                    "model_type \"{}\" is not a translator ({MODEL_TYPE})",
+                    config.model_type
+                ),
+            ));
+        }
+        config
+            .validate()
+            .map_err(|message| Error::folder(dir.join("config.json"), message))?;
+        let tokenizer = folder::load_tokenizer(dir)?
+            .ok_or_else(|| Error::folder(dir.join("tokenizer.json"), "file not found"))?;
+        let mut model = Self::new(config, tokenizer, device, 0)?;
+        let (tensors, file) = crate::models::checkpoint::read_weights(dir, device)?;
+        crate::models::checkpoint::load_checkpoint(&model.params, &tensors, &file, &|_| false)?;
+        model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
+        Ok(model)
+    }
+
+    /// Writes the folder atomically.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        let json = |what: &str, v: serde_json::Result<Vec<u8>>| {
+            v.map_err(|e| Error::config(what, e.to_string()))
+        };
+        let contents = ModelFolder {
+            config: serde_json::to_value(&self.config)
+                .map_err(|e| Error::config("config", e.to_string()))?,
+            extra_files: vec![
+                ("tokenizer.json", self.tokenizer.to_json_bytes()?),
+                (
+                    "generation_config.json",
+                    json(
+                        "generation",
+                        serde_json::to_vec_pretty(&self.generation.to_json()),
+                    )?,
+                ),
+            ],
+        };
+        folder::save(dir, &contents, &self.params)
+    }
+
+    /// The trainable parameters.
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// `E[ids]·√d + PE(positions)`, then dropout: (batch, seq, d).
+    fn embed(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
+        let d = self.config.d_model;
+        let device = self.embedding.device();
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        if let Some(bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+            return Err(Error::config(
+                "input_ids",
+                format!(
+                    "id {bad} is outside the vocabulary of {}",
+                    self.config.vocab_size
+                ),
+            ));
+        }
+        let pos: Vec<u32> = positions.iter().flatten().copied().collect();
+        if let Some(&p) = pos
+            .iter()
+            .max()
+            .filter(|&&p| p as usize >= self.config.max_positions)
+        {
+            return Err(Error::config(
+                "max_positions",
+                format!(
+                    "position {p} is beyond the model's {} positions",
+                    self.config.max_positions
+                ),
+            ));
+        }
+        let words = self
+            .embedding
+            .index_select(&Tensor::from_vec(flat, batch * seq, device)?, 0)?;
+        let x = ((words * (d as f64).sqrt())? + sinusoidal(&pos, d, device)?)?;
+        dropout(&x.reshape((batch, seq, d))?, self.config.dropout, ctx)
+    }
+
+    /// Output logits of decoder states (…, d) through the shared embedding: (…, vocab).
+    fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        crate::nn::linear::linear_no_bias(hidden, &self.embedding)
+    }
+
+    /// Source ids of a text: its tokens (cut to leave room for `</s>`) and `</s>`.
+    pub fn encode_source(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.tokenizer.encode(text, false)?;
+        ids.truncate(self.config.max_positions - 1);
+        ids.push(self.config.eos_token_id);
+        Ok(ids)
+    }
+
+    /// Translates texts with `g` (greedy by default, beam search with `num_beams`). Without
+    /// `max_new_tokens`, a translation may be twice as long as its batch's longest source, plus
+    /// 10 tokens.
+    pub fn translate(&self, texts: &[&str], g: &GenerationConfig) -> Result<Vec<String>> {
+        let sources = texts
+            .iter()
+            .map(|t| self.encode_source(t))
+            .collect::<Result<Vec<_>>>()?;
+        self.translate_ids(&sources, g)
+    }
+
+    /// Translations of source ids (each ending with `</s>`), batch by batch, with `g`.
+    pub fn translate_ids(&self, sources: &[Vec<u32>], g: &GenerationConfig) -> Result<Vec<String>> {
+        let mut out = Vec::with_capacity(sources.len());
+        for chunk in sources.chunks(32) {
+            let longest = chunk.iter().map(Vec::len).max().unwrap_or(0);
+            let g = GenerationConfig {
+                max_new_tokens: Some(g.max_new_tokens.unwrap_or(2 * longest + 10)),
+                num_return_sequences: 1,
+                ..g.clone()
+            };
+            let generated = crate::generation::generate(self, chunk, &g, None)?;
+            for ids in &generated.new_tokens {
+                out.push(self.tokenizer.decode(ids, true)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Corpus BLEU (sacrebleu's) of greedy translations of `examples` against their targets.
+    pub fn bleu(&self, examples: &[TranslationExample]) -> Result<f64> {
+        let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.source.clone()).collect();
+        let hyps = self.translate_ids(&sources, &self.generation)?;
+        let refs = examples
+            .iter()
+            .map(|e| self.tokenizer.decode(&e.target, true))
+            .collect::<Result<Vec<_>>>()?;
+        let hyp_refs: Vec<&str> = hyps.iter().map(String::as_str).collect();
+        let ref_refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        Ok(crate::metrics::bleu::corpus_bleu(&hyp_refs, &[ref_refs])?.score)
+    }
+
+    /// The loss of a batch of pairs, and the number of predicted tokens.
+    fn batch_loss(&self, batch: &[&TranslationExample], ctx: &mut ForwardCtx) -> Result<Tensor> {
+        let c = &self.config;
+        let pad_rows = |rows: Vec<Vec<u32>>| -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+            let longest = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+            let mask = rows
+                .iter()
+                .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
+                .collect();
+            let ids = rows
+                .into_iter()
+                .map(|mut r| {
+                    r.resize(longest, c.pad_token_id);
+                    r
+                })
+                .collect();
+            (ids, mask)
+        };
+        let limit = c.max_positions - 1;
+        let (src, src_mask) = pad_rows(batch.iter().map(|e| e.source.clone()).collect());
+        let decoder_rows = batch
+            .iter()
+            .map(|e| {
+                let mut r = vec![c.bos_token_id];
+                r.extend(e.target.iter().take(limit));
+                r
+            })
+            .collect();
+        let (tgt, tgt_mask) = pad_rows(decoder_rows);
+        let positions = |rows: &[Vec<u32>]| -> Vec<Vec<u32>> {
+            rows.iter().map(|r| (0..r.len() as u32).collect()).collect()
+        };
+        let src_x = self.embed(&src, &positions(&src), ctx)?;
+        let tgt_x = self.embed(&tgt, &positions(&tgt), ctx)?;
+        let hidden = self
+            .transformer
+            .forward(&src_x, &src_mask, &tgt_x, &tgt_mask, ctx)?;
+        let (b, t, _) = hidden.dims3()?;
+        let logits = self.logits(&hidden)?.reshape((b * t, c.vocab_size))?;
+        // Position i predicts target token i, and the last real position predicts </s>.
+        let mut labels = Vec::with_capacity(b * t);
+        for e in batch {
+            let n = e.target.len().min(limit);
+            for i in 0..t {
+                labels.push(match i.cmp(&n) {
+                    std::cmp::Ordering::Less => Some(e.target[i]),
+                    std::cmp::Ordering::Equal => Some(c.eos_token_id),
+                    std::cmp::Ordering::Greater => None,
+                });
+            }
+        }
+        smoothed_cross_entropy(&logits, &labels, c.label_smoothing)
+    }
+}
+
+impl Trainable for TransformerTranslator {
+    type Example = TranslationExample;
+
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    fn forward_batch(
+        &self,
+        batch: &[&TranslationExample],
+        ctx: &mut ForwardCtx,
+    ) -> Result<StepOutput> {
+        Ok(StepOutput {
+            loss: self.batch_loss(batch, ctx)?,
+            predictions: None,
+            targets: None,
+        })
+    }
+
+    fn reports_perplexity(&self) -> bool {
+        true
+    }
+
+    fn reports_predictions(&self) -> bool {
+        false
+    }
+
+    fn extra_metric_names(&self) -> Vec<&'static str> {
+        vec!["bleu"]
+    }
+
+    /// BLEU of greedy translations of the first `bleu_examples` evaluation pairs.
+    fn extra_metrics(
+        &self,
+        examples: &[TranslationExample],
+    ) -> Result<std::collections::BTreeMap<String, f64>> {
+        let n = examples.len().min(self.bleu_examples);
+        let mut out = std::collections::BTreeMap::new();
+        if n > 0 {
+            out.insert("bleu".to_string(), self.bleu(&examples[..n])?);
+        }
+        Ok(out)
+    }
+}
+
+impl GenerationCache for DecoderState {
+    fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        DecoderState::select_rows(self, rows)
+    }
+}
+
+impl Generator for TransformerTranslator {
+    type Cache = DecoderState;
+
+    /// Unused: a translator's cache is made by [`start`](Generator::start), from the sources.
+    fn new_cache(&self) -> DecoderState {
+        DecoderState {
+            self_attention: crate::nn::kv_cache::KvCache::new(0),
+            memories: Vec::new(),
+        }
+    }
+
+    /// Encodes the sources once (padded on the right) and starts every row from `<s>`.
+    fn start(&self, inputs: &[Vec<u32>], _g: &GenerationConfig) -> Result<Start<DecoderState>> {
+        let c = &self.config;
+        let longest = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        if longest > c.max_positions {
+            return Err(Error::config(
+                "source",
+                format!(
+                    "{longest} tokens, but the model has {} positions",
+                    c.max_positions
+                ),
+            ));
+        }
+        let mut ctx = ForwardCtx::eval();
+        let mask: Vec<Vec<u32>> = inputs
+            .iter()
+            .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
+            .collect();
+        let ids: Vec<Vec<u32>> = inputs
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.resize(longest, c.pad_token_id);
+                r
+            })
+            .collect();
+        let positions: Vec<Vec<u32>> = ids.iter().map(|r| (0..r.len() as u32).collect()).collect();
+        let x = self.embed(&ids, &positions, &mut ctx)?;
+        let memory = self.transformer.encode(&x, &mask, &mut ctx)?;
+        Ok(Start {
+            cache: self.transformer.decoder_state(&memory, &mask)?,
+            ids: vec![vec![c.bos_token_id]; inputs.len()],
+            mask: vec![vec![1]; inputs.len()],
+            pad: c.pad_token_id,
+        })
+    }
+
+    fn next_token_logits(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
+        cache: &mut DecoderState,
+    ) -> Result<Tensor> {
+        let mut ctx = ForwardCtx::eval();
+        let y = self.embed(ids, positions, &mut ctx)?;
+        let hidden = self
+            .transformer
+            .decode(&y, attention_mask, cache, true, &mut ctx)?;
+        let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
+        self.logits(&last)
+    }
+
+    fn context_size(&self) -> usize {
+        self.config.max_positions
+    }
+
+    fn tokenizer(&self) -> Result<&SubwordTokenizer> {
+        Ok(&self.tokenizer)
+    }
+}
