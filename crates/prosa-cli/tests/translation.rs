@@ -172,3 +172,133 @@ fn a_truncated_or_foreign_catalogue_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_quick_translation_run_scores_the_held_out_catalogues_and_its_folder_translates() {
+    let Some(root) = asset("gettext-pt_BR") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.tsv");
+    let out = prosa()
+        .args(["data", "gettext", "--root", root.to_str().unwrap()])
+        .args(["--out", pairs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_dir = dir.path().join("run");
+    let out = prosa()
+        .args([
+            "train",
+            "--task",
+            "translation",
+            "--data",
+            pairs.to_str().unwrap(),
+        ])
+        .args([
+            "--max-rows",
+            "400",
+            "--epochs",
+            "1",
+            "--hidden",
+            "32",
+            "--layers",
+            "1",
+        ])
+        .args(["--heads", "2", "--vocab-size", "400", "--batch-size", "16"])
+        .args(["--output-dir", run_dir.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 400 training pairs at most; a quarter as many held-out pairs, from other catalogues.
+    assert!(result["split_sizes"][0].as_u64().unwrap() <= 400);
+    assert_eq!(result["split_sizes"][2].as_u64(), Some(100));
+    assert!(!result["test_groups"].as_array().unwrap().is_empty());
+    for key in ["copy_baseline", "greedy", "beam"] {
+        let bleu = result[key]["bleu"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&bleu), "{key}: {bleu}");
+    }
+    // The copy baseline is what sacrebleu gives the sources themselves: well above 0 on
+    // software messages full of options and placeholders.
+    assert!(result["copy_baseline"]["bleu"].as_f64().unwrap() > 5.0);
+    assert_eq!(result["bleu_curve"].as_array().unwrap().len(), 1);
+    let model = run_dir.join("model");
+    let history = std::fs::read_to_string(model.join("history.csv")).unwrap();
+    assert!(
+        history.lines().next().unwrap().contains("eval_bleu"),
+        "{history}"
+    );
+    let translate = |extra: &[&str]| {
+        let out = prosa()
+            .args(["translate", "--model", model.to_str().unwrap(), "--json"])
+            .args(extra)
+            .args(["Open the file", "Save changes?"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let greedy = translate(&[]);
+    assert_eq!(greedy.as_array().unwrap().len(), 2);
+    assert!(greedy[0]["translation_text"].is_string());
+    assert_eq!(
+        translate(&["--num-beams", "1"]),
+        greedy,
+        "greedy is deterministic"
+    );
+    let out = prosa()
+        .args([
+            "pipeline",
+            "translation",
+            "--model",
+            model.to_str().unwrap(),
+            "--json",
+        ])
+        .args(["Open the file", "Save changes?"])
+        .output()
+        .unwrap();
+    let piped: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(piped, greedy, "the pipeline and the command agree");
+}
+
+#[test]
+fn a_pairs_file_with_a_missing_column_or_an_empty_side_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.tsv");
+    for (content, wanted) in [
+        ("en\tpt\nOpen\tAbrir\n", "no column named 'source'"),
+        (
+            "source\ttarget\nOpen\tAbrir\nSave\t\n",
+            "line 3: the target side is empty",
+        ),
+    ] {
+        std::fs::write(&pairs, content).unwrap();
+        let out = prosa()
+            .args([
+                "train",
+                "--task",
+                "translation",
+                "--data",
+                pairs.to_str().unwrap(),
+            ])
+            .args(["--output-dir", dir.path().join("run").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains("pairs.tsv") && err.contains(wanted), "{err}");
+    }
+}
