@@ -29,6 +29,9 @@ pub enum BenchCommand {
     /// Sentences per second of sentence embeddings with an encoder folder (tokenize, forward,
     /// pool, normalise) on the vendored tweets, and the latency of one sentence.
     Encoder(EncoderArgs),
+    /// Training tokens per second and greedy translations per second of a Transformer
+    /// encoder–decoder (3 + 3 layers × 256 by default) on random ids.
+    Seq2seq(crate::bench_seq2seq::Seq2seqBenchArgs),
 }
 
 /// Flags of `prosa bench encoder`.
@@ -204,6 +207,17 @@ pub fn run(cmd: BenchCommand, device: DeviceSpec) -> anyhow::Result<()> {
             println!(
                 "GPT-2 of {} parameters: {:.0} training tokens/s ({:.1} ms per step of {}×{})",
                 m.parameters, m.tokens_per_second, m.ms_per_step, a.batch, a.block
+            );
+            Ok(())
+        }
+        BenchCommand::Seq2seq(a) => {
+            let m = crate::bench_seq2seq::bench_seq2seq(&a, &device)?;
+            if a.json {
+                return print_json(&m);
+            }
+            println!(
+                "Transformer of {} parameters: {:.0} training tokens/s ({:.1} ms per step of {} pairs), {:.1} greedy translations/s",
+                m.parameters, m.training_tokens_per_second, m.ms_per_step, a.batch, m.sentences_per_second
             );
             Ok(())
         }

@@ -3,6 +3,7 @@
 
 mod bench_cmd;
 mod bench_decoder;
+mod bench_seq2seq;
 mod data_cmd;
 mod eval_cmd;
 mod explain_cmd;
