@@ -7,8 +7,9 @@ use std::time::Instant;
 use clap::Args;
 use prosa::generation::GenerationConfig;
 use prosa::models::seq2seq::translator::{
-    TransformerTranslator, TranslationExample, TranslatorConfig, MODEL_TYPE, SPECIAL_TOKENS,
+    TransformerTranslator, TranslatorConfig, MODEL_TYPE, SPECIAL_TOKENS,
 };
+use prosa::models::seq2seq::{TranslationExample, Translator};
 use prosa::nn::ForwardCtx;
 use prosa::text::{SubwordKind, SubwordTokenizer, SubwordTrainConfig};
 use prosa::train::{Optimizer, OptimizerConfig, Trainable};

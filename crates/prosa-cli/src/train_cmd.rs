@@ -94,6 +94,10 @@ pub struct TrainArgs {
     /// Translation: pre-LN Transformer layers instead of the paper's post-LN.
     #[arg(long, help_heading = "Model")]
     norm_first: bool,
+    /// Translation with --arch rnn-attention: additive (Bahdanau), dot or general (Luong)
+    /// [default: additive].
+    #[arg(long, help_heading = "Model")]
+    attention: Option<prosa::nn::additive_attention::Score>,
     /// Causal LM: tokens per training block, the model's context when trained from scratch [default: 128].
     #[arg(long, help_heading = "Model")]
     block_size: Option<usize>,
@@ -345,6 +349,7 @@ impl TrainArgs {
         set(&mut m.class_weight, self.class_weight);
         set(&mut m.num_heads, self.heads);
         set(&mut m.label_smoothing, self.label_smoothing);
+        set(&mut m.attention, self.attention);
         if self.norm_first {
             m.norm_first = true;
         }

@@ -82,8 +82,9 @@ fn the_transformer_equals_torch_nn_transformer_post_and_pre_ln() {
 fn a_small_translator_learns_pairs_and_its_folder_translates_the_same() {
     use prosa::generation::GenerationConfig;
     use prosa::models::seq2seq::translator::{
-        TransformerTranslator, TranslationExample, TranslatorConfig, MODEL_TYPE, SPECIAL_TOKENS,
+        TransformerTranslator, TranslatorConfig, MODEL_TYPE, SPECIAL_TOKENS,
     };
+    use prosa::models::seq2seq::{TranslationExample, Translator};
     use prosa::text::{SubwordKind, SubwordTokenizer, SubwordTrainConfig};
     use prosa::train::{ScheduleKind, Trainer, TrainingArgs};
 
@@ -160,4 +161,154 @@ fn a_small_translator_learns_pairs_and_its_folder_translates_the_same() {
         loaded.translate(&sources, &loaded.generation).unwrap(),
         wanted
     );
+}
+
+/// Bahdanau's additive attention and Luong's dot and general attention against the PyTorch
+/// formulas (tests/fixtures/make_attention_fixture.py): weights and contexts within 1e-5, padding
+/// never attended.
+#[test]
+fn bahdanau_and_luong_attention_equal_the_reference_formulas() {
+    use prosa::nn::additive_attention::{AdditiveAttention, Score};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seq2seq");
+    let f: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("attention.json")).unwrap())
+            .unwrap();
+    let store = ParamStore::new(Device::Cpu);
+    let vb = store.builder(0);
+    let additive = AdditiveAttention::new(&vb.pp("additive"), Score::Additive, 6, 6, 6).unwrap();
+    let general = AdditiveAttention::new(&vb.pp("general"), Score::General, 6, 6, 6).unwrap();
+    let dot = AdditiveAttention::new(&vb.pp("dot"), Score::Dot, 6, 6, 6).unwrap();
+    store.load(&dir.join("attention.safetensors")).unwrap();
+    let s = Tensor::from_vec(floats(&f["s"]), (2, 6), &Device::Cpu).unwrap();
+    let h = Tensor::from_vec(floats(&f["h"]), (2, 5, 6), &Device::Cpu).unwrap();
+    let mask = masks(&f["mask"]);
+    let bias = prosa::nn::attention::padding_bias(&mask, candle_core::DType::F32, &Device::Cpu)
+        .unwrap()
+        .squeeze(1)
+        .unwrap();
+    for (name, attention) in [
+        ("additive", &additive),
+        ("dot", &dot),
+        ("general", &general),
+    ] {
+        let keys = attention.keys(&h, &bias).unwrap();
+        let (context, weights) = attention.forward(&s, &keys).unwrap();
+        for (ours, key) in [(weights, "weights"), (context, "context")] {
+            let ours = ours.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let worst = ours
+                .iter()
+                .zip(floats(&f[name][key]))
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "{name} {key}: max |difference| {worst}");
+            if key == "weights" {
+                assert_eq!(&ours[8..10], &[0.0, 0.0], "{name}: padding gets no weight");
+            }
+        }
+    }
+}
+
+/// The RNN encoder–decoder, with and without attention, memorises a handful of pairs and
+/// decodes them greedily and with beams; its folder loads back.
+#[test]
+fn small_rnn_translators_learn_pairs_with_and_without_attention() {
+    use prosa::generation::GenerationConfig;
+    use prosa::models::seq2seq::rnn::{RnnTranslator, RnnTranslatorConfig, MODEL_TYPE};
+    use prosa::models::seq2seq::translator::SPECIAL_TOKENS;
+    use prosa::models::seq2seq::{AnyTranslator, TranslationExample, Translator};
+    use prosa::nn::additive_attention::Score;
+    use prosa::text::{SubwordKind, SubwordTokenizer, SubwordTrainConfig};
+    use prosa::train::{Trainer, TrainingArgs};
+
+    let pairs = [
+        ("Open the file", "Abrir o arquivo"),
+        ("Save the file", "Salvar o arquivo"),
+        ("Close the window", "Fechar a janela"),
+        ("Print the page", "Imprimir a página"),
+    ];
+    let mut config = SubwordTrainConfig::new(SubwordKind::Bpe, 300);
+    config.special_tokens = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
+    config.min_frequency = 1;
+    let tokenizer =
+        SubwordTokenizer::train_from_texts(&config, pairs.iter().flat_map(|(a, b)| [*a, *b]))
+            .unwrap();
+    let id = |t: &str| tokenizer.token_to_id(t).unwrap();
+    for attention in [None, Some(Score::Additive), Some(Score::General)] {
+        let model = RnnTranslator::new(
+            RnnTranslatorConfig {
+                model_type: MODEL_TYPE.into(),
+                vocab_size: tokenizer.vocab_size(),
+                embedding_dim: 24,
+                hidden_size: 32,
+                attention,
+                dropout: 0.0,
+                max_positions: 32,
+                label_smoothing: 0.0,
+                pad_token_id: id("<pad>"),
+                bos_token_id: id("<s>"),
+                eos_token_id: id("</s>"),
+            },
+            tokenizer.clone(),
+            &Device::Cpu,
+            5,
+        )
+        .unwrap();
+        let examples: Vec<TranslationExample> = pairs
+            .iter()
+            .map(|(s, t)| TranslationExample {
+                source: model.encode_source(s).unwrap(),
+                target: tokenizer.encode(t, false).unwrap(),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let args = TrainingArgs {
+            output_dir: dir.path().join("run"),
+            num_train_epochs: 300,
+            per_device_train_batch_size: 4,
+            learning_rate: 1e-2,
+            metric_for_best_model: "eval_loss".into(),
+            load_best_model_at_end: false,
+            save_best: false,
+            save_last: false,
+            logging_steps: 0,
+            progress: false,
+            ..TrainingArgs::default()
+        };
+        Trainer::new(args, Vec::new())
+            .unwrap()
+            .train(&model, &examples, None, false)
+            .unwrap();
+        let sources: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+        let wanted: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+        assert_eq!(
+            model.translate(&sources, &model.generation).unwrap(),
+            wanted,
+            "{attention:?}"
+        );
+        let beams = GenerationConfig {
+            num_beams: 3,
+            ..model.generation.clone()
+        };
+        assert_eq!(
+            model.translate(&sources, &beams).unwrap(),
+            wanted,
+            "{attention:?} beams"
+        );
+        let saved = dir.path().join("rnn");
+        Translator::save_pretrained(&model, &saved).unwrap();
+        let loaded = AnyTranslator::from_pretrained(&saved, &Device::Cpu).unwrap();
+        assert_eq!(
+            loaded.translate(&sources, loaded.generation()).unwrap(),
+            wanted
+        );
+        // The alignment of an attention model: one row of source weights per generated token.
+        if attention.is_some() {
+            let source = model.encode_source(sources[0]).unwrap();
+            let (tokens, rows) = model.alignment(&source, 10).unwrap().unwrap();
+            assert_eq!(rows.len(), tokens.len());
+            assert!(rows
+                .iter()
+                .all(|r| r.len() == source.len() && (r.iter().sum::<f32>() - 1.0).abs() < 1e-4));
+        }
+    }
 }

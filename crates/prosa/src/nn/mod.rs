@@ -6,16 +6,19 @@
 //!   [`linear`] (both weight layouts), [`quantized`] (GGUF block products);
 //! - layers: [`projection`] (dense, `Conv1D` or quantized weights), [`norm::Norm`],
 //!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
-//!   [`kv_cache`], and [`recurrent`] (RNN, LSTM, GRU and their fused time loop);
+//!   [`kv_cache`], [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
+//!   their fused time loop) and [`gru_cell`] (one step), [`positional`] (sinusoidal);
 //! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors).
 
 pub mod activation;
+pub mod additive_attention;
 pub mod attention;
 mod cell;
 mod context;
 pub mod dropout;
 mod fused_recurrent;
 mod gemm;
+pub mod gru_cell;
 pub mod kv_cache;
 pub mod linear;
 pub mod loss;

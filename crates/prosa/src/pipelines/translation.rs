@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::registry::{input_texts, to_values, Params, Pipeline};
 use crate::error::Result;
 use crate::generation::GenerationConfig;
-use crate::models::seq2seq::translator::TransformerTranslator;
+use crate::models::seq2seq::AnyTranslator;
 
 /// One translation, shaped as transformers' output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,19 +21,19 @@ pub struct TranslationText {
 
 /// A translator as a pipeline.
 pub struct Translation {
-    model: TransformerTranslator,
+    model: AnyTranslator,
 }
 
 impl Translation {
     /// Loads a translator folder.
     pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         Ok(Self {
-            model: TransformerTranslator::from_pretrained(dir, device)?,
+            model: AnyTranslator::from_pretrained(dir, device)?,
         })
     }
 
     /// The model.
-    pub fn model(&self) -> &TransformerTranslator {
+    pub fn model(&self) -> &AnyTranslator {
         &self.model
     }
 
@@ -48,7 +48,7 @@ impl Translation {
         let g = GenerationConfig {
             num_beams,
             max_new_tokens,
-            ..self.model.generation.clone()
+            ..self.model.generation().clone()
         };
         Ok(self
             .model

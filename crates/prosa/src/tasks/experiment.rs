@@ -199,6 +199,9 @@ pub struct ModelSpec {
     pub label_smoothing: f32,
     /// Translation: pre-LN Transformer layers instead of the paper's post-LN.
     pub norm_first: bool,
+    /// Translation with `rnn-attention`: the score, `additive` (Bahdanau), `dot` or `general`
+    /// (Luong).
+    pub attention: crate::nn::additive_attention::Score,
 }
 
 impl Default for ModelSpec {
@@ -232,6 +235,7 @@ impl Default for ModelSpec {
             block_size: 128,
             label_smoothing: 0.0,
             norm_first: false,
+            attention: crate::nn::additive_attention::Score::Additive,
         }
     }
 }
@@ -396,6 +400,25 @@ impl Experiment {
             (TaskKind::CausalLm, _) if self.model.pretrained.is_some() => {
                 &["pretrained", "block_size", "dropout"]
             }
+            (TaskKind::Translation, "rnn") => &[
+                "arch",
+                "hidden_size",
+                "embedding_dim",
+                "vocab_size",
+                "max_tokens",
+                "dropout",
+                "label_smoothing",
+            ],
+            (TaskKind::Translation, "rnn-attention") => &[
+                "arch",
+                "hidden_size",
+                "embedding_dim",
+                "vocab_size",
+                "max_tokens",
+                "dropout",
+                "label_smoothing",
+                "attention",
+            ],
             (TaskKind::Translation, _) => &[
                 "arch",
                 "hidden_size",

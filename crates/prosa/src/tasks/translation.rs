@@ -1,8 +1,7 @@
-//! The translation task, `prosa train --task translation`: English → Portuguese pairs (a
-//! TSV/JSONL file of `data.path`, or the gettext catalogues fetched by the setup script) split
-//! by catalogue, a byte-level BPE vocabulary shared by both languages, the Transformer
-//! translator trained with label smoothing and the paper's inverse-square-root schedule, BLEU at
-//! each evaluation, and at the end BLEU and chrF on the held-out catalogues — greedy and with
+//! The translation task, `prosa train --task translation --arch rnn|rnn-attention|transformer`:
+//! English → Portuguese pairs (a TSV/JSONL file of `data.path`, or the gettext catalogues
+//! fetched by the setup script) split by catalogue, a byte-level BPE vocabulary shared by both
+//! languages, the chosen encoder–decoder trained with label smoothing, BLEU at each evaluation, and at the end BLEU and chrF on the held-out catalogues — greedy and with
 //! beam search — beside the copy baseline (the source as its own translation).
 
 use std::path::PathBuf;
@@ -17,9 +16,11 @@ use crate::data::parallel::{self, Pair};
 use crate::error::{Error, Result};
 use crate::generation::GenerationConfig;
 use crate::metrics::{bleu, chrf};
+use crate::models::seq2seq::rnn::{RnnTranslator, RnnTranslatorConfig};
 use crate::models::seq2seq::translator::{
-    TransformerTranslator, TranslationExample, TranslatorConfig, MODEL_TYPE, SPECIAL_TOKENS,
+    TransformerTranslator, TranslatorConfig, MODEL_TYPE, SPECIAL_TOKENS,
 };
+use crate::models::seq2seq::{TranslationExample, Translator};
 use crate::text::{SubwordKind, SubwordTokenizer, SubwordTrainConfig};
 use crate::train::Trainer;
 
@@ -153,12 +154,6 @@ fn scores(hypotheses: &[String], pairs: &[&Pair]) -> Result<TestScores> {
 /// Runs the task; with `resume`, training continues from the last checkpoint.
 pub fn run(e: &Experiment, resume: bool) -> Result<TranslationResult> {
     let m = &e.model;
-    if m.arch != "transformer" {
-        return Err(Error::config(
-            "model.arch",
-            format!("translation trains a transformer, not '{}'", m.arch),
-        ));
-    }
     let device = e.training.device.open()?;
     crate::fsio::create_dir(&e.training.output_dir)?;
     let splits = splits(e)?;
@@ -174,39 +169,95 @@ pub fn run(e: &Experiment, resume: bool) -> Result<TranslationResult> {
             .token_to_id(t)
             .ok_or_else(|| Error::Tokenizer(format!("{t} missing after training")))
     };
-    let translator_config = TranslatorConfig {
-        model_type: MODEL_TYPE.into(),
-        vocab_size: tokenizer.vocab_size(),
-        d_model: m.hidden_size,
-        num_heads: m.num_heads,
-        num_encoder_layers: m.num_layers,
-        num_decoder_layers: m.num_layers,
-        dim_feedforward: 4 * m.hidden_size,
-        dropout: m.dropout,
-        norm_first: m.norm_first,
-        max_positions: m.max_tokens + 1,
-        label_smoothing: m.label_smoothing,
-        pad_token_id: id(SPECIAL_TOKENS[0])?,
-        bos_token_id: id(SPECIAL_TOKENS[1])?,
-        eos_token_id: id(SPECIAL_TOKENS[2])?,
-    };
-    let eos = translator_config.eos_token_id;
-    let model = TransformerTranslator::new(translator_config, tokenizer, &device, e.training.seed)?;
-    let train = examples(&model.tokenizer, &splits.train, m.max_tokens, eos)?;
-    let validation = examples(&model.tokenizer, &splits.validation, m.max_tokens, eos)?;
+    let (pad, bos, eos) = (
+        id(SPECIAL_TOKENS[0])?,
+        id(SPECIAL_TOKENS[1])?,
+        id(SPECIAL_TOKENS[2])?,
+    );
+    let seed = e.training.seed;
+    match m.arch.as_str() {
+        "transformer" => {
+            let config = TranslatorConfig {
+                model_type: MODEL_TYPE.into(),
+                vocab_size: tokenizer.vocab_size(),
+                d_model: m.hidden_size,
+                num_heads: m.num_heads,
+                num_encoder_layers: m.num_layers,
+                num_decoder_layers: m.num_layers,
+                dim_feedforward: 4 * m.hidden_size,
+                dropout: m.dropout,
+                norm_first: m.norm_first,
+                max_positions: m.max_tokens + 1,
+                label_smoothing: m.label_smoothing,
+                pad_token_id: pad,
+                bos_token_id: bos,
+                eos_token_id: eos,
+            };
+            let model = TransformerTranslator::new(config, tokenizer, &device, seed)?;
+            train_and_score(e, model, splits, resume, "Transformer translation")
+        }
+        "rnn" | "rnn-attention" => {
+            let config = RnnTranslatorConfig {
+                model_type: crate::models::seq2seq::rnn::MODEL_TYPE.into(),
+                vocab_size: tokenizer.vocab_size(),
+                embedding_dim: m.embedding_dim,
+                hidden_size: m.hidden_size,
+                attention: (m.arch == "rnn-attention").then_some(m.attention),
+                dropout: m.dropout,
+                max_positions: m.max_tokens + 1,
+                label_smoothing: m.label_smoothing,
+                pad_token_id: pad,
+                bos_token_id: bos,
+                eos_token_id: eos,
+            };
+            let title = if config.attention.is_some() {
+                "RNN encoder-decoder with attention"
+            } else {
+                "RNN encoder-decoder"
+            };
+            let model = RnnTranslator::new(config, tokenizer, &device, seed)?;
+            train_and_score(e, model, splits, resume, title)
+        }
+        other => Err(Error::config(
+            "model.arch",
+            format!("translation trains rnn, rnn-attention or transformer, not '{other}'"),
+        )),
+    }
+}
+
+/// Trains `model`, saves it, and scores the test pairs greedily and with beams.
+fn train_and_score<M: Translator>(
+    e: &Experiment,
+    model: M,
+    splits: parallel::Splits,
+    resume: bool,
+    title: &str,
+) -> Result<TranslationResult> {
+    let (max_tokens, eos) = (e.model.max_tokens, model.eos_token_id());
+    let train = examples(
+        Translator::tokenizer(&model),
+        &splits.train,
+        max_tokens,
+        eos,
+    )?;
+    let validation = examples(
+        Translator::tokenizer(&model),
+        &splits.validation,
+        max_tokens,
+        eos,
+    )?;
     let trainer = Trainer::new(e.training.clone(), Vec::new())?;
     let outcome = trainer.train(&model, &train, Some(&validation), resume)?;
-    let saved = save_run(&e.training, &outcome, "Transformer translation", |dir| {
+    let saved = save_run(&e.training, &outcome, title, |dir| {
         model.save_pretrained(dir)
     })?;
-
     let test: Vec<&Pair> = splits.test.iter().collect();
     let sources: Vec<&str> = test.iter().map(|p| p.source.as_str()).collect();
     let copy: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
-    let greedy = model.translate(&sources, &model.generation)?;
+    let greedy = model.translate(&sources, model.generation())?;
     let beam_config = GenerationConfig {
         num_beams: TEST_BEAMS,
-        ..model.generation.clone()
+        ..model.generation().clone()
     };
     let beam = model.translate(&sources, &beam_config)?;
     let samples = test

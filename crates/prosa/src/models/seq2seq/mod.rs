@@ -1,8 +1,149 @@
-//! Encoder–decoder models (the course's Unit II): the Transformer of "Attention is all you
-//! need" with PyTorch's names ([`transformer`]) and a translator built on it ([`translator`]:
-//! shared BPE vocabulary, tied embeddings, label smoothing). Each generates through
+//! Encoder–decoder models (the course's Unit II), each a [`Translator`]: the Transformer of
+//! "Attention is all you need" with PyTorch's names ([`transformer`]) and a translator built on
+//! it ([`translator`]: shared BPE vocabulary, tied embeddings, label smoothing); the RNN
+//! encoder–decoder with or without attention ([`rnn`]). Each generates through
 //! [`crate::generation::Generator`]: the sources are encoded once, the decoder starts from its
-//! start token, and the cross-attention memories follow the beams.
+//! start token, and the encoder's states follow the beams.
 
+pub mod rnn;
 pub mod transformer;
 pub mod translator;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::generation::{generate, GenerationConfig, Generator};
+use crate::text::SubwordTokenizer;
+use crate::train::Trainable;
+
+/// One training pair as token ids: the source (with `</s>`) and the target tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslationExample {
+    /// Source ids, `</s>` at the end.
+    pub source: Vec<u32>,
+    /// Target ids, without special tokens.
+    pub target: Vec<u32>,
+}
+
+/// What every translation model offers: training on [`TranslationExample`]s, generation, and
+/// the translation of texts built on them.
+pub trait Translator: Trainable<Example = TranslationExample> + Generator + Sized {
+    /// The shared vocabulary.
+    fn tokenizer(&self) -> &SubwordTokenizer;
+    /// Decoding defaults.
+    fn generation(&self) -> &GenerationConfig;
+    /// Longest source or target (special tokens included).
+    fn max_positions(&self) -> usize;
+    /// `</s>`.
+    fn eos_token_id(&self) -> u32;
+    /// Writes the model folder atomically.
+    fn save_pretrained(&self, dir: &Path) -> Result<()>;
+
+    /// Source ids of a text: its tokens (cut to leave room for `</s>`) and `</s>`.
+    fn encode_source(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Translator::tokenizer(self).encode(text, false)?;
+        ids.truncate(self.max_positions() - 1);
+        ids.push(self.eos_token_id());
+        Ok(ids)
+    }
+
+    /// Translations of source ids (each ending with `</s>`), 32 at a time, with `g`; without
+    /// `max_new_tokens`, twice the longest source of the batch plus 10 tokens at most.
+    fn translate_ids(&self, sources: &[Vec<u32>], g: &GenerationConfig) -> Result<Vec<String>> {
+        let mut out = Vec::with_capacity(sources.len());
+        for chunk in sources.chunks(32) {
+            let longest = chunk.iter().map(Vec::len).max().unwrap_or(0);
+            let g = GenerationConfig {
+                max_new_tokens: Some(g.max_new_tokens.unwrap_or(2 * longest + 10)),
+                num_return_sequences: 1,
+                ..g.clone()
+            };
+            let generated = generate(self, chunk, &g, None)?;
+            for ids in &generated.new_tokens {
+                out.push(Translator::tokenizer(self).decode(ids, true)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Translates texts with `g` (greedy by default, beam search with `num_beams`).
+    fn translate(&self, texts: &[&str], g: &GenerationConfig) -> Result<Vec<String>> {
+        let sources = texts
+            .iter()
+            .map(|t| self.encode_source(t))
+            .collect::<Result<Vec<_>>>()?;
+        self.translate_ids(&sources, g)
+    }
+
+    /// Corpus BLEU (sacrebleu's) of greedy translations of `examples` against their targets.
+    fn bleu(&self, examples: &[TranslationExample]) -> Result<f64> {
+        let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.source.clone()).collect();
+        let hyps = self.translate_ids(&sources, self.generation())?;
+        let refs = examples
+            .iter()
+            .map(|e| Translator::tokenizer(self).decode(&e.target, true))
+            .collect::<Result<Vec<_>>>()?;
+        let hyp_refs: Vec<&str> = hyps.iter().map(String::as_str).collect();
+        let ref_refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        Ok(crate::metrics::bleu::corpus_bleu(&hyp_refs, &[ref_refs])?.score)
+    }
+}
+
+/// Any translator folder, by its `model_type`.
+pub enum AnyTranslator {
+    /// A [`translator::TransformerTranslator`].
+    Transformer(translator::TransformerTranslator),
+    /// An [`rnn::RnnTranslator`].
+    Rnn(rnn::RnnTranslator),
+}
+
+impl AnyTranslator {
+    /// Loads a translator folder, whichever its architecture.
+    pub fn from_pretrained(dir: &Path, device: &candle_core::Device) -> Result<Self> {
+        match crate::models::folder::model_type(dir)?.as_str() {
+            translator::MODEL_TYPE => Ok(Self::Transformer(
+                translator::TransformerTranslator::from_pretrained(dir, device)?,
+            )),
+            rnn::MODEL_TYPE => Ok(Self::Rnn(rnn::RnnTranslator::from_pretrained(dir, device)?)),
+            other => Err(crate::error::Error::folder(
+                dir.join("config.json"),
+                format!(
+                    "model_type \"{other}\" is not a translator ({}, {})",
+                    translator::MODEL_TYPE,
+                    rnn::MODEL_TYPE
+                ),
+            )),
+        }
+    }
+
+    /// Decoding defaults.
+    pub fn generation(&self) -> &GenerationConfig {
+        match self {
+            Self::Transformer(m) => m.generation(),
+            Self::Rnn(m) => m.generation(),
+        }
+    }
+
+    /// Translates texts with `g`.
+    pub fn translate(&self, texts: &[&str], g: &GenerationConfig) -> Result<Vec<String>> {
+        match self {
+            Self::Transformer(m) => m.translate(texts, g),
+            Self::Rnn(m) => m.translate(texts, g),
+        }
+    }
+}
+
+/// The `bleu` metric of an evaluation: greedy BLEU of the first `limit` pairs.
+pub(crate) fn validation_bleu<M: Translator>(
+    model: &M,
+    examples: &[TranslationExample],
+    limit: usize,
+) -> Result<BTreeMap<String, f64>> {
+    let n = examples.len().min(limit);
+    let mut out = BTreeMap::new();
+    if n > 0 {
+        out.insert("bleu".to_string(), model.bleu(&examples[..n])?);
+    }
+    Ok(out)
+}

@@ -11,6 +11,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::transformer::{DecoderState, Transformer, TransformerShape};
+use super::{TranslationExample, Translator};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationCache, GenerationConfig, Generator, Start};
 use crate::models::folder::{self, ModelFolder};
@@ -95,15 +96,6 @@ impl TranslatorConfig {
         }
         Ok(())
     }
-}
-
-/// One training pair as token ids: the source (with `</s>`) and the target tokens.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TranslationExample {
-    /// Source ids, `</s>` at the end.
-    pub source: Vec<u32>,
-    /// Target ids, without special tokens.
-    pub target: Vec<u32>,
 }
 
 /// The Transformer translator.
@@ -256,56 +248,6 @@ impl TransformerTranslator {
         crate::nn::linear::linear_no_bias(hidden, &self.embedding)
     }
 
-    /// Source ids of a text: its tokens (cut to leave room for `</s>`) and `</s>`.
-    pub fn encode_source(&self, text: &str) -> Result<Vec<u32>> {
-        let mut ids = self.tokenizer.encode(text, false)?;
-        ids.truncate(self.config.max_positions - 1);
-        ids.push(self.config.eos_token_id);
-        Ok(ids)
-    }
-
-    /// Translates texts with `g` (greedy by default, beam search with `num_beams`). Without
-    /// `max_new_tokens`, a translation may be twice as long as its batch's longest source, plus
-    /// 10 tokens.
-    pub fn translate(&self, texts: &[&str], g: &GenerationConfig) -> Result<Vec<String>> {
-        let sources = texts
-            .iter()
-            .map(|t| self.encode_source(t))
-            .collect::<Result<Vec<_>>>()?;
-        self.translate_ids(&sources, g)
-    }
-
-    /// Translations of source ids (each ending with `</s>`), batch by batch, with `g`.
-    pub fn translate_ids(&self, sources: &[Vec<u32>], g: &GenerationConfig) -> Result<Vec<String>> {
-        let mut out = Vec::with_capacity(sources.len());
-        for chunk in sources.chunks(32) {
-            let longest = chunk.iter().map(Vec::len).max().unwrap_or(0);
-            let g = GenerationConfig {
-                max_new_tokens: Some(g.max_new_tokens.unwrap_or(2 * longest + 10)),
-                num_return_sequences: 1,
-                ..g.clone()
-            };
-            let generated = crate::generation::generate(self, chunk, &g, None)?;
-            for ids in &generated.new_tokens {
-                out.push(self.tokenizer.decode(ids, true)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Corpus BLEU (sacrebleu's) of greedy translations of `examples` against their targets.
-    pub fn bleu(&self, examples: &[TranslationExample]) -> Result<f64> {
-        let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.source.clone()).collect();
-        let hyps = self.translate_ids(&sources, &self.generation)?;
-        let refs = examples
-            .iter()
-            .map(|e| self.tokenizer.decode(&e.target, true))
-            .collect::<Result<Vec<_>>>()?;
-        let hyp_refs: Vec<&str> = hyps.iter().map(String::as_str).collect();
-        let ref_refs: Vec<&str> = refs.iter().map(String::as_str).collect();
-        Ok(crate::metrics::bleu::corpus_bleu(&hyp_refs, &[ref_refs])?.score)
-    }
-
     /// The loss of a batch of pairs, and the number of predicted tokens.
     fn batch_loss(&self, batch: &[&TranslationExample], ctx: &mut ForwardCtx) -> Result<Tensor> {
         let c = &self.config;
@@ -397,12 +339,29 @@ impl Trainable for TransformerTranslator {
         &self,
         examples: &[TranslationExample],
     ) -> Result<std::collections::BTreeMap<String, f64>> {
-        let n = examples.len().min(self.bleu_examples);
-        let mut out = std::collections::BTreeMap::new();
-        if n > 0 {
-            out.insert("bleu".to_string(), self.bleu(&examples[..n])?);
-        }
-        Ok(out)
+        super::validation_bleu(self, examples, self.bleu_examples)
+    }
+}
+
+impl Translator for TransformerTranslator {
+    fn tokenizer(&self) -> &SubwordTokenizer {
+        &self.tokenizer
+    }
+
+    fn generation(&self) -> &GenerationConfig {
+        &self.generation
+    }
+
+    fn max_positions(&self) -> usize {
+        self.config.max_positions
+    }
+
+    fn eos_token_id(&self) -> u32 {
+        self.config.eos_token_id
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        TransformerTranslator::save_pretrained(self, dir)
     }
 }
 
