@@ -302,3 +302,81 @@ fn a_pairs_file_with_a_missing_column_or_an_empty_side_is_named() {
         assert!(err.contains("pairs.tsv") && err.contains(wanted), "{err}");
     }
 }
+
+#[test]
+fn an_attention_translator_trains_and_draws_its_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.tsv");
+    let mut lines = vec!["source\ttarget\tgroup".to_string()];
+    let words = [
+        ("file", "arquivo"),
+        ("window", "janela"),
+        ("page", "página"),
+        ("folder", "pasta"),
+    ];
+    let verbs = [("Open", "Abrir"), ("Close", "Fechar"), ("Save", "Salvar")];
+    for (i, (v, vt)) in verbs.iter().enumerate() {
+        for (j, (w, wt)) in words.iter().enumerate() {
+            lines.push(format!("{v} the {w}\t{vt} o {wt}\tg{}", i * 4 + j));
+        }
+    }
+    std::fs::write(&pairs, lines.join("\n") + "\n").unwrap();
+    let run_dir = dir.path().join("run");
+    let out = prosa()
+        .args(["train", "--task", "translation", "--arch", "rnn-attention"])
+        .args([
+            "--data",
+            pairs.to_str().unwrap(),
+            "--validation-split",
+            "0.2",
+        ])
+        .args(["--test-size", "0.2", "--epochs", "2", "--hidden", "16"])
+        .args(["--embedding-dim", "8", "--vocab-size", "120"])
+        .args(["--output-dir", run_dir.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figure = dir.path().join("alignment.png");
+    let out = prosa()
+        .args([
+            "explain",
+            "attention",
+            "--model",
+            run_dir.join("model").to_str().unwrap(),
+        ])
+        .args([
+            "--out",
+            figure.to_str().unwrap(),
+            "--max-new-tokens",
+            "6",
+            "--json",
+        ])
+        .arg("Open the file")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alignment: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let weights = alignment["weights"].as_array().unwrap();
+    assert_eq!(weights.len(), alignment["target"].as_array().unwrap().len());
+    for row in weights {
+        let total: f64 = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_f64().unwrap())
+            .sum();
+        assert!(
+            (total - 1.0).abs() < 1e-4,
+            "each row of weights sums to 1: {total}"
+        );
+    }
+    assert!(std::fs::read(&figure).unwrap().starts_with(b"\x89PNG"));
+}

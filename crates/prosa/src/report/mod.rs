@@ -2,6 +2,8 @@
 //! class distribution, as PNG files drawn with `plotters` and an embedded DejaVu Sans font (so
 //! no system fonts are needed).
 
+mod alignment;
+
 use std::path::Path;
 use std::sync::Once;
 
@@ -12,6 +14,8 @@ use plotters::style::FontStyle;
 use crate::error::{Error, Result};
 use crate::metrics::ConfusionMatrix;
 use crate::train::History;
+
+pub use alignment::alignment_png;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
