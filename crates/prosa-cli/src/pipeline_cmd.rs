@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use prosa::device::DeviceSpec;
 use serde_json::{json, Map, Value};
@@ -153,20 +152,7 @@ impl PipelineArgs {
 
 /// Runs `prosa pipeline`.
 pub fn run(a: PipelineArgs, device: DeviceSpec) -> anyhow::Result<()> {
-    let mut texts = a.texts.clone();
-    if let Some(path) = &a.input {
-        let content =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        texts.extend(
-            content
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string),
-        );
-    }
-    if texts.is_empty() {
-        anyhow::bail!("no texts: give them as arguments or with --input FILE");
-    }
+    let texts = crate::read_args::texts_and_lines(&a.texts, a.input.as_deref())?;
     let pipeline = prosa::pipelines::pipeline(&a.task.name(), &a.model, &device.open()?)?;
     let results = pipeline.run(&a.inputs(texts.clone())?, &a.parameters())?;
     if a.json {

@@ -44,3 +44,26 @@ impl ReadArgs {
         }
     }
 }
+
+/// The texts of a command: those given as arguments, then the non-empty lines of `input`.
+pub fn texts_and_lines(
+    texts: &[String],
+    input: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let mut all = texts.to_vec();
+    if let Some(path) = input {
+        let content =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        all.extend(
+            content
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    if all.is_empty() {
+        anyhow::bail!("no texts: give them as arguments or with --input FILE");
+    }
+    Ok(all)
+}

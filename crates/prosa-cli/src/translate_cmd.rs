@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use prosa::device::DeviceSpec;
 use prosa::pipelines::Translation;
@@ -37,20 +36,7 @@ pub fn run(a: TranslateArgs, device: DeviceSpec) -> anyhow::Result<()> {
     if a.num_beams == 0 {
         anyhow::bail!("--num-beams must be at least 1");
     }
-    let mut texts = a.texts.clone();
-    if let Some(path) = &a.input {
-        let content =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        texts.extend(
-            content
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string),
-        );
-    }
-    if texts.is_empty() {
-        anyhow::bail!("nothing to translate: give texts as arguments or --input FILE");
-    }
+    let texts = crate::read_args::texts_and_lines(&a.texts, a.input.as_deref())?;
     let pipeline = Translation::from_pretrained(&a.model, &device.open()?)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let out = pipeline.run(&refs, a.num_beams, a.max_new_tokens)?;

@@ -2,14 +2,14 @@
 //! unknown metrics are errors, a checkpoint tensor the model does not have is a warning that
 //! names it, and a binary copied anywhere runs the quickstart from an empty folder.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use common::prosa;
 
-fn prosa() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_prosa"))
-}
+use serde_json::Value;
 
 fn run(args: &[&str]) -> Output {
     prosa().args(args).output().expect("prosa runs")

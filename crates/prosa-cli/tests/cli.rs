@@ -1,15 +1,14 @@
 //! The `prosa` program end to end: the bag-of-words baseline on the vendored tweets, evaluate,
 //! predict, data commands, TOML experiments, resuming after SIGKILL, and errors without panics.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::{asset, prosa};
 use serde_json::Value;
-
-fn prosa() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_prosa"))
-}
 
 fn run(args: &[&str]) -> Output {
     prosa().args(args).output().expect("prosa runs")
@@ -782,22 +781,6 @@ fn pretraining_a_small_bert_on_shakespeare_lowers_the_mlm_loss() {
         serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "BertForPreTraining");
     assert!(model.join("tokenizer.json").exists());
-}
-
-/// An asset fetched by scripts/setup-assets.sh; `None` (skip) when absent and not required.
-fn asset(relative: &str) -> Option<std::path::PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../assets")
-        .join(relative);
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
-        "{} is missing: run scripts/setup-assets.sh",
-        path.display()
-    );
-    None
 }
 
 #[test]

@@ -1,13 +1,11 @@
 //! Unit II from the command line: translation metrics of files, equal to sacrebleu's CLI.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
+use common::{asset, prosa};
 use serde_json::Value;
-
-fn prosa() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_prosa"))
-}
 
 fn fixture() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -77,24 +75,6 @@ fn metrics_of_files_equal_sacrebleu_and_a_short_reference_file_is_named() {
         err.contains("ref2.txt: 1 lines") && err.contains("hyp.txt has 10"),
         "{err}"
     );
-}
-
-/// A fetched asset, or `None` (with a note) when `scripts/setup-assets.sh` has not run — an
-/// error under `PROSA_REQUIRE_ASSETS=1`, as `scripts/test.sh` sets it.
-fn asset(relative: &str) -> Option<std::path::PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../assets")
-        .join(relative);
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
-        "{} is missing: run scripts/setup-assets.sh",
-        path.display()
-    );
-    eprintln!("skipped: {} is missing", path.display());
-    None
 }
 
 #[test]

@@ -90,6 +90,47 @@ pub trait Translator: Trainable<Example = TranslationExample> + Generator + Size
     }
 }
 
+/// Writes a translator folder atomically: `config.json`, `model.safetensors`, `tokenizer.json`
+/// and `generation_config.json`.
+pub(crate) fn save_folder(
+    dir: &Path,
+    config: &impl serde::Serialize,
+    tokenizer: &SubwordTokenizer,
+    generation: &GenerationConfig,
+    params: &crate::nn::ParamStore,
+) -> Result<()> {
+    use crate::error::Error;
+    let contents = crate::models::folder::ModelFolder {
+        config: serde_json::to_value(config).map_err(|e| Error::config("config", e.to_string()))?,
+        extra_files: vec![
+            ("tokenizer.json", tokenizer.to_json_bytes()?),
+            (
+                "generation_config.json",
+                serde_json::to_vec_pretty(&generation.to_json())
+                    .map_err(|e| Error::config("generation", e.to_string()))?,
+            ),
+        ],
+    };
+    crate::models::folder::save(dir, &contents, params)
+}
+
+/// The tokenizer of a translator folder (`tokenizer.json`).
+pub(crate) fn load_tokenizer(dir: &Path) -> Result<SubwordTokenizer> {
+    crate::models::folder::load_tokenizer(dir)?
+        .ok_or_else(|| crate::error::Error::folder(dir.join("tokenizer.json"), "file not found"))
+}
+
+/// Loads the weights of a translator folder into `params` under the one checkpoint policy.
+pub(crate) fn load_weights(
+    dir: &Path,
+    params: &crate::nn::ParamStore,
+    device: &candle_core::Device,
+) -> Result<()> {
+    let (tensors, file) = crate::models::checkpoint::read_weights(dir, device)?;
+    crate::models::checkpoint::load_checkpoint(params, &tensors, &file, &|_| false)?;
+    Ok(())
+}
+
 /// Any translator folder, by its `model_type`.
 pub enum AnyTranslator {
     /// A [`translator::TransformerTranslator`].

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{TranslationExample, Translator};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationCache, GenerationConfig, Generator, Start};
-use crate::models::folder::{self, ModelFolder};
+use crate::models::folder;
 use crate::nn::additive_attention::{AdditiveAttention, Keys, Score};
 use crate::nn::attention::padding_bias;
 use crate::nn::gru_cell::GruCell;
@@ -181,11 +181,8 @@ impl RnnTranslator {
     /// Loads a folder saved by [`Translator::save_pretrained`].
     pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let config: RnnTranslatorConfig = folder::read_config(dir)?;
-        let tokenizer = folder::load_tokenizer(dir)?
-            .ok_or_else(|| Error::folder(dir.join("tokenizer.json"), "file not found"))?;
-        let mut model = Self::new(config, tokenizer, device, 0)?;
-        let (tensors, file) = crate::models::checkpoint::read_weights(dir, device)?;
-        crate::models::checkpoint::load_checkpoint(&model.params, &tensors, &file, &|_| false)?;
+        let mut model = Self::new(config, super::load_tokenizer(dir)?, device, 0)?;
+        super::load_weights(dir, &model.params, device)?;
         model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
         Ok(model)
     }
@@ -449,18 +446,12 @@ impl Translator for RnnTranslator {
     }
 
     fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        let contents = ModelFolder {
-            config: serde_json::to_value(&self.config)
-                .map_err(|e| Error::config("config", e.to_string()))?,
-            extra_files: vec![
-                ("tokenizer.json", self.tokenizer.to_json_bytes()?),
-                (
-                    "generation_config.json",
-                    serde_json::to_vec_pretty(&self.generation.to_json())
-                        .map_err(|e| Error::config("generation", e.to_string()))?,
-                ),
-            ],
-        };
-        folder::save(dir, &contents, &self.params)
+        super::save_folder(
+            dir,
+            &self.config,
+            &self.tokenizer,
+            &self.generation,
+            &self.params,
+        )
     }
 }

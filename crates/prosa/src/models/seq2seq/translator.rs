@@ -14,7 +14,7 @@ use super::transformer::{DecoderState, Transformer, TransformerShape};
 use super::{TranslationExample, Translator};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationCache, GenerationConfig, Generator, Start};
-use crate::models::folder::{self, ModelFolder};
+use crate::models::folder;
 use crate::nn::loss::smoothed_cross_entropy;
 use crate::nn::positional::sinusoidal;
 use crate::nn::{dropout, ForwardCtx, Init, ParamStore};
@@ -166,35 +166,21 @@ impl TransformerTranslator {
         config
             .validate()
             .map_err(|message| Error::folder(dir.join("config.json"), message))?;
-        let tokenizer = folder::load_tokenizer(dir)?
-            .ok_or_else(|| Error::folder(dir.join("tokenizer.json"), "file not found"))?;
-        let mut model = Self::new(config, tokenizer, device, 0)?;
-        let (tensors, file) = crate::models::checkpoint::read_weights(dir, device)?;
-        crate::models::checkpoint::load_checkpoint(&model.params, &tensors, &file, &|_| false)?;
+        let mut model = Self::new(config, super::load_tokenizer(dir)?, device, 0)?;
+        super::load_weights(dir, &model.params, device)?;
         model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
         Ok(model)
     }
 
     /// Writes the folder atomically.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        let json = |what: &str, v: serde_json::Result<Vec<u8>>| {
-            v.map_err(|e| Error::config(what, e.to_string()))
-        };
-        let contents = ModelFolder {
-            config: serde_json::to_value(&self.config)
-                .map_err(|e| Error::config("config", e.to_string()))?,
-            extra_files: vec![
-                ("tokenizer.json", self.tokenizer.to_json_bytes()?),
-                (
-                    "generation_config.json",
-                    json(
-                        "generation",
-                        serde_json::to_vec_pretty(&self.generation.to_json()),
-                    )?,
-                ),
-            ],
-        };
-        folder::save(dir, &contents, &self.params)
+        super::save_folder(
+            dir,
+            &self.config,
+            &self.tokenizer,
+            &self.generation,
+            &self.params,
+        )
     }
 
     /// The trainable parameters.

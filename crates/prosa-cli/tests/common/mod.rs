@@ -1,0 +1,28 @@
+//! What the program's test files share: the program, and the fetched assets.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `prosa` program under test.
+pub fn prosa() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_prosa"))
+}
+
+#[allow(dead_code)] // not every test file reads assets
+/// A fetched asset, or `None` (with a note) when `scripts/setup-assets.sh` has not run — an
+/// error under `PROSA_REQUIRE_ASSETS=1`, as `scripts/test.sh` sets it.
+pub fn asset(relative: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets")
+        .join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("PROSA_REQUIRE_ASSETS").map_or(true, |v| v != "1"),
+        "{} is missing: run scripts/setup-assets.sh",
+        path.display()
+    );
+    eprintln!("skipped: {} is missing", path.display());
+    None
+}
