@@ -8,7 +8,7 @@
 //! - [`masked_lm`]: BERT pretraining from scratch (MLM + NSP);
 //! - [`translation`]: a Transformer translator from scratch, scored with BLEU and chrF.
 //!
-//! The first three read one [`Experiment`] (the TOML file of `prosa train`), whose defaults
+//! All but the masked LM read one [`Experiment`] (the TOML file of `prosa train`), whose defaults
 //! per task live in [`experiment`]; [`run`] dispatches on its task.
 
 pub mod causal_lm;
