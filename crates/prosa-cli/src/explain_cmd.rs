@@ -17,6 +17,23 @@ pub enum ExplainCommand {
     /// The source × translation alignment of an attention translator (--arch rnn-attention):
     /// Bahdanau et al.'s figure.
     Attention(AttentionArgs),
+    /// Redraw a run's learning curves from its history (a model folder or run folder with
+    /// history.json).
+    LearningCurves(CurvesArgs),
+}
+
+/// Flags of `prosa explain learning-curves`.
+#[derive(Args)]
+pub struct CurvesArgs {
+    /// The folder holding history.json (a trained model folder, or its run folder).
+    #[arg(long)]
+    model: PathBuf,
+    /// The PNG to write.
+    #[arg(long, default_value = "learning_curves.png")]
+    out: PathBuf,
+    /// The figure's title.
+    #[arg(long, default_value = "Learning curves")]
+    title: String,
 }
 
 /// Flags of `prosa explain attention`.
@@ -106,6 +123,12 @@ pub struct HiddenStatesArgs {
 pub fn run(cmd: ExplainCommand, device: DeviceSpec) -> anyhow::Result<()> {
     match cmd {
         ExplainCommand::Attention(a) => attention(a, device),
+        ExplainCommand::LearningCurves(a) => {
+            let history = prosa::train::History::load(&a.model)?;
+            prosa::report::learning_curves_png(&history, &a.title, &a.out)?;
+            println!("learning curves: {}", a.out.display());
+            Ok(())
+        }
         ExplainCommand::HiddenStates(a) => {
             let kind = folder::model_type(&a.model)?;
             if kind != rnn::MODEL_TYPE {

@@ -198,15 +198,32 @@ pub fn learning_curves_png(history: &History, title: &str, path: &Path) -> Resul
         ("train_loss", history.series("train_loss")),
         ("eval_loss", history.series("eval_loss")),
     ];
-    let metrics: Vec<(String, Vec<(f64, f64)>)> = history
+    // Perplexity is shown only when it is the sole validation metric (a language model); beside
+    // BLEU or accuracy its scale would flatten them.
+    let names: Vec<String> = history
         .metric_names()
         .into_iter()
         .filter(|m| !m.ends_with("loss"))
+        .collect();
+    let only_perplexity = names.iter().all(|m| m.ends_with("perplexity"));
+    let metrics: Vec<(String, Vec<(f64, f64)>)> = names
+        .into_iter()
+        .filter(|m| only_perplexity || !m.ends_with("perplexity"))
         .map(|m| {
             let series = history.series(&m);
             (m, series)
         })
         .collect();
+    // Scores in [0, 1] keep that range; BLEU (0–100) and perplexities get their own.
+    let metric_max = metrics
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let metric_range = if metric_max > 1.0 {
+        0.0..metric_max * 1.1
+    } else {
+        0.0..1.0
+    };
     let max_epoch = history
         .entries
         .iter()
@@ -237,7 +254,13 @@ pub fn learning_curves_png(history: &History, title: &str, path: &Path) -> Resul
             max_epoch,
             lo..hi,
         )?;
-        curve_panel(&right, "validation metrics", &metrics, max_epoch, 0.0..1.0)?;
+        curve_panel(
+            &right,
+            "validation metrics",
+            &metrics,
+            max_epoch,
+            metric_range,
+        )?;
         Ok(())
     })
 }
