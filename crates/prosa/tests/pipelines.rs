@@ -89,6 +89,7 @@ fn the_registry_names_every_task_and_refuses_unknown_tasks_and_parameters() {
             "fill-mask",
             "feature-extraction",
             "sentence-embedding",
+            "translation",
             "text-generation"
         ]
     );
