@@ -26,6 +26,27 @@ pub struct TranslationExample {
     pub target: Vec<u32>,
 }
 
+/// The labels of teacher forcing, row-major (pair, step) for `steps` steps: step `t` learns
+/// target token `t`, the step after the last token (targets cut to `limit`) learns `</s>`, and
+/// later steps learn nothing.
+pub(crate) fn decoder_labels(
+    batch: &[&TranslationExample],
+    steps: usize,
+    limit: usize,
+    eos: u32,
+) -> Vec<Option<u32>> {
+    let mut labels = Vec::with_capacity(batch.len() * steps);
+    for e in batch {
+        let n = e.target.len().min(limit);
+        labels.extend((0..steps).map(|t| match t.cmp(&n) {
+            std::cmp::Ordering::Less => Some(e.target[t]),
+            std::cmp::Ordering::Equal => Some(eos),
+            std::cmp::Ordering::Greater => None,
+        }));
+    }
+    labels
+}
+
 /// What every translation model offers: training on [`TranslationExample`]s, generation, and
 /// the translation of texts built on them.
 pub trait Translator: Trainable<Example = TranslationExample> + Generator + Sized {

@@ -325,7 +325,6 @@ impl Trainable for RnnTranslator {
             .max()
             .unwrap_or(1);
         let mut features = Vec::with_capacity(steps);
-        let mut labels = vec![None; batch.len() * steps];
         for t in 0..steps {
             let previous: Vec<u32> = batch
                 .iter()
@@ -334,14 +333,6 @@ impl Trainable for RnnTranslator {
                     _ => e.target.get(t - 1).copied().unwrap_or(c.pad_token_id),
                 })
                 .collect();
-            for (r, e) in batch.iter().enumerate() {
-                let n = e.target.len().min(limit);
-                labels[r * steps + t] = match t.cmp(&n) {
-                    std::cmp::Ordering::Less => Some(e.target[t]),
-                    std::cmp::Ordering::Equal => Some(c.eos_token_id),
-                    std::cmp::Ordering::Greater => None,
-                };
-            }
             features.push(self.step(&previous, &mut st, ctx)?.0);
         }
         // (rows, steps, 2h) → logits (rows·steps, vocab), row-major as the labels.
@@ -351,7 +342,11 @@ impl Trainable for RnnTranslator {
             .output
             .forward(&features.reshape((rows * steps, width))?)?;
         Ok(StepOutput {
-            loss: smoothed_cross_entropy(&logits, &labels, c.label_smoothing)?,
+            loss: smoothed_cross_entropy(
+                &logits,
+                &super::decoder_labels(batch, steps, limit, c.eos_token_id),
+                c.label_smoothing,
+            )?,
             predictions: None,
             targets: None,
         })

@@ -274,17 +274,7 @@ impl TransformerTranslator {
         let (b, t, _) = hidden.dims3()?;
         let logits = self.logits(&hidden)?.reshape((b * t, c.vocab_size))?;
         // Position i predicts target token i, and the last real position predicts </s>.
-        let mut labels = Vec::with_capacity(b * t);
-        for e in batch {
-            let n = e.target.len().min(limit);
-            for i in 0..t {
-                labels.push(match i.cmp(&n) {
-                    std::cmp::Ordering::Less => Some(e.target[i]),
-                    std::cmp::Ordering::Equal => Some(c.eos_token_id),
-                    std::cmp::Ordering::Greater => None,
-                });
-            }
-        }
+        let labels = super::decoder_labels(batch, t, limit, c.eos_token_id);
         smoothed_cross_entropy(&logits, &labels, c.label_smoothing)
     }
 }
