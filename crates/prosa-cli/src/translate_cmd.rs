@@ -18,6 +18,10 @@ pub struct TranslateArgs {
     /// Beam search with B beams (1: greedy).
     #[arg(long, default_value_t = 1)]
     num_beams: usize,
+    /// Beam search: the exponent of the length normalisation (> 1 favours longer translations)
+    /// [default: the folder's generation_config.json, else 1.0].
+    #[arg(long)]
+    length_penalty: Option<f32>,
     /// New tokens per translation at most [default: twice the source, plus 10].
     #[arg(long)]
     max_new_tokens: Option<usize>,
@@ -39,7 +43,7 @@ pub fn run(a: TranslateArgs, device: DeviceSpec) -> anyhow::Result<()> {
     let texts = crate::read_args::texts_and_lines(&a.texts, a.input.as_deref())?;
     let pipeline = Translation::from_pretrained(&a.model, &device.open()?)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let out = pipeline.run(&refs, a.num_beams, a.max_new_tokens)?;
+    let out = pipeline.run(&refs, a.num_beams, a.length_penalty, a.max_new_tokens)?;
     if a.json {
         return print_json(&out);
     }

@@ -37,18 +37,22 @@ impl Translation {
         &self.model
     }
 
-    /// Translates `texts` with `num_beams` beams (1: greedy); `max_new_tokens` bounds each
-    /// translation (default: twice the source, plus 10).
+    /// Translates `texts` with `num_beams` beams (1: greedy) scored with `length_penalty`
+    /// (the exponent of the length normalisation; `None`: the folder's, 1.0 by default);
+    /// `max_new_tokens` bounds each translation (default: twice the source, plus 10).
     pub fn run(
         &self,
         texts: &[&str],
         num_beams: usize,
+        length_penalty: Option<f32>,
         max_new_tokens: Option<usize>,
     ) -> Result<Vec<TranslationText>> {
+        let defaults = self.model.generation();
         let g = GenerationConfig {
             num_beams,
             max_new_tokens,
-            ..self.model.generation().clone()
+            length_penalty: length_penalty.unwrap_or(defaults.length_penalty),
+            ..defaults.clone()
         };
         Ok(self
             .model
@@ -60,7 +64,7 @@ impl Translation {
 }
 
 /// Parameters of the `translation` pipeline.
-pub const PARAMETERS: &[&str] = &["num_beams", "max_new_tokens"];
+pub const PARAMETERS: &[&str] = &["num_beams", "length_penalty", "max_new_tokens"];
 
 impl Pipeline for Translation {
     fn task(&self) -> &'static str {
@@ -70,6 +74,17 @@ impl Pipeline for Translation {
     fn run_batch(&self, inputs: &[Value], params: &Params) -> Result<Vec<Value>> {
         let beams = params.usize("num_beams", 1)?.max(1);
         let max = params.usize("max_new_tokens", 0)?;
-        to_values(self.run(&input_texts(inputs)?, beams, (max > 0).then_some(max))?)
+        let penalty = match params.as_object().get("length_penalty") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_f64().ok_or_else(|| {
+                crate::error::Error::config("parameters.length_penalty", "must be a number")
+            })? as f32),
+        };
+        to_values(self.run(
+            &input_texts(inputs)?,
+            beams,
+            penalty,
+            (max > 0).then_some(max),
+        )?)
     }
 }
