@@ -61,7 +61,7 @@ pub struct PipelineArgs {
     json: bool,
     /// The texts.
     texts: Vec<String>,
-    /// text-generation: new tokens at most.
+    /// text-generation, translation: new tokens at most.
     #[arg(long, help_heading = "Text generation")]
     max_new_tokens: Option<usize>,
     /// text-generation: sample (with --temperature, --top-p, and --top-k as the sampling top-k).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use prosa::device::DeviceSpec;
 use prosa::models::rnn::RnnClassifier;
-use prosa::tasks::{Experiment, TaskResult};
+use prosa::tasks::Experiment;
 use prosa::vectors::EMBEDDED_GLOVE;
 use serde::Serialize;
 
@@ -78,11 +78,9 @@ pub fn run(args: QuickstartArgs, device: DeviceSpec) -> anyhow::Result<()> {
         if !args.json {
             eprintln!("training {name} …");
         }
-        let TaskResult::TextClassification(result) =
-            prosa::tasks::run(&experiment(arch, &args.out, &args, device), false)?
-        else {
-            unreachable!("a classification experiment gives a classification result")
-        };
+        let experiment = experiment(arch, &args.out, &args, device);
+        experiment.check()?;
+        let result = prosa::tasks::text_classification::run(&experiment, false)?;
         rows.push(Row {
             model: name.to_string(),
             accuracy: result.test_report.accuracy,
