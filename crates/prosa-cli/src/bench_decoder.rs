@@ -166,10 +166,7 @@ pub fn bench_gpt_train(
         optimizer.apply(&grads, 1e-4)?;
         Ok(())
     };
-    let mut ctx = ForwardCtx {
-        train: true,
-        rng: rand_chacha::ChaCha8Rng::seed_from_u64(1),
-    };
+    let mut ctx = ForwardCtx::training(rand_chacha::ChaCha8Rng::seed_from_u64(1));
     for _ in 0..2 {
         step(&mut ctx)?;
     }

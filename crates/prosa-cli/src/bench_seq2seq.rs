@@ -102,10 +102,7 @@ pub fn bench_seq2seq(
         .collect();
     let batch: Vec<&TranslationExample> = pairs.iter().collect();
     let mut optimizer = Optimizer::new(model.params(), OptimizerConfig::default(), &[])?;
-    let mut ctx = ForwardCtx {
-        train: true,
-        rng: rand_chacha::ChaCha8Rng::seed_from_u64(1),
-    };
+    let mut ctx = ForwardCtx::training(rand_chacha::ChaCha8Rng::seed_from_u64(1));
     let mut step = |ctx: &mut ForwardCtx| -> anyhow::Result<()> {
         let out = model.forward_batch(&batch, ctx)?;
         let grads = optimizer.collect_grads(&out.loss.backward()?);

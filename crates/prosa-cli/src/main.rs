@@ -6,6 +6,7 @@ mod bench_decoder;
 mod bench_seq2seq;
 mod data_cmd;
 mod eval_cmd;
+mod explain_attention;
 mod explain_cmd;
 mod generate_cmd;
 mod metrics_cmd;

@@ -146,8 +146,8 @@ fn causal_lm(result: &CausalLmResult) {
 fn translation(result: &TranslationResult) {
     let (train, val, test) = result.split_sizes;
     println!(
-        "trained a Transformer translator of {} parameters on {train} pairs ({val} validation) in {:.0}s",
-        result.num_parameters, result.train_seconds
+        "trained a {} model of {} parameters on {train} pairs ({val} validation) in {:.0}s",
+        result.model, result.num_parameters, result.train_seconds
     );
     println!(
         "\ntest: {test} pairs from catalogues never seen in training ({})",

@@ -360,3 +360,56 @@ fn an_attention_translator_trains_and_draws_its_alignment() {
     }
     assert!(std::fs::read(&figure).unwrap().starts_with(b"\x89PNG"));
 }
+
+#[test]
+fn explain_attention_draws_every_head_of_a_bert_folder_or_one_head_and_names_bad_choices() {
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../prosa/tests/fixtures/pipelines/bert-tiny");
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("grid.png");
+    let run = |extra: &[&str], out: &Path| {
+        prosa()
+            .args(["explain", "attention", "--model", model.to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap(), "--json"])
+            .args(extra)
+            .arg("The cat sat on the mat.")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[], &grid);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tokens = all["queries"].as_array().unwrap().len();
+    assert_eq!(tokens, 9, "[CLS] the cat sat on the mat . [SEP]");
+    let layers = all["layers"].as_array().unwrap();
+    assert_eq!((layers.len(), layers[0].as_array().unwrap().len()), (2, 4));
+    assert!(std::fs::read(&grid).unwrap().starts_with(b"\x89PNG"));
+
+    let one = dir.path().join("one.png");
+    let out = run(&["--layer", "1", "--head", "3"], &one);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(head["weights"], layers[1][3]);
+    assert!(std::fs::read(&one).unwrap().starts_with(b"\x89PNG"));
+
+    for (extra, wanted) in [
+        (&["--layer", "2"][..], "layers 0 to 1"),
+        (&["--layer", "0", "--head", "4"][..], "heads 0 to 3"),
+        (&["--attention", "cross"][..], "Transformer translator"),
+    ] {
+        let out = run(extra, &dir.path().join("bad.png"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(wanted),
+            "{extra:?}: {err}"
+        );
+    }
+}

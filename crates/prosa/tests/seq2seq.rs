@@ -161,6 +161,29 @@ fn a_small_translator_learns_pairs_and_its_folder_translates_the_same() {
         loaded.translate(&sources, &loaded.generation).unwrap(),
         wanted
     );
+    // Its attention, for `prosa explain attention`: rows the translation (</s> included),
+    // columns the source (</s> included), one map per layer and head, rows summing to 1.
+    let maps = loaded.attention("Save the page", 10).unwrap();
+    assert_eq!(
+        loaded.tokenizer.decode(&maps.generated, true).unwrap(),
+        "Salvar a página"
+    );
+    let source_len = loaded.encode_source("Save the page").unwrap().len();
+    assert_eq!(maps.cross.keys.len(), source_len);
+    assert_eq!(maps.cross.queries.len(), maps.generated.len());
+    assert_eq!(maps.cross.queries.last().map(String::as_str), Some("</s>"));
+    assert_eq!(
+        (maps.cross.layers.len(), maps.cross.layers[0].len()),
+        (1, 4)
+    );
+    assert_eq!(maps.encoder.layers[0][0].len(), source_len);
+    assert_eq!(maps.decoder.layers[0][0].len(), maps.generated.len());
+    for row in &maps.cross.layers[0][2] {
+        assert_eq!(row.len(), source_len);
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    // The decoder's first row reads only <s>.
+    assert_eq!(maps.decoder.layers[0][0][0][0], 1.0);
 }
 
 /// Bahdanau's additive attention and Luong's dot and general attention against the PyTorch

@@ -1,5 +1,6 @@
 //! Models, one file per architecture, each loadable from and savable to a model folder.
 
+pub mod attention_maps;
 pub mod bow;
 pub mod checkpoint;
 pub mod decoder;

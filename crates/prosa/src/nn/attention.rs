@@ -18,7 +18,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::context::ForwardCtx;
+use super::context::{AttentionKind, ForwardCtx};
 use super::dropout::dropout;
 use super::kv_cache::{CrossMemory, LayerCache};
 use super::projection::Projection;
@@ -170,16 +170,23 @@ impl MultiHeadAttention {
                 // head instead of copying the keys and values `group` times.
                 let q = q.reshape((batch, kvh, group, dh))?;
                 let probs = masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
+                if ctx.attention.is_some() {
+                    let keys = probs.dim(3)?;
+                    let per_head = probs.reshape((batch, h, 1, keys))?;
+                    ctx.record_attention(AttentionKind::SelfAttention, &per_head);
+                }
                 probs.matmul(&v)?.reshape((batch, h, 1, dh))?
             }
             Mask::Causal(bias) => {
                 let (k, v) = (repeat_kv(&k, group)?, repeat_kv(&v, group)?);
                 let probs = causal_masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
+                ctx.record_attention(AttentionKind::SelfAttention, &probs);
                 dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?
             }
             Mask::Bidirectional(bias) => {
                 let (k, v) = (repeat_kv(&k, group)?, repeat_kv(&v, group)?);
                 let probs = masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
+                ctx.record_attention(AttentionKind::SelfAttention, &probs);
                 dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?
             }
         };
@@ -220,6 +227,7 @@ impl MultiHeadAttention {
         );
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let probs = masked_softmax(&q.matmul(&k.t()?)?, &memory.pad_bias, scale)?;
+        ctx.record_attention(AttentionKind::Cross, &probs);
         let context = dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?;
         self.merge_and_project(&context, ctx)
     }

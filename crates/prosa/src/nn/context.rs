@@ -1,8 +1,28 @@
-//! The context of one forward pass: training or evaluation, and the seeded randomness dropout
-//! and masking draw from.
+//! The context of one forward pass: training or evaluation, the seeded randomness dropout
+//! and masking draw from, and — when asked — the attention weights of every attention layer
+//! (transformers' `output_attentions=True`).
 
+use candle_core::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+/// Which attention produced a recorded map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKind {
+    /// Queries and keys from the same sequence (an encoder's, or a decoder's causal one).
+    SelfAttention,
+    /// Decoder queries over the encoder's output.
+    Cross,
+}
+
+/// The attention probabilities of one attention call: (batch, heads, queries, keys).
+#[derive(Debug, Clone)]
+pub struct AttentionMap {
+    /// Self- or cross-attention.
+    pub kind: AttentionKind,
+    /// softmax(Q·Kᵀ/√d + mask) of every head.
+    pub probs: Tensor,
+}
 
 /// Whether a forward pass trains (dropout on) or evaluates, and the randomness it may use.
 pub struct ForwardCtx {
@@ -10,6 +30,8 @@ pub struct ForwardCtx {
     pub train: bool,
     /// Randomness for dropout and masking, seeded per step.
     pub rng: ChaCha8Rng,
+    /// When `Some`, every attention layer appends its probabilities here, in call order.
+    pub attention: Option<Vec<AttentionMap>>,
 }
 
 impl ForwardCtx {
@@ -18,6 +40,44 @@ impl ForwardCtx {
         Self {
             train: false,
             rng: ChaCha8Rng::seed_from_u64(0),
+            attention: None,
         }
+    }
+
+    /// A training context drawing dropout masks from `rng`.
+    pub fn training(rng: ChaCha8Rng) -> Self {
+        Self {
+            train: true,
+            rng,
+            attention: None,
+        }
+    }
+
+    /// An evaluation context that records the attention probabilities of every layer.
+    pub fn recording_attention() -> Self {
+        Self {
+            attention: Some(Vec::new()),
+            ..Self::eval()
+        }
+    }
+
+    /// Keeps `probs` (batch, heads, queries, keys) when this context records attention.
+    pub fn record_attention(&mut self, kind: AttentionKind, probs: &Tensor) {
+        if let Some(maps) = &mut self.attention {
+            maps.push(AttentionMap {
+                kind,
+                probs: probs.clone(),
+            });
+        }
+    }
+
+    /// The recorded maps of `kind`, in call order (empty when not recording).
+    pub fn attention_maps(&self, kind: AttentionKind) -> Vec<&Tensor> {
+        self.attention
+            .iter()
+            .flatten()
+            .filter(|m| m.kind == kind)
+            .map(|m| &m.probs)
+            .collect()
     }
 }

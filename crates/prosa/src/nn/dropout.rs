@@ -107,10 +107,7 @@ mod tests {
             &Tensor::ones(100_000, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
         )
         .unwrap();
-        let mut ctx = ForwardCtx {
-            train: true,
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(3),
-        };
+        let mut ctx = ForwardCtx::training(rand_chacha::ChaCha8Rng::seed_from_u64(3));
         let y = dropout(x.as_tensor(), 0.25, &mut ctx).unwrap();
         let values = y.to_vec1::<f32>().unwrap();
         let kept = values.iter().filter(|v| **v != 0.0).count() as f64 / values.len() as f64;

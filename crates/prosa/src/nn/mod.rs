@@ -32,6 +32,6 @@ pub mod rope;
 mod scratch;
 pub mod softmax;
 
-pub use context::ForwardCtx;
+pub use context::{AttentionKind, AttentionMap, ForwardCtx};
 pub use dropout::dropout;
 pub use params::{load_safetensors, Init, ParamBuilder, ParamStore};

@@ -6,15 +6,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{draw_png, s};
+use super::{blues, draw_png, s};
 use crate::error::Result;
-
-/// White (0) to dark blue (1).
-fn sequential(v: f64) -> RGBColor {
-    let t = v.clamp(0.0, 1.0);
-    let lerp = |a: f64, b: f64| (a + (b - a) * t) as u8;
-    RGBColor(lerp(255.0, 8.0), lerp(255.0, 48.0), lerp(255.0, 107.0))
-}
 
 /// Draws `weights[target][source]` with the tokens as labels.
 pub fn alignment_png(
@@ -43,7 +36,7 @@ pub fn alignment_png(
                 let (x, y) = (left + cell * j as u32, top + cell * t as u32);
                 root.draw(&Rectangle::new(
                     [(x as i32, y as i32), ((x + cell) as i32, (y + cell) as i32)],
-                    sequential(w as f64).filled(),
+                    blues(w as f64).filled(),
                 ))
                 .map_err(s)?;
             }

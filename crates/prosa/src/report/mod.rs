@@ -3,6 +3,7 @@
 //! no system fonts are needed).
 
 mod alignment;
+mod attention_grid;
 
 use std::path::Path;
 use std::sync::Once;
@@ -16,6 +17,7 @@ use crate::metrics::ConfusionMatrix;
 use crate::train::History;
 
 pub use alignment::alignment_png;
+pub use attention_grid::attention_grid_png;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();

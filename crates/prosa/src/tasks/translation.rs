@@ -47,6 +47,8 @@ pub struct TranslationSample {
 /// What the run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct TranslationResult {
+    /// What was trained ("Transformer translation", "RNN encoder-decoder", …).
+    pub model: String,
     /// The saved model folder.
     pub model_dir: PathBuf,
     /// Pairs in train, validation and test.
@@ -283,6 +285,7 @@ fn train_and_score<M: Translator>(
     write_results(
         &e.training,
         TranslationResult {
+            model: title.to_string(),
             model_dir: saved.model_dir,
             split_sizes: (train.len(), validation.len(), test.len()),
             test_groups,

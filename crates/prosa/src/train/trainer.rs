@@ -225,14 +225,11 @@ impl Trainer {
                 let mut group_loss = 0.0;
                 for (k, batch) in group.iter().enumerate() {
                     let examples: Vec<&M::Example> = batch.iter().map(|&i| &train[i]).collect();
-                    let mut ctx = ForwardCtx {
-                        train: true,
-                        rng: ChaCha8Rng::seed_from_u64(mix_seed(
-                            args.seed,
-                            2 + state.global_step as u64,
-                            k as u64,
-                        )),
-                    };
+                    let mut ctx = ForwardCtx::training(ChaCha8Rng::seed_from_u64(mix_seed(
+                        args.seed,
+                        2 + state.global_step as u64,
+                        k as u64,
+                    )));
                     let out = model.forward_batch(&examples, &mut ctx)?;
                     let loss_value = out.loss.to_scalar::<f32>()? as f64;
                     if !loss_value.is_finite() {

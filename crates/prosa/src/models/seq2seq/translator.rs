@@ -14,9 +14,13 @@ use super::transformer::{DecoderState, Transformer, TransformerShape};
 use super::{TranslationExample, Translator};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationCache, GenerationConfig, Generator, Start};
+use crate::models::attention_maps::{
+    first_row_maps, token_labels, AttentionMaps, EncoderDecoderAttention, LayerMaps,
+};
 use crate::models::folder;
 use crate::nn::loss::smoothed_cross_entropy;
 use crate::nn::positional::sinusoidal;
+use crate::nn::AttentionKind;
 use crate::nn::{dropout, ForwardCtx, Init, ParamStore};
 use crate::text::SubwordTokenizer;
 use crate::train::{StepOutput, Trainable};
@@ -170,6 +174,60 @@ impl TransformerTranslator {
         super::load_weights(dir, &model.params, device)?;
         model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
         Ok(model)
+    }
+
+    /// Every layer's and head's attention while translating `text` greedily (at most
+    /// `max_new_tokens` tokens): the output is generated, then read again with teacher forcing
+    /// (`<s> y_1 … y_{T−1}` writing `y_1 … y_T`) recording each attention call.
+    pub fn attention(&self, text: &str, max_new_tokens: usize) -> Result<EncoderDecoderAttention> {
+        let c = &self.config;
+        let source = self.encode_source(text)?;
+        let g = GenerationConfig {
+            max_new_tokens: Some(max_new_tokens.max(1)),
+            num_beams: 1,
+            do_sample: false,
+            num_return_sequences: 1,
+            ..self.generation.clone()
+        };
+        let generated = crate::generation::generate(self, std::slice::from_ref(&source), &g, None)?
+            .new_tokens
+            .remove(0);
+        let mut read = vec![c.bos_token_id];
+        read.extend(&generated[..generated.len().saturating_sub(1)]);
+        let mut ctx = ForwardCtx::recording_attention();
+        let positions = |n: usize| vec![(0..n as u32).collect::<Vec<u32>>()];
+        let src = self.embed(
+            std::slice::from_ref(&source),
+            &positions(source.len()),
+            &mut ctx,
+        )?;
+        let tgt = self.embed(&[read.clone()], &positions(read.len()), &mut ctx)?;
+        let ones = |n: usize| vec![vec![1u32; n]];
+        self.transformer
+            .forward(&src, &ones(source.len()), &tgt, &ones(read.len()), &mut ctx)?;
+        let selfs = first_row_maps(&ctx.attention_maps(AttentionKind::SelfAttention))?;
+        let (encoder, decoder) = selfs.split_at(c.num_encoder_layers.min(selfs.len()));
+        let source_labels = token_labels(&self.tokenizer, &source);
+        let target_labels = token_labels(&self.tokenizer, &generated);
+        let maps = |queries: &[String], keys: &[String], layers: Vec<LayerMaps>| AttentionMaps {
+            queries: queries.to_vec(),
+            keys: keys.to_vec(),
+            layers,
+        };
+        Ok(EncoderDecoderAttention {
+            encoder: maps(&source_labels, &source_labels, encoder.to_vec()),
+            decoder: maps(
+                &target_labels,
+                &token_labels(&self.tokenizer, &read),
+                decoder.to_vec(),
+            ),
+            cross: maps(
+                &target_labels,
+                &source_labels,
+                first_row_maps(&ctx.attention_maps(AttentionKind::Cross))?,
+            ),
+            generated,
+        })
     }
 
     /// Writes the folder atomically.
