@@ -1,6 +1,6 @@
 //! `prosa explain attention`: where a model looks. For an RNN translator with attention, the
 //! source × translation alignment (Bahdanau et al.'s figure); for Transformers — the
-//! translator, BERT-family encoders, GPT-2/Llama decoders — a grid of every head of every
+//! translator, the Transformer classifier, BERT-family encoders, GPT-2/Llama decoders — a grid of every head of every
 //! layer, or one head with its tokens (`--layer L --head H`).
 
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use prosa::models::folder;
 use prosa::models::seq2seq::rnn::{self, RnnTranslator};
 use prosa::models::seq2seq::translator::{self, TransformerTranslator};
 use prosa::models::seq2seq::Translator;
+use prosa::models::transformer_classifier::{self, TransformerClassifier};
 
 use crate::print_json;
 
@@ -31,8 +32,9 @@ pub enum Stack {
 /// Flags of `prosa explain attention`.
 #[derive(Args)]
 pub struct AttentionArgs {
-    /// A model folder: a translator (--arch rnn-attention or transformer), a BERT, DistilBERT
-    /// or RoBERTa folder, or a GPT-2 / Llama folder or `.gguf` file.
+    /// A model folder: a translator (--arch rnn-attention or transformer), a Transformer
+    /// classifier (--arch transformer), a BERT, DistilBERT or RoBERTa folder, or a GPT-2 /
+    /// Llama folder or `.gguf` file.
     #[arg(long)]
     model: PathBuf,
     /// The text (the source, for a translator).
@@ -97,6 +99,11 @@ pub fn run(a: AttentionArgs, device: DeviceSpec) -> anyhow::Result<()> {
                 ),
             };
             (maps, what, Some(translation))
+        }
+        transformer_classifier::MODEL_TYPE => {
+            let model = TransformerClassifier::load(&a.model, &device)?;
+            let what = "self-attention over the words the classifier knows";
+            (model.attention(&a.text)?, what, None)
         }
         "bert" | "distilbert" | "roberta" => {
             let model = EncoderModel::from_pretrained(&a.model, None, None, &device)?;

@@ -1,5 +1,6 @@
 //! `prosa quickstart`: the course's Unit I on the embedded tweets in one command — the
-//! bag-of-words baseline, an Elman RNN, an LSTM and a GRU over the vendored GloVe vectors —
+//! bag-of-words baseline, an Elman RNN, an LSTM and a GRU over the vendored GloVe vectors, and
+//! the attention lesson's Transformer classifier —
 //! with one comparison table, and each model's learning curves and confusion matrix, plus the
 //! LSTM's hidden state read word by word.
 
@@ -24,7 +25,7 @@ pub struct QuickstartArgs {
     /// most frequent words, compiled into prosa].
     #[arg(long, default_value = EMBEDDED_GLOVE, hide_default_value = true)]
     vectors: PathBuf,
-    /// Training epochs of the recurrent models.
+    /// Training epochs of the recurrent and Transformer models.
     #[arg(long, default_value_t = 3)]
     epochs: usize,
     /// Use a seeded subset of this many tweets (all 38,158 by default).
@@ -58,10 +59,22 @@ fn experiment(arch: &str, out: &Path, args: &QuickstartArgs, device: DeviceSpec)
     e.model.arch = arch.to_string();
     e.training.output_dir = out.join(arch);
     e.training.progress = !args.json;
-    if arch != "bow" {
-        e.model.vectors = Some(args.vectors.clone());
-        e.model.hidden_size = 32;
-        e.training.num_train_epochs = args.epochs;
+    match arch {
+        "bow" => {}
+        // The attention lesson's sizes: embed_dim 32, 2 heads, ff_dim 32, dropout 0.1.
+        "transformer" => {
+            e.model.embedding_dim = 32;
+            e.model.num_heads = 2;
+            e.model.hidden_size = 32;
+            e.model.dropout = 0.1;
+            e.model.max_len = 64;
+            e.training.num_train_epochs = args.epochs;
+        }
+        _ => {
+            e.model.vectors = Some(args.vectors.clone());
+            e.model.hidden_size = 32;
+            e.training.num_train_epochs = args.epochs;
+        }
     }
     e
 }
@@ -74,6 +87,7 @@ pub fn run(args: QuickstartArgs, device: DeviceSpec) -> anyhow::Result<()> {
         ("rnn", "Elman RNN (GloVe)"),
         ("lstm", "LSTM (GloVe)"),
         ("gru", "GRU (GloVe)"),
+        ("transformer", "Transformer block (attention lesson)"),
     ] {
         if !args.json {
             eprintln!("training {name} …");

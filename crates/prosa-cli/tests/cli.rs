@@ -507,7 +507,7 @@ fn an_lstm_over_glove_trains_saves_and_explains_its_hidden_state() {
 }
 
 #[test]
-fn quickstart_compares_the_four_unit_one_models() {
+fn quickstart_compares_the_unit_one_models_and_the_transformer_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("qs");
     let rows = json_of(&run(&[
@@ -532,10 +532,11 @@ fn quickstart_compares_the_four_unit_one_models() {
             "bag-of-words + logistic regression",
             "Elman RNN (GloVe)",
             "LSTM (GloVe)",
-            "GRU (GloVe)"
+            "GRU (GloVe)",
+            "Transformer block (attention lesson)"
         ]
     );
-    for arch in ["bow", "rnn", "lstm", "gru"] {
+    for arch in ["bow", "rnn", "lstm", "gru", "transformer"] {
         for png in ["confusion_matrix.png", "learning_curves.png"] {
             assert!(is_png(&out.join(arch).join(png)), "{arch}/{png}");
         }

@@ -9,6 +9,7 @@ pub mod folder;
 pub mod limits;
 pub mod rnn;
 pub mod seq2seq;
+pub mod transformer_classifier;
 
 use std::path::Path;
 
@@ -35,6 +36,7 @@ pub trait TextClassifier {
 pub const KNOWN_CLASSIFIERS: &[&str] = &[
     bow::MODEL_TYPE,
     rnn::MODEL_TYPE,
+    transformer_classifier::MODEL_TYPE,
     "bert",
     "distilbert",
     "roberta",
@@ -45,6 +47,9 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<Box<dyn TextClassi
     match folder::model_type(dir)?.as_str() {
         bow::MODEL_TYPE => Ok(Box::new(bow::BowClassifier::load(dir, device)?)),
         rnn::MODEL_TYPE => Ok(Box::new(rnn::RnnClassifier::load(dir, device)?)),
+        transformer_classifier::MODEL_TYPE => Ok(Box::new(
+            transformer_classifier::TransformerClassifier::load(dir, device)?,
+        )),
         "bert" | "distilbert" | "roberta" => {
             Ok(Box::new(encoder::EncoderClassifier::load(dir, device)?))
         }

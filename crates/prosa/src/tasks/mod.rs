@@ -15,6 +15,7 @@ pub mod causal_lm;
 pub mod ending;
 pub mod experiment;
 pub mod masked_lm;
+mod settings_used;
 pub mod text_classification;
 pub mod token_classification;
 pub mod translation;

@@ -19,6 +19,7 @@ use crate::metrics::{argmax_rows, ClassificationReport};
 use crate::models::bow::BowClassifier;
 use crate::models::encoder::EncoderClassifier;
 use crate::models::rnn::{RnnClassifier, RnnConfig};
+use crate::models::transformer_classifier::{TransformerClassifier, TransformerClassifierConfig};
 use crate::models::{load_classifier, TextClassifier};
 use crate::report;
 use crate::text::{Vectorizer, WordTokenizer, WordTokenizerConfig};
@@ -189,6 +190,11 @@ impl Run<'_> {
                 result.embedding_report = embedding_report;
                 result
             }
+            "transformer" => {
+                let model = self.transformer_model(&splits)?;
+                let prepare = |d: &Dataset, ids: &[u32]| Ok(model.prepare(&d.texts(), ids));
+                self.train_and_score(&model, &splits, prepare, &[], &test, resume)?
+            }
             "bert" | "distilbert" | "roberta" | "encoder" => {
                 let dir = self.e.model.pretrained.as_ref().ok_or_else(|| {
                     Error::config("pretrained", "arch bert needs a pretrained model folder")
@@ -217,7 +223,7 @@ impl Run<'_> {
                 return Err(Error::config(
                     "arch",
                     format!(
-                        "unknown architecture '{other}' (available: bow, rnn, lstm, gru, bert)"
+                        "unknown architecture '{other}' (available: bow, rnn, lstm, gru, transformer, bert)"
                     ),
                 ));
             }
@@ -282,6 +288,39 @@ impl Run<'_> {
             &self.device,
         )?;
         Ok((model, report))
+    }
+
+    /// Builds the attention lesson's Transformer classifier over a Keras-style tokenizer fitted
+    /// on the training texts: `embedding_dim` wide, `num_heads` heads, a feed-forward of
+    /// `hidden_size` (0: as wide as the embeddings), `num_layers` blocks.
+    fn transformer_model(&self, splits: &Splits) -> Result<TransformerClassifier> {
+        let m = &self.e.model;
+        let mut tokenizer = WordTokenizer::new(WordTokenizerConfig {
+            num_words: m.num_words,
+            ..Default::default()
+        });
+        tokenizer.fit_on_texts(&splits.train.texts());
+        let config = TransformerClassifierConfig {
+            embedding_dim: m.embedding_dim,
+            num_heads: m.num_heads,
+            ff_dim: if m.hidden_size == 0 {
+                m.embedding_dim
+            } else {
+                m.hidden_size
+            },
+            num_layers: m.num_layers,
+            dropout: m.dropout,
+            max_len: m.max_len,
+            class_weights: class_weights(&splits.train_ids, splits.labels.len(), m.class_weight),
+            ..TransformerClassifierConfig::new(tokenizer.num_ids(), &splits.labels)
+        };
+        TransformerClassifier::new(
+            config,
+            tokenizer,
+            splits.labels.clone(),
+            self.e.training.seed,
+            &self.device,
+        )
     }
 
     /// Trains `model` with the Trainer, saves its folder, scores the test split and draws the

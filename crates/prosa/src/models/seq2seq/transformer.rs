@@ -133,8 +133,8 @@ fn residual(
     }
 }
 
-/// `nn.TransformerEncoderLayer`.
-struct EncoderLayer {
+/// `nn.TransformerEncoderLayer`: self-attention and feed-forward, each a residual sub-layer.
+pub struct EncoderLayer {
     self_attn: MultiHeadAttention,
     ff: FeedForward,
     norm1: Norm,
@@ -143,7 +143,9 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn new(vb: &ParamBuilder, s: &TransformerShape) -> Result<Self> {
+    /// Creates the layer's parameters under `vb` with PyTorch's names (`self_attn.*`,
+    /// `linear1`, `linear2`, `norm1`, `norm2`).
+    pub fn new(vb: &ParamBuilder, s: &TransformerShape) -> Result<Self> {
         Ok(Self {
             self_attn: attention(&vb.pp("self_attn"), s)?,
             ff: FeedForward::new(vb, s)?,
@@ -153,7 +155,8 @@ impl EncoderLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, src_bias: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
+    /// `x` (batch, seq, d_model); `src_bias` (batch, 1, 1, seq) masks padding.
+    pub fn forward(&self, x: &Tensor, src_bias: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
         let x = residual(x, &self.norm1, self.norm_first, |h| {
             self.self_attn
                 .forward(h, Mask::Bidirectional(src_bias), None, None, ctx)
