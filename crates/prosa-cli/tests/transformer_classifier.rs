@@ -117,3 +117,40 @@ fn the_lessons_transformer_classifier_learns_the_tweets_and_its_folder_serves() 
         "{err}"
     );
 }
+
+#[test]
+fn group_by_length_batches_the_transformer_and_is_refused_where_examples_have_no_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |arch: &str| {
+        prosa()
+            .args([
+                "train",
+                "--arch",
+                arch,
+                "--group-by-length",
+                "--max-rows",
+                "400",
+            ])
+            .args(["--epochs", "1", "--json", "--output-dir"])
+            .arg(dir.path().join(arch))
+            .output()
+            .unwrap()
+    };
+    let out = train("transformer");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let args: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("transformer/training_args.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(args["group_by_length"], true);
+    let out = train("bow");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("group_by_length"),
+        "{err}"
+    );
+}

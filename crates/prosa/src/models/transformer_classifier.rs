@@ -337,6 +337,10 @@ impl Trainable for TransformerClassifier {
         &self.params
     }
 
+    fn example_length(&self, e: &TransformerExample) -> Option<usize> {
+        Some(e.ids.len())
+    }
+
     fn forward_batch(
         &self,
         batch: &[&TransformerExample],

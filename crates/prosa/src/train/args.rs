@@ -45,6 +45,9 @@ pub struct TrainingArgs {
     pub warmup_ratio: f64,
     /// Warmup steps.
     pub warmup_steps: usize,
+    /// Batch examples of similar length together (transformers' `group_by_length`): less
+    /// padding, for models whose examples have a length.
+    pub group_by_length: bool,
     /// Micro-batches whose gradients are summed before one update.
     pub gradient_accumulation_steps: usize,
     /// Clip the global gradient norm to this value (0 disables).
@@ -89,6 +92,7 @@ impl Default for TrainingArgs {
             lr_scheduler_type: ScheduleKind::Linear,
             warmup_ratio: 0.0,
             warmup_steps: 0,
+            group_by_length: false,
             gradient_accumulation_steps: 1,
             max_grad_norm: 1.0,
             eval_strategy: EvalStrategy::Epoch,

@@ -3,6 +3,7 @@
 mod args;
 mod history;
 mod optim;
+mod sampler;
 mod schedule;
 mod trainer;
 

@@ -66,6 +66,11 @@ pub trait Trainable {
         Vec::new()
     }
 
+    /// The length of an example (tokens), for `group_by_length`; `None` when examples have none.
+    fn example_length(&self, _example: &Self::Example) -> Option<usize> {
+        None
+    }
+
     /// Metrics the model computes itself at each evaluation (a translator's BLEU), keyed
     /// without `eval_`.
     fn extra_metrics(&self, _examples: &[Self::Example]) -> Result<BTreeMap<String, f64>> {
@@ -197,6 +202,15 @@ impl Trainer {
         let base_elapsed = state.elapsed_s;
         let elapsed = || base_elapsed + started.elapsed().as_secs_f64();
 
+        let lengths = if args.group_by_length {
+            let lengths: Option<Vec<usize>> =
+                train.iter().map(|e| model.example_length(e)).collect();
+            Some(lengths.ok_or_else(|| {
+                Error::config("group_by_length", "this model's examples have no length")
+            })?)
+        } else {
+            None
+        };
         let bar = self.progress_bar(total_steps as u64, state.global_step as u64);
         let mut stopped_early = false;
         'epochs: for epoch in state.epoch..args.num_train_epochs {
@@ -206,6 +220,13 @@ impl Trainer {
                 1 + epoch as u64,
                 0,
             )));
+            if let Some(lengths) = &lengths {
+                order = super::sampler::length_grouped(
+                    &order,
+                    lengths,
+                    args.per_device_train_batch_size,
+                );
+            }
             let batches: Vec<&[usize]> = order.chunks(args.per_device_train_batch_size).collect();
             let start_batch = if epoch == state.epoch {
                 state.batch_in_epoch

@@ -360,6 +360,10 @@ impl Trainable for TransformerTranslator {
         true
     }
 
+    fn example_length(&self, e: &TranslationExample) -> Option<usize> {
+        Some(e.source.len().max(e.target.len()))
+    }
+
     fn reports_predictions(&self) -> bool {
         false
     }
