@@ -114,6 +114,8 @@ pub struct TransformerTranslator {
     pub bleu_examples: usize,
     params: ParamStore,
     embedding: Tensor,
+    /// The sinusoidal encodings of every position (max_positions, d), computed once.
+    position_table: Tensor,
     transformer: Transformer,
 }
 
@@ -144,6 +146,8 @@ impl TransformerTranslator {
             bos_token_id: Some(config.bos_token_id),
             ..GenerationConfig::default()
         };
+        let all: Vec<u32> = (0..config.max_positions as u32).collect();
+        let position_table = sinusoidal(&all, config.d_model, device)?;
         Ok(Self {
             config,
             tokenizer,
@@ -151,6 +155,7 @@ impl TransformerTranslator {
             bleu_examples: 200,
             params,
             embedding,
+            position_table,
             transformer,
         })
     }
@@ -283,7 +288,10 @@ impl TransformerTranslator {
         let words = self
             .embedding
             .index_select(&Tensor::from_vec(flat, batch * seq, device)?, 0)?;
-        let x = ((words * (d as f64).sqrt())? + sinusoidal(&pos, d, device)?)?;
+        let encodings = self
+            .position_table
+            .index_select(&Tensor::from_vec(pos, batch * seq, device)?, 0)?;
+        let x = ((words * (d as f64).sqrt())? + encodings)?;
         dropout(&x.reshape((batch, seq, d))?, self.config.dropout, ctx)
     }
 
