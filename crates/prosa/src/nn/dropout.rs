@@ -17,7 +17,8 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Dropout as one op: element `i` is kept when a hash of `(seed, i)` falls below `keep`; the
+/// Dropout as one op: element `i` is kept when its 16 bits of a hash of `(seed, i / 4)` fall
+/// below `keep` (so `p` is honoured to 1/65536); the
 /// backward pass recomputes the same mask from the seed instead of storing it.
 struct DropoutOp {
     seed: u64,
@@ -28,17 +29,21 @@ impl DropoutOp {
     fn apply(&self, values: &[f32]) -> Vec<f32> {
         use rayon::prelude::*;
         const CHUNK: usize = 1 << 14;
-        let threshold = (self.keep as f64 * (1u64 << 32) as f64) as u64;
+        // One 64-bit hash gives the 16-bit draws of four neighbouring elements.
+        let threshold = (self.keep as f64 * 65536.0) as u64;
         let scale = 1.0 / self.keep;
         let mut out = vec![0f32; values.len()];
         out.par_chunks_mut(CHUNK)
             .zip(values.par_chunks(CHUNK))
             .enumerate()
             .for_each(|(c, (o, x))| {
-                let base = (c * CHUNK) as u64;
-                for (i, (o, v)) in o.iter_mut().zip(x).enumerate() {
-                    let h = splitmix64(self.seed ^ (base + i as u64)) >> 32;
-                    *o = if h < threshold { v * scale } else { 0.0 };
+                let base = (c * CHUNK / 4) as u64;
+                for (g, (o, x)) in o.chunks_mut(4).zip(x.chunks(4)).enumerate() {
+                    let h = splitmix64(self.seed ^ (base + g as u64));
+                    for (k, (o, v)) in o.iter_mut().zip(x).enumerate() {
+                        let draw = (h >> (16 * k)) & 0xFFFF;
+                        *o = if draw < threshold { v * scale } else { 0.0 };
+                    }
                 }
             });
         out
