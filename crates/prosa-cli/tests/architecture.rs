@@ -205,7 +205,11 @@ fn a_binary_copied_elsewhere_runs_the_quickstart_from_an_empty_folder() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 4);
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        5,
+        "four Unit I models and the Transformer"
+    );
     assert!(work.join("runs/quickstart/hidden_states_lstm.png").exists());
     assert!(work.join("runs/quickstart/comparison.md").exists());
 }
