@@ -38,12 +38,21 @@ impl DropoutOp {
             .enumerate()
             .for_each(|(c, (o, x))| {
                 let base = (c * CHUNK / 4) as u64;
-                for (g, (o, x)) in o.chunks_mut(4).zip(x.chunks(4)).enumerate() {
+                let group = |g: usize, o: &mut [f32], x: &[f32]| {
                     let h = splitmix64(self.seed ^ (base + g as u64));
                     for (k, (o, v)) in o.iter_mut().zip(x).enumerate() {
                         let draw = (h >> (16 * k)) & 0xFFFF;
                         *o = if draw < threshold { v * scale } else { 0.0 };
                     }
+                };
+                // Whole groups of four (unrolled), then the tail.
+                let whole = o.len() / 4 * 4;
+                let (head, tail) = o.split_at_mut(whole);
+                for (g, (o, x)) in head.chunks_exact_mut(4).zip(x.chunks_exact(4)).enumerate() {
+                    group(g, o, x);
+                }
+                if !tail.is_empty() {
+                    group(whole / 4, tail, &x[whole..]);
                 }
             });
         out
