@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 use super::folder::{self, ModelFolder};
@@ -18,7 +18,7 @@ use super::TextClassifier;
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::nn::dropout;
-use crate::nn::loss::{class_weight_tensor, cross_entropy};
+use crate::nn::loss::class_weight_tensor;
 use crate::nn::{ForwardCtx, Init, ParamStore};
 use crate::text::{SparseRow, Vectorizer, VectorizerConfig};
 use crate::train::{StepOutput, Trainable};
@@ -259,16 +259,7 @@ impl Trainable for BowClassifier {
         let rows: Vec<&SparseRow> = batch.iter().map(|e| &e.features).collect();
         let targets: Vec<u32> = batch.iter().map(|e| e.label).collect();
         let logits = self.logits(&rows, ctx)?;
-        let loss = cross_entropy(&logits, &targets, self.class_weights.as_ref())?;
-        let predictions = logits
-            .argmax(D::Minus1)?
-            .to_dtype(DType::U32)?
-            .to_vec1::<u32>()?;
-        Ok(StepOutput {
-            loss,
-            predictions: Some(predictions),
-            targets: Some(targets),
-        })
+        super::classification_step(&logits, targets, self.class_weights.as_ref())
     }
 }
 

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::nn::ParamStore;
-use crate::text::SubwordTokenizer;
+use crate::text::{SubwordTokenizer, WordTokenizer};
 
 /// What a model writes besides its weights.
 pub struct ModelFolder {
@@ -102,4 +102,39 @@ pub fn load_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
         return Ok(Some(SubwordTokenizer::from_bert_vocab(&vocab, lowercase)?));
     }
     Ok(None)
+}
+
+/// The folder of a model over a Keras-style word tokenizer: `config` as `config.json` and the
+/// tokenizer as `word_tokenizer.json`.
+pub fn with_word_tokenizer(
+    config: &impl serde::Serialize,
+    tokenizer: &WordTokenizer,
+) -> Result<ModelFolder> {
+    let json = |field: &str, v: serde_json::Result<Vec<u8>>| {
+        v.map_err(|e| Error::config(field, e.to_string()))
+    };
+    Ok(ModelFolder {
+        config: serde_json::to_value(config).map_err(|e| Error::config("config", e.to_string()))?,
+        extra_files: vec![(
+            "word_tokenizer.json",
+            json("tokenizer", serde_json::to_vec(tokenizer))?,
+        )],
+    })
+}
+
+/// The `word_tokenizer.json` of a folder, checked against the `vocab_size` of its config.
+pub fn read_word_tokenizer(dir: &Path, vocab_size: usize) -> Result<WordTokenizer> {
+    let path = dir.join("word_tokenizer.json");
+    let tokenizer: WordTokenizer = read_json_file(&path)?;
+    let tokenizer = tokenizer.after_load();
+    if tokenizer.num_ids() != vocab_size {
+        return Err(Error::folder(
+            path,
+            format!(
+                "{} word ids, but config.json says vocab_size = {vocab_size}",
+                tokenizer.num_ids()
+            ),
+        ));
+    }
+    Ok(tokenizer)
 }

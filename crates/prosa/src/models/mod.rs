@@ -17,6 +17,7 @@ use candle_core::Device;
 
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
+use crate::train::StepOutput;
 
 /// What every text classifier offers once trained: class probabilities and a folder to save.
 pub trait TextClassifier {
@@ -30,6 +31,25 @@ pub trait TextClassifier {
     fn num_parameters(&self) -> usize;
     /// The `model_type` of `config.json`.
     fn model_type(&self) -> &str;
+}
+
+/// A classifier's training step from its logits (batch, classes): the (class-weighted)
+/// cross-entropy, and the argmax predictions beside the targets for the metrics.
+pub(crate) fn classification_step(
+    logits: &candle_core::Tensor,
+    targets: Vec<u32>,
+    class_weights: Option<&candle_core::Tensor>,
+) -> Result<StepOutput> {
+    let loss = crate::nn::loss::cross_entropy(logits, &targets, class_weights)?;
+    let predictions = logits
+        .argmax(candle_core::D::Minus1)?
+        .to_dtype(candle_core::DType::U32)?
+        .to_vec1::<u32>()?;
+    Ok(StepOutput {
+        loss,
+        predictions: Some(predictions),
+        targets: Some(targets),
+    })
 }
 
 /// The architectures [`load_classifier`] knows.

@@ -399,35 +399,14 @@ impl RnnClassifier {
     }
 
     fn folder(&self) -> Result<ModelFolder> {
-        let to_json = |field: &str, v: serde_json::Result<Vec<u8>>| {
-            v.map_err(|e| Error::config(field, e.to_string()))
-        };
-        Ok(ModelFolder {
-            config: serde_json::to_value(&self.config)
-                .map_err(|e| Error::config("config", e.to_string()))?,
-            extra_files: vec![(
-                "word_tokenizer.json",
-                to_json("tokenizer", serde_json::to_vec(&self.tokenizer))?,
-            )],
-        })
+        folder::with_word_tokenizer(&self.config, &self.tokenizer)
     }
 
     /// Loads a classifier saved by [`TextClassifier::save`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config: RnnConfig = folder::read_config(dir)?;
         let labels = folder::labels_from_config(dir, &config.id2label, config.num_labels)?;
-        let tokenizer: WordTokenizer = folder::read_json_file(&dir.join("word_tokenizer.json"))?;
-        let tokenizer = tokenizer.after_load();
-        if tokenizer.num_ids() != config.vocab_size {
-            return Err(Error::folder(
-                dir.join("word_tokenizer.json"),
-                format!(
-                    "{} word ids, but config.json says vocab_size = {}",
-                    tokenizer.num_ids(),
-                    config.vocab_size
-                ),
-            ));
-        }
+        let tokenizer = folder::read_word_tokenizer(dir, config.vocab_size)?;
         let model = Self::build(config, tokenizer, labels, 0, device)?;
         model.params.load(&dir.join("model.safetensors"))?;
         Ok(model)

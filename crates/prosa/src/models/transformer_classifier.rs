@@ -21,7 +21,7 @@ use super::TextClassifier;
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::nn::attention::padding_bias;
-use crate::nn::loss::{class_weight_tensor, cross_entropy};
+use crate::nn::loss::class_weight_tensor;
 use crate::nn::projection::Projection;
 use crate::nn::{dropout, AttentionKind, ForwardCtx, Init, ParamStore};
 use crate::text::WordTokenizer;
@@ -292,17 +292,7 @@ impl TransformerClassifier {
     }
 
     fn folder(&self) -> Result<ModelFolder> {
-        let json = |field: &str, v: serde_json::Result<Vec<u8>>| {
-            v.map_err(|e| Error::config(field, e.to_string()))
-        };
-        Ok(ModelFolder {
-            config: serde_json::to_value(&self.config)
-                .map_err(|e| Error::config("config", e.to_string()))?,
-            extra_files: vec![(
-                "word_tokenizer.json",
-                json("tokenizer", serde_json::to_vec(&self.tokenizer))?,
-            )],
-        })
+        folder::with_word_tokenizer(&self.config, &self.tokenizer)
     }
 
     /// Loads a classifier saved by [`TextClassifier::save`].
@@ -312,18 +302,7 @@ impl TransformerClassifier {
             .validate()
             .map_err(|message| Error::folder(dir.join("config.json"), message))?;
         let labels = folder::labels_from_config(dir, &config.id2label, config.num_labels)?;
-        let tokenizer: WordTokenizer = folder::read_json_file(&dir.join("word_tokenizer.json"))?;
-        let tokenizer = tokenizer.after_load();
-        if tokenizer.num_ids() != config.vocab_size {
-            return Err(Error::folder(
-                dir.join("word_tokenizer.json"),
-                format!(
-                    "{} word ids, but config.json says vocab_size = {}",
-                    tokenizer.num_ids(),
-                    config.vocab_size
-                ),
-            ));
-        }
+        let tokenizer = folder::read_word_tokenizer(dir, config.vocab_size)?;
         let model = Self::new(config, tokenizer, labels, 0, device)?;
         model.params.load(&dir.join("model.safetensors"))?;
         Ok(model)
@@ -349,16 +328,7 @@ impl Trainable for TransformerClassifier {
         let rows: Vec<&[u32]> = batch.iter().map(|e| e.ids.as_slice()).collect();
         let targets: Vec<u32> = batch.iter().map(|e| e.label).collect();
         let logits = self.logits(&rows, ctx)?;
-        let loss = cross_entropy(&logits, &targets, self.class_weights.as_ref())?;
-        let predictions = logits
-            .argmax(D::Minus1)?
-            .to_dtype(DType::U32)?
-            .to_vec1::<u32>()?;
-        Ok(StepOutput {
-            loss,
-            predictions: Some(predictions),
-            targets: Some(targets),
-        })
+        super::classification_step(&logits, targets, self.class_weights.as_ref())
     }
 }
 

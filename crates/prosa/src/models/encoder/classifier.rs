@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, D};
+use candle_core::Device;
 
 use super::config::Task;
 use super::model::{length_batches, EncoderInput, EncoderModel};
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::models::TextClassifier;
-use crate::nn::loss::{class_weight_tensor, cross_entropy};
+use crate::nn::loss::class_weight_tensor;
 use crate::nn::{ForwardCtx, ParamStore};
 use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
 use crate::train::{ParamGroup, StepOutput, Trainable};
@@ -126,16 +126,7 @@ impl Trainable for EncoderClassifier {
         let logits = out
             .logits
             .ok_or_else(|| Error::config("head", "the model made no logits"))?;
-        let loss = cross_entropy(&logits, &targets, self.class_weights.as_ref())?;
-        let predictions = logits
-            .argmax(D::Minus1)?
-            .to_dtype(DType::U32)?
-            .to_vec1::<u32>()?;
-        Ok(StepOutput {
-            loss,
-            predictions: Some(predictions),
-            targets: Some(targets),
-        })
+        crate::models::classification_step(&logits, targets, self.class_weights.as_ref())
     }
 }
 
