@@ -23,7 +23,8 @@ pub fn repetition_penalty(scores: &mut [f32], sequence: &[u32], penalty: f32) {
 /// Bans every token that would complete an n-gram of size `n` already present in `sequence`.
 pub fn no_repeat_ngram(scores: &mut [f32], sequence: &[u32], n: usize) {
     let len = sequence.len();
-    if n == 0 || len + 1 < n {
+    // No complete n-gram yet (an encoder–decoder's first step has only its start token).
+    if n == 0 || len < n {
         return;
     }
     let prefix = &sequence[len + 1 - n..];

@@ -87,6 +87,9 @@ pub enum Mask<'a> {
     /// Keys up to the query's own position (a decoder); the padding bias covers the cached
     /// positions and the new ones.
     Causal(&'a Tensor),
+    /// A full additive bias, broadcastable to (batch, heads, queries, keys), that already holds
+    /// whatever the model needs: T5's relative position bias plus its padding and causal masks.
+    Biased(&'a Tensor),
 }
 
 /// The query, key and value projections.
@@ -122,6 +125,9 @@ pub struct MultiHeadAttention {
     pub attention_dropout: f32,
     /// Dropout on the output while training.
     pub output_dropout: f32,
+    /// The factor of the scores `Q·Kᵀ`; `None`: 1/√d_k (T5 uses 1, its initialisation
+    /// absorbing the scale).
+    pub scale: Option<f64>,
 }
 
 impl MultiHeadAttention {
@@ -162,7 +168,7 @@ impl MultiHeadAttention {
             Some(c) => c.append(k, v)?,
             None => (k, v),
         };
-        let scale = 1.0 / (dh as f64).sqrt();
+        let scale = self.scale_factor();
         let group = h / kvh;
         let context = match mask {
             Mask::Causal(bias) if seq == 1 && group > 1 => {
@@ -180,6 +186,13 @@ impl MultiHeadAttention {
             Mask::Causal(bias) => {
                 let (k, v) = (repeat_kv(&k, group)?, repeat_kv(&v, group)?);
                 let probs = causal_masked_softmax(&q.matmul(&k.t()?)?, bias, scale)?;
+                ctx.record_attention(AttentionKind::SelfAttention, &probs);
+                dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?
+            }
+            Mask::Biased(bias) => {
+                let (k, v) = (repeat_kv(&k, group)?, repeat_kv(&v, group)?);
+                let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
+                let probs = candle_nn::ops::softmax_last_dim(&scores)?;
                 ctx.record_attention(AttentionKind::SelfAttention, &probs);
                 dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?
             }
@@ -225,11 +238,16 @@ impl MultiHeadAttention {
             repeat_kv(&memory.keys, group)?,
             repeat_kv(&memory.values, group)?,
         );
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let probs = masked_softmax(&q.matmul(&k.t()?)?, &memory.pad_bias, scale)?;
+        let probs = masked_softmax(&q.matmul(&k.t()?)?, &memory.pad_bias, self.scale_factor())?;
         ctx.record_attention(AttentionKind::Cross, &probs);
         let context = dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?;
         self.merge_and_project(&context, ctx)
+    }
+
+    /// The factor of the scores.
+    fn scale_factor(&self) -> f64 {
+        self.scale
+            .unwrap_or_else(|| 1.0 / (self.head_dim as f64).sqrt())
     }
 
     /// (batch, heads, seq, d) → concatenated heads (batch, seq, heads·d) → `W_O` → dropout.

@@ -228,6 +228,7 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
                 head_dim,
                 attention_dropout: 0.0,
                 output_dropout: 0.0,
+                scale: None,
             },
             norm2: Norm::Rms {
                 weight: g.dense(&p("ffn_norm"))?,

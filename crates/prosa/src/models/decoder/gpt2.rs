@@ -46,6 +46,7 @@ pub(crate) fn build(c: &DecoderConfig, vb: &ParamBuilder) -> Result<Parts> {
                 head_dim: c.head_dim,
                 attention_dropout: c.dropout,
                 output_dropout: c.dropout,
+                scale: None,
             },
             norm2: Norm::layer(&vb, "ln_2", h, c.norm_eps)?,
             mlp: Mlp::Gelu {

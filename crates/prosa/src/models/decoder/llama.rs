@@ -49,6 +49,7 @@ pub(crate) fn build(c: &DecoderConfig, vb: &ParamBuilder) -> Result<Parts> {
                 head_dim: dh,
                 attention_dropout: c.dropout,
                 output_dropout: 0.0,
+                scale: None,
             },
             norm2: Norm::rms(&vb, "post_attention_layernorm", h, c.norm_eps)?,
             mlp: Mlp::SwiGlu {

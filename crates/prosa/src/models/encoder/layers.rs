@@ -170,6 +170,7 @@ impl TransformerLayer {
                 head_dim: h / c.num_heads,
                 attention_dropout: c.attention_dropout,
                 output_dropout: c.hidden_dropout,
+                scale: None,
             },
             attention_norm,
             ffn_in,

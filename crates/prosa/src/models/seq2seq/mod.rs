@@ -6,6 +6,7 @@
 //! start token, and the encoder's states follow the beams.
 
 pub mod rnn;
+pub mod t5;
 pub mod transformer;
 pub mod translator;
 

@@ -88,6 +88,7 @@ fn attention(vb: &ParamBuilder, s: &TransformerShape) -> Result<MultiHeadAttenti
         head_dim: d / s.num_heads,
         attention_dropout: s.dropout,
         output_dropout: s.dropout,
+        scale: None,
     })
 }
 

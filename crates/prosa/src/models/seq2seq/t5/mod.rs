@@ -1,0 +1,281 @@
+//! T5 (`T5ForConditionalGeneration`): Hugging Face folders in and out, the encoder run once and
+//! the decoder generating through [`crate::generation::Generator`] — v1.0 (ReLU, tied
+//! embeddings, decoder outputs rescaled by d_model^-0.5) and v1.1 / FLAN-T5 (gated GELU, no
+//! rescale, a separate `lm_head` in transformers 4 checkpoints; transformers 5 ties it and says
+//! `scale_decoder_outputs`).
+
+pub mod config;
+pub mod layers;
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use self::config::T5Config;
+use self::layers::Stack;
+use super::transformer::DecoderState;
+use crate::error::{Error, Result};
+use crate::generation::{GenerationConfig, Generator, Start};
+use crate::models::checkpoint::{load_checkpoint, read_weights};
+use crate::models::folder::{self, ModelFolder};
+use crate::nn::kv_cache::KvCache;
+use crate::nn::{ForwardCtx, Init, ParamStore};
+use crate::text::SubwordTokenizer;
+
+/// The `model_type` of T5 folders.
+pub const MODEL_TYPE: &str = "t5";
+
+/// Copies of the shared embedding that checkpoints may hold (tied in the model).
+const TIED_COPIES: [&str; 2] = ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"];
+
+/// A T5 encoder–decoder with its language-model head.
+pub struct T5ForConditionalGeneration {
+    /// The sizes and settings of `config.json`.
+    pub config: T5Config,
+    /// The tokenizer, when the folder has one.
+    pub tokenizer: Option<SubwordTokenizer>,
+    /// Decoding defaults (`generation_config.json`).
+    pub generation: GenerationConfig,
+    /// `config.json` as read, written back on save.
+    raw_config: serde_json::Value,
+    params: ParamStore,
+    shared: Tensor,
+    encoder: Stack,
+    decoder: Stack,
+    lm_head: Option<Tensor>,
+}
+
+impl T5ForConditionalGeneration {
+    /// A fresh model of `raw_config` (a T5 `config.json`), weights seeded by `seed`.
+    pub fn new(raw_config: serde_json::Value, device: &Device, seed: u64) -> Result<Self> {
+        let config: T5Config = serde_json::from_value(raw_config.clone())
+            .map_err(|e| Error::config("config", e.to_string()))?;
+        config
+            .validate()
+            .map_err(|message| Error::config("config", message))?;
+        let params = ParamStore::new(device.clone());
+        let vb = params.builder(seed);
+        let shared = vb.param(
+            "shared.weight",
+            &[config.vocab_size, config.d_model],
+            Init::Normal { std: 1.0 },
+        )?;
+        let encoder = Stack::new(&vb.pp("encoder"), &config, false)?;
+        let decoder = Stack::new(&vb.pp("decoder"), &config, true)?;
+        let lm_head = (!config.tie_word_embeddings)
+            .then(|| {
+                vb.param(
+                    "lm_head.weight",
+                    &[config.vocab_size, config.d_model],
+                    Init::Normal {
+                        std: (config.d_model as f64).powf(-0.5),
+                    },
+                )
+            })
+            .transpose()?;
+        let generation = GenerationConfig {
+            eos_token_ids: config.eos_token_id.into_iter().collect(),
+            pad_token_id: config.pad_token_id,
+            bos_token_id: Some(config.decoder_start()),
+            ..GenerationConfig::default()
+        };
+        Ok(Self {
+            config,
+            tokenizer: None,
+            generation,
+            raw_config,
+            params,
+            shared,
+            encoder,
+            decoder,
+            lm_head,
+        })
+    }
+
+    /// Loads a Hugging Face T5 folder: `config.json`, `model.safetensors` (or shards),
+    /// `tokenizer.json` when present, `generation_config.json` when present.
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
+        let raw: serde_json::Value = folder::read_config(dir)?;
+        let model_type = raw.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
+        if model_type != MODEL_TYPE {
+            return Err(Error::folder(
+                dir.join("config.json"),
+                format!("model_type \"{model_type}\" is not T5"),
+            ));
+        }
+        T5Config::from_folder(dir)?;
+        let mut model = Self::new(raw, device, 0)?;
+        let (mut tensors, file) = read_weights(dir, device)?;
+        if !tensors.contains_key("shared.weight") {
+            if let Some(t) = TIED_COPIES.iter().find_map(|n| tensors.get(*n)).cloned() {
+                tensors.insert("shared.weight".into(), t);
+            }
+        }
+        for name in TIED_COPIES {
+            tensors.remove(name);
+        }
+        if model.config.tie_word_embeddings {
+            tensors.remove("lm_head.weight");
+        }
+        load_checkpoint(&model.params, &tensors, &file, &|_| false)?;
+        model.tokenizer = folder::load_tokenizer(dir)?;
+        model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
+        Ok(model)
+    }
+
+    /// Writes a folder transformers loads (`config.json` as read, `model.safetensors`, the
+    /// tokenizer when there is one, `generation_config.json`); atomic.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        let mut extra_files = vec![(
+            "generation_config.json",
+            serde_json::to_vec_pretty(&self.generation.to_json())
+                .map_err(|e| Error::config("generation", e.to_string()))?,
+        )];
+        if let Some(t) = &self.tokenizer {
+            extra_files.push(("tokenizer.json", t.to_json_bytes()?));
+        }
+        let contents = ModelFolder {
+            config: self.raw_config.clone(),
+            extra_files,
+        };
+        folder::save(dir, &contents, &self.params)
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// Embeddings of id rows (batch, seq, d).
+    fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        if let Some(bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+            return Err(Error::config(
+                "input_ids",
+                format!(
+                    "id {bad} is outside the vocabulary of {}",
+                    self.config.vocab_size
+                ),
+            ));
+        }
+        let device = self.shared.device();
+        Ok(self
+            .shared
+            .index_select(&Tensor::from_vec(flat, batch * seq, device)?, 0)?
+            .reshape((batch, seq, self.config.d_model))?)
+    }
+
+    /// The encoder's last hidden states (batch, seq, d) of id rows and their attention mask.
+    pub fn encode(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<u32>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        self.encoder.encode(&self.embed(ids)?, mask, ctx)
+    }
+
+    /// Vocabulary logits of decoder states (…, d).
+    fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let hidden = if self.config.scales_output() {
+            (hidden * (self.config.d_model as f64).powf(-0.5))?
+        } else {
+            hidden.clone()
+        };
+        let weight = self.lm_head.as_ref().unwrap_or(&self.shared);
+        crate::nn::linear::linear_no_bias(&hidden, weight)
+    }
+
+    /// Logits (batch, target, vocab) of teacher-forced `decoder_ids` (with their mask) given the
+    /// sources `ids` (with theirs) — transformers' `model(input_ids, attention_mask,
+    /// decoder_input_ids, decoder_attention_mask).logits`.
+    pub fn forward(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<u32>],
+        decoder_ids: &[Vec<u32>],
+        decoder_mask: &[Vec<u32>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let encoded = self.encode(ids, mask, ctx)?;
+        let memories = self.decoder.memories(&encoded, mask)?;
+        let y = self.embed(decoder_ids)?;
+        let hidden = self
+            .decoder
+            .decode(&y, decoder_mask, &memories, None, ctx)?;
+        self.lm_logits(&hidden)
+    }
+}
+
+impl Generator for T5ForConditionalGeneration {
+    type Cache = DecoderState;
+
+    /// Unused: the cache is made by [`start`](Generator::start), from the sources.
+    fn new_cache(&self) -> DecoderState {
+        DecoderState {
+            self_attention: KvCache::new(0),
+            memories: Vec::new(),
+        }
+    }
+
+    /// Encodes the sources once (padded on the right) and starts every row from
+    /// `decoder_start_token_id`.
+    fn start(&self, inputs: &[Vec<u32>], _g: &GenerationConfig) -> Result<Start<DecoderState>> {
+        let pad = self.config.pad_token_id.unwrap_or(0);
+        let longest = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mask: Vec<Vec<u32>> = inputs
+            .iter()
+            .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
+            .collect();
+        let ids: Vec<Vec<u32>> = inputs
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.resize(longest, pad);
+                r
+            })
+            .collect();
+        let encoded = self.encode(&ids, &mask, &mut ForwardCtx::eval())?;
+        Ok(Start {
+            cache: DecoderState {
+                self_attention: KvCache::new(self.decoder.len()),
+                memories: self.decoder.memories(&encoded, &mask)?,
+            },
+            ids: vec![vec![self.config.decoder_start()]; inputs.len()],
+            mask: vec![vec![1]; inputs.len()],
+            pad,
+        })
+    }
+
+    fn next_token_logits(
+        &self,
+        ids: &[Vec<u32>],
+        _positions: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
+        cache: &mut DecoderState,
+    ) -> Result<Tensor> {
+        let y = self.embed(ids)?;
+        let mut ctx = ForwardCtx::eval();
+        let hidden = self.decoder.decode(
+            &y,
+            attention_mask,
+            &cache.memories,
+            Some(&mut cache.self_attention),
+            &mut ctx,
+        )?;
+        let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
+        self.lm_logits(&last)
+    }
+
+    /// Relative positions have no limit; this bounds the generated length only.
+    fn context_size(&self) -> usize {
+        1 << 16
+    }
+
+    fn tokenizer(&self) -> Result<&SubwordTokenizer> {
+        self.tokenizer
+            .as_ref()
+            .ok_or_else(|| Error::config("tokenizer", "the T5 folder has no tokenizer.json"))
+    }
+}
