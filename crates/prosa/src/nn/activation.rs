@@ -166,6 +166,8 @@ pub enum Activation {
     GeluTanh,
     /// ReLU.
     Relu,
+    /// SiLU / swish: `x·σ(x)` (Marian).
+    Silu,
 }
 
 impl Activation {
@@ -175,6 +177,7 @@ impl Activation {
             "gelu" => Some(Self::Gelu),
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Self::GeluTanh),
             "relu" => Some(Self::Relu),
+            "silu" | "swish" => Some(Self::Silu),
             _ => None,
         }
     }
@@ -185,6 +188,7 @@ impl Activation {
             Activation::Gelu => gelu(x)?,
             Activation::GeluTanh => gelu_tanh(x)?,
             Activation::Relu => x.relu()?,
+            Activation::Silu => x.silu()?,
         })
     }
 }

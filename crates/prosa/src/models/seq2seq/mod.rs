@@ -5,6 +5,7 @@
 //! [`crate::generation::Generator`]: the sources are encoded once, the decoder starts from its
 //! start token, and the encoder's states follow the beams.
 
+pub mod bart;
 pub mod rnn;
 pub mod t5;
 pub mod transformer;

@@ -1,0 +1,197 @@
+//! Hugging Face encoder–decoders against transformers on tiny random checkpoints: T5 v1.0
+//! (ReLU, tied embeddings) and v1.1 (gated GELU, no output rescale)
+//! (tests/fixtures/make_t5_fixtures.py), BART and Marian
+//! (tests/fixtures/make_bart_marian_fixtures.py) — encoder states within 1e-4 and logits within
+//! 1e-4 of the largest logit, for a padded batch; the same token ids as `generate()` for greedy search, beam
+//! search with 4 beams and no repeated 2-grams, and a saved folder that loads back the same.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use prosa::generation::{generate, GenerationConfig, Generator};
+use prosa::models::seq2seq::bart::BartForConditionalGeneration;
+use prosa::models::seq2seq::t5::T5ForConditionalGeneration;
+use prosa::nn::ForwardCtx;
+use serde_json::Value;
+
+fn folder(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/seq2seq")
+        .join(name)
+}
+
+fn rows(v: &Value) -> Vec<Vec<u32>> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn worst(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The largest |value|, at least 1: logits are compared within 1e-4 of it (a random T5
+/// without the output rescale has logits near 60, where float32 rounding alone reaches 1e-3).
+fn largest(values: &[f32]) -> f32 {
+    values.iter().fold(1f32, |m, v| m.max(v.abs()))
+}
+
+/// transformers' sequences without the decoder start token, cut after the end token.
+fn new_tokens(sequences: &[Vec<u32>], eos: u32) -> Vec<Vec<u32>> {
+    sequences
+        .iter()
+        .map(|s| {
+            let mut out = Vec::new();
+            for &t in &s[1..] {
+                out.push(t);
+                if t == eos {
+                    break;
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// What the checks need of a model.
+trait UnderTest: Generator + Sized {
+    fn load(dir: &Path) -> Self;
+    fn save(&self, dir: &Path);
+    fn generation(&self) -> &GenerationConfig;
+    fn encode(&self, ids: &[Vec<u32>], mask: &[Vec<u32>]) -> Vec<f32>;
+    fn logits(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<u32>],
+        dec: &[Vec<u32>],
+        dec_mask: &[Vec<u32>],
+    ) -> Vec<f32>;
+}
+
+macro_rules! under_test {
+    ($model:ty) => {
+        impl UnderTest for $model {
+            fn load(dir: &Path) -> Self {
+                <$model>::from_pretrained(dir, &Device::Cpu).unwrap()
+            }
+            fn save(&self, dir: &Path) {
+                self.save_pretrained(dir).unwrap()
+            }
+            fn generation(&self) -> &GenerationConfig {
+                &self.generation
+            }
+            fn encode(&self, ids: &[Vec<u32>], mask: &[Vec<u32>]) -> Vec<f32> {
+                let t = <$model>::encode(self, ids, mask, &mut ForwardCtx::eval()).unwrap();
+                t.flatten_all().unwrap().to_vec1().unwrap()
+            }
+            fn logits(
+                &self,
+                ids: &[Vec<u32>],
+                mask: &[Vec<u32>],
+                dec: &[Vec<u32>],
+                dec_mask: &[Vec<u32>],
+            ) -> Vec<f32> {
+                let t = self
+                    .forward(ids, mask, dec, dec_mask, &mut ForwardCtx::eval())
+                    .unwrap();
+                t.flatten_all().unwrap().to_vec1().unwrap()
+            }
+        }
+    };
+}
+under_test!(T5ForConditionalGeneration);
+under_test!(BartForConditionalGeneration);
+
+fn check<M: UnderTest>(name: &str, eos: u32) {
+    let dir = folder(name);
+    let f: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let model = M::load(&dir);
+    let (sources, mask) = (rows(&f["sources"]), rows(&f["source_mask"]));
+    let (decoder, decoder_mask) = (rows(&f["decoder"]), rows(&f["decoder_mask"]));
+    let w = worst(&model.encode(&sources, &mask), &floats(&f["encoder"]));
+    assert!(w < 1e-4, "{name} encoder: max |difference| {w}");
+    let theirs = floats(&f["logits"]);
+    let w = worst(
+        &model.logits(&sources, &mask, &decoder, &decoder_mask),
+        &theirs,
+    );
+    assert!(
+        w < 1e-4 * largest(&theirs),
+        "{name} logits: max |difference| {w}"
+    );
+
+    let inputs: Vec<Vec<u32>> = sources
+        .iter()
+        .zip(&mask)
+        .map(|(s, m)| {
+            s.iter()
+                .zip(m)
+                .filter(|(_, &m)| m == 1)
+                .map(|(&t, _)| t)
+                .collect()
+        })
+        .collect();
+    let base = GenerationConfig {
+        max_new_tokens: Some(12),
+        ..model.generation().clone()
+    };
+    let beam4 = GenerationConfig {
+        num_beams: 4,
+        ..base.clone()
+    };
+    let no_repeat2 = GenerationConfig {
+        no_repeat_ngram_size: 2,
+        ..base.clone()
+    };
+    for (key, g) in [
+        ("greedy", base),
+        ("beam4", beam4),
+        ("no_repeat2", no_repeat2),
+    ] {
+        let out = generate(&model, &inputs, &g, None).unwrap();
+        assert_eq!(
+            out.new_tokens,
+            new_tokens(&rows(&f[key]), eos),
+            "{name} {key}"
+        );
+    }
+
+    let saved = tempfile::tempdir().unwrap();
+    model.save(saved.path());
+    let again = M::load(saved.path());
+    let w = worst(
+        &again.logits(&sources, &mask, &decoder, &decoder_mask),
+        &theirs,
+    );
+    assert!(
+        w < 1e-4 * largest(&theirs),
+        "{name} after save and load: {w}"
+    );
+}
+
+#[test]
+fn t5_v1_0_relu_tied_equals_transformers() {
+    check::<T5ForConditionalGeneration>("t5-v1_0", 1);
+}
+
+#[test]
+fn t5_v1_1_gated_gelu_untied_equals_transformers() {
+    check::<T5ForConditionalGeneration>("t5-v1_1", 1);
+}
+
+#[test]
+fn bart_equals_transformers() {
+    check::<BartForConditionalGeneration>("bart-tiny", 2);
+}
+
+#[test]
+fn marian_equals_transformers() {
+    check::<BartForConditionalGeneration>("marian-tiny", 0);
+}
