@@ -158,8 +158,38 @@ struct Generated {
     top_p: Option<f32>,
 }
 
+/// An encoder–decoder folder (T5, BART, Marian): the prompt is the source.
+fn encoder_decoder(a: &GenerateArgs, device: DeviceSpec) -> anyhow::Result<()> {
+    use prosa::models::seq2seq::hf::HfEncoderDecoder;
+    if a.grid || a.generation.chat() {
+        anyhow::bail!(
+            "{}: --grid and --chat are for decoder models",
+            a.model.display()
+        );
+    }
+    let model = HfEncoderDecoder::from_pretrained(&a.model, &device.open()?)?;
+    let g = a.generation.config(model.generation());
+    let all = model.generate_texts(&[a.prompt.as_str()], "", &g)?;
+    if a.json {
+        return print_json(&all);
+    }
+    for (i, t) in all.iter().enumerate() {
+        if all.len() > 1 {
+            println!("--- sequence {} ---", i + 1);
+        }
+        println!("{}", t.text);
+    }
+    Ok(())
+}
+
 /// Runs `prosa generate`.
 pub fn run(a: GenerateArgs, device: DeviceSpec) -> anyhow::Result<()> {
+    let is_encoder_decoder = a.model.join("config.json").exists()
+        && prosa::models::seq2seq::hf::MODEL_TYPES
+            .contains(&prosa::models::folder::model_type(&a.model)?.as_str());
+    if is_encoder_decoder {
+        return encoder_decoder(&a, device);
+    }
     let model = DecoderModel::from_pretrained(&a.model, &device.open()?)?;
     let tokenizer = model.tokenizer()?;
     let prompt = model.encode_prompt(&a.prompt, a.generation.chat())?;

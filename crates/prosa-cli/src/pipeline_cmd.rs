@@ -26,8 +26,13 @@ pub enum PipelineTask {
     SentenceEmbedding,
     /// The prompt and its continuation (a decoder folder or GGUF file).
     TextGeneration,
-    /// The translation of each text (a translator folder).
+    /// The translation of each text (a prosa translator, T5, BART or Marian folder).
     Translation,
+    /// The output of a T5, BART or Marian folder for each text.
+    #[value(name = "text2text-generation")]
+    Text2TextGeneration,
+    /// The summary of each text (T5 gets its "summarize: " prefix).
+    Summarization,
 }
 
 /// Flags of `prosa pipeline`.
@@ -123,7 +128,12 @@ impl PipelineArgs {
                 self.num_return_sequences.map(Value::from),
             );
             put("chat", self.chat.then_some(Value::Bool(true)));
-        } else if matches!(self.task, PipelineTask::Translation) {
+        } else if matches!(
+            self.task,
+            PipelineTask::Translation
+                | PipelineTask::Text2TextGeneration
+                | PipelineTask::Summarization
+        ) {
             put("max_new_tokens", self.max_new_tokens.map(Value::from));
             put("num_beams", self.num_beams.map(Value::from));
         } else {
@@ -227,6 +237,8 @@ fn print_result(task: PipelineTask, text: &str, result: &Value) {
             println!("[{}, …] ({} values)\t{text}", head.join(", "), v.len());
         }
         PipelineTask::Translation => println!("{}", str(result, "translation_text")),
+        PipelineTask::Text2TextGeneration => println!("{}", str(result, "generated_text")),
+        PipelineTask::Summarization => println!("{}", str(result, "summary_text")),
         PipelineTask::FeatureExtraction => {
             let tokens = result[0].as_array().map_or(0, Vec::len);
             let width = result[0][0].as_array().map_or(0, Vec::len);

@@ -413,3 +413,59 @@ fn explain_attention_draws_every_head_of_a_bert_folder_or_one_head_and_names_bad
         );
     }
 }
+
+#[test]
+fn generate_and_the_text_to_text_pipelines_run_a_t5_folder() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../prosa/tests/fixtures/seq2seq/t5-v1_1");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pipelines.json")).unwrap())
+            .unwrap();
+    let case = &expected["text2text-generation"];
+    let out = prosa()
+        .args([
+            "generate",
+            "--model",
+            dir.to_str().unwrap(),
+            "--max-new-tokens",
+            "6",
+            "--json",
+        ])
+        .args(["--prompt", case["text"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        generated[0]["token_ids"], case["sequence"],
+        "as transformers' generate()"
+    );
+    assert_eq!(generated[0]["text"], case["generated"]);
+
+    let summary = &expected["summarization"];
+    let out = prosa()
+        .args([
+            "pipeline",
+            "summarization",
+            "--model",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "--max-new-tokens",
+            "6",
+            "--json",
+            summary["text"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got[0]["summary_text"], summary["generated"], "{got}");
+}

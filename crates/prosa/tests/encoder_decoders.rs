@@ -195,3 +195,89 @@ fn bart_equals_transformers() {
 fn marian_equals_transformers() {
     check::<BartForConditionalGeneration>("marian-tiny", 0);
 }
+
+/// The text-to-text pipelines on T5 with a tokenizer and T5's `task_specific_params`: the same
+/// ids and decoded texts as transformers' `generate()` on the prefixed inputs.
+#[test]
+fn t5_pipelines_prefix_their_task_and_generate_what_transformers_generates() {
+    use prosa::models::seq2seq::hf::HfEncoderDecoder;
+    let dir = folder("t5-v1_1");
+    let f: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pipelines.json")).unwrap())
+            .unwrap();
+    let model = HfEncoderDecoder::from_pretrained(&dir, &Device::Cpu).unwrap();
+    assert_eq!(
+        model.task_prefix("summarization").as_deref(),
+        Some("summarize: ")
+    );
+    assert_eq!(
+        model.task_prefix("translation").as_deref(),
+        Some("translate English to German: ")
+    );
+    let params = serde_json::json!({ "max_new_tokens": 6 });
+    for (task, key, prefix) in [
+        ("text2text-generation", "generated_text", ""),
+        ("summarization", "summary_text", "summarize: "),
+        (
+            "translation",
+            "translation_text",
+            "translate English to German: ",
+        ),
+    ] {
+        let case = &f[task];
+        let text = case["text"].as_str().unwrap();
+        let g = GenerationConfig {
+            max_new_tokens: Some(6),
+            ..model.generation().clone()
+        };
+        let ids = model.generate_texts(&[text], prefix, &g).unwrap();
+        assert_eq!(
+            ids[0].token_ids,
+            rows(&serde_json::json!([case["sequence"]]))[0],
+            "{task}"
+        );
+        let pipe = prosa::pipelines::pipeline(task, &dir, &Device::Cpu).unwrap();
+        let out = pipe.run(&Value::from(text), &params).unwrap();
+        assert_eq!(out[key], case["generated"], "{task}: {out}");
+    }
+}
+
+#[test]
+fn bad_encoder_decoder_configs_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(folder("t5-v1_1").join("config.json")).unwrap();
+    std::fs::copy(
+        folder("t5-v1_1").join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    for (from, to, wanted) in [
+        (
+            "\"gated-gelu\"",
+            "\"gated-swoosh\"",
+            "feed_forward_proj \"gated-swoosh\"",
+        ),
+        (
+            "\"decoder_start_token_id\": 0,",
+            "",
+            "no decoder_start_token_id",
+        ),
+    ] {
+        let mut config: Value = serde_json::from_str(&original).unwrap();
+        if to.is_empty() {
+            config
+                .as_object_mut()
+                .unwrap()
+                .remove("decoder_start_token_id");
+            config.as_object_mut().unwrap().remove("pad_token_id");
+        } else {
+            config = serde_json::from_str(&original.replace(from, to)).unwrap();
+        }
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let err = T5ForConditionalGeneration::from_pretrained(dir.path(), &Device::Cpu)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("config.json") && err.contains(wanted), "{err}");
+    }
+}

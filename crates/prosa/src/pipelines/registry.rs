@@ -89,9 +89,21 @@ pub fn tasks() -> &'static [TaskEntry] {
         },
         TaskEntry {
             name: "translation",
-            summary: "a translator folder's translation of each text (translation_text)",
+            summary: "a translator folder (prosa, T5, BART, Marian)'s translation of each text (translation_text)",
             parameters: translation::PARAMETERS,
             load: |p, d| Ok(Box::new(Translation::from_pretrained(p, d)?)),
+        },
+        TaskEntry {
+            name: "text2text-generation",
+            summary: "a T5, BART or Marian folder's output for each text (generated_text)",
+            parameters: text2text::PARAMETERS,
+            load: |p, d| Ok(Box::new(Text2Text::generation(p, d)?)),
+        },
+        TaskEntry {
+            name: "summarization",
+            summary: "a T5 or BART folder's summary of each text, with T5's prefix (summary_text)",
+            parameters: text2text::PARAMETERS,
+            load: |p, d| Ok(Box::new(Text2Text::summarization(p, d)?)),
         },
         TaskEntry {
             name: "text-generation",

@@ -6,6 +6,7 @@
 //! start token, and the encoder's states follow the beams.
 
 pub mod bart;
+pub mod hf;
 pub mod rnn;
 pub mod t5;
 pub mod transformer;
@@ -160,6 +161,8 @@ pub enum AnyTranslator {
     Transformer(translator::TransformerTranslator),
     /// An [`rnn::RnnTranslator`].
     Rnn(rnn::RnnTranslator),
+    /// A T5, BART or Marian folder (T5 gets its `translation_*` prefix).
+    EncoderDecoder(hf::HfEncoderDecoder),
 }
 
 impl AnyTranslator {
@@ -170,12 +173,16 @@ impl AnyTranslator {
                 translator::TransformerTranslator::from_pretrained(dir, device)?,
             )),
             rnn::MODEL_TYPE => Ok(Self::Rnn(rnn::RnnTranslator::from_pretrained(dir, device)?)),
+            t if hf::MODEL_TYPES.contains(&t) => Ok(Self::EncoderDecoder(
+                hf::HfEncoderDecoder::from_pretrained(dir, device)?,
+            )),
             other => Err(crate::error::Error::folder(
                 dir.join("config.json"),
                 format!(
-                    "model_type \"{other}\" is not a translator ({}, {})",
+                    "model_type \"{other}\" is not a translator ({}, {}, {})",
                     translator::MODEL_TYPE,
-                    rnn::MODEL_TYPE
+                    rnn::MODEL_TYPE,
+                    hf::MODEL_TYPES.join(", ")
                 ),
             )),
         }
@@ -186,6 +193,7 @@ impl AnyTranslator {
         match self {
             Self::Transformer(m) => m.generation(),
             Self::Rnn(m) => m.generation(),
+            Self::EncoderDecoder(m) => m.generation(),
         }
     }
 
@@ -194,6 +202,13 @@ impl AnyTranslator {
         match self {
             Self::Transformer(m) => m.translate(texts, g),
             Self::Rnn(m) => m.translate(texts, g),
+            Self::EncoderDecoder(m) => {
+                let prefix = m.task_prefix("translation").unwrap_or_default();
+                Ok(m.generate_texts(texts, &prefix, g)?
+                    .into_iter()
+                    .map(|t| t.text)
+                    .collect())
+            }
         }
     }
 }

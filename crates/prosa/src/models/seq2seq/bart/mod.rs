@@ -324,6 +324,12 @@ impl BartForConditionalGeneration {
         &self.params
     }
 
+    /// `config.json` as read (for settings prosa does not model, such as
+    /// `task_specific_params`).
+    pub fn raw_config(&self) -> &serde_json::Value {
+        &self.raw_config
+    }
+
     /// The encoder's last hidden states (batch, seq, d).
     pub fn encode(
         &self,

@@ -146,6 +146,12 @@ impl T5ForConditionalGeneration {
         &self.params
     }
 
+    /// `config.json` as read (for settings prosa does not model, such as
+    /// `task_specific_params`).
+    pub fn raw_config(&self) -> &serde_json::Value {
+        &self.raw_config
+    }
+
     /// Embeddings of id rows (batch, seq, d).
     fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
         let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));

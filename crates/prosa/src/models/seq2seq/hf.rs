@@ -1,0 +1,134 @@
+//! Any Hugging Face encoder–decoder folder prosa loads (T5, BART, Marian) behind one type:
+//! tokenize, prefix by task (T5's `task_specific_params`), generate, decode.
+
+use std::path::Path;
+
+use candle_core::Device;
+
+use super::bart::BartForConditionalGeneration;
+use super::t5::T5ForConditionalGeneration;
+use crate::error::{Error, Result};
+use crate::generation::{generate, GenerationConfig, GenerationOutput};
+use crate::text::SubwordTokenizer;
+
+/// The `model_type`s of the encoder–decoders below.
+pub const MODEL_TYPES: [&str; 3] = ["t5", "bart", "marian"];
+
+/// A T5, BART or Marian model.
+pub enum HfEncoderDecoder {
+    /// T5 v1.0 / v1.1 / FLAN-T5.
+    T5(T5ForConditionalGeneration),
+    /// BART or Marian.
+    Bart(BartForConditionalGeneration),
+}
+
+/// One generated text with the ids transformers' `generate()` returns (decoder start first).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Text2Text {
+    /// The decoded text, special tokens skipped.
+    pub text: String,
+    /// The decoder start token and the generated tokens.
+    pub token_ids: Vec<u32>,
+}
+
+impl HfEncoderDecoder {
+    /// Loads a folder by its `model_type`.
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
+        match crate::models::folder::model_type(dir)?.as_str() {
+            "t5" => Ok(Self::T5(T5ForConditionalGeneration::from_pretrained(dir, device)?)),
+            "bart" | "marian" => Ok(Self::Bart(BartForConditionalGeneration::from_pretrained(
+                dir, device,
+            )?)),
+            other => Err(Error::folder(
+                dir.join("config.json"),
+                format!("model_type \"{other}\" is not an encoder-decoder prosa knows (t5, bart, marian)"),
+            )),
+        }
+    }
+
+    /// Decoding defaults of the folder.
+    pub fn generation(&self) -> &GenerationConfig {
+        match self {
+            Self::T5(m) => &m.generation,
+            Self::Bart(m) => &m.generation,
+        }
+    }
+
+    /// The folder's tokenizer.
+    pub fn tokenizer(&self) -> Result<&SubwordTokenizer> {
+        let t = match self {
+            Self::T5(m) => m.tokenizer.as_ref(),
+            Self::Bart(m) => m.tokenizer.as_ref(),
+        };
+        t.ok_or_else(|| Error::config("tokenizer", "the folder has no tokenizer.json"))
+    }
+
+    /// The decoder's first token.
+    pub fn decoder_start(&self) -> u32 {
+        match self {
+            Self::T5(m) => m.config.decoder_start(),
+            Self::Bart(m) => m
+                .config
+                .decoder_start_token_id
+                .unwrap_or(m.config.pad_token_id),
+        }
+    }
+
+    /// The input prefix `config.json` gives a task (`task_specific_params.<task>.prefix`); for
+    /// "translation", the only `translation_*` entry's.
+    pub fn task_prefix(&self, task: &str) -> Option<String> {
+        let raw = match self {
+            Self::T5(m) => m.raw_config(),
+            Self::Bart(m) => m.raw_config(),
+        };
+        let params = raw.get("task_specific_params")?.as_object()?;
+        let entry = params.get(task).or_else(|| {
+            let mut translations = params
+                .iter()
+                .filter(|(k, _)| k.starts_with(&format!("{task}_")));
+            match (translations.next(), translations.next()) {
+                (Some((_, v)), None) => Some(v),
+                _ => None,
+            }
+        })?;
+        entry.get("prefix")?.as_str().map(str::to_string)
+    }
+
+    /// Generates from token id rows.
+    pub fn generate_ids(
+        &self,
+        inputs: &[Vec<u32>],
+        g: &GenerationConfig,
+    ) -> Result<GenerationOutput> {
+        match self {
+            Self::T5(m) => generate(m, inputs, g, None),
+            Self::Bart(m) => generate(m, inputs, g, None),
+        }
+    }
+
+    /// `prefix + text` for each text, tokenized with the special tokens, generated with `g`.
+    pub fn generate_texts(
+        &self,
+        texts: &[&str],
+        prefix: &str,
+        g: &GenerationConfig,
+    ) -> Result<Vec<Text2Text>> {
+        let tokenizer = self.tokenizer()?;
+        let inputs = texts
+            .iter()
+            .map(|t| tokenizer.encode(&format!("{prefix}{t}"), true))
+            .collect::<Result<Vec<_>>>()?;
+        let out = self.generate_ids(&inputs, g)?;
+        out.new_tokens
+            .iter()
+            .map(|ids| {
+                let mut token_ids = vec![self.decoder_start()];
+                token_ids.extend(ids);
+                Ok(Text2Text {
+                    text: tokenizer.decode(ids, true)?,
+                    token_ids,
+                })
+            })
+            .collect()
+    }
+}
