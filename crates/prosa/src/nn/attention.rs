@@ -192,7 +192,7 @@ impl MultiHeadAttention {
             Mask::Biased(bias) => {
                 let (k, v) = (repeat_kv(&k, group)?, repeat_kv(&v, group)?);
                 let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
-                let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+                let probs = super::softmax::softmax_last_dim(&scores)?;
                 ctx.record_attention(AttentionKind::SelfAttention, &probs);
                 dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?
             }

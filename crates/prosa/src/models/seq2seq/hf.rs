@@ -132,3 +132,122 @@ impl HfEncoderDecoder {
             .collect()
     }
 }
+
+/// Teacher forcing for text-to-text training, as transformers prepares it: the decoder reads
+/// `decoder_start y_1 … y_T` and learns `y_1 … y_T </s>` (labels of padding ignored, as -100
+/// is); sources padded on the right.
+pub(crate) struct TeacherForcing {
+    pub sources: Vec<Vec<u32>>,
+    pub source_mask: Vec<Vec<u32>>,
+    pub decoder: Vec<Vec<u32>>,
+    pub decoder_mask: Vec<Vec<u32>>,
+    pub labels: Vec<Option<u32>>,
+}
+
+impl TeacherForcing {
+    /// The batch of `examples` for a model with these special ids.
+    pub(crate) fn new(
+        examples: &[&super::TranslationExample],
+        start: u32,
+        pad: u32,
+        eos: u32,
+    ) -> Self {
+        let pad_rows = |rows: Vec<Vec<u32>>| -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+            let longest = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+            let mask = rows
+                .iter()
+                .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
+                .collect();
+            let ids = rows
+                .into_iter()
+                .map(|mut r| {
+                    r.resize(longest, pad);
+                    r
+                })
+                .collect();
+            (ids, mask)
+        };
+        let (sources, source_mask) = pad_rows(examples.iter().map(|e| e.source.clone()).collect());
+        let decoder_rows = examples
+            .iter()
+            .map(|e| {
+                std::iter::once(start)
+                    .chain(e.target.iter().copied())
+                    .collect()
+            })
+            .collect();
+        let (decoder, decoder_mask) = pad_rows(decoder_rows);
+        let steps = decoder.first().map_or(0, Vec::len);
+        let labels = super::decoder_labels(examples, steps, usize::MAX, eos);
+        Self {
+            sources,
+            source_mask,
+            decoder,
+            decoder_mask,
+            labels,
+        }
+    }
+}
+
+/// `Trainable` for an encoder–decoder with `forward(sources, mask, decoder, decoder mask,
+/// ctx) → logits` and the three special ids given by `$ids`.
+macro_rules! text_to_text_training {
+    ($model:ty, $ids:expr) => {
+        impl crate::train::Trainable for $model {
+            type Example = super::TranslationExample;
+
+            fn params(&self) -> &crate::nn::ParamStore {
+                <$model>::params(self)
+            }
+
+            fn forward_batch(
+                &self,
+                batch: &[&super::TranslationExample],
+                ctx: &mut crate::nn::ForwardCtx,
+            ) -> Result<crate::train::StepOutput> {
+                let (start, pad, eos): (u32, u32, u32) = $ids(self);
+                let b = TeacherForcing::new(batch, start, pad, eos);
+                let logits =
+                    self.forward(&b.sources, &b.source_mask, &b.decoder, &b.decoder_mask, ctx)?;
+                let (rows, steps, vocab) = logits.dims3()?;
+                let logits = logits.reshape((rows * steps, vocab))?;
+                Ok(crate::train::StepOutput {
+                    loss: crate::nn::loss::smoothed_cross_entropy(&logits, &b.labels, 0.0)?,
+                    predictions: None,
+                    targets: None,
+                })
+            }
+
+            fn reports_perplexity(&self) -> bool {
+                true
+            }
+
+            fn reports_predictions(&self) -> bool {
+                false
+            }
+
+            fn example_length(&self, e: &super::TranslationExample) -> Option<usize> {
+                Some(e.source.len().max(e.target.len()))
+            }
+        }
+    };
+}
+
+text_to_text_training!(
+    T5ForConditionalGeneration,
+    |m: &T5ForConditionalGeneration| (
+        m.config.decoder_start(),
+        m.config.pad_token_id.unwrap_or(0),
+        m.config.eos_token_id.unwrap_or(1)
+    )
+);
+text_to_text_training!(
+    BartForConditionalGeneration,
+    |m: &BartForConditionalGeneration| (
+        m.config
+            .decoder_start_token_id
+            .unwrap_or(m.config.pad_token_id),
+        m.config.pad_token_id,
+        m.config.eos_token_id.unwrap_or(2)
+    )
+);
