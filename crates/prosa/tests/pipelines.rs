@@ -90,6 +90,8 @@ fn the_registry_names_every_task_and_refuses_unknown_tasks_and_parameters() {
             "feature-extraction",
             "sentence-embedding",
             "translation",
+            "text2text-generation",
+            "summarization",
             "text-generation"
         ]
     );
