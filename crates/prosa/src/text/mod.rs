@@ -15,6 +15,7 @@
 //! ```
 
 mod padding;
+pub mod sentencepiece;
 mod word;
 
 pub use padding::{pad_sequences, PadOptions, Side};

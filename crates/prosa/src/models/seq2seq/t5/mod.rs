@@ -118,7 +118,10 @@ impl T5ForConditionalGeneration {
             tensors.remove("lm_head.weight");
         }
         load_checkpoint(&model.params, &tensors, &file, &|_| false)?;
-        model.tokenizer = folder::load_tokenizer(dir)?;
+        model.tokenizer = match folder::load_tokenizer(dir)? {
+            Some(t) => Some(t),
+            None => spm_tokenizer(dir)?,
+        };
         model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
         Ok(model)
     }
@@ -284,4 +287,28 @@ impl Generator for T5ForConditionalGeneration {
             .as_ref()
             .ok_or_else(|| Error::config("tokenizer", "the T5 folder has no tokenizer.json"))
     }
+}
+
+/// T5's tokenizer from `spiece.model` when the folder has no `tokenizer.json`: `</s>` appended,
+/// and the `extra_ids` sentinels of `tokenizer_config.json` (100 when it does not say).
+fn spm_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
+    let path = dir.join("spiece.model");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let config_path = dir.join("tokenizer_config.json");
+    let extra_ids = if config_path.exists() {
+        let v: serde_json::Value = folder::read_json_file(&config_path)?;
+        v.get("extra_ids").and_then(|e| e.as_u64()).unwrap_or(100) as usize
+    } else {
+        100
+    };
+    let options = crate::text::sentencepiece::SpmOptions {
+        eos: Some("</s>"),
+        special: &["<pad>", "</s>", "<unk>"],
+        extra_ids,
+    };
+    Ok(Some(crate::text::sentencepiece::from_spm_file(
+        &path, &options,
+    )?))
 }
