@@ -41,10 +41,10 @@ fn a_file_that_is_not_a_sentencepiece_model_is_named() {
         special: &[],
         extra_ids: 0,
     };
-    let err = from_spm_file(&path, &options)
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(err) = from_spm_file(&path, &options) else {
+        panic!("a file that is not a model was accepted")
+    };
+    let err = err.to_string();
     assert!(
         err.contains("target.spm") && err.contains("SentencePiece"),
         "{err}"
