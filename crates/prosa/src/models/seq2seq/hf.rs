@@ -152,23 +152,9 @@ impl TeacherForcing {
         pad: u32,
         eos: u32,
     ) -> Self {
-        let pad_rows = |rows: Vec<Vec<u32>>| -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
-            let longest = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
-            let mask = rows
-                .iter()
-                .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
-                .collect();
-            let ids = rows
-                .into_iter()
-                .map(|mut r| {
-                    r.resize(longest, pad);
-                    r
-                })
-                .collect();
-            (ids, mask)
-        };
-        let (sources, source_mask) = pad_rows(examples.iter().map(|e| e.source.clone()).collect());
-        let decoder_rows = examples
+        let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.source.clone()).collect();
+        let (sources, source_mask) = super::pad_right(&sources, pad);
+        let decoder_rows: Vec<Vec<u32>> = examples
             .iter()
             .map(|e| {
                 std::iter::once(start)
@@ -176,7 +162,7 @@ impl TeacherForcing {
                     .collect()
             })
             .collect();
-        let (decoder, decoder_mask) = pad_rows(decoder_rows);
+        let (decoder, decoder_mask) = super::pad_right(&decoder_rows, pad);
         let steps = decoder.first().map_or(0, Vec::len);
         let labels = super::decoder_labels(examples, steps, usize::MAX, eos);
         Self {

@@ -138,6 +138,48 @@ pub(crate) fn save_folder(
     crate::models::folder::save(dir, &contents, params)
 }
 
+/// Rows padded on the right with `pad` to the longest (at least 1), and their masks (1: token).
+pub(crate) fn pad_right(rows: &[Vec<u32>], pad: u32) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let longest = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let mask = rows
+        .iter()
+        .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
+        .collect();
+    let ids = rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.resize(longest, pad);
+            r
+        })
+        .collect();
+    (ids, mask)
+}
+
+/// Writes a Hugging Face encoder–decoder folder atomically: `config.json` as it was read,
+/// `model.safetensors`, `generation_config.json`, and `tokenizer.json` when there is one.
+pub(crate) fn save_hf_folder(
+    dir: &Path,
+    raw_config: &serde_json::Value,
+    generation: &GenerationConfig,
+    tokenizer: Option<&SubwordTokenizer>,
+    params: &crate::nn::ParamStore,
+) -> Result<()> {
+    let mut extra_files = vec![(
+        "generation_config.json",
+        serde_json::to_vec_pretty(&generation.to_json())
+            .map_err(|e| crate::error::Error::config("generation", e.to_string()))?,
+    )];
+    if let Some(t) = tokenizer {
+        extra_files.push(("tokenizer.json", t.to_json_bytes()?));
+    }
+    let contents = crate::models::folder::ModelFolder {
+        config: raw_config.clone(),
+        extra_files,
+    };
+    crate::models::folder::save(dir, &contents, params)
+}
+
 /// The tokenizer of a translator folder (`tokenizer.json`).
 pub(crate) fn load_tokenizer(dir: &Path) -> Result<SubwordTokenizer> {
     crate::models::folder::load_tokenizer(dir)?

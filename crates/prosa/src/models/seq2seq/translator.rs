@@ -303,24 +303,10 @@ impl TransformerTranslator {
     /// The loss of a batch of pairs, and the number of predicted tokens.
     fn batch_loss(&self, batch: &[&TranslationExample], ctx: &mut ForwardCtx) -> Result<Tensor> {
         let c = &self.config;
-        let pad_rows = |rows: Vec<Vec<u32>>| -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
-            let longest = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
-            let mask = rows
-                .iter()
-                .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
-                .collect();
-            let ids = rows
-                .into_iter()
-                .map(|mut r| {
-                    r.resize(longest, c.pad_token_id);
-                    r
-                })
-                .collect();
-            (ids, mask)
-        };
         let limit = c.max_positions - 1;
-        let (src, src_mask) = pad_rows(batch.iter().map(|e| e.source.clone()).collect());
-        let decoder_rows = batch
+        let sources: Vec<Vec<u32>> = batch.iter().map(|e| e.source.clone()).collect();
+        let (src, src_mask) = super::pad_right(&sources, c.pad_token_id);
+        let decoder_rows: Vec<Vec<u32>> = batch
             .iter()
             .map(|e| {
                 let mut r = vec![c.bos_token_id];
@@ -328,7 +314,7 @@ impl TransformerTranslator {
                 r
             })
             .collect();
-        let (tgt, tgt_mask) = pad_rows(decoder_rows);
+        let (tgt, tgt_mask) = super::pad_right(&decoder_rows, c.pad_token_id);
         let positions = |rows: &[Vec<u32>]| -> Vec<Vec<u32>> {
             rows.iter().map(|r| (0..r.len() as u32).collect()).collect()
         };
@@ -442,18 +428,7 @@ impl Generator for TransformerTranslator {
             ));
         }
         let mut ctx = ForwardCtx::eval();
-        let mask: Vec<Vec<u32>> = inputs
-            .iter()
-            .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
-            .collect();
-        let ids: Vec<Vec<u32>> = inputs
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                r.resize(longest, c.pad_token_id);
-                r
-            })
-            .collect();
+        let (ids, mask) = super::pad_right(inputs, c.pad_token_id);
         let positions: Vec<Vec<u32>> = ids.iter().map(|r| (0..r.len() as u32).collect()).collect();
         let x = self.embed(&ids, &positions, &mut ctx)?;
         let memory = self.transformer.encode(&x, &mask, &mut ctx)?;

@@ -21,7 +21,7 @@ use super::transformer::DecoderState;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, Generator, Start};
 use crate::models::checkpoint::{load_checkpoint, read_weights};
-use crate::models::folder::{self, ModelFolder};
+use crate::models::folder;
 use crate::nn::activation::Activation;
 use crate::nn::attention::{padding_bias, Mask, MultiHeadAttention, Qkv};
 use crate::nn::kv_cache::{CrossMemory, KvCache};
@@ -304,19 +304,13 @@ impl BartForConditionalGeneration {
 
     /// Writes a folder transformers loads; atomic.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        let mut extra_files = vec![(
-            "generation_config.json",
-            serde_json::to_vec_pretty(&self.generation.to_json())
-                .map_err(|e| Error::config("generation", e.to_string()))?,
-        )];
-        if let Some(t) = &self.tokenizer {
-            extra_files.push(("tokenizer.json", t.to_json_bytes()?));
-        }
-        let contents = ModelFolder {
-            config: self.raw_config.clone(),
-            extra_files,
-        };
-        folder::save(dir, &contents, &self.params)
+        super::save_hf_folder(
+            dir,
+            &self.raw_config,
+            &self.generation,
+            self.tokenizer.as_ref(),
+            &self.params,
+        )
     }
 
     /// The parameters.
@@ -420,19 +414,7 @@ impl Generator for BartForConditionalGeneration {
     /// `decoder_start_token_id`.
     fn start(&self, inputs: &[Vec<u32>], _g: &GenerationConfig) -> Result<Start<DecoderState>> {
         let pad = self.config.pad_token_id;
-        let longest = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mask: Vec<Vec<u32>> = inputs
-            .iter()
-            .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
-            .collect();
-        let ids: Vec<Vec<u32>> = inputs
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                r.resize(longest, pad);
-                r
-            })
-            .collect();
+        let (ids, mask) = super::pad_right(inputs, pad);
         let encoded = self.encode(&ids, &mask, &mut ForwardCtx::eval())?;
         let start = self.config.decoder_start_token_id.unwrap_or(pad);
         Ok(Start {

@@ -17,7 +17,7 @@ use super::transformer::DecoderState;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, Generator, Start};
 use crate::models::checkpoint::{load_checkpoint, read_weights};
-use crate::models::folder::{self, ModelFolder};
+use crate::models::folder;
 use crate::nn::kv_cache::KvCache;
 use crate::nn::{ForwardCtx, Init, ParamStore};
 use crate::text::SubwordTokenizer;
@@ -129,19 +129,13 @@ impl T5ForConditionalGeneration {
     /// Writes a folder transformers loads (`config.json` as read, `model.safetensors`, the
     /// tokenizer when there is one, `generation_config.json`); atomic.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        let mut extra_files = vec![(
-            "generation_config.json",
-            serde_json::to_vec_pretty(&self.generation.to_json())
-                .map_err(|e| Error::config("generation", e.to_string()))?,
-        )];
-        if let Some(t) = &self.tokenizer {
-            extra_files.push(("tokenizer.json", t.to_json_bytes()?));
-        }
-        let contents = ModelFolder {
-            config: self.raw_config.clone(),
-            extra_files,
-        };
-        folder::save(dir, &contents, &self.params)
+        super::save_hf_folder(
+            dir,
+            &self.raw_config,
+            &self.generation,
+            self.tokenizer.as_ref(),
+            &self.params,
+        )
     }
 
     /// The parameters.
@@ -232,19 +226,7 @@ impl Generator for T5ForConditionalGeneration {
     /// `decoder_start_token_id`.
     fn start(&self, inputs: &[Vec<u32>], _g: &GenerationConfig) -> Result<Start<DecoderState>> {
         let pad = self.config.pad_token_id.unwrap_or(0);
-        let longest = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mask: Vec<Vec<u32>> = inputs
-            .iter()
-            .map(|r| (0..longest).map(|i| u32::from(i < r.len())).collect())
-            .collect();
-        let ids: Vec<Vec<u32>> = inputs
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                r.resize(longest, pad);
-                r
-            })
-            .collect();
+        let (ids, mask) = super::pad_right(inputs, pad);
         let encoded = self.encode(&ids, &mask, &mut ForwardCtx::eval())?;
         Ok(Start {
             cache: DecoderState {
