@@ -163,6 +163,28 @@ fn check<M: UnderTest>(name: &str, eos: u32) {
         );
     }
 
+    if f.get("forced_greedy").is_some() {
+        // transformers' forced first token and forced end token at the maximum length.
+        let forced = GenerationConfig {
+            max_new_tokens: Some(6),
+            forced_bos_token_id: Some(5),
+            forced_eos_token_id: Some(eos),
+            ..model.generation().clone()
+        };
+        let beams = GenerationConfig {
+            num_beams: 4,
+            ..forced.clone()
+        };
+        for (key, g) in [("forced_greedy", forced), ("forced_beam4", beams)] {
+            let out = generate(&model, &inputs, &g, None).unwrap();
+            assert_eq!(
+                out.new_tokens,
+                new_tokens(&rows(&f[key]), eos),
+                "{name} {key}"
+            );
+        }
+    }
+
     let saved = tempfile::tempdir().unwrap();
     model.save(saved.path());
     let again = M::load(saved.path());

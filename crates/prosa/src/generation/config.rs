@@ -53,6 +53,10 @@ pub struct GenerationConfig {
     pub pad_token_id: Option<u32>,
     /// Beginning-of-sequence token (prepended by tokenizers that add it).
     pub bos_token_id: Option<u32>,
+    /// The token forced as the first generated one (BART-large, mBART).
+    pub forced_bos_token_id: Option<u32>,
+    /// The token forced when the maximum length is reached (BART, Marian).
+    pub forced_eos_token_id: Option<u32>,
     /// Generation stops after a sequence's new text contains one of these.
     pub stop_strings: Vec<String>,
     /// Seed of the sampling random numbers.
@@ -65,6 +69,8 @@ impl Default for GenerationConfig {
             max_new_tokens: None,
             max_length: 20,
             min_new_tokens: 0,
+            forced_bos_token_id: None,
+            forced_eos_token_id: None,
             do_sample: false,
             temperature: 1.0,
             top_k: 50,
@@ -150,6 +156,14 @@ impl GenerationConfig {
         if let Some(x) = get("bos_token_id") {
             self.bos_token_id = ids(x).and_then(|i| i.first().copied());
         }
+        for (key, slot) in [
+            ("forced_bos_token_id", &mut self.forced_bos_token_id),
+            ("forced_eos_token_id", &mut self.forced_eos_token_id),
+        ] {
+            if let Some(x) = get(key) {
+                *slot = ids(x).and_then(|i| i.first().copied());
+            }
+        }
         self.max_new_tokens = uint("max_new_tokens")?.or(self.max_new_tokens);
         self.max_length = uint("max_length")?.unwrap_or(self.max_length);
         self.min_new_tokens = uint("min_new_tokens")?.unwrap_or(self.min_new_tokens);
@@ -230,6 +244,16 @@ impl GenerationConfig {
             "no_repeat_ngram_size",
             self.no_repeat_ngram_size != 0,
             json!(self.no_repeat_ngram_size),
+        );
+        put(
+            "forced_bos_token_id",
+            self.forced_bos_token_id.is_some(),
+            json!(self.forced_bos_token_id),
+        );
+        put(
+            "forced_eos_token_id",
+            self.forced_eos_token_id.is_some(),
+            json!(self.forced_eos_token_id),
         );
         v
     }

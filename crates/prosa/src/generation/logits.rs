@@ -145,6 +145,25 @@ pub fn process(scores: &mut [f32], sequence: &[u32], new_tokens: usize, g: &Gene
     if new_tokens < g.min_new_tokens {
         ban_tokens(scores, &g.eos_token_ids);
     }
+    // transformers' ForcedBOS / ForcedEOS processors: the first token of a one-token start, and
+    // the end token at the last position the maximum length leaves.
+    let cur_len = sequence.len();
+    if let (Some(bos), 1) = (g.forced_bos_token_id, cur_len) {
+        force_token(scores, bos);
+    }
+    if let Some(eos) = g.forced_eos_token_id {
+        if cur_len + 1 == g.max_total_length(cur_len - new_tokens.min(cur_len)) {
+            force_token(scores, eos);
+        }
+    }
+}
+
+/// Leaves `token` the only possible choice (score 0, every other −∞).
+pub fn force_token(scores: &mut [f32], token: u32) {
+    scores.fill(f32::NEG_INFINITY);
+    if let Some(s) = scores.get_mut(token as usize) {
+        *s = 0.0;
+    }
 }
 
 /// The sampling warpers: temperature, top-k, top-p.
