@@ -368,3 +368,38 @@ fn t5_and_marian_learn_to_reverse_sequences_with_the_trainer() {
         0,
     );
 }
+
+#[test]
+fn t5_encoder_model_equals_transformers() {
+    use prosa::models::seq2seq::t5::encoder::T5EncoderModel;
+    let dir = folder("t5-encoder");
+    let f: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let model = T5EncoderModel::from_pretrained(&dir, &Device::Cpu).unwrap();
+    let states = model
+        .forward(
+            &rows(&f["sources"]),
+            &rows(&f["source_mask"]),
+            &mut ForwardCtx::eval(),
+        )
+        .unwrap();
+    let w = worst(
+        &states.flatten_all().unwrap().to_vec1().unwrap(),
+        &floats(&f["encoder"]),
+    );
+    assert!(w < 1e-4, "max |difference| {w}");
+    // The full model's folder gives the same encoder.
+    let full = T5EncoderModel::from_pretrained(&folder("t5-v1_1"), &Device::Cpu).unwrap();
+    let again = full
+        .forward(
+            &rows(&f["sources"]),
+            &rows(&f["source_mask"]),
+            &mut ForwardCtx::eval(),
+        )
+        .unwrap();
+    let w = worst(
+        &again.flatten_all().unwrap().to_vec1().unwrap(),
+        &floats(&f["encoder"]),
+    );
+    assert!(w < 1e-4, "from the full checkpoint: {w}");
+}

@@ -5,6 +5,7 @@
 //! `scale_decoder_outputs`).
 
 pub mod config;
+pub mod encoder;
 pub mod layers;
 
 use std::path::Path;
@@ -273,7 +274,7 @@ impl Generator for T5ForConditionalGeneration {
 
 /// T5's tokenizer from `spiece.model` when the folder has no `tokenizer.json`: `</s>` appended,
 /// and the `extra_ids` sentinels of `tokenizer_config.json` (100 when it does not say).
-fn spm_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
+pub(crate) fn spm_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
     let path = dir.join("spiece.model");
     if !path.exists() {
         return Ok(None);

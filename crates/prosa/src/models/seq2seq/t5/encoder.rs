@@ -1,0 +1,96 @@
+//! `T5EncoderModel`: T5's shared embedding and encoder stack alone (sentence encoders such as
+//! the T5 half of sentence-T5, or the text encoder of image models), from a Hugging Face folder.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use super::config::T5Config;
+use super::layers::Stack;
+use crate::error::{Error, Result};
+use crate::models::checkpoint::{load_checkpoint, read_weights};
+use crate::models::folder;
+use crate::nn::{ForwardCtx, Init, ParamStore};
+use crate::text::SubwordTokenizer;
+
+/// T5's encoder with its embedding.
+pub struct T5EncoderModel {
+    /// The settings of `config.json`.
+    pub config: T5Config,
+    /// The tokenizer, when the folder has one.
+    pub tokenizer: Option<SubwordTokenizer>,
+    params: ParamStore,
+    shared: Tensor,
+    encoder: Stack,
+}
+
+impl T5EncoderModel {
+    /// Loads the encoder of a T5 folder (`T5EncoderModel` or `T5ForConditionalGeneration`
+    /// checkpoints: decoder and output tensors are left out without a warning).
+    pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
+        let config = T5Config::from_folder(dir)?;
+        let params = ParamStore::new(device.clone());
+        let vb = params.builder(0);
+        let shared = vb.param(
+            "shared.weight",
+            &[config.vocab_size, config.d_model],
+            Init::Normal { std: 1.0 },
+        )?;
+        let encoder = Stack::new(&vb.pp("encoder"), &config, false)?;
+        let (mut tensors, file) = read_weights(dir, device)?;
+        if !tensors.contains_key("shared.weight") {
+            if let Some(t) = tensors.get("encoder.embed_tokens.weight").cloned() {
+                tensors.insert("shared.weight".into(), t);
+            }
+        }
+        tensors.retain(|name, _| {
+            name == "shared.weight"
+                || (name.starts_with("encoder.") && name != "encoder.embed_tokens.weight")
+        });
+        load_checkpoint(&params, &tensors, &file, &|_| false)?;
+        let tokenizer = match folder::load_tokenizer(dir)? {
+            Some(t) => Some(t),
+            None => super::spm_tokenizer(dir)?,
+        };
+        Ok(Self {
+            config,
+            tokenizer,
+            params,
+            shared,
+            encoder,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// The last hidden states (batch, seq, d) of id rows and their attention mask.
+    pub fn forward(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<u32>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        if let Some(bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+            return Err(Error::config(
+                "input_ids",
+                format!(
+                    "id {bad} is outside the vocabulary of {}",
+                    self.config.vocab_size
+                ),
+            ));
+        }
+        let x = self
+            .shared
+            .index_select(
+                &Tensor::from_vec(flat, batch * seq, self.shared.device())?,
+                0,
+            )?
+            .reshape((batch, seq, self.config.d_model))?;
+        self.encoder.encode(&x, mask, ctx)
+    }
+}
