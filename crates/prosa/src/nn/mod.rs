@@ -16,6 +16,7 @@ pub mod attention;
 mod cell;
 mod context;
 pub mod dropout;
+pub mod embedding;
 mod fused_recurrent;
 mod gemm;
 pub mod gru_cell;

@@ -137,10 +137,15 @@ impl HfEncoderDecoder {
 /// `decoder_start y_1 … y_T` and learns `y_1 … y_T </s>` (labels of padding ignored, as -100
 /// is); sources padded on the right.
 pub(crate) struct TeacherForcing {
+    /// Source ids, padded.
     pub sources: Vec<Vec<u32>>,
+    /// 1 for source tokens.
     pub source_mask: Vec<Vec<u32>>,
+    /// `decoder_start y_1 … y_T`, padded.
     pub decoder: Vec<Vec<u32>>,
+    /// 1 for decoder tokens.
     pub decoder_mask: Vec<Vec<u32>>,
+    /// Row-major (pair, step) labels; `None` is ignored.
     pub labels: Vec<Option<u32>>,
 }
 
@@ -213,7 +218,7 @@ macro_rules! text_to_text_training {
             }
 
             fn example_length(&self, e: &super::TranslationExample) -> Option<usize> {
-                Some(e.source.len().max(e.target.len()))
+                Some(e.length())
             }
         }
     };

@@ -29,6 +29,13 @@ pub struct TranslationExample {
     pub target: Vec<u32>,
 }
 
+impl TranslationExample {
+    /// The longer side, the length `group_by_length` batches by.
+    pub fn length(&self) -> usize {
+        self.source.len().max(self.target.len())
+    }
+}
+
 /// The labels of teacher forcing, row-major (pair, step) for `steps` steps: step `t` learns
 /// target token `t`, the step after the last token (targets cut to `limit`) learns `</s>`, and
 /// later steps learn nothing.

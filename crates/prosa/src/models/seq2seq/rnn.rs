@@ -189,22 +189,7 @@ impl RnnTranslator {
 
     /// Embeddings of rows of ids: (rows, len, e).
     fn embed(&self, ids: &[Vec<u32>], ctx: &mut ForwardCtx) -> Result<Tensor> {
-        let (rows, len) = (ids.len(), ids.first().map_or(0, Vec::len));
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        if let Some(bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            return Err(Error::config(
-                "input_ids",
-                format!(
-                    "id {bad} is outside the vocabulary of {}",
-                    self.config.vocab_size
-                ),
-            ));
-        }
-        let index = Tensor::from_vec(flat, rows * len, self.embedding.device())?;
-        let x = self
-            .embedding
-            .index_select(&index, 0)?
-            .reshape((rows, len, ()))?;
+        let x = crate::nn::embedding::lookup(&self.embedding, ids)?;
         dropout(&x, self.config.dropout, ctx)
     }
 
@@ -357,7 +342,7 @@ impl Trainable for RnnTranslator {
     }
 
     fn example_length(&self, e: &TranslationExample) -> Option<usize> {
-        Some(e.source.len().max(e.target.len()))
+        Some(e.length())
     }
 
     fn reports_predictions(&self) -> bool {

@@ -261,16 +261,6 @@ impl TransformerTranslator {
         let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
         let d = self.config.d_model;
         let device = self.embedding.device();
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        if let Some(bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            return Err(Error::config(
-                "input_ids",
-                format!(
-                    "id {bad} is outside the vocabulary of {}",
-                    self.config.vocab_size
-                ),
-            ));
-        }
         let pos: Vec<u32> = positions.iter().flatten().copied().collect();
         if let Some(&p) = pos
             .iter()
@@ -285,9 +275,8 @@ impl TransformerTranslator {
                 ),
             ));
         }
-        let words = self
-            .embedding
-            .index_select(&Tensor::from_vec(flat, batch * seq, device)?, 0)?;
+        let words =
+            crate::nn::embedding::lookup(&self.embedding, ids)?.reshape((batch * seq, d))?;
         let encodings = self
             .position_table
             .index_select(&Tensor::from_vec(pos, batch * seq, device)?, 0)?;
@@ -355,7 +344,7 @@ impl Trainable for TransformerTranslator {
     }
 
     fn example_length(&self, e: &TranslationExample) -> Option<usize> {
-        Some(e.source.len().max(e.target.len()))
+        Some(e.length())
     }
 
     fn reports_predictions(&self) -> bool {

@@ -124,15 +124,7 @@ struct Embeddings {
 impl Embeddings {
     /// Embeddings of id rows whose first position is `first`: (batch, seq, d).
     fn forward(&self, ids: &[Vec<u32>], first: usize, ctx: &mut ForwardCtx) -> Result<Tensor> {
-        let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
-        let (vocab, d) = self.tokens.dims2()?;
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        if let Some(bad) = flat.iter().find(|&&t| t as usize >= vocab) {
-            return Err(Error::config(
-                "input_ids",
-                format!("id {bad} is outside the vocabulary of {vocab}"),
-            ));
-        }
+        let seq = ids.first().map_or(0, Vec::len);
         let rows = self.positions.dim(0)?;
         if first + seq + self.offset > rows {
             return Err(Error::config(
@@ -144,11 +136,7 @@ impl Embeddings {
                 ),
             ));
         }
-        let device = self.tokens.device();
-        let words = self
-            .tokens
-            .index_select(&Tensor::from_vec(flat, batch * seq, device)?, 0)?
-            .reshape((batch, seq, d))?;
+        let words = crate::nn::embedding::lookup(&self.tokens, ids)?;
         let positions = self.positions.narrow(0, first + self.offset, seq)?;
         let mut x = (words * self.scale)?.broadcast_add(&positions)?;
         if let Some(norm) = &self.norm {
@@ -282,15 +270,11 @@ impl BartForConditionalGeneration {
         let mut model = Self::new(raw, device, 0)
             .map_err(|e| Error::folder(dir.join("config.json"), e.to_string()))?;
         let (mut tensors, file) = read_weights(dir, device)?;
-        // Tied copies of the shared embedding, and Marian's computed positions.
-        for name in [
-            "lm_head.weight",
-            "model.encoder.embed_positions.weight",
-            "model.decoder.embed_positions.weight",
-        ] {
-            if name == "lm_head.weight" || model.family == Family::Marian {
-                tensors.remove(name);
-            }
+        // The output layer is the (tied) embedding; Marian's positions are computed.
+        tensors.remove("lm_head.weight");
+        if model.family == Family::Marian {
+            tensors.remove("model.encoder.embed_positions.weight");
+            tensors.remove("model.decoder.embed_positions.weight");
         }
         if model.config.share_encoder_decoder_embeddings {
             tensors.remove("model.encoder.embed_tokens.weight");

@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 
 use super::config::T5Config;
 use super::layers::Stack;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::models::checkpoint::{load_checkpoint, read_weights};
 use crate::models::folder;
 use crate::nn::{ForwardCtx, Init, ParamStore};
@@ -73,24 +73,7 @@ impl T5EncoderModel {
         mask: &[Vec<u32>],
         ctx: &mut ForwardCtx,
     ) -> Result<Tensor> {
-        let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        if let Some(bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            return Err(Error::config(
-                "input_ids",
-                format!(
-                    "id {bad} is outside the vocabulary of {}",
-                    self.config.vocab_size
-                ),
-            ));
-        }
-        let x = self
-            .shared
-            .index_select(
-                &Tensor::from_vec(flat, batch * seq, self.shared.device())?,
-                0,
-            )?
-            .reshape((batch, seq, self.config.d_model))?;
+        let x = crate::nn::embedding::lookup(&self.shared, ids)?;
         self.encoder.encode(&x, mask, ctx)
     }
 }

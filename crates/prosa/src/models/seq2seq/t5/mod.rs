@@ -152,22 +152,7 @@ impl T5ForConditionalGeneration {
 
     /// Embeddings of id rows (batch, seq, d).
     fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
-        let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        if let Some(bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            return Err(Error::config(
-                "input_ids",
-                format!(
-                    "id {bad} is outside the vocabulary of {}",
-                    self.config.vocab_size
-                ),
-            ));
-        }
-        let device = self.shared.device();
-        Ok(self
-            .shared
-            .index_select(&Tensor::from_vec(flat, batch * seq, device)?, 0)?
-            .reshape((batch, seq, self.config.d_model))?)
+        crate::nn::embedding::lookup(&self.shared, ids)
     }
 
     /// The encoder's last hidden states (batch, seq, d) of id rows and their attention mask.
