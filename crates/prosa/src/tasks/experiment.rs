@@ -157,6 +157,9 @@ pub struct ModelSpec {
     pub pretrained: Option<PathBuf>,
     /// Encoder models: freeze the embeddings and the lower N layers.
     pub freeze_layers: Option<usize>,
+    /// With `pretrained`: keep the folder's config and tokenizer but draw new weights (the same
+    /// model trained from scratch, for comparison).
+    pub reinitialize: bool,
     /// Encoder models: freeze the whole encoder (only the head trains).
     pub freeze_encoder: bool,
     /// Encoder models: texts are cut to this many subword tokens.
@@ -209,6 +212,7 @@ impl Default for ModelSpec {
         Self {
             arch: "bow".into(),
             pretrained: None,
+            reinitialize: false,
             freeze_layers: None,
             freeze_encoder: false,
             max_tokens: 128,

@@ -16,6 +16,7 @@ pub mod ending;
 pub mod experiment;
 pub mod masked_lm;
 mod settings_used;
+pub mod t5_pretraining;
 pub mod text_classification;
 pub mod token_classification;
 pub mod translation;

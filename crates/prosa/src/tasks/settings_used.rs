@@ -79,6 +79,17 @@ impl Experiment {
                 "label_smoothing",
                 "attention",
             ],
+            (TaskKind::Translation, "t5") => &[
+                "arch",
+                "pretrained",
+                "reinitialize",
+                "hidden_size",
+                "num_layers",
+                "num_heads",
+                "vocab_size",
+                "max_tokens",
+                "dropout",
+            ],
             (TaskKind::Translation, _) => &[
                 "arch",
                 "hidden_size",

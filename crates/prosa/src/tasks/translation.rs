@@ -14,9 +14,11 @@ use super::ending::{save_run, write_results};
 use super::experiment::Experiment;
 use crate::data::parallel::{self, Pair};
 use crate::error::{Error, Result};
-use crate::generation::GenerationConfig;
+use crate::generation::{GenerationConfig, Generator};
 use crate::metrics::{bleu, chrf};
 use crate::models::seq2seq::rnn::{RnnTranslator, RnnTranslatorConfig};
+use crate::models::seq2seq::t5::scratch::{self, T5Size};
+use crate::models::seq2seq::t5::T5ForConditionalGeneration;
 use crate::models::seq2seq::translator::{
     TransformerTranslator, TranslatorConfig, MODEL_TYPE, SPECIAL_TOKENS,
 };
@@ -159,6 +161,14 @@ pub fn run(e: &Experiment, resume: bool) -> Result<TranslationResult> {
     let device = e.training.device.open()?;
     crate::fsio::create_dir(&e.training.output_dir)?;
     let splits = splits(e)?;
+    if m.arch == "t5" {
+        let model = t5_model(e, &splits, &device)?;
+        let title = match (&m.pretrained, m.reinitialize) {
+            (Some(_), false) => "T5 fine-tuned for translation",
+            _ => "T5 trained for translation",
+        };
+        return train_and_score(e, model, splits, resume, title);
+    }
     let mut config = SubwordTrainConfig::new(SubwordKind::Bpe, m.vocab_size);
     config.special_tokens = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
     let texts = splits
@@ -222,9 +232,48 @@ pub fn run(e: &Experiment, resume: bool) -> Result<TranslationResult> {
         }
         other => Err(Error::config(
             "model.arch",
-            format!("translation trains rnn, rnn-attention or transformer, not '{other}'"),
+            format!("translation trains rnn, rnn-attention, transformer or t5, not '{other}'"),
         )),
     }
+}
+
+/// The T5 of the experiment: the `pretrained` folder (with `reinitialize`, its config and
+/// tokenizer with new weights), or a T5 v1.1-style model of the experiment's sizes over a T5
+/// tokenizer trained on the training pairs.
+fn t5_model(
+    e: &Experiment,
+    splits: &parallel::Splits,
+    device: &candle_core::Device,
+) -> Result<T5ForConditionalGeneration> {
+    let m = &e.model;
+    let seed = e.training.seed;
+    if let Some(dir) = &m.pretrained {
+        let pretrained = T5ForConditionalGeneration::from_pretrained(dir, device)?;
+        Generator::tokenizer(&pretrained)?;
+        if !m.reinitialize {
+            return Ok(pretrained);
+        }
+        let mut fresh =
+            T5ForConditionalGeneration::new(pretrained.raw_config().clone(), device, seed)?;
+        fresh.tokenizer = pretrained.tokenizer;
+        fresh.generation = pretrained.generation;
+        return Ok(fresh);
+    }
+    let texts = splits
+        .train
+        .iter()
+        .flat_map(|p| [p.source.as_str(), p.target.as_str()]);
+    let tokenizer = scratch::train_tokenizer(texts, m.vocab_size)?;
+    let size = T5Size {
+        d_model: m.hidden_size,
+        num_layers: m.num_layers,
+        num_heads: m.num_heads,
+        d_ff: 4 * m.hidden_size,
+        dropout: m.dropout,
+    };
+    let mut model = T5ForConditionalGeneration::new(size.config_json(&tokenizer)?, device, seed)?;
+    model.tokenizer = Some(tokenizer);
+    Ok(model)
 }
 
 /// Trains `model`, saves it, and scores the test pairs greedily and with beams.
@@ -237,13 +286,13 @@ fn train_and_score<M: Translator>(
 ) -> Result<TranslationResult> {
     let (max_tokens, eos) = (e.model.max_tokens, model.eos_token_id());
     let train = examples(
-        Translator::tokenizer(&model),
+        Generator::tokenizer(&model)?,
         &splits.train,
         max_tokens,
         eos,
     )?;
     let validation = examples(
-        Translator::tokenizer(&model),
+        Generator::tokenizer(&model)?,
         &splits.validation,
         max_tokens,
         eos,

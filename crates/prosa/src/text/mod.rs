@@ -22,7 +22,9 @@ pub use padding::{pad_sequences, PadOptions, Side};
 pub use word::{WordTokenizer, WordTokenizerConfig, KERAS_FILTERS};
 mod vectorizer;
 pub use vectorizer::{SparseRow, Vectorizer, VectorizerConfig, Weighting};
+mod piece_vocab;
 mod subword;
+mod subword_train;
 pub use subword::{
     BatchEncoding, EncodeOptions, Padding, SubwordKind, SubwordTokenizer, SubwordTrainConfig,
 };

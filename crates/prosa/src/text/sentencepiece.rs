@@ -15,6 +15,7 @@ use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
+use super::piece_vocab::PieceVocab;
 use super::SubwordTokenizer;
 use crate::error::{Error, Result};
 
@@ -66,12 +67,102 @@ pub struct SpmOptions<'a> {
     pub eos: Option<&'a str>,
     /// Tokens that are special (skipped when decoding): pad, eos, unk.
     pub special: &'a [&'a str],
+    /// Tokens matched whole but decoded as text (Marian's `>>xx<<` language codes).
+    pub added: &'a [&'a str],
     /// T5's sentinels `<extra_id_{n-1}>` … `<extra_id_0>`, appended after the pieces.
     pub extra_ids: usize,
 }
 
 /// A tokenizer from a SentencePiece unigram model file; errors name the file.
 pub fn from_spm_file(path: &Path, options: &SpmOptions) -> Result<SubwordTokenizer> {
+    let model = read_model(path)?;
+    let trainer = model.trainer_spec.clone().unwrap_or_default();
+    let vocab: Vec<(String, f64)> = model
+        .pieces
+        .iter()
+        .map(|p| {
+            (
+                p.piece.clone().unwrap_or_default(),
+                p.score.unwrap_or(0.0) as f64,
+            )
+        })
+        .collect();
+    let unk = trainer.unk_id.unwrap_or(0).max(0) as usize;
+    build(path, &model, vocab, unk, options)
+}
+
+/// Marian's tokenizer as opus-mt folders ship it (`source.spm`, `target.spm`, `vocab.json`;
+/// transformers' `MarianTokenizer`): texts are cut into the source model's pieces, which get
+/// their `vocab.json` ids (`<unk>`'s when absent); decoding maps ids back to the pieces of
+/// `vocab.json` (the target's included). `>>xx<<` language codes of the vocabulary are matched
+/// whole; `</s>` is appended. The target model is read to check it. Errors name the file.
+pub fn from_marian_files(dir: &Path) -> Result<SubwordTokenizer> {
+    let source_path = dir.join("source.spm");
+    let source = read_model(&source_path)?;
+    read_model(&dir.join("target.spm"))?;
+    let vocab_path = dir.join("vocab.json");
+    let ids: std::collections::HashMap<String, u32> =
+        crate::models::folder::read_json_file(&vocab_path)?;
+    let mut pieces = vec![None; ids.len()];
+    for (piece, &id) in &ids {
+        match pieces.get_mut(id as usize) {
+            Some(slot @ None) => *slot = Some(piece.clone()),
+            _ => {
+                return Err(Error::folder(
+                    &vocab_path,
+                    format!(
+                        "id {id} of \"{piece}\" is repeated or past the {} entries",
+                        ids.len()
+                    ),
+                ))
+            }
+        }
+    }
+    let id = |token: &str| {
+        ids.get(token)
+            .copied()
+            .ok_or_else(|| Error::folder(&vocab_path, format!("{token} must be in the vocabulary")))
+    };
+    let (unk, eos, pad) = (id("<unk>")?, id("</s>")?, id("<pad>")?);
+    let codes: Vec<&str> = ids
+        .keys()
+        .map(String::as_str)
+        .filter(|k| k.starts_with(">>") && k.ends_with("<<"))
+        .collect();
+    let source_vocab: Vec<(String, f64)> = source
+        .pieces
+        .iter()
+        .map(|p| {
+            (
+                p.piece.clone().unwrap_or_default(),
+                p.score.unwrap_or(0.0) as f64,
+            )
+        })
+        .collect();
+    let source_unk = source
+        .trainer_spec
+        .as_ref()
+        .and_then(|t| t.unk_id)
+        .unwrap_or(0)
+        .max(0) as usize;
+    let options = SpmOptions {
+        eos: None,
+        special: &["</s>", "<unk>", "<pad>"],
+        added: &codes,
+        extra_ids: 0,
+    };
+    let tokenizer = build(&source_path, &source, source_vocab, source_unk, &options)?;
+    let vocab = PieceVocab::new(
+        pieces.into_iter().flatten().collect(),
+        unk,
+        eos,
+        [unk, eos, pad].into_iter().collect(),
+    );
+    Ok(tokenizer.with_piece_vocab(vocab))
+}
+
+/// The model of a `.spm` / `.model` file, checked to be a unigram model with pieces.
+fn read_model(path: &Path) -> Result<ModelProto> {
     use prost::Message;
     let bytes = crate::fsio::read_bytes(path)?;
     let model = ModelProto::decode(bytes.as_slice())
@@ -89,17 +180,19 @@ pub fn from_spm_file(path: &Path, options: &SpmOptions) -> Result<SubwordTokeniz
     if model.pieces.is_empty() {
         return Err(Error::folder(path, "the model has no pieces"));
     }
-    let vocab: Vec<(String, f64)> = model
-        .pieces
-        .iter()
-        .map(|p| {
-            (
-                p.piece.clone().unwrap_or_default(),
-                p.score.unwrap_or(0.0) as f64,
-            )
-        })
-        .collect();
-    let unk = trainer.unk_id.unwrap_or(0).max(0) as usize;
+    Ok(model)
+}
+
+/// The tokenizer of `vocab` (pieces by id, with scores) with `model`'s normalisation and
+/// byte fallback; `path` names the file in errors.
+fn build(
+    path: &Path,
+    model: &ModelProto,
+    vocab: Vec<(String, f64)>,
+    unk: usize,
+    options: &SpmOptions,
+) -> Result<SubwordTokenizer> {
+    let trainer = model.trainer_spec.clone().unwrap_or_default();
     let unigram = Unigram::from(vocab, Some(unk), trainer.byte_fallback.unwrap_or(false))
         .map_err(|e| Error::folder(path, e.to_string()))?;
     let mut tokenizer = Tokenizer::new(unigram);
@@ -133,6 +226,12 @@ pub fn from_spm_file(path: &Path, options: &SpmOptions) -> Result<SubwordTokeniz
         .map(|t| AddedToken::from(t, true))
         .collect();
     tokenizer.add_special_tokens(&special);
+    let added: Vec<AddedToken> = options
+        .added
+        .iter()
+        .map(|t| AddedToken::from(t.to_string(), false))
+        .collect();
+    tokenizer.add_tokens(&added);
     if let Some(eos) = options.eos {
         let id = tokenizer
             .token_to_id(eos)

@@ -3,27 +3,22 @@
 //! `tokenizer.json`, and encode batches with attention masks, token type ids, truncation and
 //! padding (to the longest or to `max_length`).
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
-use tokenizers::models::unigram::{Unigram, UnigramTrainerBuilder};
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{
     AddedToken, EncodeInput, PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer,
     TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
+use super::piece_vocab::PieceVocab;
 use crate::error::{Error, Result};
 
-fn tk_err(e: impl std::fmt::Display) -> Error {
+pub(super) fn tk_err(e: impl std::fmt::Display) -> Error {
     Error::Tokenizer(e.to_string())
 }
 
@@ -149,11 +144,15 @@ pub struct BatchEncoding {
 /// are added), so it sits behind a mutex and is set per call; padding is applied afterwards.
 pub struct SubwordTokenizer {
     inner: std::sync::Mutex<Tokenizer>,
+    /// Ids from a vocabulary of their own for the tokenizer's pieces (Marian's `vocab.json`).
+    pieces: Option<std::sync::Arc<PieceVocab>>,
 }
 
 impl Clone for SubwordTokenizer {
     fn clone(&self) -> Self {
-        Self::wrap(self.lock().clone())
+        let mut copy = Self::wrap(self.lock().clone());
+        copy.pieces = self.pieces.clone();
+        copy
     }
 }
 
@@ -166,120 +165,6 @@ impl std::fmt::Debug for SubwordTokenizer {
 }
 
 impl SubwordTokenizer {
-    fn untrained(config: &SubwordTrainConfig) -> Result<(Tokenizer, TrainerWrapper)> {
-        let specials: Vec<AddedToken> = config
-            .special_tokens
-            .iter()
-            .map(|t| AddedToken::from(t.clone(), true))
-            .collect();
-        let unk = config
-            .special_tokens
-            .iter()
-            .find(|t| t.to_ascii_lowercase().contains("unk"))
-            .cloned();
-        match config.kind {
-            SubwordKind::Bpe => {
-                let mut tk = Tokenizer::new(BPE::default());
-                tk.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
-                tk.with_decoder(Some(ByteLevel::default()));
-                tk.with_post_processor(Some(ByteLevel::new(false, true, true)));
-                let alphabet: HashSet<char> = ByteLevel::alphabet().into_iter().collect();
-                let trainer = BpeTrainerBuilder::new()
-                    .vocab_size(config.vocab_size)
-                    .min_frequency(config.min_frequency)
-                    .special_tokens(specials)
-                    .initial_alphabet(alphabet)
-                    .show_progress(false)
-                    .build();
-                Ok((tk, trainer.into()))
-            }
-            SubwordKind::WordPiece => {
-                let unk = unk.unwrap_or_else(|| "[UNK]".into());
-                let model = WordPiece::builder()
-                    .unk_token(unk)
-                    .build()
-                    .map_err(tk_err)?;
-                let mut tk = Tokenizer::new(model);
-                tk.with_normalizer(Some(BertNormalizer::new(
-                    true,
-                    true,
-                    None,
-                    config.lowercase,
-                )));
-                tk.with_pre_tokenizer(Some(BertPreTokenizer));
-                tk.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
-                let trainer = WordPieceTrainerBuilder::new()
-                    .vocab_size(config.vocab_size)
-                    .min_frequency(config.min_frequency)
-                    .special_tokens(specials)
-                    .show_progress(false)
-                    .build();
-                Ok((tk, trainer.into()))
-            }
-            SubwordKind::Unigram => {
-                let mut tk = Tokenizer::new(Unigram::default());
-                tk.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
-                tk.with_decoder(Some(Metaspace::new('▁', PrependScheme::Always, true)));
-                let trainer = UnigramTrainerBuilder::default()
-                    .vocab_size(config.vocab_size as u32)
-                    .special_tokens(specials)
-                    .unk_token(unk)
-                    .show_progress(false)
-                    .build()
-                    .map_err(tk_err)?;
-                Ok((tk, trainer.into()))
-            }
-        }
-    }
-
-    fn finish(mut tk: Tokenizer, config: &SubwordTrainConfig) -> Result<Self> {
-        if config.kind == SubwordKind::WordPiece {
-            let id = |t: &str| {
-                tk.token_to_id(t).ok_or_else(|| {
-                    Error::Tokenizer(format!("special token {t} missing after training"))
-                })
-            };
-            let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
-            let template = TemplateProcessing::builder()
-                .try_single("[CLS] $A [SEP]")
-                .map_err(tk_err)?
-                .try_pair("[CLS] $A [SEP] $B:1 [SEP]:1")
-                .map_err(tk_err)?
-                .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
-                .build()
-                .map_err(tk_err)?;
-            tk.with_post_processor(Some(template));
-        }
-        Ok(Self::wrap(tk))
-    }
-
-    /// Trains a tokenizer on an iterator of texts.
-    pub fn train_from_texts<I, S>(config: &SubwordTrainConfig, texts: I) -> Result<Self>
-    where
-        I: Iterator<Item = S> + Send,
-        S: AsRef<str> + Send,
-    {
-        let (mut tk, mut trainer) = Self::untrained(config)?;
-        tk.train(&mut trainer, texts).map_err(tk_err)?;
-        Self::finish(tk, config)
-    }
-
-    /// Trains a tokenizer on text files (one or more texts per line).
-    pub fn train_from_files(config: &SubwordTrainConfig, files: &[&Path]) -> Result<Self> {
-        for f in files {
-            if !f.is_file() {
-                return Err(Error::io(
-                    f,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "training file not found"),
-                ));
-            }
-        }
-        let (mut tk, mut trainer) = Self::untrained(config)?;
-        let names = files.iter().map(|f| f.display().to_string()).collect();
-        tk.train_from_files(&mut trainer, names).map_err(tk_err)?;
-        Self::finish(tk, config)
-    }
-
     /// Loads a `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         if !path.is_file() {
@@ -319,30 +204,54 @@ impl SubwordTokenizer {
 
     /// The `tokenizer.json` text, as bytes.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
+        self.whole_pipeline("tokenizer.json")?;
         Ok(self.lock().to_string(true).map_err(tk_err)?.into_bytes())
     }
 
     /// Saves as `tokenizer.json` (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = self.lock().to_string(true).map_err(tk_err)?;
-        crate::fsio::write_atomic(path, json.as_bytes())
+        crate::fsio::write_atomic(path, &self.to_json_bytes()?)
     }
 
     /// Vocabulary size, added tokens included.
     pub fn vocab_size(&self) -> usize {
-        self.lock().get_vocab_size(true)
+        match &self.pieces {
+            Some(p) => p.entries(),
+            None => self.lock().get_vocab_size(true),
+        }
     }
 
     /// The id of `token`.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.lock().token_to_id(token)
+        match &self.pieces {
+            Some(p) => p.token_to_id(token),
+            None => self.lock().token_to_id(token),
+        }
     }
 
-    fn wrap(mut tokenizer: Tokenizer) -> Self {
+    /// Gives the pieces of the wrapped tokenizer the ids of `vocab` (Marian's `vocab.json`).
+    pub(crate) fn with_piece_vocab(mut self, vocab: PieceVocab) -> Self {
+        self.pieces = Some(std::sync::Arc::new(vocab));
+        self
+    }
+
+    /// An error for what a tokenizer with a piece vocabulary cannot do as one `tokenizers`
+    /// pipeline (batches with offsets, `tokenizer.json`).
+    fn whole_pipeline(&self, what: &str) -> Result<()> {
+        match self.pieces {
+            Some(_) => Err(Error::Tokenizer(format!(
+                "{what} is not available for a SentencePiece tokenizer with its own vocabulary (Marian's source.spm + vocab.json)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn wrap(mut tokenizer: Tokenizer) -> Self {
         // Padding is applied by encode_batch itself; a file's own padding setting is dropped.
         tokenizer.with_padding(None);
         Self {
             inner: std::sync::Mutex::new(tokenizer),
+            pieces: None,
         }
     }
 
@@ -449,6 +358,7 @@ impl SubwordTokenizer {
         padding: Option<PaddingParams>,
         add_special_tokens: bool,
     ) -> Result<BatchEncoding> {
+        self.whole_pipeline("batch encoding")?;
         let mut encodings = {
             let mut tk = self.lock();
             tk.with_truncation(truncation).map_err(tk_err)?;
@@ -479,7 +389,36 @@ impl SubwordTokenizer {
 
     /// Turns ids back into text.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        if let Some(p) = &self.pieces {
+            return Ok(p.decode(ids, skip_special_tokens));
+        }
         self.lock().decode(ids, skip_special_tokens).map_err(tk_err)
+    }
+
+    /// Appends special tokens (new ids after the vocabulary, in the order given; ones already
+    /// present keep their ids).
+    pub fn add_special_tokens(&self, tokens: &[String]) {
+        let added: Vec<AddedToken> = tokens
+            .iter()
+            .map(|t| AddedToken::from(t.clone(), true))
+            .collect();
+        self.lock().add_special_tokens(&added);
+    }
+
+    /// Makes `encode(text, true)` end every sequence with `eos` (T5's `$A </s>` template).
+    pub fn append_eos(&self, eos: &str) -> Result<()> {
+        let id = self
+            .token_to_id(eos)
+            .ok_or_else(|| Error::Tokenizer(format!("no {eos} token to append")))?;
+        let template = TemplateProcessing::builder()
+            .try_single(format!("$A {eos}"))
+            .and_then(|b| b.try_pair(format!("$A {eos} $B {eos}")))
+            .map_err(tk_err)?
+            .special_tokens(vec![(eos.to_string(), id)])
+            .build()
+            .map_err(tk_err)?;
+        self.lock().with_post_processor(Some(template));
+        Ok(())
     }
 
     /// Wraps a tokenizer built with the `tokenizers` crate (for example from GGUF metadata).
@@ -489,6 +428,10 @@ impl SubwordTokenizer {
 
     /// The ids of one text, without padding or truncation.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        if let Some(p) = &self.pieces {
+            let encoding = self.lock().encode(text, false).map_err(tk_err)?;
+            return Ok(p.ids_of(encoding.get_tokens(), add_special_tokens));
+        }
         let encoding = self
             .lock()
             .encode(text, add_special_tokens)
@@ -498,6 +441,9 @@ impl SubwordTokenizer {
 
     /// The token string of an id.
     pub fn id_to_token(&self, id: u32) -> Option<String> {
+        if let Some(p) = &self.pieces {
+            return p.id_to_token(id);
+        }
         self.lock().id_to_token(id)
     }
 }

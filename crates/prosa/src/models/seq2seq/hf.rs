@@ -180,10 +180,14 @@ impl TeacherForcing {
     }
 }
 
-/// `Trainable` for an encoder–decoder with `forward(sources, mask, decoder, decoder mask,
-/// ctx) → logits` and the three special ids given by `$ids`.
+/// Pairs of an evaluation translated for its BLEU.
+const BLEU_EXAMPLES: usize = 200;
+
+/// `Trainable` and [`super::Translator`] for an encoder–decoder with `forward(sources, mask,
+/// decoder, decoder mask, ctx) → logits`, the three special ids given by `$ids` and the longest
+/// source by `$positions`; evaluations report greedy BLEU when the model has a tokenizer.
 macro_rules! text_to_text_training {
-    ($model:ty, $ids:expr) => {
+    ($model:ty, $ids:expr, $positions:expr) => {
         impl crate::train::Trainable for $model {
             type Example = super::TranslationExample;
 
@@ -220,6 +224,43 @@ macro_rules! text_to_text_training {
             fn example_length(&self, e: &super::TranslationExample) -> Option<usize> {
                 Some(e.length())
             }
+
+            fn extra_metric_names(&self) -> Vec<&'static str> {
+                if self.tokenizer.is_some() {
+                    vec!["bleu"]
+                } else {
+                    Vec::new()
+                }
+            }
+
+            /// Greedy BLEU of the first evaluation pairs.
+            fn extra_metrics(
+                &self,
+                examples: &[super::TranslationExample],
+            ) -> Result<std::collections::BTreeMap<String, f64>> {
+                if self.tokenizer.is_none() {
+                    return Ok(Default::default());
+                }
+                super::validation_bleu(self, examples, BLEU_EXAMPLES)
+            }
+        }
+
+        impl super::Translator for $model {
+            fn generation(&self) -> &GenerationConfig {
+                &self.generation
+            }
+
+            fn max_positions(&self) -> usize {
+                $positions(self)
+            }
+
+            fn eos_token_id(&self) -> u32 {
+                $ids(self).2
+            }
+
+            fn save_pretrained(&self, dir: &Path) -> Result<()> {
+                <$model>::save_pretrained(self, dir)
+            }
         }
     };
 }
@@ -230,7 +271,12 @@ text_to_text_training!(
         m.config.decoder_start(),
         m.config.pad_token_id.unwrap_or(0),
         m.config.eos_token_id.unwrap_or(1)
-    )
+    ),
+    |m: &T5ForConditionalGeneration| m
+        .raw_config()
+        .get("n_positions")
+        .and_then(|v| v.as_u64())
+        .map_or(512, |n| n as usize)
 );
 text_to_text_training!(
     BartForConditionalGeneration,
@@ -240,5 +286,6 @@ text_to_text_training!(
             .unwrap_or(m.config.pad_token_id),
         m.config.pad_token_id,
         m.config.eos_token_id.unwrap_or(2)
-    )
+    ),
+    |m: &BartForConditionalGeneration| m.config.max_position_embeddings
 );

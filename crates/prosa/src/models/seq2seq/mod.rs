@@ -60,8 +60,6 @@ pub(crate) fn decoder_labels(
 /// What every translation model offers: training on [`TranslationExample`]s, generation, and
 /// the translation of texts built on them.
 pub trait Translator: Trainable<Example = TranslationExample> + Generator + Sized {
-    /// The shared vocabulary.
-    fn tokenizer(&self) -> &SubwordTokenizer;
     /// Decoding defaults.
     fn generation(&self) -> &GenerationConfig;
     /// Longest source or target (special tokens included).
@@ -73,7 +71,7 @@ pub trait Translator: Trainable<Example = TranslationExample> + Generator + Size
 
     /// Source ids of a text: its tokens (cut to leave room for `</s>`) and `</s>`.
     fn encode_source(&self, text: &str) -> Result<Vec<u32>> {
-        let mut ids = Translator::tokenizer(self).encode(text, false)?;
+        let mut ids = Generator::tokenizer(self)?.encode(text, false)?;
         ids.truncate(self.max_positions() - 1);
         ids.push(self.eos_token_id());
         Ok(ids)
@@ -92,7 +90,7 @@ pub trait Translator: Trainable<Example = TranslationExample> + Generator + Size
             };
             let generated = generate(self, chunk, &g, None)?;
             for ids in &generated.new_tokens {
-                out.push(Translator::tokenizer(self).decode(ids, true)?);
+                out.push(Generator::tokenizer(self)?.decode(ids, true)?);
             }
         }
         Ok(out)
@@ -111,9 +109,10 @@ pub trait Translator: Trainable<Example = TranslationExample> + Generator + Size
     fn bleu(&self, examples: &[TranslationExample]) -> Result<f64> {
         let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.source.clone()).collect();
         let hyps = self.translate_ids(&sources, self.generation())?;
+        let tokenizer = Generator::tokenizer(self)?;
         let refs = examples
             .iter()
-            .map(|e| Translator::tokenizer(self).decode(&e.target, true))
+            .map(|e| tokenizer.decode(&e.target, true))
             .collect::<Result<Vec<_>>>()?;
         let hyp_refs: Vec<&str> = hyps.iter().map(String::as_str).collect();
         let ref_refs: Vec<&str> = refs.iter().map(String::as_str).collect();
@@ -163,13 +162,21 @@ pub(crate) fn pad_right(rows: &[Vec<u32>], pad: u32) -> (Vec<Vec<u32>>, Vec<Vec<
     (ids, mask)
 }
 
+/// The tokenizer files of a saved encoder–decoder folder.
+pub(crate) enum SavedTokenizer<'a> {
+    /// `tokenizer.json`, when there is a tokenizer.
+    Json(Option<&'a SubwordTokenizer>),
+    /// Files copied as they were read (Marian's `source.spm`, `target.spm`, `vocab.json`).
+    Files(&'a [(&'static str, Vec<u8>)]),
+}
+
 /// Writes a Hugging Face encoder–decoder folder atomically: `config.json` as it was read,
-/// `model.safetensors`, `generation_config.json`, and `tokenizer.json` when there is one.
+/// `model.safetensors`, `generation_config.json`, and the tokenizer's files.
 pub(crate) fn save_hf_folder(
     dir: &Path,
     raw_config: &serde_json::Value,
     generation: &GenerationConfig,
-    tokenizer: Option<&SubwordTokenizer>,
+    tokenizer: SavedTokenizer,
     params: &crate::nn::ParamStore,
 ) -> Result<()> {
     let mut extra_files = vec![(
@@ -177,8 +184,10 @@ pub(crate) fn save_hf_folder(
         serde_json::to_vec_pretty(&generation.to_json())
             .map_err(|e| crate::error::Error::config("generation", e.to_string()))?,
     )];
-    if let Some(t) = tokenizer {
-        extra_files.push(("tokenizer.json", t.to_json_bytes()?));
+    match tokenizer {
+        SavedTokenizer::Json(Some(t)) => extra_files.push(("tokenizer.json", t.to_json_bytes()?)),
+        SavedTokenizer::Json(None) => {}
+        SavedTokenizer::Files(files) => extra_files.extend(files.iter().cloned()),
     }
     let contents = crate::models::folder::ModelFolder {
         config: raw_config.clone(),

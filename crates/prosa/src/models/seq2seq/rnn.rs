@@ -413,10 +413,6 @@ impl Generator for RnnTranslator {
 }
 
 impl Translator for RnnTranslator {
-    fn tokenizer(&self) -> &SubwordTokenizer {
-        &self.tokenizer
-    }
-
     fn generation(&self) -> &GenerationConfig {
         &self.generation
     }

@@ -365,10 +365,6 @@ impl Trainable for TransformerTranslator {
 }
 
 impl Translator for TransformerTranslator {
-    fn tokenizer(&self) -> &SubwordTokenizer {
-        &self.tokenizer
-    }
-
     fn generation(&self) -> &GenerationConfig {
         &self.generation
     }

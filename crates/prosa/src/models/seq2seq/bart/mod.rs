@@ -160,17 +160,27 @@ fn marian_positions(rows: usize, d: usize, device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(values, (rows, d), device)?)
 }
 
+/// The files of a Marian tokenizer as opus-mt folders ship it.
+const MARIAN_TOKENIZER_FILES: [&str; 4] = [
+    "source.spm",
+    "target.spm",
+    "vocab.json",
+    "tokenizer_config.json",
+];
+
 /// A BART or Marian encoder–decoder with its language-model head.
 pub struct BartForConditionalGeneration {
     /// The settings of `config.json`.
     pub config: BartConfig,
     /// BART or Marian.
     pub family: Family,
-    /// The tokenizer, when the folder has `tokenizer.json`.
+    /// The tokenizer: `tokenizer.json`, or Marian's `source.spm` + `vocab.json`.
     pub tokenizer: Option<SubwordTokenizer>,
     /// Decoding defaults.
     pub generation: GenerationConfig,
     raw_config: serde_json::Value,
+    /// Marian's SentencePiece tokenizer files as read, written back on save.
+    spm_files: Vec<(&'static str, Vec<u8>)>,
     params: ParamStore,
     encoder_embeddings: Embeddings,
     decoder_embeddings: Embeddings,
@@ -260,6 +270,7 @@ impl BartForConditionalGeneration {
             tokenizer: None,
             generation,
             raw_config,
+            spm_files: Vec::new(),
             params,
         })
     }
@@ -282,17 +293,33 @@ impl BartForConditionalGeneration {
         }
         load_checkpoint(&model.params, &tensors, &file, &|_| false)?;
         model.tokenizer = folder::load_tokenizer(dir)?;
+        if model.tokenizer.is_none() && dir.join("source.spm").exists() {
+            model.tokenizer = Some(crate::text::sentencepiece::from_marian_files(dir)?);
+            for name in MARIAN_TOKENIZER_FILES {
+                if dir.join(name).exists() {
+                    model
+                        .spm_files
+                        .push((name, crate::fsio::read_bytes(&dir.join(name))?));
+                }
+            }
+        }
         model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
         Ok(model)
     }
 
-    /// Writes a folder transformers loads; atomic.
+    /// Writes a folder transformers loads (Marian's SentencePiece files as they were read, or
+    /// `tokenizer.json`); atomic.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        let tokenizer = if self.spm_files.is_empty() {
+            super::SavedTokenizer::Json(self.tokenizer.as_ref())
+        } else {
+            super::SavedTokenizer::Files(&self.spm_files)
+        };
         super::save_hf_folder(
             dir,
             &self.raw_config,
             &self.generation,
-            self.tokenizer.as_ref(),
+            tokenizer,
             &self.params,
         )
     }

@@ -7,6 +7,8 @@
 pub mod config;
 pub mod encoder;
 pub mod layers;
+pub mod scratch;
+pub mod span_corruption;
 
 use std::path::Path;
 
@@ -134,7 +136,7 @@ impl T5ForConditionalGeneration {
             dir,
             &self.raw_config,
             &self.generation,
-            self.tokenizer.as_ref(),
+            super::SavedTokenizer::Json(self.tokenizer.as_ref()),
             &self.params,
         )
     }
@@ -274,6 +276,7 @@ pub(crate) fn spm_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
     let options = crate::text::sentencepiece::SpmOptions {
         eos: Some("</s>"),
         special: &["<pad>", "</s>", "<unk>"],
+        added: &[],
         extra_ids,
     };
     Ok(Some(crate::text::sentencepiece::from_spm_file(
