@@ -102,7 +102,8 @@ pub fn from_marian_files(dir: &Path) -> Result<SubwordTokenizer> {
     read_model(&dir.join("target.spm"))?;
     let vocab_path = dir.join("vocab.json");
     let ids: std::collections::HashMap<String, u32> =
-        crate::models::folder::read_json_file(&vocab_path)?;
+        serde_json::from_str(&crate::fsio::read_text(&vocab_path)?)
+            .map_err(|e| Error::folder(&vocab_path, format!("not a piece → id map: {e}")))?;
     let mut pieces = vec![None; ids.len()];
     for (piece, &id) in &ids {
         match pieces.get_mut(id as usize) {
