@@ -23,6 +23,70 @@ fn write_lines(path: &Path, lines: &Value) {
     std::fs::write(path, text.join("\n") + "\n").unwrap();
 }
 
+/// `prosa metrics rouge` on one-line pairs of the rouge-score fixture
+/// (crates/prosa/tests/fixtures/make_rouge_fixture.py): the mean F-measures of its per-pair
+/// scores, with and without stemming; an unknown type is named.
+#[test]
+fn rouge_of_files_averages_rouge_scores_pairs() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../prosa/tests/fixtures/translation/rouge.json");
+    let f: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let pairs: Vec<&Value> = f["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            let one_line = |k: &str| {
+                let t = c[k].as_str().unwrap();
+                !t.is_empty() && !t.contains('\n')
+            };
+            one_line("reference") && one_line("hypothesis")
+        })
+        .take(50)
+        .collect();
+    assert_eq!(pairs.len(), 50);
+    let dir = tempfile::tempdir().unwrap();
+    let (hyp, reference) = (dir.path().join("hyp.txt"), dir.path().join("ref.txt"));
+    let column = |k: &str| Value::from(pairs.iter().map(|c| c[k].clone()).collect::<Vec<_>>());
+    write_lines(&hyp, &column("hypothesis"));
+    write_lines(&reference, &column("reference"));
+    for (flag, key) in [(None, "plain"), (Some("--use-stemmer"), "stemmed")] {
+        let out = prosa()
+            .args(["metrics", "rouge", "--hyp", hyp.to_str().unwrap()])
+            .args(["--ref", reference.to_str().unwrap(), "--json"])
+            .args(flag)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for t in ["rouge1", "rouge2", "rougeL", "rougeLsum"] {
+            let mean = pairs
+                .iter()
+                .map(|c| c[key][t][2].as_f64().unwrap())
+                .sum::<f64>()
+                / pairs.len() as f64;
+            let ours = got["rouge"][t]["fmeasure"].as_f64().unwrap();
+            assert!((ours - mean).abs() < 1e-9, "{t} {key}: {ours} vs {mean}");
+        }
+    }
+    let out = prosa()
+        .args(["metrics", "rouge", "--hyp", hyp.to_str().unwrap()])
+        .args([
+            "--ref",
+            reference.to_str().unwrap(),
+            "--rouge-types",
+            "rouge1,rougeW",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("rougeW"), "{err}");
+}
+
 #[test]
 fn metrics_of_files_equal_sacrebleu_and_a_short_reference_file_is_named() {
     let f = fixture();

@@ -7,6 +7,8 @@
 pub mod bleu;
 pub mod chrf;
 pub mod entities;
+pub mod porter;
+pub mod rouge;
 mod translation;
 
 use serde::Serialize;
