@@ -187,6 +187,10 @@ fn check<M: UnderTest>(name: &str, eos: u32) {
 
     let saved = tempfile::tempdir().unwrap();
     model.save(saved.path());
+    // For tests/fixtures/check_saved_encoder_decoders.py, which loads them in transformers.
+    if let Some(keep) = std::env::var_os("PROSA_WRITE_SAVED") {
+        model.save(&Path::new(&keep).join(name));
+    }
     let again = M::load(saved.path());
     let w = worst(
         &again.logits(&sources, &mask, &decoder, &decoder_mask),
@@ -196,6 +200,28 @@ fn check<M: UnderTest>(name: &str, eos: u32) {
         w < 1e-4 * largest(&theirs),
         "{name} after save and load: {w}"
     );
+}
+
+#[test]
+fn saved_folders_load_in_transformers_with_equal_logits() {
+    // Recorded by tests/fixtures/check_saved_encoder_decoders.py DIR after running this file's
+    // and marian_spm.rs's tests with PROSA_WRITE_SAVED=DIR.
+    let text = std::fs::read_to_string(folder("saved_by_prosa_check.json")).unwrap();
+    let report: Value = serde_json::from_str(&text).unwrap();
+    for name in [
+        "t5-v1_0",
+        "t5-v1_1",
+        "bart-tiny",
+        "marian-tiny",
+        "marian-spm",
+    ] {
+        let relative = report[name]["relative_logit_difference"].as_f64().unwrap();
+        assert!(
+            relative < 1e-5,
+            "{name}: transformers' logits differ by {relative}"
+        );
+    }
+    assert_eq!(report["marian-spm"]["tokenizer_ids_equal"], true);
 }
 
 #[test]

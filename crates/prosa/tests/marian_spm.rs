@@ -105,6 +105,12 @@ fn a_saved_marian_folder_keeps_its_sentencepiece_files() {
         panic!("a Marian folder loads as BART/Marian");
     };
     model.save_pretrained(&saved).unwrap();
+    // For tests/fixtures/check_saved_encoder_decoders.py, which loads it in transformers.
+    if let Some(keep) = std::env::var_os("PROSA_WRITE_SAVED") {
+        model
+            .save_pretrained(&Path::new(&keep).join("marian-spm"))
+            .unwrap();
+    }
     for name in ["source.spm", "target.spm", "vocab.json"] {
         assert_eq!(
             std::fs::read(saved.join(name)).unwrap(),
