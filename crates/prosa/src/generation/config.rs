@@ -27,6 +27,9 @@ pub struct GenerationConfig {
     pub max_length: usize,
     /// New tokens before an end-of-sequence token is allowed.
     pub min_new_tokens: usize,
+    /// The end token is banned while the sequence (prompt or decoder start included) is
+    /// shorter than this, as transformers' `min_length`.
+    pub min_length: usize,
     /// Sample instead of picking the most likely token.
     pub do_sample: bool,
     /// Divides the logits before sampling.
@@ -69,6 +72,7 @@ impl Default for GenerationConfig {
             max_new_tokens: None,
             max_length: 20,
             min_new_tokens: 0,
+            min_length: 0,
             forced_bos_token_id: None,
             forced_eos_token_id: None,
             do_sample: false,
@@ -167,6 +171,7 @@ impl GenerationConfig {
         self.max_new_tokens = uint("max_new_tokens")?.or(self.max_new_tokens);
         self.max_length = uint("max_length")?.unwrap_or(self.max_length);
         self.min_new_tokens = uint("min_new_tokens")?.unwrap_or(self.min_new_tokens);
+        self.min_length = uint("min_length")?.unwrap_or(self.min_length);
         self.do_sample = get("do_sample")
             .and_then(Value::as_bool)
             .unwrap_or(self.do_sample);
@@ -225,6 +230,11 @@ impl GenerationConfig {
             "max_length",
             self.max_length != d.max_length,
             json!(self.max_length),
+        );
+        put(
+            "min_length",
+            self.min_length != d.min_length,
+            json!(self.min_length),
         );
         put("do_sample", self.do_sample, json!(true));
         put(

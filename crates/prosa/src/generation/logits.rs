@@ -142,12 +142,12 @@ pub fn process(scores: &mut [f32], sequence: &[u32], new_tokens: usize, g: &Gene
     if g.no_repeat_ngram_size > 0 {
         no_repeat_ngram(scores, sequence, g.no_repeat_ngram_size);
     }
-    if new_tokens < g.min_new_tokens {
+    let cur_len = sequence.len();
+    if cur_len < g.min_length || new_tokens < g.min_new_tokens {
         ban_tokens(scores, &g.eos_token_ids);
     }
     // transformers' ForcedBOS / ForcedEOS processors: the first token of a one-token start, and
     // the end token at the last position the maximum length leaves.
-    let cur_len = sequence.len();
     if let (Some(bos), 1) = (g.forced_bos_token_id, cur_len) {
         force_token(scores, bos);
     }
