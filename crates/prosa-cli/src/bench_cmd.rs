@@ -32,6 +32,9 @@ pub enum BenchCommand {
     /// Training tokens per second and greedy translations per second of a Transformer
     /// encoder–decoder (3 + 3 layers × 256 by default) on random ids.
     Seq2seq(crate::bench_seq2seq::Seq2seqBenchArgs),
+    /// Sentences per second of a Hugging Face encoder–decoder folder (T5, BART, Marian)
+    /// translating ids in batches, greedy or beam search, with a fixed output length.
+    Translate(crate::bench_translate::TranslateBenchArgs),
 }
 
 /// Flags of `prosa bench encoder`.
@@ -218,6 +221,17 @@ pub fn run(cmd: BenchCommand, device: DeviceSpec) -> anyhow::Result<()> {
             println!(
                 "Transformer of {} parameters: {:.0} training tokens/s ({:.1} ms per step of {} pairs), {:.1} greedy translations/s",
                 m.parameters, m.training_tokens_per_second, m.ms_per_step, a.batch, m.sentences_per_second
+            );
+            Ok(())
+        }
+        BenchCommand::Translate(a) => {
+            let m = crate::bench_translate::bench_translate(&a, &device)?;
+            if a.json {
+                return print_json(&m);
+            }
+            println!(
+                "{} sentences, {} beam(s): {:.2} sentences/s, {:.1} tokens/s ({:.1} s)",
+                m.sentences, m.num_beams, m.sentences_per_second, m.tokens_per_second, m.seconds
             );
             Ok(())
         }

@@ -4,6 +4,7 @@
 mod bench_cmd;
 mod bench_decoder;
 mod bench_seq2seq;
+mod bench_translate;
 mod data_cmd;
 mod eval_cmd;
 mod explain_attention;

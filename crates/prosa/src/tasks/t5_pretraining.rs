@@ -116,11 +116,12 @@ pub fn run(spec: &T5PretrainSpec, resume: bool) -> Result<T5PretrainResult> {
     };
     let train = corrupt(&train_chunks);
     let validation = corrupt(&held_out);
-    let config = spec.size.config_json(&tokenizer)?;
-    let mut model = T5ForConditionalGeneration::new(config, &device, spec.training.seed)?;
-    model.tokenizer = Some(tokenizer);
+    let mut model = spec.size.model(tokenizer, &device, spec.training.seed)?;
+    // Without its tokenizer the model reports no BLEU: span filling is no translation.
+    let tokenizer = model.tokenizer.take();
     let trainer = Trainer::new(spec.training.clone(), Vec::new())?;
     let outcome = trainer.train(&model, &train, Some(&validation), resume)?;
+    model.tokenizer = tokenizer;
     let saved = save_run(
         &spec.training,
         &outcome,

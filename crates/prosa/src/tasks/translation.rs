@@ -253,8 +253,13 @@ fn t5_model(
         if !m.reinitialize {
             return Ok(pretrained);
         }
-        let mut fresh =
-            T5ForConditionalGeneration::new(pretrained.raw_config().clone(), device, seed)?;
+        let d_model = pretrained.config.d_model as f64;
+        let mut fresh = T5ForConditionalGeneration::with_embedding_std(
+            pretrained.raw_config().clone(),
+            device,
+            seed,
+            d_model.powf(-0.5),
+        )?;
         fresh.tokenizer = pretrained.tokenizer;
         fresh.generation = pretrained.generation;
         return Ok(fresh);
@@ -271,9 +276,7 @@ fn t5_model(
         d_ff: 4 * m.hidden_size,
         dropout: m.dropout,
     };
-    let mut model = T5ForConditionalGeneration::new(size.config_json(&tokenizer)?, device, seed)?;
-    model.tokenizer = Some(tokenizer);
-    Ok(model)
+    size.model(tokenizer, device, seed)
 }
 
 /// Trains `model`, saves it, and scores the test pairs greedily and with beams.

@@ -63,6 +63,14 @@ impl HfEncoderDecoder {
         t.ok_or_else(|| Error::config("tokenizer", "the folder has no tokenizer.json"))
     }
 
+    /// Rows of the output layer.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::T5(m) => m.config.vocab_size,
+            Self::Bart(m) => m.config.vocab_size,
+        }
+    }
+
     /// The decoder's first token.
     pub fn decoder_start(&self) -> u32 {
         match self {

@@ -5,6 +5,7 @@
 
 use serde_json::json;
 
+use super::T5ForConditionalGeneration;
 use crate::error::{Error, Result};
 use crate::text::{SubwordKind, SubwordTokenizer, SubwordTrainConfig};
 
@@ -27,6 +28,25 @@ pub struct T5Size {
 }
 
 impl T5Size {
+    /// A fresh model of these sizes over `tokenizer`, weights seeded by `seed`; the shared
+    /// embedding is drawn with d_model^-0.5 (see
+    /// [`T5ForConditionalGeneration::with_embedding_std`]).
+    pub fn model(
+        &self,
+        tokenizer: SubwordTokenizer,
+        device: &candle_core::Device,
+        seed: u64,
+    ) -> Result<T5ForConditionalGeneration> {
+        let mut model = T5ForConditionalGeneration::with_embedding_std(
+            self.config_json(&tokenizer)?,
+            device,
+            seed,
+            (self.d_model as f64).powf(-0.5),
+        )?;
+        model.tokenizer = Some(tokenizer);
+        Ok(model)
+    }
+
     /// The `config.json` of a `T5ForConditionalGeneration` of these sizes over `tokenizer`.
     pub fn config_json(&self, tokenizer: &SubwordTokenizer) -> Result<serde_json::Value> {
         if self.num_heads == 0 || !self.d_model.is_multiple_of(self.num_heads) {
