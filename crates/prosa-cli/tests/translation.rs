@@ -533,3 +533,49 @@ fn generate_and_the_text_to_text_pipelines_run_a_t5_folder() {
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got[0]["summary_text"], summary["generated"], "{got}");
 }
+
+#[test]
+fn the_translation_pipeline_runs_an_opus_mt_style_marian_folder() {
+    // source.spm + target.spm + vocab.json, no tokenizer.json
+    // (crates/prosa/tests/fixtures/make_marian_spm_fixture.py).
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../prosa/tests/fixtures/seq2seq/marian-spm");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let out = prosa()
+        .args(["pipeline", "translation", "--model", dir.to_str().unwrap()])
+        .args(["--max-new-tokens", "8", "--json"])
+        .args([
+            expected["texts"][0].as_str().unwrap(),
+            expected["texts"][1].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for i in 0..2 {
+        assert_eq!(
+            got[i]["translation_text"], expected["greedy_text"][i],
+            "{got}"
+        );
+    }
+    let broken = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "target.spm" {
+            std::fs::copy(entry.path(), broken.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let out = prosa()
+        .args(["pipeline", "translation", "--model"])
+        .arg(broken.path())
+        .arg("open the file")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("target.spm"), "{err}");
+}

@@ -247,6 +247,12 @@ fn t5_model(
 ) -> Result<T5ForConditionalGeneration> {
     let m = &e.model;
     let seed = e.training.seed;
+    if m.reinitialize && m.pretrained.is_none() {
+        return Err(Error::config(
+            "model.reinitialize",
+            "draws new weights for the config of a pretrained folder: give model.pretrained too",
+        ));
+    }
     if let Some(dir) = &m.pretrained {
         let pretrained = T5ForConditionalGeneration::from_pretrained(dir, device)?;
         Generator::tokenizer(&pretrained)?;
