@@ -20,6 +20,20 @@ pub fn lookup(table: &Tensor, ids: &[Vec<u32>]) -> Result<Tensor> {
     Ok(table.index_select(&index, 0)?.reshape((batch, seq, d))?)
 }
 
+/// [`lookup`] for a table with a padding row, as torch's `Embedding(padding_idx=pad)`: the
+/// same values, but the `pad` row gets no gradient (it never trains).
+pub fn lookup_with_padding_idx(table: &Tensor, ids: &[Vec<u32>], pad: u32) -> Result<Tensor> {
+    let rows = lookup(table, ids)?;
+    if !ids.iter().flatten().any(|&t| t == pad) {
+        return Ok(rows);
+    }
+    let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
+    let keep: Vec<f32> = ids.iter().flatten().map(|&t| f32::from(t != pad)).collect();
+    let keep = Tensor::from_vec(keep, (batch, seq, 1), table.device())?.to_dtype(rows.dtype())?;
+    let held = rows.detach().broadcast_mul(&(1.0 - &keep)?)?;
+    Ok((rows.broadcast_mul(&keep)? + held)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

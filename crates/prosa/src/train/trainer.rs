@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{EvalStrategy, TrainingArgs};
 use super::history::{History, HistoryEntry};
-use super::optim::{clip_grad_norm, Optimizer};
+use super::optim::{clip_grad_norm, Optimizer, ParamGroup};
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -75,6 +75,12 @@ pub trait Trainable {
     /// without `eval_`.
     fn extra_metrics(&self, _examples: &[Self::Example]) -> Result<BTreeMap<String, f64>> {
         Ok(BTreeMap::new())
+    }
+
+    /// Parameters saved with the model but never trained (transformers' registered buffers,
+    /// such as BART's `final_logits_bias`).
+    fn buffers(&self) -> Vec<&'static str> {
+        Vec::new()
     }
 }
 
@@ -178,7 +184,18 @@ impl Trainer {
         args.check_metric(&self.metric_names(model))?;
         fsio::create_dir(&args.output_dir)?;
         fsio::write_json(&args.output_dir.join("training_args.json"), args)?;
-        let mut optimizer = Optimizer::new(model.params(), args.optimizer, &args.param_groups)?;
+        let groups: Vec<ParamGroup> = model
+            .buffers()
+            .into_iter()
+            .map(|name| ParamGroup {
+                pattern: name.to_string(),
+                lr_scale: None,
+                weight_decay: None,
+                frozen: true,
+            })
+            .chain(args.param_groups.iter().cloned())
+            .collect();
+        let mut optimizer = Optimizer::new(model.params(), args.optimizer, &groups)?;
         let accum = args.gradient_accumulation_steps;
         let batches_per_epoch = train.len().div_ceil(args.per_device_train_batch_size);
         let steps_per_epoch = batches_per_epoch.div_ceil(accum);

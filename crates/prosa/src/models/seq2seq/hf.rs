@@ -192,10 +192,11 @@ impl TeacherForcing {
 const BLEU_EXAMPLES: usize = 200;
 
 /// `Trainable` and [`super::Translator`] for an encoder–decoder with `forward(sources, mask,
-/// decoder, decoder mask, ctx) → logits`, the three special ids given by `$ids` and the longest
-/// source by `$positions`; evaluations report greedy BLEU when the model has a tokenizer.
+/// decoder, decoder mask, ctx) → logits`, the three special ids given by `$ids`, the longest
+/// source by `$positions` and the untrained parameters `$buffers`; evaluations report greedy
+/// BLEU when the model has a tokenizer.
 macro_rules! text_to_text_training {
-    ($model:ty, $ids:expr, $positions:expr) => {
+    ($model:ty, $ids:expr, $positions:expr, $buffers:expr) => {
         impl crate::train::Trainable for $model {
             type Example = super::TranslationExample;
 
@@ -231,6 +232,10 @@ macro_rules! text_to_text_training {
 
             fn example_length(&self, e: &super::TranslationExample) -> Option<usize> {
                 Some(e.length())
+            }
+
+            fn buffers(&self) -> Vec<&'static str> {
+                $buffers.to_vec()
             }
 
             fn extra_metric_names(&self) -> Vec<&'static str> {
@@ -284,7 +289,8 @@ text_to_text_training!(
         .raw_config()
         .get("n_positions")
         .and_then(|v| v.as_u64())
-        .map_or(512, |n| n as usize)
+        .map_or(512, |n| n as usize),
+    [""; 0]
 );
 text_to_text_training!(
     BartForConditionalGeneration,
@@ -295,5 +301,6 @@ text_to_text_training!(
         m.config.pad_token_id,
         m.config.eos_token_id.unwrap_or(2)
     ),
-    |m: &BartForConditionalGeneration| m.config.max_position_embeddings
+    |m: &BartForConditionalGeneration| m.config.max_position_embeddings,
+    ["final_logits_bias"]
 );

@@ -119,6 +119,8 @@ struct Embeddings {
     scale: f64,
     offset: usize,
     dropout: f32,
+    /// The padding id, whose row never trains (torch's `padding_idx`).
+    pad: u32,
 }
 
 impl Embeddings {
@@ -136,7 +138,7 @@ impl Embeddings {
                 ),
             ));
         }
-        let words = crate::nn::embedding::lookup(&self.tokens, ids)?;
+        let words = crate::nn::embedding::lookup_with_padding_idx(&self.tokens, ids, self.pad)?;
         let positions = self.positions.narrow(0, first + self.offset, seq)?;
         let mut x = (words * self.scale)?.broadcast_add(&positions)?;
         if let Some(norm) = &self.norm {
@@ -230,6 +232,7 @@ impl BartForConditionalGeneration {
                 },
                 offset,
                 dropout: c.dropout,
+                pad: c.pad_token_id,
             })
         };
         let (encoder_tokens, decoder_tokens) = if c.share_encoder_decoder_embeddings {
@@ -392,7 +395,8 @@ impl BartForConditionalGeneration {
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let logits = crate::nn::linear::linear_no_bias(hidden, &self.decoder_embeddings.tokens)?;
-        Ok(logits.broadcast_add(&self.final_logits_bias)?)
+        // A buffer in transformers: saved, never trained.
+        Ok(logits.broadcast_add(&self.final_logits_bias.detach())?)
     }
 
     /// Logits (batch, target, vocab) of teacher-forced decoder ids given the sources.
