@@ -162,7 +162,9 @@ pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
 }
 
 /// `prosa pretrain --arch t5`.
-fn run_t5(a: &PretrainArgs, training: TrainingArgs) -> anyhow::Result<()> {
+fn run_t5(a: &PretrainArgs, mut training: TrainingArgs) -> anyhow::Result<()> {
+    // T5's initialisation assumes Adafactor-like steps, relative to each weight's size.
+    training.optimizer.scale_by_parameter_rms = true;
     let spec = T5PretrainSpec {
         corpus: a.corpus.clone(),
         vocab_size: a.vocab_size,

@@ -163,6 +163,10 @@ pub fn run(e: &Experiment, resume: bool) -> Result<TranslationResult> {
     let splits = splits(e)?;
     if m.arch == "t5" {
         let model = t5_model(e, &splits, &device)?;
+        // T5's initialisation assumes Adafactor-like steps, relative to each weight's size.
+        let mut e = e.clone();
+        e.training.optimizer.scale_by_parameter_rms = true;
+        let e = &e;
         let title = match (&m.pretrained, m.reinitialize) {
             (Some(_), false) => "T5 fine-tuned for translation",
             _ => "T5 trained for translation",
@@ -259,13 +263,8 @@ fn t5_model(
         if !m.reinitialize {
             return Ok(pretrained);
         }
-        let d_model = pretrained.config.d_model as f64;
-        let mut fresh = T5ForConditionalGeneration::with_embedding_std(
-            pretrained.raw_config().clone(),
-            device,
-            seed,
-            d_model.powf(-0.5),
-        )?;
+        let mut fresh =
+            T5ForConditionalGeneration::new(pretrained.raw_config().clone(), device, seed)?;
         fresh.tokenizer = pretrained.tokenizer;
         fresh.generation = pretrained.generation;
         return Ok(fresh);

@@ -61,6 +61,11 @@ pub struct OptimizerConfig {
     pub momentum: f64,
     /// Default weight decay.
     pub weight_decay: f64,
+    /// Scale each parameter's step by its root mean square (at least 1e-3), as Adafactor's
+    /// relative steps and nanoT5's AdamWScale do: T5's initialisation (embeddings of size 1,
+    /// queries of size (d_model·d_kv)^-0.5) assumes such steps.
+    #[serde(default)]
+    pub scale_by_parameter_rms: bool,
 }
 
 impl Default for OptimizerConfig {
@@ -72,6 +77,7 @@ impl Default for OptimizerConfig {
             epsilon: 1e-8,
             momentum: 0.9,
             weight_decay: 0.0,
+            scale_by_parameter_rms: false,
         }
     }
 }
@@ -315,9 +321,21 @@ impl Optimizer {
         let config = self.config;
         for (slot, grad) in self.slots.iter_mut().zip(grads) {
             let Some(grad) = grad else { continue };
+            let relative = if config.scale_by_parameter_rms {
+                let theta = slot.var.as_tensor();
+                let rms = theta
+                    .to_dtype(DType::F32)?
+                    .sqr()?
+                    .mean_all()?
+                    .to_scalar::<f32>()?
+                    .sqrt();
+                f64::from(rms).max(1e-3)
+            } else {
+                1.0
+            };
             let rule = Rule {
                 config,
-                lr: (lr * slot.lr_scale) as f32,
+                lr: (lr * slot.lr_scale * relative) as f32,
                 weight_decay: slot.weight_decay as f32,
                 correction1: (1.0 - config.beta1.powi(t)) as f32,
                 correction2: (1.0 - config.beta2.powi(t)) as f32,
@@ -445,6 +463,38 @@ mod tests {
         let expect = [1.0 * (1.0 - 0.001) - 0.01, -2.0 * (1.0 - 0.001) + 0.01];
         for (a, b) in w.iter().zip(expect) {
             assert!((a - b as f32).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn steps_scaled_by_parameter_rms_are_relative_to_each_weight() {
+        let store = ParamStore::new(Device::Cpu);
+        let small = Tensor::new(&[0.03f32, -0.04], &Device::Cpu).unwrap();
+        let large = Tensor::new(&[3.0f32, -4.0], &Device::Cpu).unwrap();
+        let tiny = Tensor::new(&[0.0f32, 0.0], &Device::Cpu).unwrap();
+        store.insert("small", &small).unwrap();
+        store.insert("large", &large).unwrap();
+        store.insert("tiny", &tiny).unwrap();
+        let config = OptimizerConfig {
+            epsilon: 0.0,
+            scale_by_parameter_rms: true,
+            ..Default::default()
+        };
+        let mut opt = Optimizer::new(&store, config, &[]).unwrap();
+        let g = Tensor::new(&[1.0f32, 1.0], &Device::Cpu).unwrap();
+        opt.apply(&[Some(g.clone()), Some(g.clone()), Some(g)], 0.1)
+            .unwrap();
+        // Adam's first step is lr per coordinate; here lr × RMS (at least 1e-3).
+        let rms = |a: f32, b: f32| ((a * a + b * b) / 2.0).sqrt();
+        for (name, before, scale) in [
+            ("small", [0.03f32, -0.04], rms(0.03, -0.04)),
+            ("large", [3.0, -4.0], rms(3.0, -4.0)),
+            ("tiny", [0.0, 0.0], 1e-3),
+        ] {
+            let w: Vec<f32> = store.get(name).unwrap().as_tensor().to_vec1().unwrap();
+            for (a, b) in w.iter().zip(before) {
+                assert!((b - a - 0.1 * scale).abs() < 1e-4, "{name}: {a} vs {b}");
+            }
         }
     }
 

@@ -49,21 +49,10 @@ pub struct T5ForConditionalGeneration {
 }
 
 impl T5ForConditionalGeneration {
-    /// A fresh model of `raw_config` (a T5 `config.json`), weights seeded by `seed`, the
-    /// shared embedding drawn with transformers' standard deviation (1.0).
+    /// A fresh model of `raw_config` (a T5 `config.json`), weights seeded by `seed` with
+    /// transformers' initialisation (which assumes Adafactor-like steps, see
+    /// [`crate::train::OptimizerConfig::scale_by_parameter_rms`]).
     pub fn new(raw_config: serde_json::Value, device: &Device, seed: u64) -> Result<Self> {
-        Self::with_embedding_std(raw_config, device, seed, 1.0)
-    }
-
-    /// [`new`](Self::new) with the shared embedding drawn with `embedding_std`. T5's 1.0 suits
-    /// Adafactor, whose steps scale with each weight; with AdamW's fixed-size steps, embeddings
-    /// of that size barely move, so models trained from scratch here use d_model^-0.5.
-    pub fn with_embedding_std(
-        raw_config: serde_json::Value,
-        device: &Device,
-        seed: u64,
-        embedding_std: f64,
-    ) -> Result<Self> {
         let config: T5Config = serde_json::from_value(raw_config.clone())
             .map_err(|e| Error::config("config", e.to_string()))?;
         config
@@ -74,7 +63,7 @@ impl T5ForConditionalGeneration {
         let shared = vb.param(
             "shared.weight",
             &[config.vocab_size, config.d_model],
-            Init::Normal { std: embedding_std },
+            Init::Normal { std: 1.0 },
         )?;
         let encoder = Stack::new(&vb.pp("encoder"), &config, false)?;
         let decoder = Stack::new(&vb.pp("decoder"), &config, true)?;

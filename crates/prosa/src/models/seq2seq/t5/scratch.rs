@@ -28,21 +28,15 @@ pub struct T5Size {
 }
 
 impl T5Size {
-    /// A fresh model of these sizes over `tokenizer`, weights seeded by `seed`; the shared
-    /// embedding is drawn with d_model^-0.5 (see
-    /// [`T5ForConditionalGeneration::with_embedding_std`]).
+    /// A fresh model of these sizes over `tokenizer`, weights seeded by `seed`.
     pub fn model(
         &self,
         tokenizer: SubwordTokenizer,
         device: &candle_core::Device,
         seed: u64,
     ) -> Result<T5ForConditionalGeneration> {
-        let mut model = T5ForConditionalGeneration::with_embedding_std(
-            self.config_json(&tokenizer)?,
-            device,
-            seed,
-            (self.d_model as f64).powf(-0.5),
-        )?;
+        let mut model =
+            T5ForConditionalGeneration::new(self.config_json(&tokenizer)?, device, seed)?;
         model.tokenizer = Some(tokenizer);
         Ok(model)
     }
