@@ -76,8 +76,13 @@ pub struct SpmOptions<'a> {
 /// A tokenizer from a SentencePiece unigram model file; errors name the file.
 pub fn from_spm_file(path: &Path, options: &SpmOptions) -> Result<SubwordTokenizer> {
     let model = read_model(path)?;
-    let trainer = model.trainer_spec.clone().unwrap_or_default();
-    let vocab: Vec<(String, f64)> = model
+    let (vocab, unk) = pieces_and_unk(&model);
+    build(path, &model, vocab, unk, options)
+}
+
+/// The model's pieces with their scores, by id, and the id of its unknown piece.
+fn pieces_and_unk(model: &ModelProto) -> (Vec<(String, f64)>, usize) {
+    let vocab = model
         .pieces
         .iter()
         .map(|p| {
@@ -87,8 +92,13 @@ pub fn from_spm_file(path: &Path, options: &SpmOptions) -> Result<SubwordTokeniz
             )
         })
         .collect();
-    let unk = trainer.unk_id.unwrap_or(0).max(0) as usize;
-    build(path, &model, vocab, unk, options)
+    let unk = model
+        .trainer_spec
+        .as_ref()
+        .and_then(|t| t.unk_id)
+        .unwrap_or(0)
+        .max(0) as usize;
+    (vocab, unk)
 }
 
 /// Marian's tokenizer as opus-mt folders ship it (`source.spm`, `target.spm`, `vocab.json`;
@@ -130,22 +140,7 @@ pub fn from_marian_files(dir: &Path) -> Result<SubwordTokenizer> {
         .map(String::as_str)
         .filter(|k| k.starts_with(">>") && k.ends_with("<<"))
         .collect();
-    let source_vocab: Vec<(String, f64)> = source
-        .pieces
-        .iter()
-        .map(|p| {
-            (
-                p.piece.clone().unwrap_or_default(),
-                p.score.unwrap_or(0.0) as f64,
-            )
-        })
-        .collect();
-    let source_unk = source
-        .trainer_spec
-        .as_ref()
-        .and_then(|t| t.unk_id)
-        .unwrap_or(0)
-        .max(0) as usize;
+    let (source_vocab, source_unk) = pieces_and_unk(&source);
     let options = SpmOptions {
         eos: None,
         special: &["</s>", "<unk>", "<pad>"],
