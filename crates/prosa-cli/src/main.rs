@@ -5,6 +5,7 @@ mod bench_cmd;
 mod bench_decoder;
 mod bench_seq2seq;
 mod bench_translate;
+mod compare_cmd;
 mod data_cmd;
 mod eval_cmd;
 mod explain_attention;
@@ -70,9 +71,11 @@ enum Command {
     /// Explore pretrained word vectors: neighbours, analogies, conversion.
     #[command(subcommand)]
     Vectors(vectors_cmd::VectorsCommand),
-    /// Translation scores of files: BLEU and chrF as sacrebleu computes them.
+    /// Scores of files: BLEU and chrF as sacrebleu computes them, ROUGE as rouge-score does.
     #[command(subcommand)]
     Metrics(metrics_cmd::MetricsCommand),
+    /// Training runs side by side: last validation numbers and the curves of every run.
+    Compare(compare_cmd::CompareArgs),
 }
 
 /// Keeps large tensor buffers in the heap instead of a fresh `mmap` per allocation: glibc's
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => eval_cmd::predict(args, device),
         Command::Vectors(cmd) => vectors_cmd::run(cmd),
         Command::Metrics(cmd) => metrics_cmd::run(cmd),
+        Command::Compare(args) => compare_cmd::run(args),
         Command::Explain(cmd) => explain_cmd::run(cmd, device),
         Command::Bench(cmd) => bench_cmd::run(cmd, device),
         Command::Generate(args) => generate_cmd::run(*args, device),

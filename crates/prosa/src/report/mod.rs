@@ -4,6 +4,7 @@
 
 mod alignment;
 mod attention_grid;
+mod compare;
 
 use std::path::Path;
 use std::sync::Once;
@@ -18,6 +19,7 @@ use crate::train::History;
 
 pub use alignment::alignment_png;
 pub use attention_grid::attention_grid_png;
+pub use compare::compare_runs_png;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -267,7 +269,8 @@ pub fn learning_curves_png(history: &History, title: &str, path: &Path) -> Resul
     })
 }
 
-fn curve_panel(
+/// One panel of line series against the epoch.
+pub(super) fn curve_panel(
     area: &Area,
     y_desc: &str,
     series: &[(String, Vec<(f64, f64)>)],
