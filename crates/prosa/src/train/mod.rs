@@ -5,6 +5,7 @@ mod history;
 mod optim;
 mod sampler;
 mod schedule;
+mod trainable;
 mod trainer;
 
 pub use crate::nn::{load_safetensors, ForwardCtx, Init, ParamBuilder, ParamStore};
