@@ -20,6 +20,7 @@ mod train_cmd;
 mod train_print;
 mod translate_cmd;
 mod vectors_cmd;
+mod vectors_train;
 
 use std::process::ExitCode;
 
@@ -68,7 +69,7 @@ enum Command {
     /// Measure throughput (see scripts/bench_*.py for the comparisons with peers).
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
-    /// Explore pretrained word vectors: neighbours, analogies, conversion.
+    /// Word vectors: train word2vec, explore neighbours and analogies, convert.
     #[command(subcommand)]
     Vectors(vectors_cmd::VectorsCommand),
     /// Scores of files: BLEU and chrF as sacrebleu computes them, ROUGE as rouge-score does.

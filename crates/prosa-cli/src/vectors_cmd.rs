@@ -17,6 +17,8 @@ pub enum VectorsCommand {
     Analogy(AnalogyArgs),
     /// Keep the first N words and write them in word2vec's binary format.
     Convert(ConvertArgs),
+    /// Train word2vec (skip-gram or CBOW) on text files.
+    Train(crate::vectors_train::TrainArgs),
 }
 
 /// Which vectors to load.
@@ -102,6 +104,7 @@ fn show(results: &[Similar], json: bool) -> anyhow::Result<()> {
 /// Runs a `prosa vectors` command.
 pub fn run(cmd: VectorsCommand) -> anyhow::Result<()> {
     match cmd {
+        VectorsCommand::Train(a) => crate::vectors_train::run(a),
         VectorsCommand::Neighbors(a) => show(&a.source.load()?.neighbors(&a.word, a.k)?, a.json),
         VectorsCommand::Analogy(a) => {
             let v = a.source.load()?;

@@ -4,6 +4,7 @@
 //! (random vectors for words not found, reported as the course notebook prints them).
 
 mod read;
+pub mod word2vec;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -247,6 +248,21 @@ impl WordVectors {
             found,
             missing,
         }
+    }
+
+    /// Writes the table in word2vec's text format (header `count dim`, then a word and its
+    /// values per line), which gensim's `load_word2vec_format` reads.
+    pub fn save_word2vec_text(&self, path: &Path) -> Result<()> {
+        let mut text = format!("{} {}\n", self.len(), self.dim);
+        for (i, w) in self.words.iter().enumerate() {
+            text.push_str(w);
+            for v in &self.values[i * self.dim..(i + 1) * self.dim] {
+                text.push(' ');
+                text.push_str(&v.to_string());
+            }
+            text.push('\n');
+        }
+        crate::fsio::write_atomic(path, text.as_bytes())
     }
 
     /// Writes the table in word2vec's binary format (header `count dim`, then each word, a

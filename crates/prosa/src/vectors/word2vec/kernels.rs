@@ -1,0 +1,204 @@
+//! The updates of word2vec (Mikolov et al. 2013) as gensim's `word2vec_inner` makes them: one
+//! (input, output) pair or one context window at a time, negative sampling or hierarchical
+//! softmax, the sigmoid looked up in a 1,000-entry table over [−6, 6] and pairs whose score falls
+//! outside it skipped.
+//!
+//! Threads update the shared weights without locks ("Hogwild", as the original and gensim do):
+//! two threads may write the same row at once, and one update may then overwrite part of
+//! another — the algorithm tolerates it, and it is what makes word2vec scale with threads.
+
+use super::vocab::Vocab;
+
+/// Scores beyond ±MAX_EXP are skipped.
+const MAX_EXP: f32 = 6.0;
+/// Entries of the sigmoid table.
+const EXP_TABLE_SIZE: usize = 1000;
+
+/// The sigmoid over [−MAX_EXP, MAX_EXP] in `EXP_TABLE_SIZE` steps.
+pub struct SigmoidTable(Vec<f32>);
+
+impl SigmoidTable {
+    /// The table.
+    pub fn new() -> Self {
+        Self(
+            (0..EXP_TABLE_SIZE)
+                .map(|i| {
+                    let x = (i as f32 / EXP_TABLE_SIZE as f32 * 2.0 - 1.0) * MAX_EXP;
+                    let e = x.exp();
+                    e / (e + 1.0)
+                })
+                .collect(),
+        )
+    }
+
+    /// σ(x), or `None` where |x| ≥ MAX_EXP.
+    fn get(&self, x: f32) -> Option<f32> {
+        if x <= -MAX_EXP || x >= MAX_EXP {
+            return None;
+        }
+        let i = ((x + MAX_EXP) * (EXP_TABLE_SIZE as f32 / MAX_EXP / 2.0)) as usize;
+        self.0.get(i).copied()
+    }
+}
+
+impl Default for SigmoidTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The input and output weight tables, shared by the training threads without locks.
+pub struct Weights {
+    /// Input vectors (the word vectors), rows of `dim`.
+    pub input: *mut f32,
+    /// Output vectors of negative sampling (`syn1neg`), rows of `dim`.
+    pub negative: *mut f32,
+    /// Output vectors of the Huffman tree's inner nodes (`syn1`), rows of `dim`.
+    pub tree: *mut f32,
+    /// Row width.
+    pub dim: usize,
+}
+
+// SAFETY: the pointers stay valid for the training (the tables outlive the threads, which are
+// scoped); concurrent writes to one row are the accepted races of Hogwild training, on plain
+// f32 values that any bit pattern makes valid.
+unsafe impl Send for Weights {}
+unsafe impl Sync for Weights {}
+
+impl Weights {
+    /// Row `r` of a table as a mutable slice.
+    ///
+    /// # Safety
+    /// `table` is one of the pointers above and `r` a row it has.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, table: *mut f32, r: u32) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(table.add(r as usize * self.dim), self.dim)
+    }
+}
+
+/// One thread's state: its random numbers (word2vec's linear congruential generator) and the
+/// work buffers.
+pub struct Worker {
+    /// The generator's state.
+    pub random: u64,
+    work: Vec<f32>,
+    hidden: Vec<f32>,
+}
+
+impl Worker {
+    /// A worker seeded with `seed`, for rows of `dim`.
+    pub fn new(seed: u64, dim: usize) -> Self {
+        Self {
+            random: seed,
+            work: vec![0.0; dim],
+            hidden: vec![0.0; dim],
+        }
+    }
+
+    /// The next random number.
+    pub fn next_random(&mut self) -> u64 {
+        self.random = self.random.wrapping_mul(25_214_903_917).wrapping_add(11);
+        self.random
+    }
+}
+
+/// Settings every update reads.
+pub struct Step<'a> {
+    /// The vocabulary (negative samples, Huffman codes).
+    pub vocab: &'a Vocab,
+    /// The sigmoid table.
+    pub sigmoid: &'a SigmoidTable,
+    /// Negative samples per pair (0: none).
+    pub negative: usize,
+    /// Learning rate of this stretch of training.
+    pub alpha: f32,
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
+}
+
+/// Accumulates into `work` the error of predicting `target` (and negatives) from `input`,
+/// updating the output rows on the way.
+fn output_layer(s: &Step, w: &Weights, worker: &mut Worker, target: u32, input: &[f32]) {
+    // Negative sampling.
+    for d in 0..=s.negative {
+        if s.negative == 0 {
+            break;
+        }
+        let (row, label) = if d == 0 {
+            (target, 1.0)
+        } else {
+            let sample = s.vocab.draw(worker.next_random() >> 16);
+            if sample == target {
+                continue;
+            }
+            (sample, 0.0)
+        };
+        // SAFETY: `row` is a vocabulary id, a row of the negative table.
+        let out = unsafe { w.row(w.negative, row) };
+        let Some(f) = s.sigmoid.get(dot(input, out)) else {
+            continue;
+        };
+        let g = (label - f) * s.alpha;
+        axpy(g, out, &mut worker.work);
+        axpy(g, input, out);
+    }
+    // Hierarchical softmax.
+    if let Some(codes) = &s.vocab.huffman {
+        let (code, path) = &codes[target as usize];
+        for (&bit, &node) in code.iter().zip(path) {
+            // SAFETY: inner nodes number fewer than the words, rows of the tree table.
+            let out = unsafe { w.row(w.tree, node) };
+            let Some(f) = s.sigmoid.get(dot(input, out)) else {
+                continue;
+            };
+            let g = (1.0 - bit as f32 - f) * s.alpha;
+            axpy(g, out, &mut worker.work);
+            axpy(g, input, out);
+        }
+    }
+}
+
+/// Skip-gram: the vector of `context` learns to predict `center`.
+pub fn skip_gram(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: u32) {
+    worker.work.fill(0.0);
+    // SAFETY: `context` is a vocabulary id, a row of the input table.
+    let input = unsafe { w.row(w.input, context) };
+    output_layer(s, w, worker, center, input);
+    axpy(1.0, &worker.work, input);
+}
+
+/// CBOW: the mean (or sum) of the `context` vectors learns to predict `center`; every context
+/// vector takes the error.
+pub fn cbow(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: &[u32], mean: bool) {
+    if context.is_empty() {
+        return;
+    }
+    worker.work.fill(0.0);
+    worker.hidden.fill(0.0);
+    let mut hidden = std::mem::take(&mut worker.hidden);
+    for &c in context {
+        // SAFETY: context ids are vocabulary ids, rows of the input table.
+        axpy(1.0, unsafe { w.row(w.input, c) }, &mut hidden);
+    }
+    let scale = 1.0 / context.len() as f32;
+    if mean {
+        hidden.iter_mut().for_each(|h| *h *= scale);
+    }
+    output_layer(s, w, worker, center, &hidden);
+    worker.hidden = hidden;
+    if !mean {
+        worker.work.iter_mut().for_each(|v| *v *= scale);
+    }
+    for &c in context {
+        // SAFETY: as above.
+        axpy(1.0, &worker.work, unsafe { w.row(w.input, c) });
+    }
+}
