@@ -50,6 +50,9 @@ pub struct PretrainArgs {
     /// T5: every N-th chunk is held out for validation and the span-filling samples.
     #[arg(long, default_value_t = 50)]
     validation_every: usize,
+    /// T5: differently corrupted copies of each training chunk (an epoch passes over all).
+    #[arg(long, default_value_t = 1)]
+    corruptions: usize,
     /// T5: fraction of tokens corrupted.
     #[arg(long, default_value_t = 0.15)]
     noise_density: f64,
@@ -181,6 +184,7 @@ fn run_t5(a: &PretrainArgs, mut training: TrainingArgs) -> anyhow::Result<()> {
             mean_span_length: a.mean_span_length,
         },
         validation_every: a.validation_every,
+        corruptions: a.corruptions,
         training,
     };
     let result = prosa::tasks::t5_pretraining::run(&spec, a.resume)?;

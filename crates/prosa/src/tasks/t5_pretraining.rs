@@ -35,6 +35,9 @@ pub struct T5PretrainSpec {
     pub corruption: SpanCorruption,
     /// Every N-th chunk is held out for validation and the samples.
     pub validation_every: usize,
+    /// Differently corrupted copies of each training chunk (BERT's `dupe_factor`): with one,
+    /// every epoch sees the same spans hidden, and a small corpus is soon memorised.
+    pub corruptions: usize,
     /// Trainer settings.
     pub training: TrainingArgs,
 }
@@ -114,7 +117,10 @@ pub fn run(spec: &T5PretrainSpec, resume: bool) -> Result<T5PretrainResult> {
             .map(|c| spec.corruption.example(c, &sentinels, eos, &mut rng))
             .collect()
     };
-    let train = corrupt(&train_chunks);
+    let mut train = Vec::with_capacity(train_chunks.len() * spec.corruptions.max(1));
+    for _ in 0..spec.corruptions.max(1) {
+        train.extend(corrupt(&train_chunks));
+    }
     let validation = corrupt(&held_out);
     let mut model = spec.size.model(tokenizer, &device, spec.training.seed)?;
     // Without its tokenizer the model reports no BLEU: span filling is no translation.
