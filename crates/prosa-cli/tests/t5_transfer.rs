@@ -90,7 +90,11 @@ fn a_t5_pretrained_with_span_corruption_fine_tunes_for_translation() {
         result["chunks"][1].as_u64().unwrap(),
     );
     assert!(train > 100 && validation > 2, "{result}");
-    assert_eq!(train % 2, 0, "two corruptions of each training chunk: {result}");
+    assert_eq!(
+        train % 2,
+        0,
+        "two corruptions of each training chunk: {result}"
+    );
     // Better than guessing uniformly among the pieces.
     let last_loss = result["curve"].as_array().unwrap().last().unwrap()[1]
         .as_f64()

@@ -22,10 +22,16 @@ struct Hypothesis {
 }
 
 /// Indices of the `k` highest values, highest first (stable: earlier index first on ties).
+/// The `k` are selected first, then only they are sorted: beam search ranks beams × vocabulary
+/// candidates at every step.
 fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
+    let before = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
     let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
-    order.truncate(k);
+    if k < order.len() {
+        order.select_nth_unstable_by(k, before);
+        order.truncate(k);
+    }
+    order.sort_by(before);
     order
 }
 
@@ -204,7 +210,7 @@ pub(super) fn beam_search<M: Generator>(
         }
 
         // Next step: the chosen beams' caches, and their newest tokens.
-        cache.select_rows(&parents)?;
+        cache.reorder_beams(&parents)?;
         row_mask = parents
             .iter()
             .map(|&p| row_mask[p as usize].clone())

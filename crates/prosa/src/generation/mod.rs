@@ -85,6 +85,13 @@ pub struct Start<C> {
 pub trait GenerationCache {
     /// Keeps rows `rows` (in that order; a row may repeat).
     fn select_rows(&mut self, rows: &[u32]) -> Result<()>;
+
+    /// Beam search's re-ranking: keeps `rows`, each of which is a beam of the same prompt as the
+    /// row it replaces. Caches with parts equal across one prompt's beams (an encoder's
+    /// output) may leave those parts as they are.
+    fn reorder_beams(&mut self, rows: &[u32]) -> Result<()> {
+        self.select_rows(rows)
+    }
 }
 
 /// What `generate()` returns.

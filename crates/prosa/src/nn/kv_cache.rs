@@ -17,7 +17,7 @@ pub struct LayerCache {
 }
 
 /// Positions a buffer has room for at first.
-const INITIAL_CAPACITY: usize = 256;
+const INITIAL_CAPACITY: usize = 32;
 
 impl LayerCache {
     /// Appends the newest keys and values and returns all of them.

@@ -10,6 +10,8 @@ use crate::error::Result;
 
 /// Products with more multiply-adds than this use the thread pool.
 const PARALLEL_WORK: usize = 1 << 18;
+/// Products of at most this many rows put the weight on the left (see `cpu_fwd`).
+const FEW_ROWS: usize = 64;
 
 /// How the weight matrix is stored.
 #[derive(Clone, Copy)]
@@ -82,20 +84,52 @@ impl CustomOp3 for LinearOp {
         } else {
             vec![0f32; rows * outputs]
         };
-        // y (rows × out) += x (rows × in) · Wᵀ, Wᵀ[k][n] = w[n·in + k].
-        matmul(
-            rows,
-            outputs,
-            inputs,
-            &mut y,
-            (1, outputs as isize),
-            x,
-            (1, inputs as isize),
-            w,
-            self.0.transposed_strides(inputs, outputs),
-            with_bias,
-            rows * outputs * inputs > PARALLEL_WORK,
-        );
+        let parallel = rows * outputs * inputs > PARALLEL_WORK;
+        if rows <= FEW_ROWS {
+            // Few rows (a decoding step): yᵀ (out × rows) = W (out × in) · xᵀ into a row-major
+            // buffer, transposed into y: `gemm` then streams the large weight as its left
+            // operand instead of repacking it (2–3× faster at 16 rows).
+            let (w_cs, w_rs) = self.0.strides(inputs, outputs);
+            let mut yt = vec![0f32; outputs * rows];
+            if with_bias {
+                for (o, chunk) in yt.chunks_mut(rows).enumerate() {
+                    chunk.fill(b[o]);
+                }
+            }
+            matmul(
+                outputs,
+                rows,
+                inputs,
+                &mut yt,
+                (1, rows as isize),
+                w,
+                (w_cs, w_rs),
+                x,
+                (inputs as isize, 1),
+                with_bias,
+                parallel,
+            );
+            for (o, chunk) in yt.chunks(rows).enumerate() {
+                for (r, v) in chunk.iter().enumerate() {
+                    y[r * outputs + o] = *v;
+                }
+            }
+        } else {
+            // y (rows × out) += x (rows × in) · Wᵀ, Wᵀ[k][n] = w[n·in + k].
+            matmul(
+                rows,
+                outputs,
+                inputs,
+                &mut y,
+                (1, outputs as isize),
+                x,
+                (1, inputs as isize),
+                w,
+                self.0.transposed_strides(inputs, outputs),
+                with_bias,
+                parallel,
+            );
+        }
         let mut dims = l1.dims().to_vec();
         if let Some(last) = dims.last_mut() {
             *last = outputs;

@@ -386,6 +386,12 @@ impl GenerationCache for DecoderState {
     fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
         DecoderState::select_rows(self, rows)
     }
+
+    /// The encoder's keys and values are the same for every beam of a source: only the
+    /// self-attention cache follows the beams.
+    fn reorder_beams(&mut self, rows: &[u32]) -> Result<()> {
+        self.self_attention.select_rows(rows)
+    }
 }
 
 impl Generator for TransformerTranslator {
