@@ -109,9 +109,14 @@ impl CustomOp3 for LinearOp {
                 with_bias,
                 parallel,
             );
-            for (o, chunk) in yt.chunks(rows).enumerate() {
-                for (r, v) in chunk.iter().enumerate() {
-                    y[r * outputs + o] = *v;
+            // Transposed in blocks of outputs whose rows stay in cache.
+            const BLOCK: usize = 256;
+            for first in (0..outputs).step_by(BLOCK) {
+                let last = (first + BLOCK).min(outputs);
+                for (r, y_row) in y.chunks_mut(outputs).enumerate() {
+                    for o in first..last {
+                        y_row[o] = yt[o * rows + r];
+                    }
                 }
             }
         } else {
