@@ -75,6 +75,12 @@ pub struct T5PretrainResult {
 /// Runs the pretraining.
 pub fn run(spec: &T5PretrainSpec, resume: bool) -> Result<T5PretrainResult> {
     spec.training.check_metric(&["loss"])?;
+    if spec.corruptions == 0 {
+        return Err(Error::config(
+            "corruptions",
+            "each chunk needs at least one corrupted copy",
+        ));
+    }
     if spec.chunk_length < 8 || spec.validation_every < 2 {
         return Err(Error::config(
             "chunk_length/validation_every",
@@ -117,8 +123,8 @@ pub fn run(spec: &T5PretrainSpec, resume: bool) -> Result<T5PretrainResult> {
             .map(|c| spec.corruption.example(c, &sentinels, eos, &mut rng))
             .collect()
     };
-    let mut train = Vec::with_capacity(train_chunks.len() * spec.corruptions.max(1));
-    for _ in 0..spec.corruptions.max(1) {
+    let mut train = Vec::with_capacity(train_chunks.len() * spec.corruptions);
+    for _ in 0..spec.corruptions {
         train.extend(corrupt(&train_chunks));
     }
     let validation = corrupt(&held_out);

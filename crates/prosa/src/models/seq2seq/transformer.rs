@@ -234,6 +234,36 @@ pub struct DecoderState {
 }
 
 impl DecoderState {
+    /// A state with nothing cached (encoder–decoders make theirs in `Generator::start`).
+    pub fn empty() -> Self {
+        Self {
+            self_attention: KvCache::new(0),
+            memories: Vec::new(),
+        }
+    }
+
+    /// Where encoder–decoder generation starts: the sources padded on the right with `pad`,
+    /// encoded once into `memories(ids, mask)` for a decoder of `layers` layers, and every row
+    /// beginning with `start`.
+    pub fn start_from_sources(
+        inputs: &[Vec<u32>],
+        pad: u32,
+        start: u32,
+        layers: usize,
+        memories: impl FnOnce(&[Vec<u32>], &[Vec<u32>]) -> Result<Vec<CrossMemory>>,
+    ) -> Result<crate::generation::Start<Self>> {
+        let (ids, mask) = super::pad_right(inputs, pad);
+        Ok(crate::generation::Start {
+            cache: Self {
+                self_attention: KvCache::new(layers),
+                memories: memories(&ids, &mask)?,
+            },
+            ids: vec![vec![start]; inputs.len()],
+            mask: vec![vec![1]; inputs.len()],
+            pad,
+        })
+    }
+
     /// Keeps rows `rows` (in that order) of every cache and memory.
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
         self.self_attention.select_rows(rows)?;

@@ -399,10 +399,7 @@ impl Generator for TransformerTranslator {
 
     /// Unused: a translator's cache is made by [`start`](Generator::start), from the sources.
     fn new_cache(&self) -> DecoderState {
-        DecoderState {
-            self_attention: crate::nn::kv_cache::KvCache::new(0),
-            memories: Vec::new(),
-        }
+        DecoderState::empty()
     }
 
     /// Encodes the sources once (padded on the right) and starts every row from `<s>`.

@@ -418,29 +418,25 @@ impl BartForConditionalGeneration {
 impl Generator for BartForConditionalGeneration {
     type Cache = DecoderState;
 
+    /// Unused: the cache is made by [`start`](Generator::start), from the sources.
     fn new_cache(&self) -> DecoderState {
-        DecoderState {
-            self_attention: KvCache::new(0),
-            memories: Vec::new(),
-        }
+        DecoderState::empty()
     }
 
     /// Encodes the sources once (padded on the right) and starts every row from
     /// `decoder_start_token_id`.
     fn start(&self, inputs: &[Vec<u32>], _g: &GenerationConfig) -> Result<Start<DecoderState>> {
         let pad = self.config.pad_token_id;
-        let (ids, mask) = super::pad_right(inputs, pad);
-        let encoded = self.encode(&ids, &mask, &mut ForwardCtx::eval())?;
-        let start = self.config.decoder_start_token_id.unwrap_or(pad);
-        Ok(Start {
-            cache: DecoderState {
-                self_attention: KvCache::new(self.decoder.len()),
-                memories: self.memories(&encoded, &mask)?,
-            },
-            ids: vec![vec![start]; inputs.len()],
-            mask: vec![vec![1]; inputs.len()],
+        DecoderState::start_from_sources(
+            inputs,
             pad,
-        })
+            self.config.decoder_start_token_id.unwrap_or(pad),
+            self.decoder.len(),
+            |ids, mask| {
+                let encoded = self.encode(ids, mask, &mut ForwardCtx::eval())?;
+                self.memories(&encoded, mask)
+            },
+        )
     }
 
     fn next_token_logits(

@@ -9,8 +9,7 @@ use super::config::T5Config;
 use super::layers::Stack;
 use crate::error::Result;
 use crate::models::checkpoint::{load_checkpoint, read_weights};
-use crate::models::folder;
-use crate::nn::{ForwardCtx, Init, ParamStore};
+use crate::nn::{ForwardCtx, ParamStore};
 use crate::text::SubwordTokenizer;
 
 /// T5's encoder with its embedding.
@@ -31,27 +30,16 @@ impl T5EncoderModel {
         let config = T5Config::from_folder(dir)?;
         let params = ParamStore::new(device.clone());
         let vb = params.builder(0);
-        let shared = vb.param(
-            "shared.weight",
-            &[config.vocab_size, config.d_model],
-            Init::Normal { std: 1.0 },
-        )?;
+        let shared = super::shared_embedding(&vb, &config)?;
         let encoder = Stack::new(&vb.pp("encoder"), &config, false)?;
         let (mut tensors, file) = read_weights(dir, device)?;
-        if !tensors.contains_key("shared.weight") {
-            if let Some(t) = tensors.get("encoder.embed_tokens.weight").cloned() {
-                tensors.insert("shared.weight".into(), t);
-            }
-        }
+        super::fill_shared(&mut tensors);
         tensors.retain(|name, _| {
             name == "shared.weight"
                 || (name.starts_with("encoder.") && name != "encoder.embed_tokens.weight")
         });
         load_checkpoint(&params, &tensors, &file, &|_| false)?;
-        let tokenizer = match folder::load_tokenizer(dir)? {
-            Some(t) => Some(t),
-            None => super::spm_tokenizer(dir)?,
-        };
+        let tokenizer = super::folder_tokenizer(dir)?;
         Ok(Self {
             config,
             tokenizer,

@@ -21,7 +21,6 @@ use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, Generator, Start};
 use crate::models::checkpoint::{load_checkpoint, read_weights};
 use crate::models::folder;
-use crate::nn::kv_cache::KvCache;
 use crate::nn::{ForwardCtx, Init, ParamStore};
 use crate::text::SubwordTokenizer;
 
@@ -60,11 +59,7 @@ impl T5ForConditionalGeneration {
             .map_err(|message| Error::config("config", message))?;
         let params = ParamStore::new(device.clone());
         let vb = params.builder(seed);
-        let shared = vb.param(
-            "shared.weight",
-            &[config.vocab_size, config.d_model],
-            Init::Normal { std: 1.0 },
-        )?;
+        let shared = shared_embedding(&vb, &config)?;
         let encoder = Stack::new(&vb.pp("encoder"), &config, false)?;
         let decoder = Stack::new(&vb.pp("decoder"), &config, true)?;
         let lm_head = (!config.tie_word_embeddings)
@@ -111,11 +106,7 @@ impl T5ForConditionalGeneration {
         T5Config::from_folder(dir)?;
         let mut model = Self::new(raw, device, 0)?;
         let (mut tensors, file) = read_weights(dir, device)?;
-        if !tensors.contains_key("shared.weight") {
-            if let Some(t) = TIED_COPIES.iter().find_map(|n| tensors.get(*n)).cloned() {
-                tensors.insert("shared.weight".into(), t);
-            }
-        }
+        fill_shared(&mut tensors);
         for name in TIED_COPIES {
             tensors.remove(name);
         }
@@ -123,10 +114,7 @@ impl T5ForConditionalGeneration {
             tensors.remove("lm_head.weight");
         }
         load_checkpoint(&model.params, &tensors, &file, &|_| false)?;
-        model.tokenizer = match folder::load_tokenizer(dir)? {
-            Some(t) => Some(t),
-            None => spm_tokenizer(dir)?,
-        };
+        model.tokenizer = folder_tokenizer(dir)?;
         model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
         Ok(model)
     }
@@ -206,27 +194,23 @@ impl Generator for T5ForConditionalGeneration {
 
     /// Unused: the cache is made by [`start`](Generator::start), from the sources.
     fn new_cache(&self) -> DecoderState {
-        DecoderState {
-            self_attention: KvCache::new(0),
-            memories: Vec::new(),
-        }
+        DecoderState::empty()
     }
 
     /// Encodes the sources once (padded on the right) and starts every row from
     /// `decoder_start_token_id`.
     fn start(&self, inputs: &[Vec<u32>], _g: &GenerationConfig) -> Result<Start<DecoderState>> {
         let pad = self.config.pad_token_id.unwrap_or(0);
-        let (ids, mask) = super::pad_right(inputs, pad);
-        let encoded = self.encode(&ids, &mask, &mut ForwardCtx::eval())?;
-        Ok(Start {
-            cache: DecoderState {
-                self_attention: KvCache::new(self.decoder.len()),
-                memories: self.decoder.memories(&encoded, &mask)?,
-            },
-            ids: vec![vec![self.config.decoder_start()]; inputs.len()],
-            mask: vec![vec![1]; inputs.len()],
+        DecoderState::start_from_sources(
+            inputs,
             pad,
-        })
+            self.config.decoder_start(),
+            self.decoder.len(),
+            |ids, mask| {
+                let encoded = self.encode(ids, mask, &mut ForwardCtx::eval())?;
+                self.decoder.memories(&encoded, mask)
+            },
+        )
     }
 
     fn next_token_logits(
@@ -258,6 +242,32 @@ impl Generator for T5ForConditionalGeneration {
         self.tokenizer
             .as_ref()
             .ok_or_else(|| Error::config("tokenizer", "the T5 folder has no tokenizer.json"))
+    }
+}
+
+/// The shared embedding (`shared.weight`), drawn as transformers draws it.
+fn shared_embedding(vb: &crate::nn::ParamBuilder, config: &T5Config) -> Result<Tensor> {
+    vb.param(
+        "shared.weight",
+        &[config.vocab_size, config.d_model],
+        Init::Normal { std: 1.0 },
+    )
+}
+
+/// Checkpoints that hold only a tied copy of the shared embedding give it as `shared.weight`.
+fn fill_shared(tensors: &mut std::collections::HashMap<String, Tensor>) {
+    if !tensors.contains_key("shared.weight") {
+        if let Some(t) = TIED_COPIES.iter().find_map(|n| tensors.get(*n)).cloned() {
+            tensors.insert("shared.weight".into(), t);
+        }
+    }
+}
+
+/// A T5 folder's tokenizer: `tokenizer.json`, else `spiece.model`, else none.
+fn folder_tokenizer(dir: &Path) -> Result<Option<SubwordTokenizer>> {
+    match folder::load_tokenizer(dir)? {
+        Some(t) => Ok(Some(t)),
+        None => spm_tokenizer(dir),
     }
 }
 
