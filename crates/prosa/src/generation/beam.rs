@@ -22,8 +22,7 @@ struct Hypothesis {
 }
 
 /// Indices of the `k` highest values, highest first (stable: earlier index first on ties).
-/// The `k` are selected first, then only they are sorted: beam search ranks beams × vocabulary
-/// candidates at every step.
+/// The `k` are selected first, then only they are sorted.
 fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
     let before = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
     let mut order: Vec<usize> = (0..values.len()).collect();
@@ -33,6 +32,52 @@ fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
     }
     order.sort_by(before);
     order
+}
+
+/// The `k` best `(score, index)` pairs of `scores` (index offset by `first`), best first, earlier
+/// index first on ties: one pass with a comparison against the worst kept, for a vocabulary-
+/// sized row where `k` is a handful.
+fn top_k_scored(scores: impl Iterator<Item = f32>, first: usize, k: usize) -> Vec<(f32, usize)> {
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return best;
+    }
+    for (i, s) in scores.enumerate() {
+        if best.len() == k && s.total_cmp(&best[k - 1].0).is_le() {
+            continue;
+        }
+        // After every kept score at least as high (earlier indices win ties).
+        let at = best.partition_point(|(b, _)| b.total_cmp(&s).is_ge());
+        best.insert(at, (s, first + i));
+        best.truncate(k);
+    }
+    best
+}
+
+/// The `keep` best continuations of one prompt's beams, `(beam · vocab + token, score)`, best
+/// first: every beam's row is processed (log-softmax, the logits processors, plus the beam's
+/// score) and ranked on the thread pool, then the beams' short lists are merged.
+fn best_continuations(
+    hypotheses: &[Hypothesis],
+    logits: &[f32],
+    vocab: usize,
+    keep: usize,
+    new_tokens: usize,
+    g: &GenerationConfig,
+) -> Vec<(usize, f32)> {
+    use rayon::prelude::*;
+    let mut merged: Vec<(f32, usize)> = hypotheses
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(b, hyp)| {
+            let mut lp = logits::log_softmax(&logits[b * vocab..(b + 1) * vocab]);
+            logits::process(&mut lp, &hyp.tokens, new_tokens, g);
+            top_k_scored(lp.into_iter().map(|v| v + hyp.score), b * vocab, keep)
+        })
+        .collect();
+    merged.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    merged.truncate(keep);
+    merged.into_iter().map(|(s, i)| (i, s)).collect()
 }
 
 /// Runs beam search from `start` (left-padded prompts, or decoder start tokens with an
@@ -109,18 +154,19 @@ pub(super) fn beam_search<M: Generator>(
         let mut all_hit = true;
         let mut parents: Vec<u32> = Vec::with_capacity(batch * beams);
         for item in 0..batch {
-            // Accumulated log-probabilities of every (beam, token) continuation.
-            let mut accumulated = Vec::with_capacity(beams * vocab);
-            for (b, hyp) in running[item].iter().enumerate() {
-                let row = item * beams + b;
-                let mut lp = logits::log_softmax(&step_logits[row * vocab..(row + 1) * vocab]);
-                logits::process(&mut lp, &hyp.tokens, cur_len - prompt_length, g);
-                accumulated.extend(lp.iter().map(|v| v + hyp.score));
-            }
-            let top = top_k_indices(&accumulated, keep);
+            // The best of every (beam, token) continuation by accumulated log-probability.
+            let rows = &step_logits[item * beams * vocab..(item + 1) * beams * vocab];
+            let top = best_continuations(
+                &running[item],
+                rows,
+                vocab,
+                keep,
+                cur_len - prompt_length,
+                g,
+            );
             let candidates: Vec<(usize, u32, f32, bool)> = top
                 .iter()
-                .map(|&i| {
+                .map(|&(i, score)| {
                     let (beam, token) = (i / vocab, (i % vocab) as u32);
                     let ends = g.eos_token_ids.contains(&token) || cur_len + 1 >= max_length;
                     let stops = !ends && !g.stop_strings.is_empty() && {
@@ -128,7 +174,7 @@ pub(super) fn beam_search<M: Generator>(
                         new.push(token);
                         hits_stop_string(model, &new, g)?
                     };
-                    Ok((beam, token, accumulated[i], ends || stops))
+                    Ok((beam, token, score, ends || stops))
                 })
                 .collect::<Result<_>>()?;
             all_hit &= candidates.iter().all(|c| c.3);
@@ -254,4 +300,27 @@ pub(super) fn beam_search<M: Generator>(
         prompt_length,
         scores: Some(returned.iter().map(|h| h.score).collect()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pass_selection_ranks_like_a_full_sort() {
+        // Few distinct values, so ties are everywhere; −∞ as the processors leave it.
+        let values: Vec<f32> = (0..500)
+            .map(|i| match (i * 7919) % 13 {
+                0 => f32::NEG_INFINITY,
+                r => r as f32 / 4.0,
+            })
+            .collect();
+        for k in [1, 3, 8, 499, 500, 600] {
+            let full = top_k_indices(&values, k);
+            let scored = top_k_scored(values.iter().copied(), 1000, k);
+            let indices: Vec<usize> = scored.iter().map(|&(_, i)| i - 1000).collect();
+            assert_eq!(indices, full, "k = {k}");
+            assert!(scored.iter().all(|&(s, i)| s == values[i - 1000]));
+        }
+    }
 }

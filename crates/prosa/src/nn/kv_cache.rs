@@ -3,7 +3,7 @@
 //! Cross-attention: the keys and values of an encoder's output, projected once per layer. Beam
 //! search reorders the rows of both when beams are re-ranked.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use crate::error::Result;
 
@@ -89,7 +89,10 @@ impl KvCache {
         &mut self.layers[i]
     }
 
-    /// Keeps rows `rows` (in that order) of every layer: beam search's re-ranking.
+    /// Keeps rows `rows` (in that order) of every layer: beam search's re-ranking. A
+    /// permutation of the same number of rows on the CPU moves only the rows that change, and
+    /// only their cached positions, in place (clones of this cache share its buffers, as they
+    /// share appends); anything else makes new buffers.
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
         let Some(device) = self
             .layers
@@ -102,8 +105,83 @@ impl KvCache {
         let index = Tensor::new(rows, &device)?;
         for layer in &mut self.layers {
             if let (Some(k), Some(v)) = (&layer.keys, &layer.values) {
-                layer.keys = Some(k.index_select(&index, 0)?);
-                layer.values = Some(v.index_select(&index, 0)?);
+                if device.is_cpu() && k.dtype() == DType::F32 && k.dim(0)? == rows.len() {
+                    let reorder = ReorderRows {
+                        rows,
+                        len: layer.len,
+                    };
+                    k.inplace_op1(&reorder)?;
+                    v.inplace_op1(&reorder)?;
+                } else {
+                    layer.keys = Some(k.index_select(&index, 0)?);
+                    layer.values = Some(v.index_select(&index, 0)?);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Row `i` of a (rows, heads, capacity, head_dim) buffer becomes row `rows[i]`, for the first
+/// `len` positions of every head; rows that keep themselves are not touched.
+struct ReorderRows<'a> {
+    rows: &'a [u32],
+    len: usize,
+}
+
+impl candle_core::InplaceOp1 for ReorderRows<'_> {
+    fn name(&self) -> &'static str {
+        "prosa-kv-reorder-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let (Some((start, end)), candle_core::CpuStorage::F32(values)) =
+            (layout.contiguous_offsets(), storage)
+        else {
+            candle_core::bail!("the key/value cache is not a contiguous f32 buffer");
+        };
+        let (batch, heads, capacity, head_dim) = layout.shape().dims4()?;
+        let values = &mut values[start..end];
+        let (row_size, head_size, used) = (
+            heads * capacity * head_dim,
+            capacity * head_dim,
+            self.len * head_dim,
+        );
+        if batch != self.rows.len() || self.rows.iter().any(|&r| r as usize >= batch) {
+            candle_core::bail!(
+                "a row reordering of {} rows for a cache of {batch}",
+                self.rows.len()
+            );
+        }
+        // The cached part of every row some other row takes, copied before anything is written.
+        let mut sources: Vec<(usize, Vec<f32>)> = Vec::new();
+        for (to, &from) in self.rows.iter().enumerate() {
+            let from = from as usize;
+            if from != to && !sources.iter().any(|(r, _)| *r == from) {
+                let mut copy = Vec::with_capacity(heads * used);
+                for h in 0..heads {
+                    let at = from * row_size + h * head_size;
+                    copy.extend_from_slice(&values[at..at + used]);
+                }
+                sources.push((from, copy));
+            }
+        }
+        for (to, &from) in self.rows.iter().enumerate() {
+            let from = from as usize;
+            if from == to {
+                continue;
+            }
+            let (_, copy) = sources
+                .iter()
+                .find(|(r, _)| *r == from)
+                .expect("copied above");
+            for h in 0..heads {
+                let at = to * row_size + h * head_size;
+                values[at..at + used].copy_from_slice(&copy[h * used..(h + 1) * used]);
             }
         }
         Ok(())
@@ -130,6 +208,46 @@ impl CrossMemory {
         self.keys = self.keys.index_select(&index, 0)?;
         self.values = self.values.index_select(&index, 0)?;
         self.pad_bias = self.pad_bias.index_select(&index, 0)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    fn step(seed: f64) -> Result<Tensor> {
+        Ok(Tensor::arange(0f32, 24.0, &Device::Cpu)?
+            .affine(1.0, seed)?
+            .reshape((4, 2, 1, 3))?)
+    }
+
+    #[test]
+    fn an_in_place_reordering_keeps_what_a_gather_keeps() -> Result<()> {
+        let mut cache = KvCache::new(1);
+        let mut cached = None;
+        for t in 0..3 {
+            let (k, v) = cache
+                .layer(0)
+                .append(step(100.0 * t as f64)?, step(-100.0 * t as f64)?)?;
+            cached = Some((k.contiguous()?.copy()?, v.contiguous()?.copy()?));
+        }
+        let (keys, values) = cached.expect("three steps");
+        let rows = [2u32, 2, 0, 3];
+        let index = Tensor::new(&rows, &Device::Cpu)?;
+        cache.select_rows(&rows)?;
+        let (new_keys, new_values) = cache.layer(0).append(step(1e3)?, step(-1e3)?)?;
+        for (got, before) in [(new_keys, keys), (new_values, values)] {
+            assert_eq!(
+                got.narrow(2, 0, 3)?.flatten_all()?.to_vec1::<f32>()?,
+                before
+                    .index_select(&index, 0)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+            );
+        }
         Ok(())
     }
 }

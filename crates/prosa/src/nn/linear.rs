@@ -49,6 +49,32 @@ impl WeightLayout {
     }
 }
 
+/// `y` (rows × outputs) = the transpose of `yt` (outputs × rows), in blocks of outputs whose
+/// rows stay in cache; `parallel` gives each thread of the pool a share of the rows.
+fn transpose_into(yt: &[f32], rows: usize, outputs: usize, y: &mut [f32], parallel: bool) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 256;
+    let share = if parallel {
+        rows.div_ceil(rayon::current_num_threads()).max(1)
+    } else {
+        rows.max(1)
+    };
+    y.par_chunks_mut(share * outputs)
+        .enumerate()
+        .for_each(|(task, part)| {
+            let first_row = task * share;
+            for first in (0..outputs).step_by(BLOCK) {
+                let last = (first + BLOCK).min(outputs);
+                for (i, y_row) in part.chunks_mut(outputs).enumerate() {
+                    let r = first_row + i;
+                    for o in first..last {
+                        y_row[o] = yt[o * rows + r];
+                    }
+                }
+            }
+        });
+}
+
 /// The op; `with_bias = false` means the third input is a placeholder: no bias is added and no
 /// bias gradient is computed.
 struct LinearOp(WeightLayout, bool);
@@ -109,16 +135,7 @@ impl CustomOp3 for LinearOp {
                 with_bias,
                 parallel,
             );
-            // Transposed in blocks of outputs whose rows stay in cache.
-            const BLOCK: usize = 256;
-            for first in (0..outputs).step_by(BLOCK) {
-                let last = (first + BLOCK).min(outputs);
-                for (r, y_row) in y.chunks_mut(outputs).enumerate() {
-                    for o in first..last {
-                        y_row[o] = yt[o * rows + r];
-                    }
-                }
-            }
+            transpose_into(&yt, rows, outputs, &mut y, parallel);
         } else {
             // y (rows × out) += x (rows × in) · Wᵀ, Wᵀ[k][n] = w[n·in + k].
             matmul(
