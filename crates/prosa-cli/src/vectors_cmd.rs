@@ -1,4 +1,4 @@
-//! `prosa vectors neighbors|analogy|convert`.
+//! `prosa vectors neighbors|analogy|convert|evaluate` (`train` is in `vectors_train`).
 
 use std::path::PathBuf;
 
@@ -19,6 +19,30 @@ pub enum VectorsCommand {
     Convert(ConvertArgs),
     /// Train word2vec (skip-gram or CBOW) on text files.
     Train(crate::vectors_train::TrainArgs),
+    /// Analogy accuracy per section and word-similarity correlations, as gensim computes them.
+    Evaluate(EvaluateArgs),
+}
+
+/// Flags of `prosa vectors evaluate`.
+#[derive(Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Analogy questions (`: section` lines, then `a b c d`), e.g. gensim's questions-words.txt.
+    #[arg(long)]
+    analogies: Option<PathBuf>,
+    /// Word pairs with human scores (`word1<TAB>word2<TAB>score`), e.g. wordsim353.tsv.
+    #[arg(long)]
+    similarity: Option<PathBuf>,
+    /// Only the first N words (the most frequent) are candidates and may appear in questions.
+    #[arg(long, default_value_t = 300_000)]
+    restrict_vocab: usize,
+    /// Compare words as written (by default upper-cased, as gensim does).
+    #[arg(long)]
+    case_sensitive: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Which vectors to load.
@@ -105,6 +129,7 @@ fn show(results: &[Similar], json: bool) -> anyhow::Result<()> {
 pub fn run(cmd: VectorsCommand) -> anyhow::Result<()> {
     match cmd {
         VectorsCommand::Train(a) => crate::vectors_train::run(a),
+        VectorsCommand::Evaluate(a) => evaluate(a),
         VectorsCommand::Neighbors(a) => show(&a.source.load()?.neighbors(&a.word, a.k)?, a.json),
         VectorsCommand::Analogy(a) => {
             let v = a.source.load()?;
@@ -140,4 +165,64 @@ pub fn run(cmd: VectorsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `prosa vectors evaluate`.
+fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
+    if a.analogies.is_none() && a.similarity.is_none() {
+        anyhow::bail!("give --analogies FILE, --similarity FILE or both");
+    }
+    if a.restrict_vocab == 0 {
+        anyhow::bail!("--restrict-vocab must be at least 1");
+    }
+    let v = a.source.load()?;
+    let analogies = a
+        .analogies
+        .as_deref()
+        .map(|f| prosa::vectors::evaluate_analogies(&v, f, a.restrict_vocab, a.case_sensitive))
+        .transpose()?;
+    let similarity = a
+        .similarity
+        .as_deref()
+        .map(|f| prosa::vectors::evaluate_word_pairs(&v, f, a.restrict_vocab, a.case_sensitive))
+        .transpose()?;
+    if a.json {
+        #[derive(Serialize)]
+        struct Out {
+            analogies: Option<prosa::vectors::AnalogyReport>,
+            similarity: Option<prosa::vectors::PairsReport>,
+        }
+        return print_json(&Out {
+            analogies,
+            similarity,
+        });
+    }
+    if let Some(r) = &analogies {
+        println!(
+            "analogies (3CosAdd over the first {} words):",
+            a.restrict_vocab.min(v.len())
+        );
+        for s in &r.sections {
+            println!(
+                "  {:<28} {:>6.1}%  ({}/{})",
+                s.section,
+                100.0 * s.accuracy,
+                s.correct,
+                s.total
+            );
+        }
+        println!(
+            "  questions with unknown words: {} of {} ({:.1}%), skipped",
+            r.oov_questions,
+            r.questions,
+            100.0 * r.oov_questions as f64 / r.questions.max(1) as f64
+        );
+    }
+    if let Some(r) = &similarity {
+        println!(
+            "word pairs: Spearman ρ {:.4}, Pearson r {:.4} over {} pairs ({} with unknown words skipped)",
+            r.spearman, r.pearson, r.pairs, r.oov_pairs
+        );
+    }
+    Ok(())
 }

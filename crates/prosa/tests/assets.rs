@@ -234,3 +234,50 @@ fn smollm2_gguf_answers_paris_with_its_chat_template() {
         "beam search went on past the stop string: {text:?}"
     );
 }
+
+#[test]
+fn vector_evaluation_equals_gensim_on_the_glove_subset() {
+    // Expected values: fixtures/make_vectors_evaluation_fixture.py (gensim 4.4.0).
+    let Some(dir) = asset("gensim/gensim/test/test_data") else {
+        return;
+    };
+    use prosa::vectors::{evaluate_analogies, evaluate_word_pairs, VectorsFormat, WordVectors};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/fixtures/vectors/gensim_evaluation.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let vectors = WordVectors::load(
+        &root.join("../../data/vectors/glove.6B.50d.top20k.bin"),
+        VectorsFormat::Auto,
+        None,
+    )
+    .unwrap();
+    for run in fixture["runs"].as_array().unwrap() {
+        let restrict = run["restrict_vocab"].as_u64().unwrap() as usize;
+        let analogies =
+            evaluate_analogies(&vectors, &dir.join("questions-words.txt"), restrict, false)
+                .unwrap();
+        let expected = run["sections"].as_array().unwrap();
+        assert_eq!(analogies.sections.len(), expected.len());
+        for (got, want) in analogies.sections.iter().zip(expected) {
+            assert_eq!(got.section, want["section"].as_str().unwrap());
+            assert_eq!(
+                (got.correct as u64, got.total as u64),
+                (
+                    want["correct"].as_u64().unwrap(),
+                    want["total"].as_u64().unwrap()
+                ),
+                "{} over {restrict} words",
+                got.section
+            );
+        }
+        let pairs =
+            evaluate_word_pairs(&vectors, &dir.join("wordsim353.tsv"), restrict, false).unwrap();
+        assert!((pairs.spearman - run["spearman"].as_f64().unwrap()).abs() < 1e-6);
+        assert!((pairs.pearson - run["pearson"].as_f64().unwrap()).abs() < 1e-6);
+        let oov_ratio = 100.0 * pairs.oov_pairs as f64 / (pairs.pairs + pairs.oov_pairs) as f64;
+        assert!((oov_ratio - run["oov_ratio"].as_f64().unwrap()).abs() < 1e-9);
+    }
+}

@@ -18,7 +18,7 @@ mod context;
 pub mod dropout;
 pub mod embedding;
 mod fused_recurrent;
-mod gemm;
+pub(crate) mod gemm;
 pub mod gru_cell;
 pub mod kv_cache;
 pub mod linear;

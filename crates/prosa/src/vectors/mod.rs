@@ -3,6 +3,7 @@
 //! gensim's `most_similar` semantics, and the embedding matrix of a tokenizer's vocabulary
 //! (random vectors for words not found, reported as the course notebook prints them).
 
+mod evaluate;
 mod read;
 pub mod word2vec;
 
@@ -13,6 +14,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+pub use evaluate::{
+    evaluate_analogies, evaluate_word_pairs, AnalogyReport, PairsReport, SectionAccuracy,
+};
 pub use read::{VectorsFormat, EMBEDDED_GLOVE};
 
 use crate::error::{Error, Result};
@@ -209,11 +213,16 @@ impl WordVectors {
     pub fn similarity(&self, a: &str, b: &str) -> Result<f32> {
         let ia = *self.index.get(a).ok_or_else(|| self.unknown(a))?;
         let ib = *self.index.get(b).ok_or_else(|| self.unknown(b))?;
+        Ok(self.cosine_of_rows(ia, ib))
+    }
+
+    /// Cosine similarity of rows `a` and `b`.
+    fn cosine_of_rows(&self, a: usize, b: usize) -> f32 {
         let (ra, rb) = (
-            &self.unit[ia * self.dim..(ia + 1) * self.dim],
-            &self.unit[ib * self.dim..(ib + 1) * self.dim],
+            &self.unit[a * self.dim..(a + 1) * self.dim],
+            &self.unit[b * self.dim..(b + 1) * self.dim],
         );
-        Ok(ra.iter().zip(rb).map(|(x, y)| x * y).sum())
+        ra.iter().zip(rb).map(|(x, y)| x * y).sum()
     }
 
     /// The embedding matrix of `tokenizer`'s ids: the pretrained vector of each word, or a

@@ -11,6 +11,8 @@ use super::vocab::Vocab;
 
 /// Scores beyond ±MAX_EXP are skipped.
 const MAX_EXP: f32 = 6.0;
+/// Most negative samples per pair (`--negative` is checked against it).
+pub const MAX_NEGATIVE: usize = 64;
 /// Entries of the sigmoid table.
 const EXP_TABLE_SIZE: usize = 1000;
 
@@ -66,6 +68,25 @@ unsafe impl Send for Weights {}
 unsafe impl Sync for Weights {}
 
 impl Weights {
+    /// Asks the CPU to bring row `r` of `table` into cache (a hint: no effect on results).
+    #[inline(always)]
+    fn prefetch(&self, table: *mut f32, r: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // 16 floats per 64-byte cache line.
+            for offset in (0..self.dim).step_by(16) {
+                // SAFETY: prefetching is a hint that never faults; the address is computed
+                // with wrapping arithmetic, never dereferenced.
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(
+                        table.wrapping_add(r as usize * self.dim + offset) as *const i8
+                    )
+                };
+            }
+        }
+    }
+
     /// Row `r` of a table as a mutable slice.
     ///
     /// # Safety
@@ -114,10 +135,29 @@ pub struct Step<'a> {
     pub alpha: f32,
 }
 
+/// `a · b` over 16 independent lanes (a vector register's worth), which the compiler turns into
+/// SIMD multiply-adds: a single running sum would chain every addition to the previous one.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    let (xs, ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in xs.zip(ys) {
+        for i in 0..LANES {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
+/// `y += alpha · x`.
+#[inline(always)]
 fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += alpha * x;
@@ -126,29 +166,35 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
 
 /// Accumulates into `work` the error of predicting `target` (and negatives) from `input`,
 /// updating the output rows on the way.
+#[inline(always)]
 fn output_layer(s: &Step, w: &Weights, worker: &mut Worker, target: u32, input: &[f32]) {
-    // Negative sampling.
-    for d in 0..=s.negative {
-        if s.negative == 0 {
-            break;
-        }
-        let (row, label) = if d == 0 {
-            (target, 1.0)
-        } else {
+    // Negative sampling: the target and the samples drawn first (the same random sequence as
+    // drawing them one by one), their rows fetched into cache while the first is computed.
+    if s.negative > 0 {
+        let mut rows = [0u32; MAX_NEGATIVE + 1];
+        rows[0] = target;
+        let mut n = 1;
+        for _ in 0..s.negative {
             let sample = s.vocab.draw(worker.next_random() >> 16);
-            if sample == target {
-                continue;
+            if sample != target {
+                rows[n] = sample;
+                n += 1;
             }
-            (sample, 0.0)
-        };
-        // SAFETY: `row` is a vocabulary id, a row of the negative table.
-        let out = unsafe { w.row(w.negative, row) };
-        let Some(f) = s.sigmoid.get(dot(input, out)) else {
-            continue;
-        };
-        let g = (label - f) * s.alpha;
-        axpy(g, out, &mut worker.work);
-        axpy(g, input, out);
+        }
+        for &row in &rows[..n] {
+            w.prefetch(w.negative, row);
+        }
+        for (d, &row) in rows[..n].iter().enumerate() {
+            let label = if d == 0 { 1.0 } else { 0.0 };
+            // SAFETY: `row` is a vocabulary id, a row of the negative table.
+            let out = unsafe { w.row(w.negative, row) };
+            let Some(f) = s.sigmoid.get(dot(input, out)) else {
+                continue;
+            };
+            let g = (label - f) * s.alpha;
+            axpy(g, out, &mut worker.work);
+            axpy(g, input, out);
+        }
     }
     // Hierarchical softmax.
     if let Some(codes) = &s.vocab.huffman {
@@ -168,6 +214,64 @@ fn output_layer(s: &Step, w: &Weights, worker: &mut Worker, target: u32, input: 
 
 /// Skip-gram: the vector of `context` learns to predict `center`.
 pub fn skip_gram(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: u32) {
+    #[cfg(target_arch = "x86_64")]
+    if wide_vectors() {
+        // SAFETY: the CPU has the features `wide` is compiled for (checked above).
+        return unsafe { wide::skip_gram(s, w, worker, center, context) };
+    }
+    skip_gram_body(s, w, worker, center, context)
+}
+
+/// CBOW: the mean (or sum) of the `context` vectors learns to predict `center`; every context
+/// vector takes the error.
+pub fn cbow(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: &[u32], mean: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if wide_vectors() {
+        // SAFETY: as in `skip_gram`.
+        return unsafe { wide::cbow(s, w, worker, center, context, mean) };
+    }
+    cbow_body(s, w, worker, center, context, mean)
+}
+
+/// Whether this x86-64 CPU has AVX2 and FMA (checked once, then cached by the standard library).
+#[cfg(target_arch = "x86_64")]
+fn wide_vectors() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+}
+
+/// The kernels compiled for AVX2 + FMA (the portable build targets SSE2 only).
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::*;
+
+    /// [`skip_gram_body`] with AVX2 and FMA.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn skip_gram(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: u32) {
+        skip_gram_body(s, w, worker, center, context)
+    }
+
+    /// [`cbow_body`] with AVX2 and FMA.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn cbow(
+        s: &Step,
+        w: &Weights,
+        worker: &mut Worker,
+        center: u32,
+        context: &[u32],
+        mean: bool,
+    ) {
+        cbow_body(s, w, worker, center, context, mean)
+    }
+}
+
+#[inline(always)]
+fn skip_gram_body(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: u32) {
     worker.work.fill(0.0);
     // SAFETY: `context` is a vocabulary id, a row of the input table.
     let input = unsafe { w.row(w.input, context) };
@@ -175,9 +279,8 @@ pub fn skip_gram(s: &Step, w: &Weights, worker: &mut Worker, center: u32, contex
     axpy(1.0, &worker.work, input);
 }
 
-/// CBOW: the mean (or sum) of the `context` vectors learns to predict `center`; every context
-/// vector takes the error.
-pub fn cbow(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: &[u32], mean: bool) {
+#[inline(always)]
+fn cbow_body(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: &[u32], mean: bool) {
     if context.is_empty() {
         return;
     }

@@ -273,6 +273,12 @@ fn check(c: &Word2VecConfig) -> Result<()> {
             "choose negative sampling (--negative N) or --hs",
         );
     }
+    if c.negative > kernels::MAX_NEGATIVE {
+        return Err(Error::config(
+            "negative",
+            format!("at most {} samples per pair", kernels::MAX_NEGATIVE),
+        ));
+    }
     if c.epochs == 0 || c.threads == 0 {
         return bad("epochs/threads", "must be at least 1");
     }
