@@ -21,6 +21,27 @@ pub enum VectorsCommand {
     Train(crate::vectors_train::TrainArgs),
     /// Analogy accuracy per section and word-similarity correlations, as gensim computes them.
     Evaluate(EvaluateArgs),
+    /// A PNG map of chosen words: their vectors on the first two principal components.
+    Plot(PlotArgs),
+}
+
+/// Flags of `prosa vectors plot`.
+#[derive(Args)]
+pub struct PlotArgs {
+    #[command(flatten)]
+    source: Source,
+    /// The words, separated by commas or spaces (e.g. "rei,rainha,homem,mulher").
+    #[arg(long, required = true, num_args = 1..)]
+    words: Vec<String>,
+    /// Output PNG.
+    #[arg(long)]
+    out: PathBuf,
+    /// Title of the figure.
+    #[arg(long, default_value = "word vectors: 2-D PCA")]
+    title: String,
+    /// Print the coordinates as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Flags of `prosa vectors evaluate`.
@@ -130,6 +151,7 @@ pub fn run(cmd: VectorsCommand) -> anyhow::Result<()> {
     match cmd {
         VectorsCommand::Train(a) => crate::vectors_train::run(a),
         VectorsCommand::Evaluate(a) => evaluate(a),
+        VectorsCommand::Plot(a) => plot(a),
         VectorsCommand::Neighbors(a) => show(&a.source.load()?.neighbors(&a.word, a.k)?, a.json),
         VectorsCommand::Analogy(a) => {
             let v = a.source.load()?;
@@ -165,6 +187,25 @@ pub fn run(cmd: VectorsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `prosa vectors plot`.
+fn plot(a: PlotArgs) -> anyhow::Result<()> {
+    let words: Vec<&str> = a
+        .words
+        .iter()
+        .flat_map(|w| w.split([',', ' ']))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let v = a.source.load()?;
+    let map = v.pca_map(&words)?;
+    let points: Vec<(String, f32, f32)> = map.iter().map(|p| (p.word.clone(), p.x, p.y)).collect();
+    prosa::report::word_map_png(&points, &a.title, &a.out)?;
+    if a.json {
+        return print_json(&map);
+    }
+    println!("wrote a map of {} words to {}", map.len(), a.out.display());
+    Ok(())
 }
 
 /// `prosa vectors evaluate`.

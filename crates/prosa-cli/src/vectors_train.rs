@@ -5,16 +5,20 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use prosa::vectors::word2vec::{self, Architecture, Word2VecConfig};
+use prosa::vectors::word2vec::{self, Architecture, Tokenization, Word2VecConfig};
 
 use crate::print_json;
 
 /// Flags of `prosa vectors train`, named as gensim's `Word2Vec` arguments.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Text files: each line a sentence of whitespace-separated words (tokenize beforehand).
+    /// Text files: each line a sentence of whitespace-separated words (tokenize beforehand, or
+    /// pass --simple-preprocess).
     #[arg(long, required = true, num_args = 1..)]
     corpus: Vec<PathBuf>,
+    /// Split lines as gensim's `simple_preprocess`: lower-cased runs of letters, 2–15 long.
+    #[arg(long)]
+    simple_preprocess: bool,
     /// The vectors file: word2vec binary when it ends in .bin, word2vec text otherwise.
     #[arg(long)]
     out: PathBuf,
@@ -90,12 +94,23 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     };
     let bar = ProgressBar::new(1000);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {percent:>3}% [{elapsed_precise} < {eta_precise}]")
-            .expect("a valid template"),
+        ProgressStyle::with_template(
+            "{bar:40} {percent:>3}% {msg} [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("a valid template"),
     );
-    let (vectors, report) = word2vec::train_files(&a.corpus, &config, &|done| {
-        bar.set_position((done * 1000.0) as u64);
-    })?;
+    let tokenization = if a.simple_preprocess {
+        Tokenization::Simple
+    } else {
+        Tokenization::Whitespace
+    };
+    let started = std::time::Instant::now();
+    let (vectors, report) =
+        word2vec::train_files(&a.corpus, tokenization, &config, &|done, words| {
+            bar.set_position((done * 1000.0) as u64);
+            let rate = words as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("{:.0}k words/s", rate / 1e3));
+        })?;
     bar.finish_and_clear();
     if a.out.extension().is_some_and(|e| e == "bin") {
         vectors.save_word2vec_binary(&a.out)?;

@@ -136,3 +136,47 @@ fn the_embedding_matrix_reports_missing_words_and_is_seeded() {
     assert_eq!(m.values, v.embedding_matrix(&tk, 1).values);
     assert_ne!(m.values, v.embedding_matrix(&tk, 2).values);
 }
+
+#[test]
+fn the_word_map_is_scikit_learns_pca_and_draws_a_png() {
+    // Expected coordinates: fixtures/make_vectors_evaluation_fixture.py (numpy SVD with
+    // scikit-learn's sign convention).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/fixtures/vectors/gensim_evaluation.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let pca = &fixture["pca"];
+    let words: Vec<&str> = pca["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let vectors = WordVectors::load(
+        &root.join("../../data/vectors/glove.6B.50d.top20k.bin"),
+        VectorsFormat::Auto,
+        None,
+    )
+    .unwrap();
+    let map = vectors.pca_map(&words).unwrap();
+    for (i, point) in map.iter().enumerate() {
+        let (x, y) = (
+            pca["x"][i].as_f64().unwrap() as f32,
+            pca["y"][i].as_f64().unwrap() as f32,
+        );
+        assert!(
+            (point.x - x).abs() < 1e-3 && (point.y - y).abs() < 1e-3,
+            "{}: ({}, {}) vs ({x}, {y})",
+            point.word,
+            point.x,
+            point.y
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("map.png");
+    let points: Vec<(String, f32, f32)> = map.iter().map(|p| (p.word.clone(), p.x, p.y)).collect();
+    prosa::report::word_map_png(&points, "GloVe", &png).unwrap();
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+}

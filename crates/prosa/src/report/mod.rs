@@ -5,6 +5,7 @@
 mod alignment;
 mod attention_grid;
 mod compare;
+mod word_map;
 
 use std::path::Path;
 use std::sync::Once;
@@ -20,6 +21,7 @@ use crate::train::History;
 pub use alignment::alignment_png;
 pub use attention_grid::attention_grid_png;
 pub use compare::compare_runs_png;
+pub use word_map::word_map_png;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();

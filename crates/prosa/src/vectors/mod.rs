@@ -4,6 +4,7 @@
 //! (random vectors for words not found, reported as the course notebook prints them).
 
 mod evaluate;
+mod pca;
 mod read;
 pub mod word2vec;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 pub use evaluate::{
     evaluate_analogies, evaluate_word_pairs, AnalogyReport, PairsReport, SectionAccuracy,
 };
+pub use pca::MapPoint;
 pub use read::{VectorsFormat, EMBEDDED_GLOVE};
 
 use crate::error::{Error, Result};

@@ -305,3 +305,102 @@ fn cbow_body(s: &Step, w: &Weights, worker: &mut Worker, center: u32, context: &
         axpy(1.0, &worker.work, unsafe { w.row(w.input, c) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// σ as word2vec.c's table gives it: the value at the start of x's table cell.
+    fn table_sigmoid(x: f64) -> Option<f64> {
+        if x <= -6.0 || x >= 6.0 {
+            return None;
+        }
+        let cell = ((x + 6.0) * (1000.0 / 12.0)).floor();
+        let at = (cell / 1000.0 * 2.0 - 1.0) * 6.0;
+        Some(1.0 / (1.0 + (-at).exp()))
+    }
+
+    #[test]
+    fn one_skip_gram_pair_updates_as_the_reference_formula() {
+        let counts: HashMap<String, u64> = [("a", 40u64), ("b", 30), ("c", 20), ("d", 10)]
+            .iter()
+            .map(|(w, c)| (w.to_string(), *c))
+            .collect();
+        let vocab = Vocab::new(counts, 1, 0.0, 0.75, false);
+        let dim = 4;
+        let mut input: Vec<f32> = (0..4 * dim)
+            .map(|i| ((i * 7) % 11) as f32 / 10.0 - 0.5)
+            .collect();
+        let mut negative: Vec<f32> = (0..4 * dim)
+            .map(|i| ((i * 5) % 13) as f32 / 10.0 - 0.6)
+            .collect();
+        let (input0, negative0) = (input.clone(), negative.clone());
+        let weights = Weights {
+            input: input.as_mut_ptr(),
+            negative: negative.as_mut_ptr(),
+            tree: std::ptr::null_mut(),
+            dim,
+        };
+        let sigmoid = SigmoidTable::new();
+        let step = Step {
+            vocab: &vocab,
+            sigmoid: &sigmoid,
+            negative: 3,
+            alpha: 0.025,
+        };
+        let (center, context) = (1u32, 2u32);
+        let mut worker = Worker::new(7, dim);
+        // The samples the kernel will draw, from a copy of the worker's generator.
+        let mut twin = Worker::new(7, dim);
+        let samples: Vec<u32> = (0..3)
+            .map(|_| vocab.draw(twin.next_random() >> 16))
+            .collect();
+        skip_gram(&step, &weights, &mut worker, center, context);
+
+        // Reference, in f64: for the target (label 1) then each sample ≠ target (label 0),
+        // g = (label − σ(in·out))·α; work += g·out; out += g·in; finally in += work.
+        let row = |t: &[f32], r: u32| -> Vec<f64> {
+            t[r as usize * dim..(r as usize + 1) * dim]
+                .iter()
+                .map(|&v| v as f64)
+                .collect()
+        };
+        let inp = row(&input0, context);
+        let mut outs: HashMap<u32, Vec<f64>> = HashMap::new();
+        let mut work = vec![0f64; dim];
+        let pairs = std::iter::once((center, 1.0))
+            .chain(samples.iter().filter(|&&s| s != center).map(|&s| (s, 0.0)));
+        for (r, label) in pairs {
+            let out = outs.entry(r).or_insert_with(|| row(&negative0, r));
+            let x: f64 = inp.iter().zip(out.iter()).map(|(a, b)| a * b).sum();
+            let Some(f) = table_sigmoid(x) else { continue };
+            let g = (label - f) * 0.025;
+            for k in 0..dim {
+                work[k] += g * out[k];
+                out[k] += g * inp[k];
+            }
+        }
+        for k in 0..dim {
+            let got = input[context as usize * dim + k] as f64;
+            assert!((got - (inp[k] + work[k])).abs() < 1e-6, "input[{k}]");
+        }
+        for (r, out) in &outs {
+            for k in 0..dim {
+                let got = negative[*r as usize * dim + k] as f64;
+                assert!((got - out[k]).abs() < 1e-6, "output row {r}[{k}]");
+            }
+        }
+        assert!(
+            outs.len() >= 2,
+            "at least one negative sample was drawn: {samples:?}"
+        );
+        // Rows nobody touched keep their values.
+        for r in 0..4u32 {
+            if !outs.contains_key(&r) {
+                assert_eq!(row(&negative, r), row(&negative0, r));
+            }
+        }
+    }
+}

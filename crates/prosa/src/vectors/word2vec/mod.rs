@@ -109,15 +109,45 @@ pub struct Corpus {
     source: PathBuf,
 }
 
+/// How a corpus line becomes words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum Tokenization {
+    /// Split at whitespace, words kept as written (gensim's `LineSentence`).
+    #[default]
+    Whitespace,
+    /// gensim's `simple_preprocess`: lower-cased runs of letters, 2 to 15 characters.
+    Simple,
+}
+
+impl Tokenization {
+    /// The words of one line.
+    pub fn words(self, line: &str) -> Vec<String> {
+        match self {
+            Tokenization::Whitespace => line.split_whitespace().map(str::to_string).collect(),
+            Tokenization::Simple => simple_preprocess(line),
+        }
+    }
+}
+
+/// gensim's `simple_preprocess(doc)`: maximal runs of word characters other than digits
+/// (letters, accented ones included, and `_`), lower-cased, kept when 2 to 15 characters long and
+/// not starting with `_`.
+pub fn simple_preprocess(line: &str) -> Vec<String> {
+    line.split(|c: char| !(c.is_alphabetic() || c == '_'))
+        .filter(|t| !t.starts_with('_') && (2..=15).contains(&t.chars().count()))
+        .map(str::to_lowercase)
+        .collect()
+}
+
 impl Corpus {
-    /// Reads text files: each line a sentence of whitespace-separated words.
-    pub fn read(paths: &[PathBuf]) -> Result<Self> {
+    /// Reads text files: each line a sentence, split into words as `tokenization` says.
+    pub fn read(paths: &[PathBuf], tokenization: Tokenization) -> Result<Self> {
         let mut sentences = Vec::new();
         for path in paths {
             let text = crate::fsio::read_text(path)?;
             sentences.extend(
                 text.lines()
-                    .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                    .map(|l| tokenization.words(l))
                     .filter(|s| !s.is_empty()),
             );
         }
@@ -144,11 +174,14 @@ impl Corpus {
     }
 }
 
-/// Trains vectors on `corpus`; `progress` is called with the fraction done.
+/// Called during training with the fraction done and the effective words trained so far.
+pub type Progress<'a> = dyn Fn(f64, u64) + Sync + 'a;
+
+/// Trains vectors on `corpus`; `progress` is called as jobs finish.
 pub fn train(
     corpus: &Corpus,
     config: &Word2VecConfig,
-    progress: &(dyn Fn(f64) + Sync),
+    progress: &Progress<'_>,
 ) -> Result<(WordVectors, Word2VecReport)> {
     check(config)?;
     let (counts, corpus_words) = corpus.counts();
@@ -235,15 +268,15 @@ pub fn train(
                     for sentence in &ids[first..last] {
                         trained += train_sentence(&step, weights, &mut worker, sentence, config);
                     }
-                    effective.fetch_add(trained, Ordering::Relaxed);
+                    let so_far = effective.fetch_add(trained, Ordering::Relaxed) + trained;
                     if t == 0 {
-                        progress(done);
+                        progress(done, so_far as u64);
                     }
                 }
             });
         }
     });
-    progress(1.0);
+    progress(1.0, effective.load(Ordering::Relaxed) as u64);
     let seconds = start.elapsed().as_secs_f64();
     let effective_words = effective.load(Ordering::Relaxed) as u64;
     let vectors = WordVectors::from_parts(vocab.words.clone(), dim, input, &corpus.source)?;
@@ -352,13 +385,14 @@ fn train_sentence(
 /// Reads a corpus and trains (a convenience for the command line).
 pub fn train_files(
     paths: &[PathBuf],
+    tokenization: Tokenization,
     config: &Word2VecConfig,
-    progress: &(dyn Fn(f64) + Sync),
+    progress: &Progress<'_>,
 ) -> Result<(WordVectors, Word2VecReport)> {
     if paths.is_empty() {
         return Err(Error::config("corpus", "give at least one corpus file"));
     }
-    train(&Corpus::read(paths)?, config, progress)
+    train(&Corpus::read(paths, tokenization)?, config, progress)
 }
 
 #[cfg(test)]
@@ -398,7 +432,7 @@ mod tests {
                     epochs: 3,
                     ..Default::default()
                 };
-                let (vectors, report) = train(&two_topics(), &config, &|_| {}).unwrap();
+                let (vectors, report) = train(&two_topics(), &config, &|_, _| {}).unwrap();
                 assert_eq!(report.vocabulary, 16);
                 assert_eq!(report.corpus_words, 32_000);
                 for word in ["cat", "hammer"] {
@@ -418,7 +452,7 @@ mod tests {
     #[test]
     fn bad_settings_and_corpora_are_named() {
         let corpus = two_topics();
-        let err = |c: Word2VecConfig| train(&corpus, &c, &|_| {}).unwrap_err().to_string();
+        let err = |c: Word2VecConfig| train(&corpus, &c, &|_, _| {}).unwrap_err().to_string();
         assert!(err(Word2VecConfig {
             dim: 0,
             ..Default::default()
@@ -430,7 +464,15 @@ mod tests {
         })
         .contains("min_count"));
         let empty = Corpus::from_sentences(Vec::new());
-        let e = train(&empty, &Word2VecConfig::default(), &|_| {}).unwrap_err();
+        let e = train(&empty, &Word2VecConfig::default(), &|_, _| {}).unwrap_err();
         assert!(e.to_string().contains("no words"), "{e}");
+    }
+
+    #[test]
+    fn simple_preprocess_keeps_lower_cased_words_of_letters() {
+        assert_eq!(
+            simple_preprocess("Ação é 42 vezes _x  mais-rápida, Dr. a caçar3!"),
+            ["ação", "vezes", "mais", "rápida", "dr", "caçar"]
+        );
     }
 }

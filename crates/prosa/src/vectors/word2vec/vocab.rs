@@ -83,11 +83,12 @@ impl Vocab {
         self.words.is_empty()
     }
 
-    /// A negative sample for the random number `r`.
+    /// A negative sample for the random number `r`: the first word whose cumulative weight
+    /// reaches `r mod total` (gensim's `bisect_left` on `cum_table`).
     pub fn draw(&self, r: u64) -> u32 {
         let last = *self.cum_table.last().unwrap_or(&1) as u64;
         let target = (r % last.max(1)) as u32;
-        self.cum_table.partition_point(|&c| c <= target) as u32
+        self.cum_table.partition_point(|&c| c < target) as u32
     }
 }
 
