@@ -126,7 +126,8 @@ mod tests {
         let map = v.pca_map(&["a", "b", "c", "d"]).unwrap();
         let xs: Vec<f32> = map.iter().map(|p| p.x).collect();
         // Spacing √2 along the line, centred.
-        for (x, want) in xs.iter().zip([-2.1213f32, -0.7071, 0.7071, 2.1213]) {
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        for (x, want) in xs.iter().zip([-3.0 * h, -h, h, 3.0 * h]) {
             assert!((x.abs() - want.abs()).abs() < 1e-3, "{xs:?}");
         }
         assert!(map.iter().all(|p| p.y.abs() < 0.1));
