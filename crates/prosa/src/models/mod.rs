@@ -4,6 +4,7 @@ pub mod attention_maps;
 pub mod bow;
 pub mod checkpoint;
 pub mod decoder;
+pub mod elmo;
 pub mod encoder;
 pub mod folder;
 pub mod limits;

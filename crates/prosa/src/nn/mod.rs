@@ -23,6 +23,7 @@ pub mod gru_cell;
 pub mod kv_cache;
 pub mod linear;
 pub mod loss;
+pub mod max_pool;
 pub mod norm;
 pub mod params;
 pub mod positional;
@@ -30,6 +31,7 @@ pub mod projection;
 pub mod quantized;
 pub mod recurrent;
 pub mod rope;
+pub mod scalar_mix;
 mod scratch;
 pub mod softmax;
 

@@ -65,6 +65,8 @@ pub struct Recurrent {
     config: RecurrentConfig,
     /// Run each direction's time loop as one fused op (CPU, f32); otherwise per-step tensor ops.
     fused: bool,
+    /// A unidirectional stack that reads from the last token to the first (a backward LM).
+    reversed: bool,
     /// `layers[l][d]`: layer l, direction d (0 forward, 1 backward).
     layers: Vec<Vec<Direction>>,
 }
@@ -109,8 +111,16 @@ impl Recurrent {
         Ok(Self {
             config,
             fused: true,
+            reversed: false,
             layers,
         })
+    }
+
+    /// Makes a unidirectional stack read each sequence from its end (ELMo's backward language
+    /// model): with right padding and a mask, the padded steps come first and leave the zero
+    /// state as it is.
+    pub fn set_reversed(&mut self, reversed: bool) {
+        self.reversed = reversed;
     }
 
     /// Chooses the fused time loop (the default; used on the CPU in f32) or the reference
@@ -146,7 +156,8 @@ impl Recurrent {
             let mut outs = Vec::with_capacity(directions.len());
             last.clear();
             for (d, params) in directions.iter().enumerate() {
-                let (out, h) = self.run_direction(params, &input, mask, d == 1)?;
+                let reverse = d == 1 || (self.reversed && !self.config.bidirectional);
+                let (out, h) = self.run_direction(params, &input, mask, reverse)?;
                 outs.push(out);
                 last.push(h);
             }
