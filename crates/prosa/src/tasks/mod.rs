@@ -6,12 +6,15 @@
 //! - [`token_classification`]: one tag per word (NER) with an encoder;
 //! - [`causal_lm`]: next-token prediction (a GPT-2 from scratch, or fine-tuning a decoder);
 //! - [`masked_lm`]: BERT pretraining from scratch (MLM + NSP);
+//! - [`t5_pretraining`]: T5 pretraining from scratch (span corruption);
+//! - [`elmo_pretraining`]: an ELMo biLM from scratch (forward and backward LM);
 //! - [`translation`]: a Transformer translator from scratch, scored with BLEU and chrF.
 //!
 //! All but the masked LM read one [`Experiment`] (the TOML file of `prosa train`), whose defaults
 //! per task live in [`experiment`]; [`run`] dispatches on its task.
 
 pub mod causal_lm;
+pub mod elmo_pretraining;
 pub mod ending;
 pub mod experiment;
 pub mod masked_lm;
