@@ -1,6 +1,7 @@
 //! `prosa explain hidden-states`: what a recurrent model's state does word by word;
 //! `prosa explain attention` (in `explain_attention`): where a model looks;
-//! `prosa explain learning-curves`: a run's curves redrawn.
+//! `prosa explain learning-curves`: a run's curves redrawn;
+//! `prosa explain elmo` (in `explain_elmo`): one word's vectors in different contexts.
 
 use std::path::PathBuf;
 
@@ -22,6 +23,9 @@ pub enum ExplainCommand {
     /// Redraw a run's learning curves from its history (a model folder or run folder with
     /// history.json).
     LearningCurves(CurvesArgs),
+    /// One word's ELMo vectors in different sentences: how alike they are, and their nearest
+    /// words in context.
+    Elmo(crate::explain_elmo::ElmoArgs),
 }
 
 /// Flags of `prosa explain learning-curves`.
@@ -58,6 +62,7 @@ pub struct HiddenStatesArgs {
 pub fn run(cmd: ExplainCommand, device: DeviceSpec) -> anyhow::Result<()> {
     match cmd {
         ExplainCommand::Attention(a) => crate::explain_attention::run(a, device),
+        ExplainCommand::Elmo(a) => crate::explain_elmo::run(a, device),
         ExplainCommand::LearningCurves(a) => {
             let history = prosa::train::History::load(&a.model)?;
             prosa::report::learning_curves_png(&history, &a.title, &a.out)?;

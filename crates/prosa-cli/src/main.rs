@@ -10,6 +10,7 @@ mod data_cmd;
 mod eval_cmd;
 mod explain_attention;
 mod explain_cmd;
+mod explain_elmo;
 mod generate_cmd;
 mod metrics_cmd;
 mod pipeline_cmd;

@@ -9,6 +9,9 @@
 //! a sentence leave those two out, as AllenNLP's `Elmo` does.
 
 pub mod char_cnn;
+mod context;
+
+pub use context::{Neighbour, Occurrence, WordInContexts};
 
 use std::collections::HashMap;
 use std::path::Path;
