@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use prosa::device::DeviceSpec;
-use prosa::models::elmo::ElmoBiLm;
-use prosa::tasks::elmo_pretraining::words;
+use prosa::models::elmo::{words, ElmoBiLm};
 
 use crate::print_json;
 

@@ -69,8 +69,9 @@ pub struct TrainArgs {
     balance: Option<Balance>,
 
     // ---- model
-    /// Architecture: bow (bag-of-words logistic regression / MLP), rnn (Elman), lstm, gru, or
-    /// bert (fine-tune the BERT/DistilBERT/RoBERTa folder given with --pretrained).
+    /// Architecture: bow (bag-of-words logistic regression / MLP), rnn (Elman), lstm, gru,
+    /// bert (fine-tune the BERT/DistilBERT/RoBERTa folder given with --pretrained), or elmo
+    /// (frozen ELMo features of the biLM folder given with --pretrained, mixed and classified).
     #[arg(long, help_heading = "Model")]
     arch: Option<String>,
     /// Encoder: the Hugging Face model folder to fine-tune (config.json, model.safetensors, tokenizer).

@@ -119,3 +119,66 @@ fn pretraining_beats_the_unigram_model_and_explain_reads_the_folder() {
         .unwrap();
     assert!(String::from_utf8_lossy(&missing.stderr).contains("'zebra' is in none"));
 }
+
+#[test]
+fn elmo_features_train_a_classifier_that_loads_back() {
+    // The biLM of the parity fixture (random weights) is enough to check the plumbing: the
+    // classifier trains on its frozen features, saves a folder with the biLM inside, and
+    // `prosa predict` loads it.
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../prosa/tests/fixtures/elmo");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.csv");
+    let mut rows = String::from("text,label\n");
+    for i in 0..120 {
+        let (text, label) = if i % 2 == 0 {
+            ("the cat sat", "cats")
+        } else {
+            ("a dog ran far away", "dogs")
+        };
+        rows.push_str(&format!("{text},{label}\n"));
+    }
+    std::fs::write(&data, rows).unwrap();
+    let run = dir.path().join("run");
+    let out = prosa()
+        .args(["train", "--arch", "elmo", "--pretrained"])
+        .arg(&fixture)
+        .arg("--data")
+        .arg(&data)
+        .arg("--output-dir")
+        .arg(&run)
+        .args([
+            "--epochs",
+            "15",
+            "--lr",
+            "3e-2",
+            "--hidden",
+            "32",
+            "--batch-size",
+            "8",
+        ])
+        .args(["--patience", "0", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Two texts, two classes: separable by their features; the majority class scores 0.5.
+    let accuracy = result["test_report"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.99, "{accuracy}");
+    let predicted = prosa()
+        .args(["predict", "--model"])
+        .arg(run.join("model"))
+        .args(["a dog ran far away", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        predicted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&predicted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&predicted.stdout).contains("dogs"));
+}

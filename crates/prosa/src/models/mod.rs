@@ -58,6 +58,7 @@ pub const KNOWN_CLASSIFIERS: &[&str] = &[
     bow::MODEL_TYPE,
     rnn::MODEL_TYPE,
     transformer_classifier::MODEL_TYPE,
+    elmo::classifier::CLASSIFIER_TYPE,
     "bert",
     "distilbert",
     "roberta",
@@ -74,6 +75,9 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<Box<dyn TextClassi
         "bert" | "distilbert" | "roberta" => {
             Ok(Box::new(encoder::EncoderClassifier::load(dir, device)?))
         }
+        elmo::classifier::CLASSIFIER_TYPE => Ok(Box::new(elmo::classifier::ElmoClassifier::load(
+            dir, device,
+        )?)),
         other => Err(Error::folder(
             dir.join("config.json"),
             format!(

@@ -14,7 +14,7 @@ use crate::data::corpus::read_documents;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::models::elmo::char_cnn::{BOS, EOS};
-use crate::models::elmo::{build_vocab, ElmoBiLm, ElmoConfig, UNK};
+use crate::models::elmo::{build_vocab, words, ElmoBiLm, ElmoConfig, UNK};
 use crate::train::{Trainer, TrainingArgs};
 
 /// What to pretrain on and how.
@@ -58,29 +58,6 @@ pub struct ElmoPretrainResult {
     pub unigram_perplexity: f64,
     /// Seconds of training.
     pub train_seconds: f64,
-}
-
-/// The words of a text for ELMo: runs of letters, digits and apostrophes (accents included),
-/// every other visible character a word of its own.
-pub fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for c in text.chars() {
-        if c.is_alphanumeric() || c == '\'' {
-            current.push(c);
-            continue;
-        }
-        if !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-        }
-        if !c.is_whitespace() {
-            out.push(c.to_string());
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }
 
 /// Runs the pretraining.
@@ -186,14 +163,6 @@ fn unigram_perplexity(train: &[Vec<String>], validation: &[Vec<String>], vocab: 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_keep_case_and_split_punctuation() {
-        assert_eq!(
-            words("Ó, Romeu! Por que és tu Romeu? don't"),
-            ["Ó", ",", "Romeu", "!", "Por", "que", "és", "tu", "Romeu", "?", "don't"]
-        );
-    }
 
     #[test]
     fn a_uniform_corpus_has_the_unigram_perplexity_of_its_vocabulary() {

@@ -41,6 +41,13 @@ impl Experiment {
                 "num_heads",
                 "num_words",
             ],
+            (TaskKind::SequenceClassification, "elmo") => &[
+                "arch",
+                "pretrained",
+                "hidden_size",
+                "dropout",
+                "class_weight",
+            ],
             (TaskKind::SequenceClassification, _) => &[
                 "arch",
                 "pretrained",

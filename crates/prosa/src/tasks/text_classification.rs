@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::{argmax_rows, ClassificationReport};
 use crate::models::bow::BowClassifier;
+use crate::models::elmo::classifier::ElmoClassifier;
 use crate::models::encoder::EncoderClassifier;
 use crate::models::rnn::{RnnClassifier, RnnConfig};
 use crate::models::transformer_classifier::{TransformerClassifier, TransformerClassifierConfig};
@@ -219,11 +220,42 @@ impl Run<'_> {
                 let prepare = |d: &Dataset, ids: &[u32]| model.prepare(&d.texts(), ids);
                 self.train_and_score(&model, &splits, prepare, &groups, &test, resume)?
             }
+            "elmo" => {
+                let dir = self.e.model.pretrained.as_ref().ok_or_else(|| {
+                    Error::config(
+                        "pretrained",
+                        "arch elmo needs a biLM folder (prosa pretrain --arch elmo)",
+                    )
+                })?;
+                let m = &self.e.model;
+                let weights = class_weights(&splits.train_ids, splits.labels.len(), m.class_weight);
+                let model = ElmoClassifier::from_pretrained(
+                    dir,
+                    splits.labels.clone(),
+                    if m.hidden_size == 0 {
+                        64
+                    } else {
+                        m.hidden_size
+                    },
+                    m.dropout,
+                    weights,
+                    seed,
+                    &self.device,
+                )?;
+                // The biLM stays as pretrained: only the mix and the classifier learn.
+                let frozen = [ParamGroup {
+                    pattern: "elmo.*".into(),
+                    frozen: true,
+                    ..Default::default()
+                }];
+                let prepare = |d: &Dataset, ids: &[u32]| model.prepare(&d.texts(), ids);
+                self.train_and_score(&model, &splits, prepare, &frozen, &test, resume)?
+            }
             other => {
                 return Err(Error::config(
                     "arch",
                     format!(
-                        "unknown architecture '{other}' (available: bow, rnn, lstm, gru, transformer, bert)"
+                        "unknown architecture '{other}' (available: bow, rnn, lstm, gru, transformer, bert, elmo)"
                     ),
                 ));
             }

@@ -9,6 +9,7 @@
 //! a sentence leave those two out, as AllenNLP's `Elmo` does.
 
 pub mod char_cnn;
+pub mod classifier;
 mod context;
 
 pub use context::{Neighbour, Occurrence, WordInContexts};
@@ -23,7 +24,7 @@ use self::char_cnn::{char_ids, CharCnn, CharCnnConfig, BOS, EOS};
 use super::folder::{self, ModelFolder};
 use crate::error::{Error, Result};
 use crate::nn::recurrent::{CellKind, Recurrent, RecurrentConfig};
-use crate::nn::{dropout, ForwardCtx, Init, ParamStore};
+use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder, ParamStore};
 use crate::train::{StepOutput, Trainable};
 
 /// The `model_type` written in `config.json`.
@@ -138,6 +139,12 @@ impl ElmoBiLm {
     /// A new model (random weights) whose softmax predicts `vocab`, which must start with
     /// `<unk>`, `<S>`, `</S>`.
     pub fn new(config: ElmoConfig, vocab: Vec<String>, seed: u64, device: &Device) -> Result<Self> {
+        let params = ParamStore::new(device.clone());
+        Self::build(config, vocab, &params.builder(seed))
+    }
+
+    /// Creates the parameters under `vb` (a classifier keeps its biLM under `elmo.`).
+    pub fn build(config: ElmoConfig, vocab: Vec<String>, vb: &ParamBuilder) -> Result<Self> {
         config.check()?;
         if vocab.len() != config.vocab_size || vocab[..3] != [UNK, BOS, EOS] {
             return Err(Error::config(
@@ -149,8 +156,7 @@ impl ElmoBiLm {
                 ),
             ));
         }
-        let params = ParamStore::new(device.clone());
-        let vb = params.builder(seed);
+        let params = vb.store().clone();
         let chars = CharCnn::new(config.char_cnn.clone(), &vb.pp("char_cnn"))?;
         let stack = |name: String, l: usize, reversed: bool| -> Result<Recurrent> {
             let mut r = Recurrent::new(
@@ -206,17 +212,29 @@ impl ElmoBiLm {
     /// Loads a folder written by [`save_pretrained`](Self::save_pretrained).
     pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let config: ElmoConfig = folder::read_config(dir)?;
+        let params = ParamStore::new(device.clone());
+        let model = Self::build_from_folder(config, dir, &params.builder(0))?;
+        model.params.load(&dir.join("model.safetensors"))?;
+        Ok(model)
+    }
+
+    /// The biLM of `config` with the vocabulary of `dir/vocab.txt`, parameters under `vb`
+    /// (not loaded).
+    pub fn build_from_folder(config: ElmoConfig, dir: &Path, vb: &ParamBuilder) -> Result<Self> {
         let path = dir.join("vocab.txt");
         let vocab: Vec<String> = crate::fsio::read_text(&path)?
             .lines()
             .map(str::to_string)
             .collect();
-        let model = Self::new(config, vocab, 0, device).map_err(|e| match e {
+        Self::build(config, vocab, vb).map_err(|e| match e {
             Error::Config { message, .. } => Error::folder(&path, message),
             other => other,
-        })?;
-        model.params.load(&dir.join("model.safetensors"))?;
-        Ok(model)
+        })
+    }
+
+    /// `vocab.txt`'s bytes.
+    pub fn vocab_file(&self) -> Vec<u8> {
+        (self.vocab.join("\n") + "\n").into_bytes()
     }
 
     /// Writes `config.json`, `model.safetensors` and `vocab.txt`.
@@ -224,7 +242,7 @@ impl ElmoBiLm {
         let folder = ModelFolder {
             config: serde_json::to_value(&self.config)
                 .map_err(|e| Error::config("config", e.to_string()))?,
-            extra_files: vec![("vocab.txt", (self.vocab.join("\n") + "\n").into_bytes())],
+            extra_files: vec![("vocab.txt", self.vocab_file())],
         };
         folder::save(dir, &folder, &self.params)
     }
@@ -421,7 +439,43 @@ pub fn build_vocab(sentences: &[Vec<String>], max_words: usize, min_count: usize
     vocab
 }
 
+/// The words of a text for ELMo: runs of letters, digits and apostrophes (accents included),
+/// every other visible character a word of its own.
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() || c == '\'' {
+            current.push(c);
+            continue;
+        }
+        if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        if !c.is_whitespace() {
+            out.push(c.to_string());
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 /// Mask as f32 (batch, tokens, 1), for pooling ELMo vectors over real words.
 pub fn mask_3d(mask: &Tensor) -> Result<Tensor> {
     Ok(mask.to_dtype(DType::F32)?.unsqueeze(2)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_keep_case_and_split_punctuation() {
+        assert_eq!(
+            words("Ó, Romeu! Por que és tu Romeu? don't"),
+            ["Ó", ",", "Romeu", "!", "Por", "que", "és", "tu", "Romeu", "?", "don't"]
+        );
+    }
 }
