@@ -182,3 +182,38 @@ fn elmo_features_train_a_classifier_that_loads_back() {
     );
     assert!(String::from_utf8_lossy(&predicted.stdout).contains("dogs"));
 }
+
+#[test]
+fn an_elmo_tagger_trains_on_conll_and_is_scored_by_entities() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let out = prosa()
+        .args([
+            "train",
+            "--task",
+            "token-classification",
+            "--arch",
+            "elmo",
+            "--pretrained",
+        ])
+        .arg(root.join("crates/prosa/tests/fixtures/elmo"))
+        .arg("--data")
+        .arg(root.join("data/ner/train.conll"))
+        .arg("--test-data")
+        .arg(root.join("data/ner/test.conll"))
+        .arg("--output-dir")
+        .arg(dir.path())
+        .args(["--epochs", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["split_sizes"], serde_json::json!([1800, 200, 400]));
+    let config = std::fs::read_to_string(dir.path().join("model/config.json")).unwrap();
+    assert!(config.contains("prosa-elmo-tagger"));
+    assert!(dir.path().join("model/vocab.txt").exists());
+}

@@ -56,6 +56,9 @@ impl Experiment {
                 "max_tokens",
                 "class_weight",
             ],
+            (TaskKind::TokenClassification, "elmo") => {
+                &["arch", "pretrained", "hidden_size", "dropout"]
+            }
             (TaskKind::TokenClassification, _) => &[
                 "arch",
                 "pretrained",
