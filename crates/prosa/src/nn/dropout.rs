@@ -110,6 +110,47 @@ pub fn dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
     Ok(x.mul(&mask)?)
 }
 
+/// Dropout with one mask broadcast over `mask_shape` (which divides `x`'s shape): the AWD-LSTM's
+/// regularisers (Merity et al. 2017) as fastai writes them. Training only; the kept entries are
+/// scaled by `1 / (1 - p)`.
+fn broadcast_dropout(
+    x: &Tensor,
+    mask_shape: &[usize],
+    p: f32,
+    ctx: &mut ForwardCtx,
+) -> Result<Tensor> {
+    if !ctx.train || p <= 0.0 {
+        return Ok(x.clone());
+    }
+    let keep = 1.0 - p;
+    let n: usize = mask_shape.iter().product();
+    let mask: Vec<f32> = (0..n)
+        .map(|_| {
+            if ctx.rng.random::<f32>() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, mask_shape, x.device())?.to_dtype(x.dtype())?;
+    Ok(x.broadcast_mul(&mask)?)
+}
+
+/// Locked ("variational") dropout of a sequence (batch, steps, features): the same features are
+/// dropped at every step of a sequence (fastai's `RNNDropout`, mask (batch, 1, features)).
+pub fn locked_dropout(x: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
+    let (batch, _, features) = x.dims3()?;
+    broadcast_dropout(x, &[batch, 1, features], p, ctx)
+}
+
+/// Embedding dropout of an embedding matrix (vocab, dim): whole words are dropped — every use
+/// of a dropped word in the batch reads zeros (fastai's `EmbeddingDropout`, mask (vocab, 1)).
+pub fn embedding_dropout(weight: &Tensor, p: f32, ctx: &mut ForwardCtx) -> Result<Tensor> {
+    let (vocab, _) = weight.dims2()?;
+    broadcast_dropout(weight, &[vocab, 1], p, ctx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +179,41 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         assert_ne!(again, values);
+    }
+
+    #[test]
+    fn locked_dropout_drops_the_same_features_at_every_step() {
+        let mut ctx = ForwardCtx::training(rand_chacha::ChaCha8Rng::seed_from_u64(7));
+        let x = Tensor::ones(
+            (2, 5, 40),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let y = locked_dropout(&x, 0.5, &mut ctx)
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
+        for row in &y {
+            assert!(
+                row.iter().all(|step| step == &row[0]),
+                "the mask changed across steps"
+            );
+            assert!(row[0].iter().all(|v| *v == 0.0 || *v == 2.0));
+            assert!(row[0].contains(&0.0) && row[0].contains(&2.0));
+        }
+        assert_ne!(y[0][0], y[1][0], "each sequence draws its own mask");
+        let w = Tensor::ones((30, 4), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+        let e = embedding_dropout(&w, 0.5, &mut ctx)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert!(
+            e.iter().all(|r| r.iter().all(|v| *v == r[0])),
+            "whole words are dropped"
+        );
+        assert!(e.iter().any(|r| r[0] == 0.0) && e.iter().any(|r| r[0] == 2.0));
+        let eval = locked_dropout(&x, 0.5, &mut ForwardCtx::eval()).unwrap();
+        assert_eq!(eval.to_vec3::<f32>().unwrap(), x.to_vec3::<f32>().unwrap());
     }
 }

@@ -13,6 +13,7 @@
 pub mod activation;
 pub mod additive_attention;
 pub mod attention;
+pub mod batch_norm;
 mod cell;
 mod context;
 pub mod dropout;

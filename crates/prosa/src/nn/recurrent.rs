@@ -67,6 +67,8 @@ pub struct Recurrent {
     fused: bool,
     /// A unidirectional stack that reads from the last token to the first (a backward LM).
     reversed: bool,
+    /// DropConnect on the hidden-to-hidden weights in training (the AWD-LSTM's weight drop).
+    weight_drop: f32,
     /// `layers[l][d]`: layer l, direction d (0 forward, 1 backward).
     layers: Vec<Vec<Direction>>,
 }
@@ -112,6 +114,7 @@ impl Recurrent {
             config,
             fused: true,
             reversed: false,
+            weight_drop: 0.0,
             layers,
         })
     }
@@ -127,6 +130,14 @@ impl Recurrent {
     /// implementation with one tensor op per gate and step (any device and dtype).
     pub fn set_fused(&mut self, fused: bool) {
         self.fused = fused;
+    }
+
+    /// DropConnect (Merity et al. 2017's weight drop, fastai's `WeightDropout`): in training,
+    /// each forward pass drops entries of every `weight_hh` with probability `p` (the rest
+    /// scaled by `1 / (1 - p)`), the same dropped weights for every step and sequence of the
+    /// batch; the gradient reaches the kept entries.
+    pub fn set_weight_drop(&mut self, p: f32) {
+        self.weight_drop = p;
     }
 
     /// The configuration.
@@ -157,6 +168,18 @@ impl Recurrent {
             last.clear();
             for (d, params) in directions.iter().enumerate() {
                 let reverse = d == 1 || (self.reversed && !self.config.bidirectional);
+                let dropped;
+                let params = if ctx.train && self.weight_drop > 0.0 {
+                    dropped = Direction {
+                        w_ih: params.w_ih.clone(),
+                        w_hh: dropout(&params.w_hh, self.weight_drop, ctx)?,
+                        b_ih: params.b_ih.clone(),
+                        b_hh: params.b_hh.clone(),
+                    };
+                    &dropped
+                } else {
+                    params
+                };
                 let (out, h) = self.run_direction(params, &input, mask, reverse)?;
                 outs.push(out);
                 last.push(h);
@@ -278,4 +301,54 @@ impl Recurrent {
 /// `keep ⊙ new + (1 - keep) ⊙ old`, with `keep` (batch, 1) broadcast over the features.
 fn blend(keep: &Tensor, new: &Tensor, old: &Tensor) -> Result<Tensor> {
     Ok((old + keep.broadcast_mul(&(new - old)?)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::nn::ParamStore;
+
+    #[test]
+    fn weight_drop_acts_on_the_recurrent_weights_in_training_only() {
+        let store = ParamStore::new(Device::Cpu);
+        let config = RecurrentConfig {
+            cell: CellKind::Lstm,
+            input_size: 3,
+            hidden_size: 4,
+            num_layers: 1,
+            bidirectional: false,
+            dropout: 0.0,
+        };
+        let mut lstm = Recurrent::new(config, &store.builder(1)).unwrap();
+        let x = Tensor::rand(-1f32, 1.0, (2, 5, 3), &Device::Cpu).unwrap();
+        let run = |lstm: &Recurrent, ctx: &mut ForwardCtx| {
+            let out = lstm.forward(&x, None, ctx).unwrap().outputs;
+            out.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let plain = run(&lstm, &mut ForwardCtx::eval());
+        // p → 1: every recurrent weight is dropped, as if W_hh were zero.
+        lstm.set_weight_drop(1.0 - 1e-7);
+        let mut ctx = ForwardCtx::training(rand_chacha::ChaCha8Rng::seed_from_u64(3));
+        let dropped = run(&lstm, &mut ctx);
+        assert_eq!(
+            run(&lstm, &mut ForwardCtx::eval()),
+            plain,
+            "evaluation keeps every weight"
+        );
+        let w_hh = store.get("weight_hh_l0").unwrap();
+        w_hh.set(&w_hh.as_tensor().zeros_like().unwrap()).unwrap();
+        let without = run(&lstm, &mut ForwardCtx::eval());
+        let worst = dropped
+            .iter()
+            .zip(&without)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-6, "{worst}");
+        assert!(plain
+            .iter()
+            .zip(&without)
+            .any(|(a, b)| (a - b).abs() > 1e-3));
+    }
 }
