@@ -11,6 +11,7 @@ pub mod limits;
 pub mod rnn;
 pub mod seq2seq;
 pub mod transformer_classifier;
+pub mod ulmfit;
 
 use std::path::Path;
 
