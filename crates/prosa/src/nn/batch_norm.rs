@@ -43,7 +43,7 @@ impl BatchNorm1d {
         })
     }
 
-    /// The names of the buffers under `prefix` (for [`crate::train::Trainable::buffers`]).
+    /// The names of the buffers under `prefix` (what a model lists as its `buffers`).
     pub fn buffer_names(prefix: &str) -> [String; 2] {
         [
             format!("{prefix}.running_mean"),
