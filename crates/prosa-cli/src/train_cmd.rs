@@ -70,8 +70,10 @@ pub struct TrainArgs {
 
     // ---- model
     /// Architecture: bow (bag-of-words logistic regression / MLP), rnn (Elman), lstm, gru,
-    /// bert (fine-tune the BERT/DistilBERT/RoBERTa folder given with --pretrained), or elmo
-    /// (frozen ELMo features of the biLM folder given with --pretrained, mixed and classified).
+    /// bert (fine-tune the BERT/DistilBERT/RoBERTa folder given with --pretrained), elmo
+    /// (frozen ELMo features of the biLM folder given with --pretrained, mixed and classified),
+    /// or ulmfit (the AWD-LSTM language model given with --pretrained, fine-tuned on the texts,
+    /// then a classifier with gradual unfreezing).
     #[arg(long, help_heading = "Model")]
     arch: Option<String>,
     /// Encoder: the Hugging Face model folder to fine-tune (config.json, model.safetensors, tokenizer).
@@ -109,6 +111,18 @@ pub struct TrainArgs {
     /// Causal LM: byte-level BPE vocabulary trained from scratch [default: 8000].
     #[arg(long, help_heading = "Model")]
     vocab_size: Option<usize>,
+    /// ULMFiT: epochs of language-model fine-tuning on the training texts (0: skip) [default: 1].
+    #[arg(long, help_heading = "ULMFiT")]
+    lm_epochs: Option<usize>,
+    /// ULMFiT: train every layer from the start (the ablation of gradual unfreezing).
+    #[arg(long, help_heading = "ULMFiT")]
+    no_gradual_unfreezing: bool,
+    /// ULMFiT: one learning rate for every layer (the ablation of discriminative rates).
+    #[arg(long, help_heading = "ULMFiT")]
+    no_discriminative_lr: bool,
+    /// ULMFiT: multiplies fastai's dropouts [default: 0.5].
+    #[arg(long, help_heading = "ULMFiT")]
+    drop_mult: Option<f32>,
     /// Causal LM: the prompt of the samples written at the end [default: ROMEO:].
     #[arg(long, help_heading = "Model")]
     sample_prompt: Option<String>,
@@ -367,6 +381,14 @@ impl TrainArgs {
         }
         set(&mut m.block_size, self.block_size);
         set(&mut m.vocab_size, self.vocab_size);
+        set(&mut m.ulmfit.lm_epochs, self.lm_epochs);
+        set(&mut m.ulmfit.drop_mult, self.drop_mult);
+        if self.no_gradual_unfreezing {
+            m.ulmfit.gradual_unfreezing = false;
+        }
+        if self.no_discriminative_lr {
+            m.ulmfit.discriminative_lr = false;
+        }
         let samples = &mut e.samples;
         set(&mut samples.prompt, self.sample_prompt.clone());
         if !self.temperatures.is_empty() {

@@ -205,6 +205,36 @@ pub struct ModelSpec {
     /// Translation with `rnn-attention`: the score, `additive` (Bahdanau), `dot` or `general`
     /// (Luong).
     pub attention: crate::nn::additive_attention::Score,
+    /// Classification with `ulmfit`: the target LM fine-tuning and the classifier's schedule.
+    pub ulmfit: UlmfitSpec,
+}
+
+/// ULMFiT's stages after general-domain pretraining, and the paper's ablations.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UlmfitSpec {
+    /// Epochs of target-task LM fine-tuning on the training texts (0: skip it).
+    pub lm_epochs: usize,
+    /// Unfreeze one layer group per epoch from the top (else all layers train from the start).
+    pub gradual_unfreezing: bool,
+    /// Each lower layer group learns 2.6 times slower (else one rate for all).
+    pub discriminative_lr: bool,
+    /// Multiplies fastai's dropouts (language model and classifier).
+    pub drop_mult: f32,
+    /// Tokens per language-model chunk (fastai's `bptt`).
+    pub bptt: usize,
+}
+
+impl Default for UlmfitSpec {
+    fn default() -> Self {
+        Self {
+            lm_epochs: 1,
+            gradual_unfreezing: true,
+            discriminative_lr: true,
+            drop_mult: 0.5,
+            bptt: 70,
+        }
+    }
 }
 
 impl Default for ModelSpec {
@@ -240,6 +270,7 @@ impl Default for ModelSpec {
             label_smoothing: 0.0,
             norm_first: false,
             attention: crate::nn::additive_attention::Score::Additive,
+            ulmfit: UlmfitSpec::default(),
         }
     }
 }

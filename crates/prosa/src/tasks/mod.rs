@@ -24,11 +24,14 @@ pub mod t5_pretraining;
 pub mod text_classification;
 pub mod token_classification;
 pub mod translation;
+mod ulmfit;
 pub mod ulmfit_pretraining;
 
 use serde::Serialize;
 
-pub use experiment::{ClassWeight, DataSpec, Experiment, ModelSpec, SampleSpec, TaskKind};
+pub use experiment::{
+    ClassWeight, DataSpec, Experiment, ModelSpec, SampleSpec, TaskKind, UlmfitSpec,
+};
 
 use crate::error::Result;
 

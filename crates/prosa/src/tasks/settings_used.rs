@@ -41,6 +41,9 @@ impl Experiment {
                 "num_heads",
                 "num_words",
             ],
+            (TaskKind::SequenceClassification, "ulmfit") => {
+                &["arch", "pretrained", "class_weight", "ulmfit", "vocab_size"]
+            }
             (TaskKind::SequenceClassification, "elmo") => &[
                 "arch",
                 "pretrained",

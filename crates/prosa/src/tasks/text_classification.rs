@@ -220,6 +220,7 @@ impl Run<'_> {
                 let prepare = |d: &Dataset, ids: &[u32]| model.prepare(&d.texts(), ids);
                 self.train_and_score(&model, &splits, prepare, &groups, &test, resume)?
             }
+            "ulmfit" => self.ulmfit(&splits, &test, resume)?,
             "elmo" => {
                 let dir = self.e.model.pretrained.as_ref().ok_or_else(|| {
                     Error::config(
@@ -255,7 +256,7 @@ impl Run<'_> {
                 return Err(Error::config(
                     "arch",
                     format!(
-                        "unknown architecture '{other}' (available: bow, rnn, lstm, gru, transformer, bert, elmo)"
+                        "unknown architecture '{other}' (available: bow, rnn, lstm, gru, transformer, bert, elmo, ulmfit)"
                     ),
                 ));
             }
@@ -355,6 +356,28 @@ impl Run<'_> {
         )
     }
 
+    /// ULMFiT's stages 2 and 3 ([`super::ulmfit`]), then the same ending as every classifier.
+    fn ulmfit(&self, splits: &Splits, test: &Dataset, resume: bool) -> Result<ExperimentResult> {
+        let data = super::ulmfit::ClassifierData {
+            labels: &splits.labels,
+            train: &splits.train,
+            train_ids: &splits.train_ids,
+            validation: splits
+                .validation
+                .as_ref()
+                .map(|(d, ids)| (d, ids.as_slice())),
+            class_weights: class_weights(
+                &splits.train_ids,
+                splits.labels.len(),
+                self.e.model.class_weight,
+            ),
+        };
+        let trained = super::ulmfit::train(self.e, data, &self.device, resume)?;
+        let mut result = self.finish(&trained.model, splits, &trained.outcome, test)?;
+        result.train_seconds = trained.seconds;
+        Ok(result)
+    }
+
     /// Trains `model` with the Trainer, saves its folder, scores the test split and draws the
     /// learning curves and confusion matrix.
     fn train_and_score<M, P>(
@@ -370,7 +393,6 @@ impl Run<'_> {
         M: Trainable + TextClassifier,
         P: Fn(&Dataset, &[u32]) -> Result<Vec<M::Example>>,
     {
-        let out = &self.e.training.output_dir;
         let train_examples = prepare(&splits.train, &splits.train_ids)?;
         let validation_examples = splits
             .validation
@@ -400,7 +422,19 @@ impl Run<'_> {
             resume,
         )?;
 
-        let saved = save_run(&self.e.training, &outcome, "Learning curves", |dir| {
+        self.finish(model, splits, &outcome, test)
+    }
+
+    /// Saves the trained `model`'s folder, scores the test split, draws the plots.
+    fn finish<M: TextClassifier>(
+        &self,
+        model: &M,
+        splits: &Splits,
+        outcome: &crate::train::TrainOutcome,
+        test: &Dataset,
+    ) -> Result<ExperimentResult> {
+        let out = &self.e.training.output_dir;
+        let saved = save_run(&self.e.training, outcome, "Learning curves", |dir| {
             model.save(dir)
         })?;
         let evaluation = evaluate(model, test, out)?;

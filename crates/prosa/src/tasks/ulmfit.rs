@@ -1,0 +1,233 @@
+//! ULMFiT's stages 2 and 3 (`prosa train --arch ulmfit --pretrained LM_DIR`): the general-domain
+//! language model moves to the training texts' vocabulary and is fine-tuned on those texts
+//! (discriminative rates, slanted triangular schedule); then the classifier on its encoder
+//! trains with gradual unfreezing — the head alone for an epoch, then one more layer group per
+//! epoch from the top, then everything. Without `--pretrained` the language model starts from
+//! random weights: the paper's "without pretraining" ablation; `ulmfit.gradual_unfreezing` and
+//! `ulmfit.discriminative_lr` switch off the other two.
+
+use std::path::Path;
+
+use candle_core::Device;
+
+use super::experiment::Experiment;
+use crate::data::{Dataset, LabelMap};
+use crate::error::{Error, Result};
+use crate::models::ulmfit::awd_lstm::{AwdDropouts, AwdLstmConfig};
+use crate::models::ulmfit::classifier::UlmfitClassifier;
+use crate::models::ulmfit::{build_vocab, chunks, tokenize, AwdLstmLm};
+use crate::train::{ParamGroup, ScheduleKind, TrainOutcome, Trainable, Trainer, TrainingArgs};
+
+/// How much slower each lower layer group learns (Howard & Ruder: η^(l−1) = η^l / 2.6).
+const LAYER_RATE_RATIO: f64 = 2.6;
+/// Language-model chunks held out: every N-th.
+const LM_VALIDATION_EVERY: usize = 20;
+
+/// Rate scales per layer group (bottom to top): `2.6^-(distance from the top)`, or all 1.
+fn rate_groups(groups: &[String], discriminative: bool) -> Vec<ParamGroup> {
+    let top = groups.len().saturating_sub(1);
+    groups
+        .iter()
+        .enumerate()
+        .map(|(i, pattern)| ParamGroup {
+            pattern: pattern.clone(),
+            lr_scale: discriminative.then(|| LAYER_RATE_RATIO.powi(-((top - i) as i32))),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The classification data: texts and class ids of the training split and, when there is one,
+/// of the validation split.
+pub(super) struct ClassifierData<'a> {
+    /// Class names.
+    pub labels: &'a LabelMap,
+    /// Training texts.
+    pub train: &'a Dataset,
+    /// Their class ids.
+    pub train_ids: &'a [u32],
+    /// Validation texts and class ids.
+    pub validation: Option<(&'a Dataset, &'a [u32])>,
+    /// Loss weights per class.
+    pub class_weights: Option<Vec<f32>>,
+}
+
+/// What stages 2 and 3 produced: the classifier, the last stage's outcome, and the seconds of
+/// every stage.
+pub(super) struct Trained {
+    pub model: UlmfitClassifier,
+    pub outcome: TrainOutcome,
+    pub seconds: f64,
+}
+
+/// Runs stages 2 and 3.
+pub(super) fn train(
+    e: &Experiment,
+    data: ClassifierData,
+    device: &Device,
+    resume: bool,
+) -> Result<Trained> {
+    if resume {
+        return Err(Error::config(
+            "resume",
+            "ULMFiT's stages restart their optimizers: run it again from the start",
+        ));
+    }
+    let u = e.model.ulmfit;
+    let out = &e.training.output_dir;
+    let seed = e.training.seed;
+    let train_texts = data.train.texts();
+    // Stage 2: the language model on the training texts' vocabulary, fine-tuned on them.
+    let vocab = build_vocab(
+        train_texts
+            .iter()
+            .flat_map(|t| tokenize(t))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+        e.model.vocab_size,
+        2,
+    );
+    let lm = match &e.model.pretrained {
+        Some(dir) => AwdLstmLm::from_pretrained(dir, device)?.with_vocab(vocab, seed)?,
+        None => {
+            let config = AwdLstmConfig {
+                vocab_size: vocab.len(),
+                emb_size: 128,
+                hidden_size: 256,
+                num_layers: 3,
+                dropouts: AwdDropouts::LANGUAGE_MODEL,
+            };
+            AwdLstmLm::new(config, vocab, seed, device)?
+        }
+    };
+    let lm = with_lm_dropouts(&lm, u.drop_mult, seed, device)?;
+    let lm_dir = out.join("lm");
+    let mut lm_seconds = 0.0;
+    if u.lm_epochs > 0 {
+        let stream = lm.stream(&train_texts);
+        let (mut train, mut validation) = (Vec::new(), Vec::new());
+        for (i, c) in chunks(&stream, u.bptt).into_iter().enumerate() {
+            if i % LM_VALIDATION_EVERY == LM_VALIDATION_EVERY - 1 {
+                validation.push(c);
+            } else {
+                train.push(c);
+            }
+        }
+        let mut groups: Vec<String> = (0..lm.config().num_layers)
+            .map(|l| format!("rnns.{l}.*"))
+            .collect();
+        groups.insert(0, "encoder.*".into());
+        let mut args = stage_args(&e.training, &lm_dir, u.lm_epochs);
+        args.metric_for_best_model = "eval_loss".into();
+        args.param_groups = rate_groups(&groups, u.discriminative_lr);
+        let outcome =
+            Trainer::new(args, Vec::new())?.train(&lm, &train, Some(&validation), false)?;
+        lm_seconds = outcome.train_seconds;
+    }
+    lm.save_pretrained(&lm_dir)?;
+
+    // Stage 3: the classifier, unfreezing from the top.
+    let model = UlmfitClassifier::from_language_model(
+        &lm_dir,
+        data.labels.clone(),
+        u.drop_mult,
+        data.class_weights,
+        seed,
+        device,
+    )?;
+    let train_examples = model.prepare(&train_texts, data.train_ids);
+    let validation_examples = data
+        .validation
+        .map(|(d, ids)| model.prepare(&d.texts(), ids));
+    let groups = model.layer_groups();
+    let stages: Vec<(usize, usize)> = if u.gradual_unfreezing {
+        // (groups trained, epochs): 1, 2, … groups for an epoch each, then all of them.
+        let n = groups.len();
+        let mut s: Vec<(usize, usize)> = (1..n).map(|k| (k, 1)).collect();
+        s.push((n, e.training.num_train_epochs.saturating_sub(n - 1).max(1)));
+        s
+    } else {
+        vec![(groups.len(), e.training.num_train_epochs)]
+    };
+    let mut outcome = None;
+    let mut seconds = lm_seconds;
+    for &(trained, epochs) in &stages {
+        let mut args = stage_args(&e.training, out, epochs);
+        let frozen = groups.len() - trained;
+        args.param_groups = rate_groups(&groups, u.discriminative_lr)
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| ParamGroup {
+                frozen: i < frozen,
+                ..g
+            })
+            .collect();
+        let trainer = Trainer::new(args, data.labels.names().to_vec())?;
+        let o = trainer.train(
+            &model,
+            &train_examples,
+            validation_examples.as_deref(),
+            false,
+        )?;
+        seconds += o.train_seconds;
+        outcome = Some(o);
+    }
+    Ok(Trained {
+        model,
+        outcome: outcome.expect("at least one stage"),
+        seconds,
+    })
+}
+
+/// The language model with fastai's LM dropouts × `drop_mult` (same weights).
+fn with_lm_dropouts(
+    lm: &AwdLstmLm,
+    drop_mult: f32,
+    seed: u64,
+    device: &Device,
+) -> Result<AwdLstmLm> {
+    let config = AwdLstmConfig {
+        dropouts: AwdDropouts::LANGUAGE_MODEL.scaled(drop_mult),
+        ..*lm.config()
+    };
+    let copy = AwdLstmLm::new(config, lm.vocab().to_vec(), seed, device)?;
+    copy.params()
+        .assign(&lm.params().tensors(), Path::new("<language model>"))?;
+    Ok(copy)
+}
+
+/// The run's training settings for one stage: `epochs` epochs, the slanted triangular rate,
+/// no early stopping (a stage is one epoch), checkpoints in `dir`.
+fn stage_args(base: &TrainingArgs, dir: &Path, epochs: usize) -> TrainingArgs {
+    TrainingArgs {
+        output_dir: dir.to_path_buf(),
+        num_train_epochs: epochs.max(1),
+        lr_scheduler_type: ScheduleKind::SlantedTriangular,
+        early_stopping_patience: None,
+        ..base.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_groups_learn_2_6_times_slower() {
+        let groups: Vec<String> = ["encoder.*", "rnns.0.*", "head.*"]
+            .map(String::from)
+            .to_vec();
+        let scales: Vec<Option<f64>> = rate_groups(&groups, true)
+            .iter()
+            .map(|g| g.lr_scale)
+            .collect();
+        assert_eq!(
+            scales,
+            [Some(1.0 / 6.76), Some(1.0 / 2.6), Some(1.0)].map(|s| s.map(|v: f64| v))
+        );
+        assert!(rate_groups(&groups, false)
+            .iter()
+            .all(|g| g.lr_scale.is_none()));
+    }
+}
