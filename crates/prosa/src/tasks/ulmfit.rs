@@ -218,14 +218,13 @@ mod tests {
         let groups: Vec<String> = ["encoder.*", "rnns.0.*", "head.*"]
             .map(String::from)
             .to_vec();
-        let scales: Vec<Option<f64>> = rate_groups(&groups, true)
+        let scales: Vec<f64> = rate_groups(&groups, true)
             .iter()
-            .map(|g| g.lr_scale)
+            .map(|g| g.lr_scale.unwrap())
             .collect();
-        assert_eq!(
-            scales,
-            [Some(1.0 / 6.76), Some(1.0 / 2.6), Some(1.0)].map(|s| s.map(|v: f64| v))
-        );
+        for (got, want) in scales.iter().zip([1.0 / 6.76, 1.0 / 2.6, 1.0]) {
+            assert!((got - want).abs() < 1e-12, "{scales:?}");
+        }
         assert!(rate_groups(&groups, false)
             .iter()
             .all(|g| g.lr_scale.is_none()));

@@ -1,5 +1,7 @@
-//! ELMo from the command line: pretraining on a small corpus beats a unigram model's
-//! perplexity, the folder loads, and `prosa explain elmo` compares a word's occurrences.
+//! Unit III's transfer models from the command line. ELMo: pretraining on a small corpus beats
+//! a unigram model's perplexity, the folder loads, `prosa explain elmo` compares a word's
+//! occurrences, its features train a classifier and a tagger. ULMFiT: the AWD-LSTM language
+//! model beats the unigram model, and the classifier on it learns.
 
 mod common;
 
@@ -273,4 +275,86 @@ fn an_awd_lstm_language_model_beats_the_unigram_model() {
     assert!(last < 0.4 * unigram, "AWD-LSTM {last} vs unigram {unigram}");
     let config = std::fs::read_to_string(dir.path().join("run/model/config.json")).unwrap();
     assert!(config.contains("prosa-awd-lstm-lm"), "{config}");
+}
+
+/// ULMFiT's stages 2 and 3 on the small grammar: LM fine-tuning on the texts, then the
+/// classifier with gradual unfreezing separates "come" sentences from "lê" sentences (the
+/// majority class scores 0.5). Dropout is off: this tiny model does not learn with fastai's.
+#[test]
+fn a_ulmfit_classifier_learns_on_its_language_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, grammar_text()).unwrap();
+    let lm = prosa()
+        .args(["pretrain", "--arch", "awd-lstm", "--corpus"])
+        .arg(&corpus)
+        .arg("--output-dir")
+        .arg(dir.path().join("lm"))
+        .args([
+            "--hidden",
+            "16",
+            "--intermediate",
+            "24",
+            "--vocab-size",
+            "100",
+        ])
+        .args([
+            "--max-length",
+            "20",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--lr",
+            "3e-2",
+        ])
+        .args(["--drop-mult", "0", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        lm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lm.stderr)
+    );
+    let data = dir.path().join("data.csv");
+    let mut rows = String::from("text,label\n");
+    let subjects = ["o gato", "a menina", "o menino", "a vaca"];
+    for i in 0..200usize {
+        let s = subjects[(i / 2) % 4];
+        if i % 2 == 0 {
+            rows.push_str(&format!("{s} come peixe .,comida\n"));
+        } else {
+            rows.push_str(&format!("{s} lê livros .,leitura\n"));
+        }
+    }
+    std::fs::write(&data, rows).unwrap();
+    let out = prosa()
+        .args(["train", "--arch", "ulmfit", "--pretrained"])
+        .arg(dir.path().join("lm/model"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--output-dir")
+        .arg(dir.path().join("clf"))
+        .args([
+            "--epochs",
+            "8",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "8",
+            "--drop-mult",
+            "0",
+        ])
+        .args(["--patience", "0", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accuracy = result["test_report"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.95, "{accuracy}");
+    assert!(dir.path().join("clf/lm/vocab.txt").exists());
 }
