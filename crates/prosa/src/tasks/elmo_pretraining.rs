@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::ending::{save_run, write_results};
+use super::ending::{metric_curve, save_run, write_results};
 use crate::data::corpus::read_documents;
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -106,13 +106,7 @@ pub fn run(spec: &ElmoPretrainSpec, resume: bool) -> Result<ElmoPretrainResult> 
     let saved = save_run(&spec.training, &outcome, "ELMo biLM pretraining", |dir| {
         model.save_pretrained(dir)
     })?;
-    let curve = outcome
-        .state
-        .history
-        .entries
-        .iter()
-        .filter_map(|h| h.metrics.get("eval_perplexity").map(|&p| (h.step, p)))
-        .collect();
+    let curve = metric_curve(&outcome, "eval_perplexity");
     let result = ElmoPretrainResult {
         model_dir: saved.model_dir,
         sentences: (train.len(), validation.len()),

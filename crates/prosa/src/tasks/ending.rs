@@ -47,3 +47,14 @@ pub(crate) fn write_results<T: Serialize>(args: &TrainingArgs, results: T) -> Re
     fsio::write_json(&args.output_dir.join(RESULTS_FILE), &results)?;
     Ok(results)
 }
+
+/// (step, value) of metric `key` (`eval_loss`, `eval_perplexity`, …) at each evaluation.
+pub(crate) fn metric_curve(outcome: &TrainOutcome, key: &str) -> Vec<(usize, f64)> {
+    outcome
+        .state
+        .history
+        .entries
+        .iter()
+        .filter_map(|h| h.metrics.get(key).map(|&v| (h.step, v)))
+        .collect()
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::ending::{save_run, write_results};
+use super::ending::{metric_curve, save_run, write_results};
 use crate::data::corpus::read_documents;
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -140,13 +140,7 @@ pub fn run(spec: &T5PretrainSpec, resume: bool) -> Result<T5PretrainResult> {
         "T5 pretraining (span corruption)",
         |dir| model.save_pretrained(dir),
     )?;
-    let curve = outcome
-        .state
-        .history
-        .entries
-        .iter()
-        .filter_map(|h| h.metrics.get("eval_loss").map(|&l| (h.step, l)))
-        .collect();
+    let curve = metric_curve(&outcome, "eval_loss");
     let result = T5PretrainResult {
         model_dir: saved.model_dir,
         chunks: (train.len(), validation.len()),

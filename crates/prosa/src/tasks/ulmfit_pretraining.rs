@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::ending::{save_run, write_results};
+use super::ending::{metric_curve, save_run, write_results};
 use crate::data::corpus::read_documents;
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -114,13 +114,7 @@ pub fn run(spec: &AwdLstmPretrainSpec, resume: bool) -> Result<AwdLstmPretrainRe
     let saved = save_run(&spec.training, &outcome, "AWD-LSTM language model", |dir| {
         model.save_pretrained(dir)
     })?;
-    let curve = outcome
-        .state
-        .history
-        .entries
-        .iter()
-        .filter_map(|h| h.metrics.get("eval_perplexity").map(|&p| (h.step, p)))
-        .collect();
+    let curve = metric_curve(&outcome, "eval_perplexity");
     let result = AwdLstmPretrainResult {
         model_dir: saved.model_dir,
         chunks: (train.len(), validation.len()),

@@ -7,20 +7,20 @@
 //! The folder holds the biLM too (its weights under `elmo.`, its vocabulary in `vocab.txt`),
 //! so it loads on its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
+use super::head::{load_bilm, MixHead};
 use super::{words, ElmoBiLm, ElmoConfig};
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::models::folder::{self, ModelFolder};
 use crate::models::{classification_step, TextClassifier};
 use crate::nn::loss::class_weight_tensor;
-use crate::nn::scalar_mix::ScalarMix;
-use crate::nn::{dropout, load_safetensors, ForwardCtx, Init, ParamStore};
+use crate::nn::{ForwardCtx, ParamStore};
 use crate::train::{StepOutput, Trainable};
 
 /// The `model_type` written in `config.json`.
@@ -69,9 +69,7 @@ pub struct ElmoClassifier {
     labels: LabelMap,
     params: ParamStore,
     elmo: ElmoBiLm,
-    mix: ScalarMix,
-    hidden: (Tensor, Tensor),
-    output: (Tensor, Tensor),
+    head: MixHead,
     class_weights: Option<Tensor>,
 }
 
@@ -99,15 +97,7 @@ impl ElmoClassifier {
             class_weights,
         };
         let model = Self::build(config, labels, elmo_dir, seed, device)?;
-        // The biLM's weights, renamed under `elmo.`; the rest starts fresh.
-        let path = elmo_dir.join("model.safetensors");
-        let tensors: HashMap<String, Tensor> = load_safetensors(&path, device)?
-            .into_iter()
-            .map(|(k, v)| (format!("elmo.{k}"), v))
-            .collect();
-        model
-            .params
-            .load_tensors(&tensors, &path, &|name| !name.starts_with("elmo."))?;
+        load_bilm(&model.params, elmo_dir, device)?;
         Ok(model)
     }
 
@@ -136,17 +126,14 @@ impl ElmoClassifier {
         let params = ParamStore::new(device.clone());
         let vb = params.builder(seed);
         let elmo = ElmoBiLm::build_from_folder(config.elmo.clone(), vocab_dir, &vb.pp("elmo"))?;
-        let mix = ScalarMix::new(config.elmo.num_layers + 1, &vb.pp("scalar_mix"))?;
-        let width = 2 * config.elmo.hidden_size;
-        let dense = |name: &str, out: usize, inp: usize| -> Result<(Tensor, Tensor)> {
-            let d = vb.pp(name);
-            Ok((
-                d.param("weight", &[out, inp], Init::XavierUniform)?,
-                d.param("bias", &[out], Init::Zeros)?,
-            ))
-        };
-        let hidden = dense("hidden", config.hidden_size, width)?;
-        let output = dense("classifier", config.num_labels, config.hidden_size)?;
+        let head = MixHead::new(
+            &vb,
+            config.elmo.num_layers + 1,
+            2 * config.elmo.hidden_size,
+            config.hidden_size,
+            config.num_labels,
+            config.dropout,
+        )?;
         let class_weights =
             class_weight_tensor(config.class_weights.as_deref(), config.num_labels, device)?;
         Ok(Self {
@@ -154,9 +141,7 @@ impl ElmoClassifier {
             labels,
             params,
             elmo,
-            mix,
-            hidden,
-            output,
+            head,
             class_weights,
         })
     }
@@ -195,28 +180,20 @@ impl ElmoClassifier {
 
     /// Class logits of feature rows.
     fn logits(&self, features: &[&[f32]], ctx: &mut ForwardCtx) -> Result<Tensor> {
-        let layers = self.config.elmo.num_layers + 1;
-        let width = 2 * self.config.elmo.hidden_size;
-        let flat: Vec<f32> = features.iter().flat_map(|f| f.iter().copied()).collect();
-        if flat.len() != features.len() * layers * width {
+        let width = (self.config.elmo.num_layers + 1) * 2 * self.config.elmo.hidden_size;
+        if features.iter().any(|f| f.len() != width) {
             return Err(Error::config(
                 "features",
-                format!("rows of {layers} × {width} values expected"),
+                format!("rows of {width} values expected"),
             ));
         }
-        let x = Tensor::from_vec(flat, (features.len(), layers, width), self.params.device())?;
-        let per_layer: Vec<Tensor> = (0..layers)
-            .map(|j| x.narrow(1, j, 1)?.squeeze(1))
-            .collect::<candle_core::Result<_>>()?;
-        let mixed = dropout(&self.mix.forward(&per_layer)?, self.config.dropout, ctx)?;
-        let h = crate::nn::linear::linear(&mixed, &self.hidden.0, &self.hidden.1)?.relu()?;
-        let h = dropout(&h, self.config.dropout, ctx)?;
-        crate::nn::linear::linear(&h, &self.output.0, &self.output.1)
+        let flat: Vec<f32> = features.iter().flat_map(|f| f.iter().copied()).collect();
+        self.head.logits(&flat, features.len(), ctx)
     }
 
     /// The learned layer weights `softmax(w)` and γ.
     pub fn mix_weights(&self) -> Result<(Vec<f32>, f32)> {
-        self.mix.weights()
+        self.head.mix_weights()
     }
 }
 

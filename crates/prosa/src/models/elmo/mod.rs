@@ -11,6 +11,7 @@
 pub mod char_cnn;
 pub mod classifier;
 mod context;
+mod head;
 pub mod tagger;
 
 pub use context::{Neighbour, Occurrence, WordInContexts};

@@ -7,13 +7,13 @@ use std::path::Path;
 use candle_core::{Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
+use super::head::{load_bilm, MixHead};
 use super::{ElmoBiLm, ElmoConfig};
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::models::classification_step;
 use crate::models::folder::{self, ModelFolder};
-use crate::nn::scalar_mix::ScalarMix;
-use crate::nn::{dropout, load_safetensors, ForwardCtx, Init, ParamStore};
+use crate::nn::{ForwardCtx, ParamStore};
 use crate::train::{StepOutput, Trainable};
 
 /// The `model_type` written in `config.json`.
@@ -51,9 +51,7 @@ pub struct ElmoTagger {
     tags: LabelMap,
     params: ParamStore,
     elmo: ElmoBiLm,
-    mix: ScalarMix,
-    hidden: (Tensor, Tensor),
-    output: (Tensor, Tensor),
+    head: MixHead,
 }
 
 impl ElmoTagger {
@@ -74,14 +72,7 @@ impl ElmoTagger {
             tags: tags.names().to_vec(),
         };
         let model = Self::build(config, elmo_dir, seed, device)?;
-        let path = elmo_dir.join("model.safetensors");
-        let tensors = load_safetensors(&path, device)?
-            .into_iter()
-            .map(|(k, v)| (format!("elmo.{k}"), v))
-            .collect();
-        model
-            .params
-            .load_tensors(&tensors, &path, &|name| !name.starts_with("elmo."))?;
+        load_bilm(&model.params, elmo_dir, device)?;
         Ok(model)
     }
 
@@ -107,24 +98,20 @@ impl ElmoTagger {
         let params = ParamStore::new(device.clone());
         let vb = params.builder(seed);
         let elmo = ElmoBiLm::build_from_folder(config.elmo.clone(), vocab_dir, &vb.pp("elmo"))?;
-        let mix = ScalarMix::new(config.elmo.num_layers + 1, &vb.pp("scalar_mix"))?;
-        let dense = |name: &str, out: usize, inp: usize| -> Result<(Tensor, Tensor)> {
-            let d = vb.pp(name);
-            Ok((
-                d.param("weight", &[out, inp], Init::XavierUniform)?,
-                d.param("bias", &[out], Init::Zeros)?,
-            ))
-        };
-        let hidden = dense("hidden", config.hidden_size, 2 * config.elmo.hidden_size)?;
-        let output = dense("classifier", config.tags.len(), config.hidden_size)?;
+        let head = MixHead::new(
+            &vb,
+            config.elmo.num_layers + 1,
+            2 * config.elmo.hidden_size,
+            config.hidden_size,
+            config.tags.len(),
+            config.dropout,
+        )?;
         Ok(Self {
             tags: LabelMap::from_names(config.tags.clone()),
             config,
             params,
             elmo,
-            mix,
-            hidden,
-            output,
+            head,
         })
     }
 
@@ -172,16 +159,7 @@ impl ElmoTagger {
 
     /// Tag logits (words, tags) of feature rows, one per word.
     fn logits(&self, features: &[f32], words: usize, ctx: &mut ForwardCtx) -> Result<Tensor> {
-        let layers = self.config.elmo.num_layers + 1;
-        let width = 2 * self.config.elmo.hidden_size;
-        let x = Tensor::from_slice(features, (words, layers, width), self.params.device())?;
-        let per_layer: Vec<Tensor> = (0..layers)
-            .map(|j| x.narrow(1, j, 1)?.squeeze(1))
-            .collect::<candle_core::Result<_>>()?;
-        let mixed = dropout(&self.mix.forward(&per_layer)?, self.config.dropout, ctx)?;
-        let h = crate::nn::linear::linear(&mixed, &self.hidden.0, &self.hidden.1)?.relu()?;
-        let h = dropout(&h, self.config.dropout, ctx)?;
-        crate::nn::linear::linear(&h, &self.output.0, &self.output.1)
+        self.head.logits(features, words, ctx)
     }
 
     /// The tags of each sentence's words.
