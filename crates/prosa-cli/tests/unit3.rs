@@ -357,4 +357,16 @@ fn a_ulmfit_classifier_learns_on_its_language_model() {
     let accuracy = result["test_report"]["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.95, "{accuracy}");
     assert!(dir.path().join("clf/lm/vocab.txt").exists());
+    let predicted = prosa()
+        .args(["predict", "--model"])
+        .arg(dir.path().join("clf/model"))
+        .args(["a vaca lê livros .", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        predicted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&predicted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&predicted.stdout).contains("leitura"));
 }

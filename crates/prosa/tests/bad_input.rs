@@ -238,7 +238,7 @@ fn corrupt_or_mismatched_model_folders_name_the_problem() {
     std::fs::write(m.join("config.json"), config.replace("prosa-bow", "gpt-17")).unwrap();
     assert!(
         err(&m).contains(
-            "unknown architecture model_type = \"gpt-17\" (prosa knows: prosa-bow, prosa-rnn, prosa-transformer-classifier, bert, distilbert, roberta)"
+            "unknown architecture model_type = \"gpt-17\" (prosa knows: prosa-bow, prosa-rnn, prosa-transformer-classifier, prosa-elmo-classifier, prosa-ulmfit-classifier, bert, distilbert, roberta)"
         ),
         "{}",
         err(&m)

@@ -60,6 +60,7 @@ pub const KNOWN_CLASSIFIERS: &[&str] = &[
     rnn::MODEL_TYPE,
     transformer_classifier::MODEL_TYPE,
     elmo::classifier::CLASSIFIER_TYPE,
+    ulmfit::classifier::CLASSIFIER_TYPE,
     "bert",
     "distilbert",
     "roberta",
@@ -79,6 +80,9 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<Box<dyn TextClassi
         elmo::classifier::CLASSIFIER_TYPE => Ok(Box::new(elmo::classifier::ElmoClassifier::load(
             dir, device,
         )?)),
+        ulmfit::classifier::CLASSIFIER_TYPE => Ok(Box::new(
+            ulmfit::classifier::UlmfitClassifier::load(dir, device)?,
+        )),
         other => Err(Error::folder(
             dir.join("config.json"),
             format!(
