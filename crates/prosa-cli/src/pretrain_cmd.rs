@@ -256,14 +256,7 @@ fn run_elmo(a: &PretrainArgs, training: TrainingArgs) -> anyhow::Result<()> {
         result.vocabulary,
         result.train_seconds
     );
-    println!("\n{:>8}{:>22}", "step", "validation perplexity");
-    for (step, p) in &result.curve {
-        println!("{step:>8}{p:>22.2}");
-    }
-    println!(
-        "unigram model (the baseline): {:.2}",
-        result.unigram_perplexity
-    );
+    print_perplexities(&result.curve, result.unigram_perplexity);
     println!(
         "\nmodel folder {} (see its vectors in context: prosa explain elmo --model {} …)",
         result.model_dir.display(),
@@ -284,11 +277,7 @@ fn run_awd_lstm(a: &PretrainArgs, mut training: TrainingArgs) -> anyhow::Result<
         num_layers: a.layers,
         max_length: a.max_length,
         validation_every: a.validation_every,
-        drop_mult: if a.dropout > 0.0 {
-            a.dropout / 0.1
-        } else {
-            0.0
-        },
+        drop_mult: a.drop_mult,
         training,
     };
     let result = prosa::tasks::ulmfit_pretraining::run(&spec, a.resume)?;
@@ -305,14 +294,16 @@ fn run_awd_lstm(a: &PretrainArgs, mut training: TrainingArgs) -> anyhow::Result<
         result.vocabulary,
         result.train_seconds
     );
+    print_perplexities(&result.curve, result.unigram_perplexity);
+    println!("\nmodel folder {}", result.model_dir.display());
+    Ok(())
+}
+
+/// A language model's validation perplexity per evaluation, then the unigram baseline.
+fn print_perplexities(curve: &[(usize, f64)], unigram: f64) {
     println!("\n{:>8}{:>22}", "step", "validation perplexity");
-    for (step, p) in &result.curve {
+    for (step, p) in curve {
         println!("{step:>8}{p:>22.2}");
     }
-    println!(
-        "unigram model (the baseline): {:.2}\nmodel folder {}",
-        result.unigram_perplexity,
-        result.model_dir.display()
-    );
-    Ok(())
+    println!("unigram model (the baseline): {unigram:.2}");
 }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::metrics::entities::{entity_report, EntityReport};
 use crate::models::elmo::tagger::{ElmoTagger, TAGGER_TYPE};
 use crate::models::encoder::EncoderTokenClassifier;
-use crate::train::Trainer;
+use crate::train::{ParamGroup, Trainable, Trainer};
 
 /// What the run produced.
 #[derive(Debug, Clone, Serialize)]
@@ -76,153 +76,156 @@ pub fn run(e: &Experiment, resume: bool) -> Result<TokenClassificationResult> {
     }
     let validation = train.split_off(train.len() - held);
     let tags = LabelMap::fit(train.iter().flat_map(|s| s.tags.iter().map(String::as_str)));
-    if e.model.arch == "elmo" {
-        let splits = Splits {
-            train: &train,
-            validation: &validation,
-            test: &test,
-        };
-        return run_elmo(e, &pretrained, tags, splits, test_file, &device, resume);
-    }
-    let model = EncoderTokenClassifier::from_pretrained(
-        &pretrained,
-        Some(tags.clone()),
-        e.model.max_tokens,
-        &device,
-    )?;
-    let train_examples = model.prepare(&train, &train_file)?;
-    let validation_examples = model.prepare(&validation, &train_file)?;
-    let mut args = e.training.clone();
-    let frozen = match (e.model.freeze_encoder, e.model.freeze_layers) {
-        (true, _) => model.model().freeze_groups(None),
-        (false, Some(n)) => model.model().freeze_groups(Some(n)),
-        (false, None) => Vec::new(),
+    let data = TaggedData {
+        train: &train,
+        validation: &validation,
+        test: &test,
+        train_file: &train_file,
     };
+    let result = if e.model.arch == "elmo" {
+        let hidden = if e.model.hidden_size == 0 {
+            128
+        } else {
+            e.model.hidden_size
+        };
+        let model = ElmoTagger::from_pretrained(
+            &pretrained,
+            tags.clone(),
+            hidden,
+            e.model.dropout,
+            e.training.seed,
+            &device,
+        )?;
+        // The biLM stays as pretrained: only the mix and the dense layers learn.
+        let frozen = vec![ParamGroup {
+            pattern: "elmo.*".into(),
+            frozen: true,
+            ..Default::default()
+        }];
+        fit(e, &model, frozen, &tags, data, resume)?
+    } else {
+        let model = EncoderTokenClassifier::from_pretrained(
+            &pretrained,
+            Some(tags.clone()),
+            e.model.max_tokens,
+            &device,
+        )?;
+        let frozen = match (e.model.freeze_encoder, e.model.freeze_layers) {
+            (true, _) => model.model().freeze_groups(None),
+            (false, Some(n)) => model.model().freeze_groups(Some(n)),
+            (false, None) => Vec::new(),
+        };
+        fit(e, &model, frozen, &tags, data, resume)?
+    };
+    write_results(
+        &e.training,
+        TokenClassificationResult {
+            test_file,
+            ..result
+        },
+    )
+}
+
+/// The tagged data of a run.
+struct TaggedData<'a> {
+    train: &'a [TaggedSentence],
+    validation: &'a [TaggedSentence],
+    test: &'a [TaggedSentence],
+    /// Where `train` and `validation` come from (named in errors).
+    train_file: &'a Path,
+}
+
+/// What a tagger offers the task: examples of tagged sentences, tags of words, its folder.
+trait Tagger: Trainable {
+    /// Training examples of sentences read from `path` (named in errors).
+    fn examples(&self, sentences: &[TaggedSentence], path: &Path) -> Result<Vec<Self::Example>>;
+    /// The tag of every word of each sentence.
+    fn tag(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<String>>>;
+    /// Writes the model folder.
+    fn save_folder(&self, dir: &Path) -> Result<()>;
+}
+
+impl Tagger for EncoderTokenClassifier {
+    fn examples(&self, sentences: &[TaggedSentence], path: &Path) -> Result<Vec<Self::Example>> {
+        self.prepare(sentences, path)
+    }
+    fn tag(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<String>>> {
+        self.predict_words(sentences)
+    }
+    fn save_folder(&self, dir: &Path) -> Result<()> {
+        self.save(dir)
+    }
+}
+
+impl Tagger for ElmoTagger {
+    fn examples(&self, sentences: &[TaggedSentence], path: &Path) -> Result<Vec<Self::Example>> {
+        self.prepare(sentences, path)
+    }
+    fn tag(&self, sentences: &[Vec<String>]) -> Result<Vec<Vec<String>>> {
+        self.predict_words(sentences)
+    }
+    fn save_folder(&self, dir: &Path) -> Result<()> {
+        self.save(dir)
+    }
+}
+
+/// Trains `model` (with `frozen` groups first), saves its folder and scores the test
+/// sentences; the result's `test_file` is left for the caller.
+fn fit<M: Tagger>(
+    e: &Experiment,
+    model: &M,
+    frozen: Vec<ParamGroup>,
+    tags: &LabelMap,
+    data: TaggedData,
+    resume: bool,
+) -> Result<TokenClassificationResult> {
+    let train_examples = model.examples(data.train, data.train_file)?;
+    let validation_examples = model.examples(data.validation, data.train_file)?;
+    let mut args = e.training.clone();
     for (i, group) in frozen.into_iter().enumerate() {
         args.param_groups.insert(i, group);
     }
     let trainer = Trainer::new(args, tags.names().to_vec())?;
     let validation_examples = (!validation_examples.is_empty()).then_some(validation_examples);
     let outcome = trainer.train(
-        &model,
+        model,
         &train_examples,
         validation_examples.as_deref(),
         resume,
     )?;
     let saved = save_run(&e.training, &outcome, "Learning curves", |dir| {
-        model.save(dir)
+        model.save_folder(dir)
     })?;
-    let report = score(&model, &test)?;
-    write_results(
-        &e.training,
-        TokenClassificationResult {
-            model_dir: saved.model_dir,
-            test_file,
-            report,
-            split_sizes: (train.len(), validation.len(), test.len()),
-            train_seconds: outcome.train_seconds,
-        },
-    )
+    let report = score_tagger(model, data.test)?;
+    Ok(TokenClassificationResult {
+        model_dir: saved.model_dir,
+        test_file: PathBuf::new(),
+        report,
+        split_sizes: (data.train.len(), data.validation.len(), data.test.len()),
+        train_seconds: outcome.train_seconds,
+    })
+}
+
+/// Entity-level scores of any tagger on tagged sentences.
+fn score_tagger<M: Tagger>(model: &M, sentences: &[TaggedSentence]) -> Result<EntityReport> {
+    let words: Vec<Vec<String>> = sentences.iter().map(|s| s.tokens.clone()).collect();
+    let truth: Vec<Vec<String>> = sentences.iter().map(|s| s.tags.clone()).collect();
+    Ok(entity_report(&truth, &model.tag(&words)?))
 }
 
 /// Entity-level scores of `model` on tagged sentences.
 pub fn score(model: &EncoderTokenClassifier, sentences: &[TaggedSentence]) -> Result<EntityReport> {
-    let words: Vec<Vec<String>> = sentences.iter().map(|s| s.tokens.clone()).collect();
-    score_predictions(sentences, &model.predict_words(&words)?)
-}
-
-fn score_predictions(
-    sentences: &[TaggedSentence],
-    predicted: &[Vec<String>],
-) -> Result<EntityReport> {
-    let truth: Vec<Vec<String>> = sentences.iter().map(|s| s.tags.clone()).collect();
-    Ok(entity_report(&truth, predicted))
+    score_tagger(model, sentences)
 }
 
 /// Scores a saved tagger folder (an encoder's, or ELMo's) on a CoNLL file.
 pub fn evaluate(model_dir: &Path, file: &Path, device: &Device) -> Result<EntityReport> {
     let sentences = read_conll(file)?;
     if crate::models::folder::model_type(model_dir)? == TAGGER_TYPE {
-        let model = ElmoTagger::load(model_dir, device)?;
-        let words: Vec<Vec<String>> = sentences.iter().map(|s| s.tokens.clone()).collect();
-        return score_predictions(&sentences, &model.predict_words(&words)?);
+        return score_tagger(&ElmoTagger::load(model_dir, device)?, &sentences);
     }
-    let model = EncoderTokenClassifier::load(model_dir, device)?;
-    score(&model, &sentences)
-}
-
-/// The three parts of the tagged data.
-struct Splits<'a> {
-    train: &'a [TaggedSentence],
-    validation: &'a [TaggedSentence],
-    test: &'a [TaggedSentence],
-}
-
-/// `--arch elmo`: a tagger over the frozen biLM's features (only the mix and the dense layers
-/// learn).
-fn run_elmo(
-    e: &Experiment,
-    pretrained: &Path,
-    tags: LabelMap,
-    splits: Splits,
-    test_file: PathBuf,
-    device: &Device,
-    resume: bool,
-) -> Result<TokenClassificationResult> {
-    let hidden = if e.model.hidden_size == 0 {
-        128
-    } else {
-        e.model.hidden_size
-    };
-    let model = ElmoTagger::from_pretrained(
-        pretrained,
-        tags.clone(),
-        hidden,
-        e.model.dropout,
-        e.training.seed,
-        device,
-    )?;
-    let pairs = |s: &[TaggedSentence]| -> Vec<(Vec<String>, Vec<String>)> {
-        s.iter()
-            .map(|t| (t.tokens.clone(), t.tags.clone()))
-            .collect()
-    };
-    let train_examples = model.prepare(&pairs(splits.train))?;
-    let validation_examples = model.prepare(&pairs(splits.validation))?;
-    let mut args = e.training.clone();
-    args.param_groups.insert(
-        0,
-        crate::train::ParamGroup {
-            pattern: "elmo.*".into(),
-            frozen: true,
-            ..Default::default()
-        },
-    );
-    let trainer = Trainer::new(args, tags.names().to_vec())?;
-    let validation_examples = (!validation_examples.is_empty()).then_some(validation_examples);
-    let outcome = trainer.train(
-        &model,
-        &train_examples,
-        validation_examples.as_deref(),
-        resume,
-    )?;
-    let saved = save_run(&e.training, &outcome, "Learning curves", |dir| {
-        model.save(dir)
-    })?;
-    let words: Vec<Vec<String>> = splits.test.iter().map(|s| s.tokens.clone()).collect();
-    let report = score_predictions(splits.test, &model.predict_words(&words)?)?;
-    write_results(
-        &e.training,
-        TokenClassificationResult {
-            model_dir: saved.model_dir,
-            test_file,
-            report,
-            split_sizes: (
-                splits.train.len(),
-                splits.validation.len(),
-                splits.test.len(),
-            ),
-            train_seconds: outcome.train_seconds,
-        },
+    score(
+        &EncoderTokenClassifier::load(model_dir, device)?,
+        &sentences,
     )
 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::models::ulmfit::awd_lstm::{AwdDropouts, AwdLstmConfig};
 use crate::models::ulmfit::classifier::UlmfitClassifier;
 use crate::models::ulmfit::{build_vocab, chunks, tokenize, AwdLstmLm};
-use crate::train::{ParamGroup, ScheduleKind, TrainOutcome, Trainable, Trainer, TrainingArgs};
+use crate::train::{ParamGroup, ScheduleKind, TrainOutcome, Trainer, TrainingArgs};
 
 /// How much slower each lower layer group learns (Howard & Ruder: η^(l−1) = η^l / 2.6).
 const LAYER_RATE_RATIO: f64 = 2.6;
@@ -55,8 +55,11 @@ pub(super) struct ClassifierData<'a> {
 /// What stages 2 and 3 produced: the classifier, the last stage's outcome, and the seconds of
 /// every stage.
 pub(super) struct Trained {
+    /// The classifier after the last stage.
     pub model: UlmfitClassifier,
+    /// The last stage's outcome (its history and checkpoints).
     pub outcome: TrainOutcome,
+    /// Seconds of every stage, language-model fine-tuning included.
     pub seconds: f64,
 }
 
@@ -78,30 +81,22 @@ pub(super) fn train(
     let seed = e.training.seed;
     let train_texts = data.train.texts();
     // Stage 2: the language model on the training texts' vocabulary, fine-tuned on them.
-    let vocab = build_vocab(
-        train_texts
-            .iter()
-            .flat_map(|t| tokenize(t))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str),
-        e.model.vocab_size,
-        2,
-    );
+    let words: Vec<String> = train_texts.iter().flat_map(|t| tokenize(t)).collect();
+    let vocab = build_vocab(words.iter().map(String::as_str), e.model.vocab_size, 2);
+    let dropouts = AwdDropouts::LANGUAGE_MODEL.scaled(u.drop_mult);
     let lm = match &e.model.pretrained {
-        Some(dir) => AwdLstmLm::from_pretrained(dir, device)?.with_vocab(vocab, seed)?,
+        Some(dir) => AwdLstmLm::from_pretrained(dir, device)?.with_vocab(vocab, dropouts, seed)?,
         None => {
             let config = AwdLstmConfig {
                 vocab_size: vocab.len(),
                 emb_size: 128,
                 hidden_size: 256,
                 num_layers: 3,
-                dropouts: AwdDropouts::LANGUAGE_MODEL,
+                dropouts,
             };
             AwdLstmLm::new(config, vocab, seed, device)?
         }
     };
-    let lm = with_lm_dropouts(&lm, u.drop_mult, seed, device)?;
     let lm_dir = out.join("lm");
     let mut lm_seconds = 0.0;
     if u.lm_epochs > 0 {
@@ -178,23 +173,6 @@ pub(super) fn train(
         outcome: outcome.expect("at least one stage"),
         seconds,
     })
-}
-
-/// The language model with fastai's LM dropouts × `drop_mult` (same weights).
-fn with_lm_dropouts(
-    lm: &AwdLstmLm,
-    drop_mult: f32,
-    seed: u64,
-    device: &Device,
-) -> Result<AwdLstmLm> {
-    let config = AwdLstmConfig {
-        dropouts: AwdDropouts::LANGUAGE_MODEL.scaled(drop_mult),
-        ..*lm.config()
-    };
-    let copy = AwdLstmLm::new(config, lm.vocab().to_vec(), seed, device)?;
-    copy.params()
-        .assign(&lm.params().tensors(), Path::new("<language model>"))?;
-    Ok(copy)
 }
 
 /// The run's training settings for one stage: `epochs` epochs, the slanted triangular rate,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::head::{load_bilm, MixHead};
 use super::{ElmoBiLm, ElmoConfig};
+use crate::data::conll::TaggedSentence;
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::models::classification_step;
@@ -136,20 +137,29 @@ impl ElmoTagger {
         Ok(out)
     }
 
-    /// Training examples of tagged sentences; a tag the tagger does not know is an error.
-    pub fn prepare(&self, sentences: &[(Vec<String>, Vec<String>)]) -> Result<Vec<TaggedFeatures>> {
-        let words: Vec<Vec<String>> = sentences.iter().map(|s| s.0.clone()).collect();
+    /// Training examples of tagged sentences read from `path`; a tag the tagger does not know
+    /// is an error naming the file and the sentence's line.
+    pub fn prepare(
+        &self,
+        sentences: &[TaggedSentence],
+        path: &Path,
+    ) -> Result<Vec<TaggedFeatures>> {
+        let words: Vec<Vec<String>> = sentences.iter().map(|s| s.tokens.clone()).collect();
         let features = self.features(&words)?;
         sentences
             .iter()
             .zip(features)
-            .map(|((_, tags), features)| {
-                let tags = tags
+            .map(|(sentence, features)| {
+                let tags = sentence
+                    .tags
                     .iter()
                     .map(|t| {
-                        self.tags
-                            .id(t)
-                            .ok_or_else(|| Error::config("tags", format!("unknown tag '{t}'")))
+                        self.tags.id(t).ok_or_else(|| Error::UnknownLabel {
+                            path: path.to_path_buf(),
+                            line: sentence.line,
+                            label: t.clone(),
+                            known: self.tags.names().join(", "),
+                        })
                     })
                     .collect::<Result<_>>()?;
                 Ok(TaggedFeatures { features, tags })

@@ -15,7 +15,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use self::awd_lstm::{AwdLstm, AwdLstmConfig};
+use self::awd_lstm::{AwdDropouts, AwdLstm, AwdLstmConfig};
 use super::folder::{self, ModelFolder};
 use crate::error::{Error, Result};
 use crate::nn::dropout::locked_dropout;
@@ -167,11 +167,12 @@ impl AwdLstmLm {
     }
 
     /// The same model over another vocabulary (target-task fine-tuning, fastai's
-    /// `match_embeds`): rows of words both know are copied, new words get the mean of the old
-    /// embedding rows (and of the decoder bias); the LSTM weights are copied.
-    pub fn with_vocab(&self, vocab: Vec<String>, seed: u64) -> Result<Self> {
+    /// `match_embeds`) with `dropouts`: rows of words both know are copied, new words get the
+    /// mean of the old embedding rows (and of the decoder bias); the LSTM weights are copied.
+    pub fn with_vocab(&self, vocab: Vec<String>, dropouts: AwdDropouts, seed: u64) -> Result<Self> {
         let config = AwdLstmConfig {
             vocab_size: vocab.len(),
+            dropouts,
             ..self.config.encoder
         };
         let model = Self::new(config, vocab, seed, self.params.device())?;
@@ -222,12 +223,7 @@ impl AwdLstmLm {
         texts
             .iter()
             .flat_map(|t| {
-                std::iter::once(bos).chain(
-                    tokenize(t.as_ref())
-                        .iter()
-                        .map(|w| self.id(w))
-                        .collect::<Vec<_>>(),
-                )
+                std::iter::once(bos).chain(tokenize(t.as_ref()).into_iter().map(|w| self.id(&w)))
             })
             .collect()
     }
@@ -355,7 +351,9 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let moved = lm.with_vocab(new_vocab, 2).unwrap();
+        let moved = lm
+            .with_vocab(new_vocab, awd_lstm::AwdDropouts::LANGUAGE_MODEL, 2)
+            .unwrap();
         let old = lm.encoder.embedding().to_vec2::<f32>().unwrap();
         let new = moved.encoder.embedding().to_vec2::<f32>().unwrap();
         assert_eq!(new[3], old[5], "gato keeps its row");
