@@ -356,7 +356,16 @@ fn a_ulmfit_classifier_learns_on_its_language_model() {
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     let accuracy = result["test_report"]["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.95, "{accuracy}");
-    assert!(dir.path().join("clf/lm/vocab.txt").exists());
+    assert!(dir.path().join("clf/lm/model/vocab.txt").exists());
+    // The target LM stage's record: its perplexity beside the unigram model's.
+    let lm: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("clf/lm/results.json")).unwrap())
+            .unwrap();
+    let (ppl, unigram) = (
+        lm["validation_perplexity"].as_f64().unwrap(),
+        lm["unigram_perplexity"].as_f64().unwrap(),
+    );
+    assert!(ppl.is_finite() && unigram > 1.0, "{lm}");
     let predicted = prosa()
         .args(["predict", "--model"])
         .arg(dir.path().join("clf/model"))

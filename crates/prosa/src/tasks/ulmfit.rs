@@ -9,14 +9,18 @@
 use std::path::Path;
 
 use candle_core::Device;
+use serde::Serialize;
 
+use super::ending::{metric_curve, CURVES_FILE, MODEL_DIR, RESULTS_FILE};
 use super::experiment::Experiment;
+use super::ulmfit_pretraining::unigram_perplexity;
 use crate::data::{Dataset, LabelMap};
 use crate::error::{Error, Result};
 use crate::models::ulmfit::awd_lstm::{AwdDropouts, AwdLstmConfig};
 use crate::models::ulmfit::classifier::UlmfitClassifier;
-use crate::models::ulmfit::{build_vocab, chunks, tokenize, AwdLstmLm};
-use crate::train::{ParamGroup, ScheduleKind, TrainOutcome, Trainer, TrainingArgs};
+use crate::models::ulmfit::{build_vocab, chunks, tokenize, AwdLstmLm, LmChunk};
+use crate::train::{History, ParamGroup, ScheduleKind, TrainOutcome, Trainer, TrainingArgs};
+use crate::{fsio, report};
 
 /// How much slower each lower layer group learns (Howard & Ruder: η^(l−1) = η^l / 2.6).
 const LAYER_RATE_RATIO: f64 = 2.6;
@@ -97,7 +101,10 @@ pub(super) fn train(
             AwdLstmLm::new(config, vocab, seed, device)?
         }
     };
-    let lm_dir = out.join("lm");
+    // The stage's run (history, checkpoints, curves, results.json) in `lm/`, the fine-tuned
+    // language model's folder in `lm/model/`.
+    let lm_run = out.join("lm");
+    let lm_dir = lm_run.join(MODEL_DIR);
     let mut lm_seconds = 0.0;
     if u.lm_epochs > 0 {
         let stream = lm.stream(&train_texts);
@@ -109,16 +116,21 @@ pub(super) fn train(
                 train.push(c);
             }
         }
+        // Few texts: still one chunk held out, so the stage reports a perplexity.
+        if validation.is_empty() && train.len() > 1 {
+            validation.extend(train.pop());
+        }
         let mut groups: Vec<String> = (0..lm.config().num_layers)
             .map(|l| format!("rnns.{l}.*"))
             .collect();
         groups.insert(0, "encoder.*".into());
-        let mut args = stage_args(&e.training, &lm_dir, u.lm_epochs);
+        let mut args = stage_args(&e.training, &lm_run, u.lm_epochs);
         args.metric_for_best_model = "eval_loss".into();
         args.param_groups = rate_groups(&groups, u.discriminative_lr);
         let outcome =
             Trainer::new(args, Vec::new())?.train(&lm, &train, Some(&validation), false)?;
         lm_seconds = outcome.train_seconds;
+        record_lm_stage(&lm_run, &outcome, &train, &validation, lm.vocab().len())?;
     }
     lm.save_pretrained(&lm_dir)?;
 
@@ -145,7 +157,8 @@ pub(super) fn train(
     } else {
         vec![(groups.len(), e.training.num_train_epochs)]
     };
-    let mut outcome = None;
+    let mut outcome: Option<TrainOutcome> = None;
+    let mut history = History::default();
     let mut seconds = lm_seconds;
     for &(trained, epochs) in &stages {
         let mut args = stage_args(&e.training, out, epochs);
@@ -166,13 +179,56 @@ pub(super) fn train(
             false,
         )?;
         seconds += o.train_seconds;
+        history.append_stage(&o.state.history);
         outcome = Some(o);
     }
+    // The last stage's outcome, with every stage's history (one set of learning curves).
+    let mut outcome = outcome.expect("at least one stage");
+    history.save(out)?;
+    outcome.state.history = history;
     Ok(Trained {
         model,
-        outcome: outcome.expect("at least one stage"),
+        outcome,
         seconds,
     })
+}
+
+/// What the target LM's fine-tuning reached, written as `lm/results.json` beside its history
+/// and learning curves.
+#[derive(Debug, Clone, Serialize)]
+pub struct LmStageResult {
+    /// (step, validation perplexity) at each evaluation.
+    pub curve: Vec<(usize, f64)>,
+    /// Validation perplexity at the end.
+    pub validation_perplexity: f64,
+    /// Validation perplexity of the add-one unigram model of the training chunks.
+    pub unigram_perplexity: f64,
+    /// Seconds of fine-tuning.
+    pub train_seconds: f64,
+}
+
+/// Writes the target LM stage's history, curves and [`LmStageResult`] into `dir`.
+fn record_lm_stage(
+    dir: &Path,
+    outcome: &TrainOutcome,
+    train: &[LmChunk],
+    validation: &[LmChunk],
+    vocab: usize,
+) -> Result<()> {
+    outcome.state.history.save(dir)?;
+    report::learning_curves_png(
+        &outcome.state.history,
+        "target LM fine-tuning",
+        &dir.join(CURVES_FILE),
+    )?;
+    let curve = metric_curve(outcome, "eval_perplexity");
+    let result = LmStageResult {
+        validation_perplexity: curve.last().map_or(f64::NAN, |c| c.1),
+        curve,
+        unigram_perplexity: unigram_perplexity(train, validation, vocab),
+        train_seconds: outcome.train_seconds,
+    };
+    fsio::write_json(&dir.join(RESULTS_FILE), &result)
 }
 
 /// The run's training settings for one stage: `epochs` epochs, the slanted triangular rate,

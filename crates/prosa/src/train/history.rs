@@ -39,6 +39,23 @@ impl History {
         names.into_iter().cloned().collect()
     }
 
+    /// Appends the entries of a later stage that started from fresh counters, continuing this
+    /// history's epochs, steps and time (a run in stages, such as ULMFiT's gradual unfreezing,
+    /// then reads as one run).
+    pub fn append_stage(&mut self, stage: &History) {
+        let (epoch, step, time) = self
+            .entries
+            .last()
+            .map_or((0.0, 0, 0.0), |e| (e.epoch, e.step, e.wall_time_s));
+        self.entries
+            .extend(stage.entries.iter().map(|e| HistoryEntry {
+                epoch: e.epoch + epoch,
+                step: e.step + step,
+                wall_time_s: e.wall_time_s + time,
+                ..e.clone()
+            }));
+    }
+
     /// The series `(epoch, value)` of `metric` (`train_loss`, `learning_rate` or an eval metric).
     pub fn series(&self, metric: &str) -> Vec<(f64, f64)> {
         self.entries
@@ -96,5 +113,38 @@ impl History {
     /// Reads `history.json` from `dir`.
     pub fn load(dir: &Path) -> Result<History> {
         fsio::read_json(&dir.join("history.json"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(epoch: f64, step: usize, wall_time_s: f64) -> HistoryEntry {
+        HistoryEntry {
+            epoch,
+            step,
+            train_loss: 1.0,
+            metrics: BTreeMap::new(),
+            learning_rate: 1e-3,
+            wall_time_s,
+        }
+    }
+
+    #[test]
+    fn a_later_stage_continues_epochs_steps_and_time() {
+        let mut run = History::default();
+        run.append_stage(&History {
+            entries: vec![entry(1.0, 10, 2.0)],
+        });
+        run.append_stage(&History {
+            entries: vec![entry(1.0, 10, 3.0), entry(2.0, 20, 5.0)],
+        });
+        let got: Vec<(f64, usize, f64)> = run
+            .entries
+            .iter()
+            .map(|e| (e.epoch, e.step, e.wall_time_s))
+            .collect();
+        assert_eq!(got, [(1.0, 10, 2.0), (2.0, 20, 5.0), (3.0, 30, 7.0)]);
     }
 }

@@ -1,0 +1,99 @@
+"""ULMFiT on the tweets with the paper's ablations, beside ELMo and the Unit I models, in one
+table (Howard & Ruder 2018, Table 6/7 style).
+
+1. General-domain language model: an AWD-LSTM pretrained on ~2.9M words of English from ASSETS
+   (the Shakespeare plays, the State of the Union addresses, Moby Dick — the corpus of
+   scripts/bench_word2vec_vs_gensim.py).
+2. For each row, `prosa train --arch ulmfit` on the stratified 80/20 split (seed 42): target LM
+   fine-tuning on the training tweets' text, then the classifier —
+   full ULMFiT; without general-domain pretraining (random LM, still fine-tuned on the tweets);
+   without gradual unfreezing; without discriminative learning rates.
+3. The LSTM over GloVe (the quickstart's settings) in the same run, for reference.
+
+    scripts/setup-assets.sh && cargo build --release -p prosa-cli
+    python3 scripts/ulmfit_tweets.py [WORK_DIR] [--max-rows N] [--skip-pretraining]
+
+Prints the table (accuracy, macro-F1, the LMs' validation perplexities, times); every run's
+folder, learning curves and report stay under WORK_DIR.
+"""
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench_word2vec_vs_gensim import PROSA, english_mix, write_corpus  # noqa: E402
+
+# The general-domain LM: 3 layers, embedding 200, inner layers 512, 12k words, one epoch.
+PRETRAIN = ["--vocab-size", "12000", "--layers", "3", "--hidden", "200", "--intermediate", "512",
+            "--max-length", "70", "--batch-size", "32", "--epochs", "1", "--lr", "5e-3",
+            "--drop-mult", "0.5", "--eval-steps", "300"]
+# The classifier runs: the tweets' LM fine-tuned for one epoch, then 6 classifier epochs.
+CLASSIFIER = ["--arch", "ulmfit", "--epochs", "6", "--lr", "5e-3", "--batch-size", "32",
+              "--lm-epochs", "1", "--seed", "42"]
+ROWS = [
+    ("ulmfit", "ULMFiT (general LM → tweets LM → classifier)", ["PRETRAINED"]),
+    ("no-pretraining", "ULMFiT without general-domain pretraining", []),
+    ("no-unfreezing", "ULMFiT without gradual unfreezing", ["PRETRAINED", "--no-gradual-unfreezing"]),
+    ("no-discriminative", "ULMFiT without discriminative rates", ["PRETRAINED", "--no-discriminative-lr"]),
+]
+
+
+def run(args, name, work):
+    """Runs prosa with `args`: stdout to WORK/NAME.json, stderr to WORK/NAME.log; returns seconds."""
+    started = time.time()
+    with open(work / f"{name}.json", "w") as out, open(work / f"{name}.log", "w") as err:
+        subprocess.run([PROSA, *args], check=True, stdout=out, stderr=err)
+    return time.time() - started
+
+
+def lm_results(folder):
+    """(validation perplexity at the end, unigram perplexity) of an LM run's results.json."""
+    r = json.loads((folder / "results.json").read_text())
+    return r["curve"][-1][1], r["unigram_perplexity"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("work", nargs="?", default="/tmp/prosa-ulmfit")
+    parser.add_argument("--max-rows", type=int, default=None)
+    parser.add_argument("--skip-pretraining", action="store_true")
+    a = parser.parse_args()
+    work = pathlib.Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    lm = work / "general-lm"
+    if not a.skip_pretraining:
+        corpus = work / "english-2.9M.txt"
+        words = write_corpus(english_mix(), corpus)
+        print(f"general-domain corpus: {words} words")
+        seconds = run(["pretrain", "--arch", "awd-lstm", "--corpus", str(corpus), "--output-dir", str(lm),
+                       *PRETRAIN, "--json"], "general-lm", work)
+        print(f"general-domain LM: {seconds / 60:.1f} min")
+    ppl, unigram = lm_results(lm)
+    print(f"general-domain LM: validation perplexity {ppl:.1f} (unigram model {unigram:.1f})")
+    rows_flag = ["--max-rows", str(a.max_rows)] if a.max_rows else []
+    table = []
+    for key, title, flags in ROWS:
+        flags = [f for flag in flags for f in (["--pretrained", str(lm / "model")] if flag == "PRETRAINED" else [flag])]
+        out = work / key
+        seconds = run(["train", *CLASSIFIER, *rows_flag, *flags, "--output-dir", str(out), "--json"], key, work)
+        result = json.loads((work / f"{key}.json").read_text())
+        table.append((title, result["accuracy"], result["macro_f1"], *lm_results(out / "lm"), seconds))
+    out = work / "lstm-glove"
+    seconds = run(["train", "--arch", "lstm", "--vectors", str(ROOT / "data/vectors/glove.6B.50d.top20k.bin"),
+                   "--hidden", "64", "--epochs", "3", "--lr", "3e-3", "--seed", "42", *rows_flag,
+                   "--output-dir", str(out), "--json"], "lstm-glove", work)
+    result = json.loads((work / "lstm-glove.json").read_text())
+    table.append(("LSTM over GloVe (quickstart)", result["accuracy"], result["macro_f1"], None, None, seconds))
+    print("\n| model | accuracy | macro-F1 | tweets LM perplexity (unigram) | time |")
+    print("| --- | --- | --- | --- | --- |")
+    for title, acc, f1, ppl, unigram, seconds in table:
+        ppl = "—" if ppl is None else f"{ppl:.1f} ({unigram:.1f})"
+        print(f"| {title} | {acc:.3f} | {f1:.3f} | {ppl} | {seconds / 60:.1f} min |")
+
+
+if __name__ == "__main__":
+    main()
