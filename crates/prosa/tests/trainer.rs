@@ -339,3 +339,46 @@ fn bad_settings_are_named() {
         "setting 'per_device_train_batch_size': must be at least 1"
     );
 }
+
+/// Wraps the model and records the size of every training batch.
+struct BatchSizes(Softmax, std::sync::Mutex<Vec<usize>>);
+
+impl Trainable for BatchSizes {
+    type Example = (Vec<f32>, u32);
+    fn params(&self) -> &ParamStore {
+        self.0.params()
+    }
+    fn forward_batch(
+        &self,
+        batch: &[&Self::Example],
+        ctx: &mut ForwardCtx,
+    ) -> prosa::Result<StepOutput> {
+        if ctx.train {
+            self.1.lock().unwrap().push(batch.len());
+        }
+        self.0.forward_batch(batch, ctx)
+    }
+}
+
+#[test]
+fn drop_last_leaves_out_the_incomplete_batch() {
+    // 33 examples in batches of 8: four full batches and one of a single row.
+    let train = blobs(33, 6);
+    let sizes = |drop_last: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.per_device_train_batch_size = 8;
+        a.num_train_epochs = 2;
+        a.dataloader_drop_last = drop_last;
+        let model = BatchSizes(Softmax::new(7), Default::default());
+        let outcome = Trainer::new(a, names())
+            .unwrap()
+            .train(&model, &train, Some(&train), false)
+            .unwrap();
+        let sizes = model.1.into_inner().unwrap();
+        (sizes, outcome.state.global_step)
+    };
+    assert_eq!(sizes(true), (vec![8; 8], 8));
+    let (kept, steps) = sizes(false);
+    assert_eq!((kept.iter().sum::<usize>(), steps), (66, 10));
+}

@@ -160,8 +160,13 @@ pub(super) fn train(
     let mut outcome: Option<TrainOutcome> = None;
     let mut history = History::default();
     let mut seconds = lm_seconds;
-    for &(trained, epochs) in &stages {
+    for (stage, &(trained, epochs)) in stages.iter().enumerate() {
         let mut args = stage_args(&e.training, out, epochs);
+        // The head's batch norm needs two or more rows per batch.
+        args.dataloader_drop_last = true;
+        // Each stage its own shuffles and dropout masks (the same seed would replay the first
+        // epoch's batches and masks in every stage).
+        args.seed = seed.wrapping_add(stage as u64 * 1_000_003);
         let frozen = groups.len() - trained;
         args.param_groups = rate_groups(&groups, u.discriminative_lr)
             .into_iter()

@@ -48,6 +48,9 @@ pub struct TrainingArgs {
     /// Batch examples of similar length together (transformers' `group_by_length`): less
     /// padding, for models whose examples have a length.
     pub group_by_length: bool,
+    /// Leave out each epoch's incomplete training batch (transformers' `dataloader_drop_last`;
+    /// batch normalisation cannot train on a batch of one row).
+    pub dataloader_drop_last: bool,
     /// Micro-batches whose gradients are summed before one update.
     pub gradient_accumulation_steps: usize,
     /// Clip the global gradient norm to this value (0 disables).
@@ -93,6 +96,7 @@ impl Default for TrainingArgs {
             warmup_ratio: 0.0,
             warmup_steps: 0,
             group_by_length: false,
+            dataloader_drop_last: false,
             gradient_accumulation_steps: 1,
             max_grad_norm: 1.0,
             eval_strategy: EvalStrategy::Epoch,

@@ -144,7 +144,13 @@ impl Trainer {
             .collect();
         let mut optimizer = Optimizer::new(model.params(), args.optimizer, &groups)?;
         let accum = args.gradient_accumulation_steps;
-        let batches_per_epoch = train.len().div_ceil(args.per_device_train_batch_size);
+        let batch_size = args.per_device_train_batch_size;
+        let drop_last = args.dataloader_drop_last && train.len() >= batch_size;
+        let batches_per_epoch = if drop_last {
+            train.len() / batch_size
+        } else {
+            train.len().div_ceil(batch_size)
+        };
         let steps_per_epoch = batches_per_epoch.div_ceil(accum);
         let total_steps = steps_per_epoch * args.num_train_epochs;
         let warmup_steps = if args.warmup_steps > 0 {
@@ -191,7 +197,10 @@ impl Trainer {
                     args.per_device_train_batch_size,
                 );
             }
-            let batches: Vec<&[usize]> = order.chunks(args.per_device_train_batch_size).collect();
+            let batches: Vec<&[usize]> = order
+                .chunks(batch_size)
+                .filter(|b| !drop_last || b.len() == batch_size)
+                .collect();
             let start_batch = if epoch == state.epoch {
                 state.batch_in_epoch
             } else {
