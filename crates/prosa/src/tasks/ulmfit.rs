@@ -41,6 +41,16 @@ fn rate_groups(groups: &[String], discriminative: bool) -> Vec<ParamGroup> {
         .collect()
 }
 
+/// fastai's layer groups of the language model, bottom to top: the LSTM layers, then the
+/// embedding — which is also the tied decoder, so it is the top group and learns at the full
+/// rate, as the decoder's bias does (the classifier's groups put the embedding at the bottom).
+fn language_model_groups(num_layers: usize) -> Vec<String> {
+    (0..num_layers)
+        .map(|l| format!("rnns.{l}.*"))
+        .chain(["encoder.*".to_string()])
+        .collect()
+}
+
 /// The classification data: texts and class ids of the training split and, when there is one,
 /// of the validation split.
 pub(super) struct ClassifierData<'a> {
@@ -120,10 +130,7 @@ pub(super) fn train(
         if validation.is_empty() && train.len() > 1 {
             validation.extend(train.pop());
         }
-        let mut groups: Vec<String> = (0..lm.config().num_layers)
-            .map(|l| format!("rnns.{l}.*"))
-            .collect();
-        groups.insert(0, "encoder.*".into());
+        let groups = language_model_groups(lm.config().num_layers);
         let mut args = stage_args(&e.training, &lm_run, u.lm_epochs);
         args.metric_for_best_model = "eval_loss".into();
         args.param_groups = rate_groups(&groups, u.discriminative_lr);
@@ -264,6 +271,11 @@ mod tests {
         for (got, want) in scales.iter().zip([1.0 / 6.76, 1.0 / 2.6, 1.0]) {
             assert!((got - want).abs() < 1e-12, "{scales:?}");
         }
+        assert_eq!(
+            language_model_groups(2),
+            ["rnns.0.*", "rnns.1.*", "encoder.*"],
+            "the tied embedding is the language model's top group"
+        );
         assert!(rate_groups(&groups, false)
             .iter()
             .all(|g| g.lr_scale.is_none()));
