@@ -31,9 +31,9 @@ from bench_word2vec_vs_gensim import PROSA, english_mix, write_corpus  # noqa: E
 PRETRAIN = ["--vocab-size", "12000", "--layers", "3", "--hidden", "200", "--intermediate", "512",
             "--max-length", "70", "--batch-size", "32", "--epochs", "1", "--lr", "5e-3",
             "--drop-mult", "0.5", "--eval-steps", "300"]
-# The classifier runs: the tweets' LM fine-tuned for one epoch, then 6 classifier epochs.
+# The classifier runs: the tweets' LM fine-tuned for 3 epochs, then 6 classifier epochs.
 CLASSIFIER = ["--arch", "ulmfit", "--epochs", "6", "--lr", "5e-3", "--batch-size", "32",
-              "--lm-epochs", "1", "--seed", "42"]
+              "--lm-epochs", "3", "--seed", "42"]
 ROWS = [
     ("ulmfit", "ULMFiT (general LM → tweets LM → classifier)", ["PRETRAINED"]),
     ("no-pretraining", "ULMFiT without general-domain pretraining", []),

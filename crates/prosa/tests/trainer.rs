@@ -219,9 +219,9 @@ fn gradient_accumulation_equals_a_larger_batch() {
         a.max_grad_norm = 0.0;
         // Dropout masks differ between the two layouts, so compare without dropout.
         let out = Trainer::new(a, names()).unwrap();
-        let eval_only = NoDropout(model);
+        let eval_only = Wrapped::new(model, false);
         out.train(&eval_only, &train, None, false).unwrap();
-        eval_only.0.values()
+        eval_only.model.values()
     };
     let (big, accumulated) = (run(32, 1), run(16, 2));
     let max_diff = big
@@ -230,23 +230,6 @@ fn gradient_accumulation_equals_a_larger_batch() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
     assert!(max_diff < 1e-5, "accumulated update differs by {max_diff}");
-}
-
-/// Wraps the model so its forward never uses dropout.
-struct NoDropout(Softmax);
-
-impl Trainable for NoDropout {
-    type Example = (Vec<f32>, u32);
-    fn params(&self) -> &ParamStore {
-        self.0.params()
-    }
-    fn forward_batch(
-        &self,
-        batch: &[&Self::Example],
-        _ctx: &mut ForwardCtx,
-    ) -> prosa::Result<StepOutput> {
-        self.0.forward_batch(batch, &mut ForwardCtx::eval())
-    }
 }
 
 #[test]
@@ -340,13 +323,28 @@ fn bad_settings_are_named() {
     );
 }
 
-/// Wraps the model and records the size of every training batch.
-struct BatchSizes(Softmax, std::sync::Mutex<Vec<usize>>);
+/// Wraps the model: records the size of every training batch and, with `dropout` false, runs
+/// its forward without dropout.
+struct Wrapped {
+    model: Softmax,
+    dropout: bool,
+    batch_sizes: std::sync::Mutex<Vec<usize>>,
+}
 
-impl Trainable for BatchSizes {
+impl Wrapped {
+    fn new(model: Softmax, dropout: bool) -> Self {
+        Self {
+            model,
+            dropout,
+            batch_sizes: Default::default(),
+        }
+    }
+}
+
+impl Trainable for Wrapped {
     type Example = (Vec<f32>, u32);
     fn params(&self) -> &ParamStore {
-        self.0.params()
+        self.model.params()
     }
     fn forward_batch(
         &self,
@@ -354,9 +352,13 @@ impl Trainable for BatchSizes {
         ctx: &mut ForwardCtx,
     ) -> prosa::Result<StepOutput> {
         if ctx.train {
-            self.1.lock().unwrap().push(batch.len());
+            self.batch_sizes.lock().unwrap().push(batch.len());
         }
-        self.0.forward_batch(batch, ctx)
+        if self.dropout {
+            self.model.forward_batch(batch, ctx)
+        } else {
+            self.model.forward_batch(batch, &mut ForwardCtx::eval())
+        }
     }
 }
 
@@ -370,12 +372,12 @@ fn drop_last_leaves_out_the_incomplete_batch() {
         a.per_device_train_batch_size = 8;
         a.num_train_epochs = 2;
         a.dataloader_drop_last = drop_last;
-        let model = BatchSizes(Softmax::new(7), Default::default());
+        let model = Wrapped::new(Softmax::new(7), true);
         let outcome = Trainer::new(a, names())
             .unwrap()
             .train(&model, &train, Some(&train), false)
             .unwrap();
-        let sizes = model.1.into_inner().unwrap();
+        let sizes = model.batch_sizes.into_inner().unwrap();
         (sizes, outcome.state.global_step)
     };
     assert_eq!(sizes(true), (vec![8; 8], 8));
