@@ -92,7 +92,7 @@ def main():
     print("| --- | --- | --- | --- | --- |")
     for title, acc, f1, ppl, unigram, seconds in table:
         ppl = "—" if ppl is None else f"{ppl:.1f} ({unigram:.1f})"
-        print(f"| {title} | {acc:.3f} | {f1:.3f} | {ppl} | {seconds / 60:.1f} min |")
+        print(f"| {title} | {acc:.3f} | {f1:.3f} | {ppl} | {seconds:.0f} s |")
 
 
 if __name__ == "__main__":
