@@ -8,7 +8,7 @@ scripts/setup-assets.sh
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-PROSA_REQUIRE_ASSETS=1 cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+PROSA_REQUIRE_ASSETS=1 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"
