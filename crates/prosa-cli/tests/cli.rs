@@ -7,21 +7,11 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{asset, prosa};
+use common::{asset, json_of, prosa};
 use serde_json::Value;
 
 fn run(args: &[&str]) -> Output {
     prosa().args(args).output().expect("prosa runs")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "prosa failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn is_png(path: &Path) -> bool {

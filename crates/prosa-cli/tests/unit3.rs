@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::prosa;
+use common::{json_of, prosa};
 use serde_json::Value;
 
 /// Sentences of a small grammar (subject, verb, object, full stop): the next word depends on
@@ -63,12 +63,7 @@ fn pretraining_beats_the_unigram_model_and_explain_reads_the_folder() {
         .args(["--dropout", "0", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = json_of(&out);
     assert_eq!(result["sentences"][1], 90);
     let unigram = result["unigram_perplexity"].as_f64().unwrap();
     let last = result["curve"].as_array().unwrap().last().unwrap()[1]
@@ -162,12 +157,7 @@ fn elmo_features_train_a_classifier_that_loads_back() {
         .args(["--patience", "0", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = json_of(&out);
     // Two texts, two classes: separable by their features; the majority class scores 0.5.
     let accuracy = result["test_report"]["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.99, "{accuracy}");
@@ -208,12 +198,7 @@ fn an_elmo_tagger_trains_on_conll_and_is_scored_by_entities() {
         .args(["--epochs", "1", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = json_of(&out);
     assert_eq!(result["split_sizes"], serde_json::json!([1800, 200, 400]));
     let config = std::fs::read_to_string(dir.path().join("model/config.json")).unwrap();
     assert!(config.contains("prosa-elmo-tagger"));
@@ -261,12 +246,7 @@ fn an_awd_lstm_language_model_beats_the_unigram_model() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = json_of(&out);
     let unigram = result["unigram_perplexity"].as_f64().unwrap();
     let last = result["curve"].as_array().unwrap().last().unwrap()[1]
         .as_f64()
@@ -348,12 +328,7 @@ fn a_ulmfit_classifier_learns_on_its_language_model() {
         .args(["--patience", "0", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = json_of(&out);
     let accuracy = result["test_report"]["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.95, "{accuracy}");
     assert!(dir.path().join("clf/lm/model/vocab.txt").exists());

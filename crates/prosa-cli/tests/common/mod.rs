@@ -1,7 +1,9 @@
 //! What the program's test files share: the program, and the fetched assets.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+
+use serde_json::Value;
 
 /// The `prosa` program under test.
 pub fn prosa() -> Command {
@@ -25,4 +27,16 @@ pub fn asset(relative: &str) -> Option<PathBuf> {
     );
     eprintln!("skipped: {} is missing", path.display());
     None
+}
+
+#[allow(dead_code)] // not every test file reads JSON
+/// The JSON a successful run printed (a failed run fails the test with its stderr).
+pub fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "prosa failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
