@@ -10,6 +10,7 @@ use prosa::generation::logits;
 use prosa::generation::{generate, GenerationConfig};
 use prosa::models::decoder::DecoderModel;
 use prosa::nn::attention::position_ids;
+use prosa::nn::kv_cache::KvCache;
 use prosa::train::ForwardCtx;
 use serde_json::Value;
 
@@ -237,6 +238,76 @@ fn streaming_sees_every_token_in_order() {
     let out = generate(&model, &[vec![5, 17, 88]], &g, Some(&mut callback)).unwrap();
     let streamed: Vec<u32> = seen.iter().map(|s| s.1).collect();
     assert_eq!(streamed, out.new_tokens[0]);
+}
+
+/// Logits (1, vocab) of one sequence's next step alone, its cache extended.
+fn step_alone(model: &DecoderModel, token: u32, position: u32, cache: &mut KvCache) -> Vec<f32> {
+    let mask = vec![vec![1; position as usize + 1]];
+    let mut ctx = ForwardCtx::eval();
+    let logits = model
+        .forward(
+            &[vec![token]],
+            &[vec![position]],
+            &mask,
+            Some(cache),
+            &mut ctx,
+            true,
+        )
+        .unwrap();
+    logits.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn sequences_with_their_own_caches_decode_together_as_each_alone() {
+    // Continuous batching (prosa serve): rows of different lengths, no padding, one step each.
+    let prompts: [&[u32]; 3] = [&[5, 17, 88], &[3, 9, 41, 7, 60, 2], &[11]];
+    for name in MODELS {
+        let model = load(name);
+        let mut alone: Vec<KvCache> = prompts.iter().map(|_| model.new_cache()).collect();
+        let mut together: Vec<KvCache> = prompts.iter().map(|_| model.new_cache()).collect();
+        let mut tokens = Vec::new();
+        for (i, p) in prompts.iter().enumerate() {
+            let positions: Vec<u32> = (0..p.len() as u32).collect();
+            let mask = vec![vec![1; p.len()]];
+            for cache in [&mut alone[i], &mut together[i]] {
+                let mut ctx = ForwardCtx::eval();
+                let logits = model
+                    .forward(
+                        &[p.to_vec()],
+                        &[positions.clone()],
+                        &mask,
+                        Some(cache),
+                        &mut ctx,
+                        true,
+                    )
+                    .unwrap();
+                if tokens.len() == i {
+                    tokens.push(logits::argmax(
+                        &logits.flatten_all().unwrap().to_vec1().unwrap(),
+                    ));
+                }
+            }
+        }
+        let mut positions: Vec<u32> = prompts.iter().map(|p| p.len() as u32).collect();
+        for _step in 0..3 {
+            let batched = model
+                .decode_rows(&tokens, &positions, &mut together)
+                .unwrap();
+            let batched = batched.to_vec2::<f32>().unwrap();
+            for i in 0..prompts.len() {
+                let expected = step_alone(&model, tokens[i], positions[i], &mut alone[i]);
+                let diff = max_diff(&batched[i], &expected);
+                assert!(diff < 1e-4, "{name} row {i}: max difference {diff}");
+                tokens[i] = logits::argmax(&expected);
+                positions[i] += 1;
+            }
+        }
+        assert_eq!(
+            together[1].len(),
+            9,
+            "{name}: the longest row's cache grew by 3"
+        );
+    }
 }
 
 #[test]

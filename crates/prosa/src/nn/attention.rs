@@ -144,26 +144,7 @@ impl MultiHeadAttention {
     ) -> Result<Tensor> {
         let (batch, seq, _) = x.dims3()?;
         let (h, kvh, dh) = (self.heads, self.kv_heads, self.head_dim);
-        let (q, k, v) = match &self.qkv {
-            Qkv::Fused(p) => {
-                let all = p.forward(x)?;
-                (
-                    all.narrow(2, 0, h * dh)?,
-                    all.narrow(2, h * dh, kvh * dh)?,
-                    all.narrow(2, (h + kvh) * dh, kvh * dh)?,
-                )
-            }
-            Qkv::Separate { q, k, v } => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
-        };
-        let (mut q, mut k, v) = (
-            split_heads(&q, h, dh)?,
-            split_heads(&k, kvh, dh)?,
-            split_heads(&v, kvh, dh)?,
-        );
-        if let Some(r) = rotary {
-            q = rope(&q, r.cos, r.sin, r.style)?;
-            k = rope(&k, r.cos, r.sin, r.style)?;
-        }
+        let (q, k, v) = self.project_heads(x, rotary)?;
         let (k, v) = match cache {
             Some(c) => c.append(k, v)?,
             None => (k, v),
@@ -204,6 +185,75 @@ impl MultiHeadAttention {
             }
         };
         self.merge_and_project(&context, ctx)
+    }
+
+    /// Self-attention of one new position per sequence where every sequence has its own cache
+    /// (continuous batching): `x` (rows, 1, hidden), row `i` attends to `caches[i]`'s positions
+    /// and to itself. The projections run on all rows at once; only the score and mixing
+    /// products are per row, over that row's real positions (no padding).
+    pub fn forward_rows(
+        &self,
+        x: &Tensor,
+        rotary: Option<&Rotary>,
+        caches: &mut [&mut LayerCache],
+    ) -> Result<Tensor> {
+        let rows = x.dim(0)?;
+        if rows != caches.len() || x.dim(1)? != 1 {
+            return Err(Error::config(
+                "attention",
+                format!(
+                    "forward_rows takes one position per row and one cache per row \
+                     ({rows} rows, {} caches, {} positions)",
+                    caches.len(),
+                    x.dim(1)?
+                ),
+            ));
+        }
+        let (h, kvh, dh) = (self.heads, self.kv_heads, self.head_dim);
+        let group = h / kvh;
+        let (q, k, v) = self.project_heads(x, rotary)?;
+        let scale = self.scale_factor();
+        let mut contexts = Vec::with_capacity(rows);
+        for (i, cache) in caches.iter_mut().enumerate() {
+            let (keys, values) = cache.append(k.narrow(0, i, 1)?, v.narrow(0, i, 1)?)?;
+            // The row's query heads grouped per key/value head, as in the one-token case above.
+            let q = q.narrow(0, i, 1)?.reshape((1, kvh, group, dh))?;
+            let scores = (q.matmul(&keys.t()?)? * scale)?;
+            let probs = super::softmax::softmax_last_dim(&scores)?;
+            contexts.push(probs.matmul(&values)?.reshape((1, h, 1, dh))?);
+        }
+        self.merge_and_project(&Tensor::cat(&contexts, 0)?, &mut ForwardCtx::eval())
+    }
+
+    /// Queries, keys and values of `x` (batch, seq, hidden), split into heads (batch, heads,
+    /// seq, d) and rotated by `rotary`.
+    fn project_heads(
+        &self,
+        x: &Tensor,
+        rotary: Option<&Rotary>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (h, kvh, dh) = (self.heads, self.kv_heads, self.head_dim);
+        let (q, k, v) = match &self.qkv {
+            Qkv::Fused(p) => {
+                let all = p.forward(x)?;
+                (
+                    all.narrow(2, 0, h * dh)?,
+                    all.narrow(2, h * dh, kvh * dh)?,
+                    all.narrow(2, (h + kvh) * dh, kvh * dh)?,
+                )
+            }
+            Qkv::Separate { q, k, v } => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
+        };
+        let (mut q, mut k, v) = (
+            split_heads(&q, h, dh)?,
+            split_heads(&k, kvh, dh)?,
+            split_heads(&v, kvh, dh)?,
+        );
+        if let Some(r) = rotary {
+            q = rope(&q, r.cos, r.sin, r.style)?;
+            k = rope(&k, r.cos, r.sin, r.style)?;
+        }
+        Ok((q, k, v))
     }
 
     /// The keys and values of an encoder's output `memory` (batch, source, hidden) for

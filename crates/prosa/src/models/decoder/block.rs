@@ -109,4 +109,20 @@ impl Block {
         )?;
         Ok((x + fed)?)
     }
+
+    /// One new position per sequence, each sequence with its own cache (continuous batching):
+    /// `x` (rows, 1, hidden), `caches[i]` the layer cache of row `i`. Inference only.
+    pub fn forward_rows(
+        &self,
+        x: &Tensor,
+        rotary: Option<&Rotary>,
+        caches: &mut [&mut LayerCache],
+    ) -> Result<Tensor> {
+        let attended = self
+            .attention
+            .forward_rows(&self.norm1.forward(x)?, rotary, caches)?;
+        let x = (x + attended)?;
+        let fed = self.mlp.forward(&self.norm2.forward(&x)?)?;
+        Ok((x + fed)?)
+    }
 }

@@ -14,7 +14,7 @@ use crate::generation::{GenerationCache, GenerationConfig, Generator};
 use crate::models::checkpoint::{load_checkpoint, read_weights};
 use crate::models::folder::{self, ModelFolder};
 use crate::nn::attention::{padding_bias, position_ids, Rotary};
-use crate::nn::kv_cache::KvCache;
+use crate::nn::kv_cache::{KvCache, LayerCache};
 use crate::nn::loss::softmax_cross_entropy;
 use crate::nn::norm::Norm;
 use crate::nn::projection::Projection;
@@ -240,7 +240,69 @@ impl DecoderModel {
     ) -> Result<Tensor> {
         let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
         let device = self.device().clone();
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
         let flat_positions: Vec<u32> = positions.iter().flatten().copied().collect();
+        let (mut x, tables) = self.embed_tokens(flat, &flat_positions, (batch, seq), ctx)?;
+        let rotary = tables.as_ref().map(|(cos, sin)| Rotary {
+            cos,
+            sin,
+            style: self.config.rope_style,
+        });
+        let pad_bias = padding_bias(attention_mask, DType::F32, &device)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
+            x = block.forward(&x, rotary.as_ref(), &pad_bias, layer_cache, ctx)?;
+        }
+        self.final_norm.forward(&x)
+    }
+
+    /// Next-token logits (rows, vocab) of one new token per sequence, each sequence with its own
+    /// cache (continuous batching: sequences of different lengths decode together without
+    /// padding). `tokens[i]` at position `positions[i]` extends `caches[i]`, which receives it.
+    /// The projections and the feed-forward layers run on all rows at once.
+    pub fn decode_rows(
+        &self,
+        tokens: &[u32],
+        positions: &[u32],
+        caches: &mut [KvCache],
+    ) -> Result<Tensor> {
+        let rows = tokens.len();
+        if positions.len() != rows || caches.len() != rows {
+            return Err(Error::config(
+                "decode_rows",
+                format!(
+                    "{rows} tokens, {} positions and {} caches (one each per row)",
+                    positions.len(),
+                    caches.len()
+                ),
+            ));
+        }
+        let mut ctx = ForwardCtx::eval();
+        let (mut x, tables) = self.embed_tokens(tokens.to_vec(), positions, (rows, 1), &mut ctx)?;
+        let rotary = tables.as_ref().map(|(cos, sin)| Rotary {
+            cos,
+            sin,
+            style: self.config.rope_style,
+        });
+        for (i, block) in self.blocks.iter().enumerate() {
+            let mut layers: Vec<&mut LayerCache> = caches.iter_mut().map(|c| c.layer(i)).collect();
+            x = block.forward_rows(&x, rotary.as_ref(), &mut layers)?;
+        }
+        let logits = self.lm_head.forward(&self.final_norm.forward(&x)?)?;
+        Ok(logits.reshape((rows, self.config.vocab_size))?)
+    }
+
+    /// The input of the first block for `flat` token ids at `flat_positions` (a `shape` of
+    /// (batch, seq)): token embeddings plus learned positions (GPT-2), dropout while training,
+    /// and the rotary tables (Llama). Ids and positions outside the model are errors.
+    fn embed_tokens(
+        &self,
+        flat: Vec<u32>,
+        flat_positions: &[u32],
+        (batch, seq): (usize, usize),
+        ctx: &mut ForwardCtx,
+    ) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+        let device = self.device().clone();
         if let Some(&p) = flat_positions.iter().max() {
             if p as usize >= self.config.max_positions {
                 return Err(Error::config(
@@ -252,7 +314,6 @@ impl DecoderModel {
                 ));
             }
         }
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
         if let Some(&bad) = flat.iter().find(|&&t| t as usize >= self.config.vocab_size) {
             return Err(Error::config(
                 "input_ids",
@@ -266,15 +327,15 @@ impl DecoderModel {
             .embed
             .index_select(&Tensor::from_vec(flat, batch * seq, &device)?, 0)?;
         if let Some(table) = &self.positions {
-            let index = Tensor::from_vec(flat_positions.clone(), batch * seq, &device)?;
+            let index = Tensor::from_vec(flat_positions.to_vec(), batch * seq, &device)?;
             x = (x + table.index_select(&index, 0)?)?;
         }
         let x = x.reshape((batch, seq, self.config.hidden_size))?;
-        let mut x = dropout(&x, self.config.dropout, ctx)?;
+        let x = dropout(&x, self.config.dropout, ctx)?;
         let tables = match self.config.family {
             DecoderFamily::Llama => {
                 let (cos, sin) = rope_tables(
-                    &flat_positions,
+                    flat_positions,
                     self.config.head_dim,
                     self.config.rope_theta,
                     &device,
@@ -287,17 +348,7 @@ impl DecoderModel {
             }
             DecoderFamily::Gpt2 => None,
         };
-        let rotary = tables.as_ref().map(|(cos, sin)| Rotary {
-            cos,
-            sin,
-            style: self.config.rope_style,
-        });
-        let pad_bias = padding_bias(attention_mask, DType::F32, &device)?;
-        for (i, block) in self.blocks.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
-            x = block.forward(&x, rotary.as_ref(), &pad_bias, layer_cache, ctx)?;
-        }
-        self.final_norm.forward(&x)
+        Ok((x, tables))
     }
 
     /// Mean next-token cross-entropy of equal-length rows `ids` (batch, seq) whose real tokens
