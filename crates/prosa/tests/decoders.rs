@@ -274,7 +274,7 @@ fn sequences_with_their_own_caches_decode_together_as_each_alone() {
                 let logits = model
                     .forward(
                         &[p.to_vec()],
-                        &[positions.clone()],
+                        std::slice::from_ref(&positions),
                         &mask,
                         Some(cache),
                         &mut ctx,
