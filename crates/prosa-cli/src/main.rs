@@ -17,6 +17,7 @@ mod pipeline_cmd;
 mod pretrain_cmd;
 mod quickstart_cmd;
 mod read_args;
+mod serve_cmd;
 mod train_cmd;
 mod train_print;
 mod translate_cmd;
@@ -78,6 +79,9 @@ enum Command {
     Metrics(metrics_cmd::MetricsCommand),
     /// Training runs side by side: last validation numbers and the curves of every run.
     Compare(compare_cmd::CompareArgs),
+    /// Serve models over HTTP: OpenAI-compatible API (chat, completions, embeddings), every
+    /// pipeline, Prometheus metrics and a web playground.
+    Serve(serve_cmd::ServeArgs),
 }
 
 /// Keeps large tensor buffers in the heap instead of a fresh `mmap` per allocation: glibc's
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate_cmd::run(*args, device),
         Command::Perplexity(args) => generate_cmd::perplexity_run(args, device),
         Command::Translate(args) => translate_cmd::run(args, device),
+        Command::Serve(args) => serve_cmd::run(args, device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::train::StepOutput;
 
 /// What every text classifier offers once trained: class probabilities and a folder to save.
-pub trait TextClassifier {
+pub trait TextClassifier: Send + Sync {
     /// The classes, in id order.
     fn labels(&self) -> &LabelMap;
     /// Class probabilities of each text, in label-map order.

@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 /// A pipeline as transformers' `pipeline(task, model)` is one: call it on inputs with
-/// parameters, get JSON shaped as transformers returns it.
-pub trait Pipeline {
+/// parameters, get JSON shaped as transformers returns it. Pipelines are `Send + Sync`: a
+/// server shares one between its threads.
+pub trait Pipeline: Send + Sync {
     /// The task name (`text-classification`, …).
     fn task(&self) -> &'static str;
 

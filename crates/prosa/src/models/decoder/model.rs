@@ -370,10 +370,17 @@ impl DecoderModel {
     /// one user turn (ready for the assistant's answer); otherwise encoded as it is, with the
     /// tokenizer's own special tokens.
     pub fn encode_prompt(&self, text: &str, chat: bool) -> Result<Vec<u32>> {
-        let tokenizer = self.tokenizer()?;
-        if !chat {
-            return tokenizer.encode(text, true);
+        if chat {
+            return self.encode_chat(&[super::chat::ChatMessage::user(text)]);
         }
+        self.tokenizer()?.encode(text, true)
+    }
+
+    /// The token ids of a conversation rendered with the model's chat template, ending where the
+    /// assistant's next answer begins (transformers' `apply_chat_template(...,
+    /// add_generation_prompt=True)`).
+    pub fn encode_chat(&self, messages: &[super::chat::ChatMessage]) -> Result<Vec<u32>> {
+        let tokenizer = self.tokenizer()?;
         let template = self.chat_template.as_deref().ok_or_else(|| {
             Error::config(
                 "chat",
@@ -386,7 +393,7 @@ impl DecoderModel {
         };
         let rendered = super::chat::apply_chat_template(
             template,
-            &[super::chat::ChatMessage::user(text)],
+            messages,
             true,
             &token(self.generation.bos_token_id),
             &token(self.generation.eos_token_ids.first().copied()),
