@@ -225,6 +225,8 @@ impl Worker {
         let mut flags = keep.into_iter();
         active.retain(|_| flags.next().unwrap_or(false));
         self.metrics.generated_tokens.inc_by(tokens.len() as u64);
+        self.metrics.decode_steps.inc();
+        self.metrics.decode_rows.inc_by(tokens.len() as u64);
         let seconds = started.elapsed().as_secs_f64();
         if seconds > 0.0 {
             self.metrics

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub prompt_tokens: Counter,
     /// Tokens generated.
     pub generated_tokens: Counter,
+    /// Decode steps run (each advances every sequence in flight by one token).
+    pub decode_steps: Counter,
+    /// Sequences advanced by decode steps, summed: divided by `decode_steps`, the mean batch.
+    pub decode_rows: Counter,
     /// Tokens per second of the last decode step (all sequences together).
     pub decode_tokens_per_second: Gauge<f64, AtomicU64>,
     /// Sequences decoding together, per model.
@@ -61,6 +65,8 @@ impl Default for Metrics {
         );
         let prompt_tokens = Counter::default();
         let generated_tokens = Counter::default();
+        let decode_steps = Counter::default();
+        let decode_rows = Counter::default();
         let decode_tokens_per_second = Gauge::<f64, AtomicU64>::default();
         let active_sequences = Family::<NameLabel, Gauge>::default();
         let queue_depth = Family::<NameLabel, Gauge>::default();
@@ -79,6 +85,16 @@ impl Default for Metrics {
             "generated_tokens",
             "Tokens generated",
             generated_tokens.clone(),
+        );
+        registry.register(
+            "decode_steps",
+            "Decode steps run (each advances every sequence in flight by one token)",
+            decode_steps.clone(),
+        );
+        registry.register(
+            "decode_rows",
+            "Sequences advanced by decode steps, summed (over decode_steps: the mean batch)",
+            decode_rows.clone(),
         );
         registry.register(
             "decode_tokens_per_second",
@@ -101,6 +117,8 @@ impl Default for Metrics {
             latency,
             prompt_tokens,
             generated_tokens,
+            decode_steps,
+            decode_rows,
             decode_tokens_per_second,
             active_sequences,
             queue_depth,
