@@ -27,6 +27,10 @@ pub struct GenerateBenchArgs {
     /// Timed repetitions (the best is kept).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Sequences decoded together, each with its own cache (continuous batching, as `prosa
+    /// serve` decodes concurrent requests); generated tokens/s counts all of them.
+    #[arg(long, default_value_t = 1)]
+    pub rows: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -53,6 +57,9 @@ pub fn bench_generate(
         .map(|_| rng.random_range(100..vocab))
         .collect();
     let mut ctx = ForwardCtx::eval();
+    if a.rows > 1 {
+        return bench_rows(a, &model, &prompt);
+    }
     let (mut best_prompt, mut best_gen) = (f64::MAX, f64::MAX);
     for _ in 0..a.runs.max(1) + 1 {
         let mut cache = model.new_cache();
@@ -90,6 +97,47 @@ pub fn bench_generate(
     Ok(GenerateMeasurement {
         prompt_tokens_per_second: a.prompt_tokens as f64 / best_prompt,
         generated_tokens_per_second: a.new_tokens as f64 / best_gen,
+    })
+}
+
+/// `rows` sequences with caches of their own, prefilled one by one, then decoded together.
+fn bench_rows(
+    a: &GenerateBenchArgs,
+    model: &DecoderModel,
+    prompt: &[u32],
+) -> anyhow::Result<GenerateMeasurement> {
+    let (mut best_prompt, mut best_gen) = (f64::MAX, f64::MAX);
+    for _ in 0..a.runs.max(1) + 1 {
+        let mut caches = Vec::with_capacity(a.rows);
+        let mut tokens = Vec::with_capacity(a.rows);
+        let t = Instant::now();
+        for _ in 0..a.rows {
+            let mut cache = model.new_cache();
+            let mask = vec![vec![1u32; prompt.len()]];
+            let logits = model.forward(
+                &[prompt.to_vec()],
+                &position_ids(&mask),
+                &mask,
+                Some(&mut cache),
+                &mut ForwardCtx::eval(),
+                true,
+            )?;
+            tokens.push(argmax(&logits)?);
+            caches.push(cache);
+        }
+        let prompt_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for i in 0..a.new_tokens {
+            let positions = vec![(prompt.len() + i) as u32; a.rows];
+            let logits = model.decode_rows(&tokens, &positions, &mut caches)?;
+            tokens = logits.argmax(1)?.to_vec1::<u32>()?;
+        }
+        best_prompt = best_prompt.min(prompt_s);
+        best_gen = best_gen.min(t.elapsed().as_secs_f64());
+    }
+    Ok(GenerateMeasurement {
+        prompt_tokens_per_second: (a.rows * a.prompt_tokens) as f64 / best_prompt,
+        generated_tokens_per_second: (a.rows * a.new_tokens) as f64 / best_gen,
     })
 }
 

@@ -34,7 +34,7 @@ pub struct ServeArgs {
     /// Requests that may wait per model; beyond it requests are answered 503 with Retry-After.
     #[arg(long, default_value_t = 256)]
     queue: usize,
-    /// Generations decoding together per decoder (continuous batching).
+    /// Generations decoding together per decoder (continuous batching), at most 63.
     #[arg(long, default_value_t = 16)]
     max_active: usize,
     /// Milliseconds a one-shot request (embeddings, classification, …) waits for others to
@@ -57,6 +57,13 @@ pub fn run(a: ServeArgs, device: DeviceSpec) -> anyhow::Result<()> {
         anyhow::ensure!(value > 0, "{flag} must be at least 1");
     }
     anyhow::ensure!(a.timeout > 0, "--timeout must be at least 1 second");
+    // Below this many rows a quantized product gives each row the same bits whatever the
+    // batch, so a request's answer does not depend on the requests it shares steps with.
+    let invariant = prosa::nn::quantized::DEQUANTIZED_GEMM_ROWS - 1;
+    anyhow::ensure!(
+        a.max_active <= invariant,
+        "--max-active must be at most {invariant} (larger batches change quantized results)"
+    );
     let mut config = ServeConfig {
         models: a.models,
         host: a.host,

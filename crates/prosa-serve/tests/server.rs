@@ -140,7 +140,7 @@ async fn openai_endpoints_answer_in_openai_shapes_with_the_reference_values() {
     // transformers in tests/decoders.rs).
     assert_eq!(
         chat["choices"][0]["message"]["content"],
-        "L'Étoile, la Cité, la France, la France, la France, la"
+        "L'Étoile, la Marseur, la France, la France, la France,"
     );
     assert_eq!(chat["choices"][0]["finish_reason"], "length");
     assert_eq!(chat["usage"]["completion_tokens"], 20);

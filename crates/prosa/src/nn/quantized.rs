@@ -21,8 +21,10 @@ const BLOCK: usize = 32;
 const ROUNDING: f32 = 12_582_912.0;
 
 /// From this many activation rows on, weights are expanded to f32 tile by tile and multiplied
-/// by a gemm (faster than integer dot products once a weight tile is reused enough).
-const DEQUANTIZED_GEMM_ROWS: usize = 8;
+/// by a gemm (faster than integer dot products once a weight tile is reused enough: long
+/// prompts). Fewer rows — decode steps, continuous batches of up to 63 sequences, short
+/// prompts — take the integer kernels, whose results do not depend on the number of rows.
+pub const DEQUANTIZED_GEMM_ROWS: usize = 64;
 
 /// The packing of the quants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,8 +219,16 @@ impl QuantMatrix {
                 let end = (start + rows_per_task).min(self.rows);
                 let mut tile = vec![0f32; (end - start) * m];
                 for r in start..end {
-                    for i in 0..m {
-                        tile[(r - start) * m + i] = self.row_dot(r, &xq, i * blocks, blocks);
+                    let out = &mut tile[(r - start) * m..(r - start + 1) * m];
+                    // Four activation rows per pass over the weight row, then the rest.
+                    let mut i = 0;
+                    while i + 4 <= m {
+                        let firsts = [0, 1, 2, 3].map(|j| (i + j) * blocks);
+                        out[i..i + 4].copy_from_slice(&self.row_dot4(r, &xq, firsts, blocks));
+                        i += 4;
+                    }
+                    for (i, o) in out.iter_mut().enumerate().skip(i) {
+                        *o = self.row_dot(r, &xq, i * blocks, blocks);
                     }
                 }
                 (start, tile)
@@ -317,6 +327,14 @@ impl QuantMatrix {
                 // whole blocks from its start (row r of the weights, row i of the activations).
                 return unsafe {
                     match self.packing {
+                        Packing::Nibbles if vnni() => x86::dot_nibbles_vnni(
+                            &self.scales[wb..wb + blocks],
+                            &self.mins[wb..wb + blocks],
+                            &self.quants[wb * 16..(wb + blocks) * 16],
+                            &x.scales[first..first + blocks],
+                            &x.sums[first..first + blocks],
+                            &x.quants[first * BLOCK..(first + blocks) * BLOCK],
+                        ),
                         Packing::Nibbles => x86::dot_nibbles(
                             &self.scales[wb..wb + blocks],
                             &self.mins[wb..wb + blocks],
@@ -336,6 +354,56 @@ impl QuantMatrix {
             }
         }
         self.row_dot_portable(wb, x, first, blocks)
+    }
+
+    /// [`row_dot`](Self::row_dot) of weight row `r` with four activation rows starting at
+    /// blocks `firsts`, each weight block unpacked once for the four.
+    fn row_dot4(&self, r: usize, x: &QuantizedRows, firsts: [usize; 4], blocks: usize) -> [f32; 4] {
+        let wb = r * blocks;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2() {
+                // SAFETY: as in `row_dot`; each of the four rows has `blocks` whole blocks
+                // from its first block.
+                return unsafe {
+                    match self.packing {
+                        Packing::Nibbles if vnni() => x86::dot_nibbles_x4_vnni(
+                            &self.scales[wb..wb + blocks],
+                            &self.mins[wb..wb + blocks],
+                            &self.quants[wb * 16..(wb + blocks) * 16],
+                            &x.scales,
+                            &x.sums,
+                            &x.quants,
+                            firsts,
+                        ),
+                        Packing::Bytes if vnni() => x86::dot_bytes_x4_vnni(
+                            &self.scales[wb..wb + blocks],
+                            &self.quants[wb * 32..(wb + blocks) * 32],
+                            &x.scales,
+                            &x.quants,
+                            firsts,
+                        ),
+                        Packing::Nibbles => x86::dot_nibbles_x4(
+                            &self.scales[wb..wb + blocks],
+                            &self.mins[wb..wb + blocks],
+                            &self.quants[wb * 16..(wb + blocks) * 16],
+                            &x.scales,
+                            &x.sums,
+                            &x.quants,
+                            firsts,
+                        ),
+                        Packing::Bytes => x86::dot_bytes_x4(
+                            &self.scales[wb..wb + blocks],
+                            &self.quants[wb * 32..(wb + blocks) * 32],
+                            &x.scales,
+                            &x.quants,
+                            firsts,
+                        ),
+                    }
+                };
+            }
+        }
+        firsts.map(|first| self.row_dot_portable(wb, x, first, blocks))
     }
 
     fn row_dot_portable(&self, wb: usize, x: &QuantizedRows, first: usize, blocks: usize) -> f32 {
@@ -377,96 +445,16 @@ fn avx2() -> bool {
     })
 }
 
+/// AVX-VNNI (`vpdpbusd` on 256-bit vectors), with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    #[inline(always)]
-    unsafe fn horizontal_sum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-
-    /// The integer dot product of one 4-bit weight block with one 8-bit activation block, as
-    /// 8 lanes of i32 converted to f32.
-    #[inline(always)]
-    unsafe fn nibble_block(wq: *const u8, xq: *const i8) -> __m256 {
-        let low = _mm_set1_epi8(0x0F);
-        let packed = _mm_loadu_si128(wq as *const __m128i);
-        let lo = _mm_and_si128(packed, low);
-        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
-        let w = _mm256_set_m128i(hi, lo);
-        let x = _mm256_loadu_si256(xq as *const __m256i);
-        let products = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
-        _mm256_cvtepi32_ps(products)
-    }
-
-    /// Σ_b scale_w·scale_x·(q_w · q_x) + min_w·sum_x over 4-bit weight blocks; two blocks per
-    /// iteration into separate accumulators, so consecutive FMAs do not wait on each other.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot_nibbles(
-        ws: &[f32],
-        wm: &[f32],
-        wq: &[u8],
-        xs: &[f32],
-        xsum: &[f32],
-        xq: &[i8],
-    ) -> f32 {
-        let n = ws.len();
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut b = 0;
-        while b + 3 < n {
-            for (j, a) in acc.iter_mut().enumerate() {
-                let p = nibble_block(wq.as_ptr().add((b + j) * 16), xq.as_ptr().add((b + j) * 32));
-                *a = _mm256_fmadd_ps(_mm256_set1_ps(ws[b + j] * xs[b + j]), p, *a);
-            }
-            b += 4;
-        }
-        while b < n {
-            let p = nibble_block(wq.as_ptr().add(b * 16), xq.as_ptr().add(b * 32));
-            acc[0] = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p, acc[0]);
-            b += 1;
-        }
-        let (acc0, acc1) = (_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let mins: f32 = wm.iter().zip(xsum).map(|(m, s)| m * s).sum();
-        horizontal_sum(_mm256_add_ps(acc0, acc1)) + mins
-    }
-
-    /// The integer dot product of one 8-bit weight block with one 8-bit activation block.
-    #[inline(always)]
-    unsafe fn byte_block(wq: *const u8, xq: *const i8) -> __m256 {
-        let w = _mm256_loadu_si256(wq as *const __m256i);
-        let x = _mm256_loadu_si256(xq as *const __m256i);
-        // maddubs needs an unsigned operand: |w| and x carrying w's sign.
-        let products = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
-            _mm256_set1_epi16(1),
-        );
-        _mm256_cvtepi32_ps(products)
-    }
-
-    /// Σ_b scale_w·scale_x·(q_w · q_x) over 8-bit weight blocks, two blocks per iteration.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot_bytes(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
-        let n = ws.len();
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut b = 0;
-        while b + 1 < n {
-            let p0 = byte_block(wq.as_ptr().add(b * 32), xq.as_ptr().add(b * 32));
-            let p1 = byte_block(wq.as_ptr().add(b * 32 + 32), xq.as_ptr().add(b * 32 + 32));
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p0, acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b + 1] * xs[b + 1]), p1, acc1);
-            b += 2;
-        }
-        if b < n {
-            let p0 = byte_block(wq.as_ptr().add(b * 32), xq.as_ptr().add(b * 32));
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p0, acc0);
-        }
-        horizontal_sum(_mm256_add_ps(acc0, acc1))
-    }
+fn vnni() -> bool {
+    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| avx2() && std::is_x86_feature_detected!("avxvnni"))
 }
+
+#[cfg(target_arch = "x86_64")]
+#[path = "quantized_x86.rs"]
+mod x86;
 
 #[cfg(test)]
 mod tests {
@@ -485,8 +473,9 @@ mod tests {
     fn products_match_candles_quantized_matmul_for_each_type() {
         let (rows, cols) = (48, 128);
         let w = weights(rows, cols);
-        // 3 rows take the integer path, 12 the dequantized gemm.
-        for m in [3, 12] {
+        // 3 and 6 rows take the integer path (6: one pass of four rows, then two single
+        // rows), 40 the dequantized gemm.
+        for m in [3, 6, 40] {
             check_type_products(rows, cols, m, &w);
         }
     }
@@ -531,6 +520,16 @@ mod tests {
                     ours.row_dot_portable(r * blocks, &xq, blocks, blocks),
                 );
                 assert!((a - b).abs() < 1e-4, "{dtype:?} row {r}: {a} vs {b}");
+                if m >= 4 {
+                    let four = ours.row_dot4(r, &xq, [0, 1, 2, 3].map(|i| i * blocks), blocks);
+                    for (i, f) in four.iter().enumerate() {
+                        let one = ours.row_dot(r, &xq, i * blocks, blocks);
+                        assert!(
+                            (f - one).abs() < 1e-4,
+                            "{dtype:?} row {r}×{i}: {f} vs {one}"
+                        );
+                    }
+                }
             }
         }
     }
