@@ -55,7 +55,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let worker_queued = queued.clone();
         std::thread::Builder::new()
             .name(format!("batcher {name}"))
-            .spawn(move || worker(rx, limits, work, worker_queued))
+            .spawn(move || crate::in_own_pool(|| worker(rx, limits, work, worker_queued)))
             .expect("the operating system starts a thread");
         Self {
             name: name.to_string(),

@@ -58,7 +58,7 @@ impl Engine {
         };
         std::thread::Builder::new()
             .name(format!("engine {name}"))
-            .spawn(move || worker.run(rx))
+            .spawn(move || crate::in_own_pool(|| worker.run(rx)))
             .expect("the operating system starts a thread");
         Self {
             name: name.to_string(),

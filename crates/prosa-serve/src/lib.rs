@@ -92,6 +92,22 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// Runs `work` on the calling thread as worker 0 of a thread pool of its own (as many threads
+/// as the machine has): the many small parallel products of a model step then run on threads
+/// that are already awake instead of being handed to a pool and waited for, two thread
+/// wake-ups each.
+pub(crate) fn in_own_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .use_current_thread()
+        .build()
+    {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    }
+}
+
 /// Loads the models and serves them until SIGTERM or Ctrl-C; in-flight requests finish first.
 /// `on_ready` receives the bound address once requests are accepted.
 pub async fn serve(
