@@ -1,6 +1,6 @@
 //! The models a server holds, loaded once at start: a decoder (a folder of a decoder family or
 //! a `.gguf` file) gets a continuous-batching [`Engine`]; an encoder folder gets a sentence
-//! embedder behind a [`Batcher`]. Any other pipeline of a model (classification, NER,
+//! embedder behind a [`Batcher`]; other folders (classifiers, translators) serve pipelines only. Any other pipeline of a model (classification, NER,
 //! fill-mask, translation, …) loads on its first request, once, and batches from then on.
 
 use std::collections::HashMap;
@@ -78,12 +78,15 @@ pub struct ServedModel {
 }
 
 impl ServedModel {
-    /// What the model does, for `/v1/models`.
+    /// What the model does, for `/v1/models`: `decoder` (generation), `encoder` (embeddings
+    /// and pipelines) or `pipeline` (pipelines only).
     pub fn kind(&self) -> &'static str {
         if self.engine.is_some() {
             "decoder"
-        } else {
+        } else if self.embedder.is_some() {
             "encoder"
+        } else {
+            "pipeline"
         }
     }
 
@@ -153,12 +156,18 @@ impl Models {
                 model.tokenizer()?;
                 let engine = Engine::spawn(&spec.name, model, limits.engine, metrics.clone());
                 (Some(engine), None)
+            } else if !spec.path.exists() {
+                return Err(prosa::Error::folder(&spec.path, "not found"));
             } else {
-                let embedder = SentenceEmbedder::from_pretrained(&spec.path, device)?;
-                (
-                    None,
-                    Some(embedding_batcher(&spec.name, embedder, limits.batch)),
-                )
+                // An encoder embeds; any other folder (a classifier, a translator) serves its
+                // pipelines, loaded on first use.
+                match SentenceEmbedder::from_pretrained(&spec.path, device) {
+                    Ok(embedder) => (
+                        None,
+                        Some(embedding_batcher(&spec.name, embedder, limits.batch)),
+                    ),
+                    Err(_) => (None, None),
+                }
             };
             list.push(Arc::new(ServedModel {
                 name: spec.name.clone(),
