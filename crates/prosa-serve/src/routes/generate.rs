@@ -170,29 +170,20 @@ pub async fn chat(State(state): Shared, Body(body): Body) -> Result<Response, Ap
             state.timeout,
         ));
     }
-    let prompt_tokens = run.prompt_tokens;
-    let choices = run.collect(state.timeout).await?;
-    let completion: usize = choices.iter().map(|c| c.completion_tokens).sum();
-    let list: Vec<Value> = choices
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            json!({
-                "index": i,
-                "message": {"role": "assistant", "content": c.text},
-                "logprobs": null,
-                "finish_reason": c.finish,
-            })
-        })
-        .collect();
+    let choices = answer(
+        run,
+        state.timeout,
+        |_, text| json!({"message": {"role": "assistant", "content": text}}),
+    )
+    .await?;
     Ok(Json(json!({
         "id": meta.id,
         "object": "chat.completion",
         "created": meta.created,
         "model": meta.model,
         "system_fingerprint": null,
-        "choices": list,
-        "usage": usage(prompt_tokens, completion),
+        "choices": choices["choices"],
+        "usage": choices["usage"],
     }))
     .into_response())
 }
@@ -243,31 +234,44 @@ pub async fn completions(State(state): Shared, Body(body): Body) -> Result<Respo
     if plan.stream {
         return Ok(stream(run, meta, plan.include_usage, echoes, state.timeout));
     }
-    let prompt_tokens = run.prompt_tokens;
-    let choices = run.collect(state.timeout).await?;
-    let completion: usize = choices.iter().map(|c| c.completion_tokens).sum();
-    let list: Vec<Value> = choices
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let echo = echoes.get(i).map_or("", String::as_str);
-            json!({
-                "index": i,
-                "text": format!("{echo}{}", c.text),
-                "logprobs": null,
-                "finish_reason": c.finish,
-            })
-        })
-        .collect();
+    let choices = answer(run, state.timeout, |i, text| {
+        let echo = echoes.get(i).map_or("", String::as_str);
+        json!({"text": format!("{echo}{text}")})
+    })
+    .await?;
     Ok(Json(json!({
         "id": meta.id,
         "object": "text_completion",
         "created": meta.created,
         "model": meta.model,
-        "choices": list,
-        "usage": usage(prompt_tokens, completion),
+        "choices": choices["choices"],
+        "usage": choices["usage"],
     }))
     .into_response())
+}
+
+/// Waits for every answer of `run` and shapes them: `{"choices": [...], "usage": {...}}`, each
+/// choice `content(index, text)` plus its index, finish reason and (null) log-probabilities.
+async fn answer(
+    run: Run,
+    timeout: Duration,
+    content: impl Fn(usize, String) -> Value,
+) -> Result<Value, ApiError> {
+    let prompt_tokens = run.prompt_tokens;
+    let choices = run.collect(timeout).await?;
+    let completion: usize = choices.iter().map(|c| c.completion_tokens).sum();
+    let list: Vec<Value> = choices
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut choice = content(i, c.text);
+            choice["index"] = json!(i);
+            choice["logprobs"] = Value::Null;
+            choice["finish_reason"] = json!(c.finish);
+            choice
+        })
+        .collect();
+    Ok(json!({"choices": list, "usage": usage(prompt_tokens, completion)}))
 }
 
 /// One streamed chunk of choice `index`: new `text` and/or its finish reason.

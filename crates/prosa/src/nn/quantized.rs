@@ -480,6 +480,82 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_four_row_kernel_equals_its_single_row_kernel_bit_for_bit() {
+        if !avx2() {
+            return;
+        }
+        let (rows, cols) = (8, 160);
+        let x: Vec<f32> = (0..4 * cols).map(|i| (i as f32 * 0.13).sin()).collect();
+        let xq = quantize_rows(&x, cols);
+        let n = cols / BLOCK;
+        let firsts = [0, 1, 2, 3].map(|i| i * n);
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&weights(rows, cols), dtype).unwrap();
+            let m = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
+            for r in 0..rows {
+                let wb = r * n;
+                let (ws, wm) = (
+                    &m.scales[wb..wb + n],
+                    &m.mins.get(wb..wb + n).unwrap_or(&[]),
+                );
+                // SAFETY: AVX2 and FMA checked above (AVX-VNNI below); every row has n blocks.
+                unsafe {
+                    let (single, four, four_vnni) = match m.packing {
+                        Packing::Nibbles => {
+                            let wq = &m.quants[wb * 16..(wb + n) * 16];
+                            let one = |f: usize| {
+                                x86::dot_nibbles(
+                                    ws,
+                                    wm,
+                                    wq,
+                                    &xq.scales[f..f + n],
+                                    &xq.sums[f..f + n],
+                                    &xq.quants[f * BLOCK..(f + n) * BLOCK],
+                                )
+                            };
+                            (
+                                firsts.map(one),
+                                x86::dot_nibbles_x4(
+                                    ws, wm, wq, &xq.scales, &xq.sums, &xq.quants, firsts,
+                                ),
+                                vnni().then(|| {
+                                    x86::dot_nibbles_x4_vnni(
+                                        ws, wm, wq, &xq.scales, &xq.sums, &xq.quants, firsts,
+                                    )
+                                }),
+                            )
+                        }
+                        Packing::Bytes => {
+                            let wq = &m.quants[wb * 32..(wb + n) * 32];
+                            let one = |f: usize| {
+                                x86::dot_bytes(
+                                    ws,
+                                    wq,
+                                    &xq.scales[f..f + n],
+                                    &xq.quants[f * BLOCK..(f + n) * BLOCK],
+                                )
+                            };
+                            (
+                                firsts.map(one),
+                                x86::dot_bytes_x4(ws, wq, &xq.scales, &xq.quants, firsts),
+                                vnni().then(|| {
+                                    x86::dot_bytes_x4_vnni(ws, wq, &xq.scales, &xq.quants, firsts)
+                                }),
+                            )
+                        }
+                    };
+                    let bits = |v: [f32; 4]| v.map(f32::to_bits);
+                    assert_eq!(bits(four), bits(single), "{dtype:?} row {r}");
+                    if let Some(v) = four_vnni {
+                        assert_eq!(bits(v), bits(single), "{dtype:?} row {r}, AVX-VNNI");
+                    }
+                }
+            }
+        }
+    }
+
     fn check_type_products(rows: usize, cols: usize, m: usize, w: &Tensor) {
         let x: Vec<f32> = (0..m * cols).map(|i| (i as f32 * 0.11).cos()).collect();
         let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
