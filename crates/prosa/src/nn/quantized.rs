@@ -317,93 +317,67 @@ impl QuantMatrix {
         }
     }
 
+    /// Scales, minimums (4-bit packings) and quants of weight row `r` (`blocks` blocks).
+    fn weight_row(&self, r: usize, blocks: usize) -> (&[f32], &[f32], &[u8]) {
+        let (wb, per_block) = (r * blocks, self.quants.len() / self.scales.len().max(1));
+        let mins = self.mins.get(wb..wb + blocks).unwrap_or(&[]);
+        (
+            &self.scales[wb..wb + blocks],
+            mins,
+            &self.quants[wb * per_block..(wb + blocks) * per_block],
+        )
+    }
+
     /// Dot product of weight row `r` with the activation blocks starting at `first`.
     fn row_dot(&self, r: usize, x: &QuantizedRows, first: usize, blocks: usize) -> f32 {
-        let wb = r * blocks;
         #[cfg(target_arch = "x86_64")]
         {
             if avx2() {
-                // SAFETY: AVX2 and FMA are present (checked); every slice below has `blocks`
-                // whole blocks from its start (row r of the weights, row i of the activations).
+                let (ws, wm, wq) = self.weight_row(r, blocks);
+                let (xs, xsum) = (
+                    &x.scales[first..first + blocks],
+                    &x.sums[first..first + blocks],
+                );
+                let xq = &x.quants[first * BLOCK..(first + blocks) * BLOCK];
+                // SAFETY: AVX2 and FMA are present (checked; AVX-VNNI where used); every slice
+                // has `blocks` whole blocks (row r of the weights, one row of activations).
                 return unsafe {
                     match self.packing {
-                        Packing::Nibbles if vnni() => x86::dot_nibbles_vnni(
-                            &self.scales[wb..wb + blocks],
-                            &self.mins[wb..wb + blocks],
-                            &self.quants[wb * 16..(wb + blocks) * 16],
-                            &x.scales[first..first + blocks],
-                            &x.sums[first..first + blocks],
-                            &x.quants[first * BLOCK..(first + blocks) * BLOCK],
-                        ),
-                        Packing::Nibbles => x86::dot_nibbles(
-                            &self.scales[wb..wb + blocks],
-                            &self.mins[wb..wb + blocks],
-                            &self.quants[wb * 16..(wb + blocks) * 16],
-                            &x.scales[first..first + blocks],
-                            &x.sums[first..first + blocks],
-                            &x.quants[first * BLOCK..(first + blocks) * BLOCK],
-                        ),
-                        Packing::Bytes => x86::dot_bytes(
-                            &self.scales[wb..wb + blocks],
-                            &self.quants[wb * 32..(wb + blocks) * 32],
-                            &x.scales[first..first + blocks],
-                            &x.quants[first * BLOCK..(first + blocks) * BLOCK],
-                        ),
+                        Packing::Nibbles if vnni() => {
+                            x86::dot_nibbles_vnni(ws, wm, wq, xs, xsum, xq)
+                        }
+                        Packing::Nibbles => x86::dot_nibbles(ws, wm, wq, xs, xsum, xq),
+                        Packing::Bytes => x86::dot_bytes(ws, wq, xs, xq),
                     }
                 };
             }
         }
-        self.row_dot_portable(wb, x, first, blocks)
+        self.row_dot_portable(r * blocks, x, first, blocks)
     }
 
     /// [`row_dot`](Self::row_dot) of weight row `r` with four activation rows starting at
     /// blocks `firsts`, each weight block unpacked once for the four.
     fn row_dot4(&self, r: usize, x: &QuantizedRows, firsts: [usize; 4], blocks: usize) -> [f32; 4] {
-        let wb = r * blocks;
         #[cfg(target_arch = "x86_64")]
         {
             if avx2() {
+                let (ws, wm, wq) = self.weight_row(r, blocks);
+                let (xs, xsum, xq) = (&x.scales[..], &x.sums[..], &x.quants[..]);
                 // SAFETY: as in `row_dot`; each of the four rows has `blocks` whole blocks
                 // from its first block.
                 return unsafe {
                     match self.packing {
-                        Packing::Nibbles if vnni() => x86::dot_nibbles_x4_vnni(
-                            &self.scales[wb..wb + blocks],
-                            &self.mins[wb..wb + blocks],
-                            &self.quants[wb * 16..(wb + blocks) * 16],
-                            &x.scales,
-                            &x.sums,
-                            &x.quants,
-                            firsts,
-                        ),
-                        Packing::Bytes if vnni() => x86::dot_bytes_x4_vnni(
-                            &self.scales[wb..wb + blocks],
-                            &self.quants[wb * 32..(wb + blocks) * 32],
-                            &x.scales,
-                            &x.quants,
-                            firsts,
-                        ),
-                        Packing::Nibbles => x86::dot_nibbles_x4(
-                            &self.scales[wb..wb + blocks],
-                            &self.mins[wb..wb + blocks],
-                            &self.quants[wb * 16..(wb + blocks) * 16],
-                            &x.scales,
-                            &x.sums,
-                            &x.quants,
-                            firsts,
-                        ),
-                        Packing::Bytes => x86::dot_bytes_x4(
-                            &self.scales[wb..wb + blocks],
-                            &self.quants[wb * 32..(wb + blocks) * 32],
-                            &x.scales,
-                            &x.quants,
-                            firsts,
-                        ),
+                        Packing::Nibbles if vnni() => {
+                            x86::dot_nibbles_x4_vnni(ws, wm, wq, xs, xsum, xq, firsts)
+                        }
+                        Packing::Bytes if vnni() => x86::dot_bytes_x4_vnni(ws, wq, xs, xq, firsts),
+                        Packing::Nibbles => x86::dot_nibbles_x4(ws, wm, wq, xs, xsum, xq, firsts),
+                        Packing::Bytes => x86::dot_bytes_x4(ws, wq, xs, xq, firsts),
                     }
                 };
             }
         }
-        firsts.map(|first| self.row_dot_portable(wb, x, first, blocks))
+        firsts.map(|first| self.row_dot_portable(r * blocks, x, first, blocks))
     }
 
     fn row_dot_portable(&self, wb: usize, x: &QuantizedRows, first: usize, blocks: usize) -> f32 {
