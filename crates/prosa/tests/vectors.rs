@@ -99,6 +99,37 @@ fn malformed_files_name_the_problem() {
         "{err}"
     );
 
+    // A 20-byte file whose header claims 10^12 vectors is an error, not a 24 TB allocation.
+    let huge = write(dir.path(), "huge.bin", b"1000000000000 50\nabc");
+    let err = WordVectors::load(&huge, VectorsFormat::Word2vecBinary, None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}, line 1: the header promises 1000000000000 vectors of 50 values, more than the \
+             file's 20 bytes can hold",
+            huge.display()
+        )
+    );
+    // The same for an .npy matrix whose header shape is larger than the file.
+    let mut npy = Vec::new();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 50), }";
+    let padded = format!("{header:<117}\n");
+    npy.extend_from_slice(b"\x93NUMPY\x01\x00");
+    npy.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    npy.extend_from_slice(padded.as_bytes());
+    npy.extend_from_slice(&[0u8; 16]);
+    let npy_path = write(dir.path(), "huge.npy", &npy);
+    let index = write(dir.path(), "huge.txt", b"a\nb\n");
+    let err = WordVectors::load(&npy_path, VectorsFormat::Auto, Some(&index))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("shape (1000000000, 50) does not fit the file's 144 bytes"),
+        "{err}"
+    );
+
     for (name, body) in [("empty.txt", &b""[..]), ("zero.txt", b"0 50\n")] {
         let p = write(dir.path(), name, body);
         let err = WordVectors::load(&p, VectorsFormat::Word2vecText, None)

@@ -174,8 +174,9 @@ fn read_text(text: &str, path: &Path, has_header: bool) -> Result<WordVectors> {
     }
     if let Some(count) = expected {
         if count != words.len() {
-            return Err(Error::folder(
+            return Err(bad(
                 path,
+                1,
                 format!(
                     "the header promises {count} vectors, the file has {}",
                     words.len()
@@ -194,6 +195,24 @@ fn read_binary(bytes: &[u8], path: &Path) -> Result<WordVectors> {
     let (count, dim) = header(&String::from_utf8_lossy(&bytes[..first_end]))
         .ok_or_else(|| bad(path, 1, "expected a 'count dim' header"))?;
     let mut pos = first_end + 1;
+    // Each entry takes at least a one-byte word, a space and `dim` f32s: a header promising more
+    // than the file can hold is an error before anything is allocated for it.
+    let room = bytes.len() - pos;
+    let least = dim
+        .checked_mul(4)
+        .and_then(|d| d.checked_add(2))
+        .and_then(|e| e.checked_mul(count));
+    if dim == 0 || least.is_none_or(|need| need > room) {
+        return Err(bad(
+            path,
+            1,
+            format!(
+                "the header promises {count} vectors of {dim} values, more than the file's \
+                 {} bytes can hold",
+                bytes.len()
+            ),
+        ));
+    }
     let mut words = Vec::with_capacity(count);
     let mut values = Vec::with_capacity(count * dim);
     for entry in 0..count {
@@ -237,6 +256,17 @@ fn read_npy(path: &Path, index: &Path) -> Result<WordVectors> {
             ))
         }
     };
+    // The shape comes from the file's header: check it against the file's size first.
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let need = rows.checked_mul(dim).and_then(|n| n.checked_mul(4));
+    if rows == 0 || dim == 0 || need.is_none_or(|n| n as u64 > size) {
+        return Err(Error::folder(
+            path,
+            format!("the header's shape ({rows}, {dim}) does not fit the file's {size} bytes"),
+        ));
+    }
     let order = npy.order();
     let stored: Vec<f32> = npy.into_vec().map_err(fail)?;
     let values = match order {
@@ -287,7 +317,10 @@ fn read_parquet_column(path: &Path) -> Result<Vec<String>> {
         |e: parquet::errors::ParquetError| Error::folder(path, format!("cannot read parquet: {e}"));
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = SerializedFileReader::new(file).map_err(fail)?;
-    let mut words = Vec::with_capacity(reader.metadata().file_metadata().num_rows() as usize);
+    // The row count is the file's claim: reserve no more than the file's size could hold.
+    let claimed = reader.metadata().file_metadata().num_rows().max(0) as u64;
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut words = Vec::with_capacity(claimed.min(size) as usize);
     for row in reader.get_row_iter(None).map_err(fail)? {
         let row = row.map_err(fail)?;
         let word = parquet::record::RowAccessor::get_string(&row, 0).map_err(|e| {
