@@ -118,6 +118,40 @@ fn malformed_rows_name_their_line() {
         err.starts_with(&format!("{}, line 2: invalid JSON", path.display())),
         "{err}"
     );
+    // A field opened with a quote and never closed swallows the rest of the file.
+    let path = write(
+        dir.path(),
+        "q.csv",
+        b"text,label\nok,a\n\"unterminated,b\nmore,c\n",
+    );
+    let err = read_err(&path, &ReadOptions::default());
+    assert_eq!(
+        err,
+        format!(
+            "{}, line 3: a quoted field opened on this line is never closed (unterminated quote)",
+            path.display()
+        )
+    );
+    // Quoted newlines and doubled quotes are fine (RFC 4180).
+    let path = write(
+        dir.path(),
+        "rfc.csv",
+        b"text,label\n\"two\nlines, \"\"quoted\"\"\",a\nplain,b\n",
+    );
+    let read = read_file(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(read.examples[0].text, "two\nlines, \"quoted\"");
+    // JSONL: a line that is not an object, and a text that is not a string, name their line.
+    for (body, message) in [
+        (&b"[1, 2]\n"[..], "line 1: expected a JSON object"),
+        (
+            b"{\"text\": \"a\", \"label\": 1}\n{\"text\": 5, \"label\": 1}\n",
+            "line 2: field 'text' is not a string",
+        ),
+    ] {
+        let path = write(dir.path(), "e.jsonl", body);
+        let err = read_err(&path, &ReadOptions::default());
+        assert_eq!(err, format!("{}, {message}", path.display()));
+    }
     let path = write(dir.path(), "d.jsonl", b"{\"text\": \"a\"}\n");
     let err = read_err(&path, &ReadOptions::default());
     assert_eq!(

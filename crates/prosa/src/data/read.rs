@@ -216,7 +216,7 @@ fn read_delimited(
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line() as usize);
-            bad(line, csv_message(&e))
+            bad(line, csv_message(&e, text))
         })?;
         let line = record.position().map_or(0, |p| p.line() as usize);
         let text = record.get(text_col).unwrap_or_default().trim();
@@ -241,11 +241,23 @@ fn read_delimited(
     Ok((examples, skipped))
 }
 
-fn csv_message(e: &csv::Error) -> String {
+/// The reader's error in words; `text` is the whole file, to tell an unterminated quote (the
+/// record then runs to the end of the file) from a row with the wrong number of fields.
+fn csv_message(e: &csv::Error, text: &str) -> String {
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!("expected {expected_len} fields like the header, found {len}"),
+            expected_len,
+            len,
+            pos,
+        } => {
+            let from = pos.as_ref().map_or(0, |p| p.byte() as usize);
+            let quotes = text.get(from..).map_or(0, |rest| rest.matches('"').count());
+            if quotes % 2 == 1 {
+                "a quoted field opened on this line is never closed (unterminated quote)".into()
+            } else {
+                format!("expected {expected_len} fields like the header, found {len}")
+            }
+        }
         _ => e.to_string(),
     }
 }
@@ -299,8 +311,13 @@ fn read_jsonl(text: &str, path: &Path, options: &ReadOptions) -> Result<(Vec<Exa
                 Some(v) => Ok(json_field_text(v)),
             }
         };
-        let text = field(&options.text_column)?
-            .ok_or_else(|| bad(format!("field '{}' is not a string", options.text_column)))?;
+        // The text must be a string: a number or a list there is a sign of the wrong column.
+        let text_value = field(&options.text_column)?;
+        let text = match object.get(&options.text_column) {
+            Some(serde_json::Value::String(_)) => text_value,
+            _ => None,
+        }
+        .ok_or_else(|| bad(format!("field '{}' is not a string", options.text_column)))?;
         if text.trim().is_empty() {
             skipped += 1;
             continue;
