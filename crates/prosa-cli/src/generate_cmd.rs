@@ -156,6 +156,65 @@ struct Generated {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
+    /// Speed, as llama.cpp reports it (greedy and sampling; beam search has no first token).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    timings: Option<Timings>,
+}
+
+/// Prompt processing and generation speed of one call.
+#[derive(Serialize, Clone, Copy)]
+struct Timings {
+    prompt_tokens: usize,
+    prompt_tokens_per_second: f64,
+    generated_tokens: usize,
+    generated_tokens_per_second: f64,
+}
+
+/// Times a generation: the prompt pass ends when the first token arrives.
+struct Stopwatch {
+    start: std::time::Instant,
+    first_token: Option<std::time::Instant>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            start: std::time::Instant::now(),
+            first_token: None,
+        }
+    }
+
+    fn token(&mut self) {
+        self.first_token.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// The speeds, once `generated` tokens (over all rows) followed a prompt of `prompt` tokens.
+    fn timings(&self, prompt: usize, generated: usize) -> Option<Timings> {
+        let first = self.first_token?;
+        let (prompt_s, rest_s) = (
+            (first - self.start).as_secs_f64(),
+            first.elapsed().as_secs_f64(),
+        );
+        Some(Timings {
+            prompt_tokens: prompt,
+            prompt_tokens_per_second: prompt as f64 / prompt_s.max(1e-9),
+            generated_tokens: generated,
+            generated_tokens_per_second: generated.saturating_sub(1) as f64 / rest_s.max(1e-9),
+        })
+    }
+}
+
+impl std::fmt::Display for Timings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "prompt: {} tokens, {:.1} tokens/s · generation: {} tokens, {:.1} tokens/s",
+            self.prompt_tokens,
+            self.prompt_tokens_per_second,
+            self.generated_tokens,
+            self.generated_tokens_per_second
+        )
+    }
 }
 
 /// An encoder–decoder folder (T5, BART, Marian): the prompt is the source.
@@ -220,6 +279,7 @@ pub fn run(a: GenerateArgs, device: DeviceSpec) -> anyhow::Result<()> {
                 token_ids: out.new_tokens[0].clone(),
                 temperature: Some(temperature),
                 top_p: Some(top_p),
+                timings: None,
             });
         }
         return if a.json { print_json(&all) } else { Ok(()) };
@@ -228,12 +288,17 @@ pub fn run(a: GenerateArgs, device: DeviceSpec) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
     let mut streamer = TextStreamer::new(tokenizer, true);
     let mut stream_error = None;
-    let mut print = |_: usize, token: u32| match streamer.push(token) {
-        Ok(piece) => {
-            print!("{piece}");
-            let _ = stdout.flush();
+    let prompt_tokens = prompt.len();
+    let mut watch = Stopwatch::start();
+    let mut print = |_: usize, token: u32| {
+        watch.token();
+        match streamer.push(token) {
+            Ok(piece) => {
+                print!("{piece}");
+                let _ = stdout.flush();
+            }
+            Err(e) => stream_error = Some(e),
         }
-        Err(e) => stream_error = Some(e),
     };
     if streams {
         if !a.generation.chat() {
@@ -247,9 +312,21 @@ pub fn run(a: GenerateArgs, device: DeviceSpec) -> anyhow::Result<()> {
         if out.new_tokens[0].len() == base.max_new_tokens.unwrap_or(usize::MAX) {
             eprintln!("(stopped at --max-new-tokens {})", out.new_tokens[0].len());
         }
+        if let Some(t) = watch.timings(prompt_tokens, out.new_tokens[0].len()) {
+            eprintln!("{t}");
+        }
         return Ok(());
     }
-    let out = generate(&model, &[prompt], &base, None)?;
+    let mut watch = Stopwatch::start();
+    let mut first_token = |_: usize, _: u32| watch.token();
+    let callback: Option<prosa::generation::TokenCallback> = if base.num_beams == 1 {
+        Some(&mut first_token)
+    } else {
+        None
+    };
+    let out = generate(&model, &[prompt], &base, callback)?;
+    let generated: usize = out.new_tokens.iter().map(Vec::len).sum();
+    let timings = watch.timings(prompt_tokens, generated);
     let all = out
         .new_tokens
         .iter()
@@ -259,6 +336,7 @@ pub fn run(a: GenerateArgs, device: DeviceSpec) -> anyhow::Result<()> {
                 token_ids: ids.clone(),
                 temperature: None,
                 top_p: None,
+                timings,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -845,8 +845,16 @@ fn a_gpt_trained_on_two_plays_beats_the_unigram_model_and_generates() {
         json_of(&run(&args))
     };
     let a = greedy(&["--greedy"]);
-    assert_eq!(a, greedy(&["--greedy"]));
+    let again = greedy(&["--greedy"]);
+    assert_eq!(
+        (&a[0]["token_ids"], &a[0]["text"]),
+        (&again[0]["token_ids"], &again[0]["text"])
+    );
     assert_eq!(a[0]["token_ids"].as_array().unwrap().len(), 8);
+    // Timings as llama.cpp prints them.
+    assert_eq!(a[0]["generated_tokens"], 8);
+    assert!(a[0]["prompt_tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert!(a[0]["generated_tokens_per_second"].as_f64().unwrap() > 0.0);
     assert!(!a[0]["text"].as_str().unwrap().is_empty());
     let beams = greedy(&[
         "--num-beams",
