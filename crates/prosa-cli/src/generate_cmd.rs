@@ -284,6 +284,8 @@ pub fn run(a: GenerateArgs, device: DeviceSpec) -> anyhow::Result<()> {
         }
         return if a.json { print_json(&all) } else { Ok(()) };
     }
+    // Settings are checked before anything is printed.
+    base.validate()?;
     let streams = !a.json && base.num_beams == 1 && base.num_return_sequences == 1;
     let mut stdout = std::io::stdout();
     let mut streamer = TextStreamer::new(tokenizer, true);

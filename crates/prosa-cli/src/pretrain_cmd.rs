@@ -269,6 +269,11 @@ fn run_elmo(a: &PretrainArgs, training: TrainingArgs) -> anyhow::Result<()> {
 fn run_awd_lstm(a: &PretrainArgs, mut training: TrainingArgs) -> anyhow::Result<()> {
     // Howard & Ruder's slanted triangular rate.
     training.lr_scheduler_type = prosa::train::ScheduleKind::SlantedTriangular;
+    anyhow::ensure!(
+        (0.0..2.5).contains(&a.drop_mult),
+        "--drop-mult must be in [0, 2.5) (fastai's largest base dropout is 0.4), got {}",
+        a.drop_mult
+    );
     let spec = prosa::tasks::ulmfit_pretraining::AwdLstmPretrainSpec {
         corpus: a.corpus.clone(),
         vocab_size: a.vocab_size,

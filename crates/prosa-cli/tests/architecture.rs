@@ -130,6 +130,17 @@ fn flags_a_task_cannot_use_and_unknown_metrics_are_errors() {
         err.contains("unknown metric 'bogus'") && err.contains("loss, perplexity"),
         "{err}"
     );
+    // Probabilities out of range name their flag's setting; nothing is trained.
+    for (flag, value, field) in [
+        ("--dropout", "1.5", "model.dropout"),
+        ("--test-size", "1.5", "test_size"),
+        ("--batch-size", "0", "per_device_train_batch_size"),
+    ] {
+        let out = run(&["train", flag, value, "--max-rows", "50"]);
+        let err = stderr(&out);
+        assert!(!out.status.success());
+        assert!(err.contains(&format!("setting '{field}'")), "{flag}: {err}");
+    }
     // Classification lists its own metrics; nothing was trained.
     let out = run(&["train", "--metric", "bogus", "--max-rows", "50"]);
     let err = stderr(&out);

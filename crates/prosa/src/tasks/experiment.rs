@@ -395,6 +395,20 @@ impl Experiment {
     /// (an error names the setting instead of ignoring it), and that the best-model metric is
     /// one the task reports.
     pub fn check(&self) -> Result<()> {
+        let m = &self.model;
+        for (field, value, upper) in [
+            ("model.dropout", m.dropout, 1.0),
+            ("model.label_smoothing", m.label_smoothing, 1.0),
+            // fastai's largest base dropout is 0.4: a multiplier from 2.5 drops everything.
+            ("model.ulmfit.drop_mult", m.ulmfit.drop_mult, 2.5),
+        ] {
+            if !(0.0..upper).contains(&value) {
+                return Err(Error::config(
+                    field,
+                    format!("must be in [0, {upper}), got {value}"),
+                ));
+            }
+        }
         let defaults = Self::defaults(self.task, self.model.pretrained.is_some());
         let sections: [(&str, Value, Value, &[&str]); 3] = [
             (
@@ -454,6 +468,21 @@ fn to_value<T: Serialize>(value: &T) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probabilities_out_of_range_name_their_setting() {
+        let mut e = Experiment::defaults(TaskKind::SequenceClassification, false);
+        e.model.dropout = 1.5;
+        let err = e.check().unwrap_err().to_string();
+        assert_eq!(err, "setting 'model.dropout': must be in [0, 1), got 1.5");
+        e.model.dropout = 0.1;
+        e.model.ulmfit.drop_mult = -0.5;
+        assert!(e
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("model.ulmfit.drop_mult"));
+    }
 
     #[test]
     fn every_tasks_defaults_pass_their_own_check() {
