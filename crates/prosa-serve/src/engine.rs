@@ -18,7 +18,7 @@ use prosa::models::decoder::DecoderModel;
 use prosa::nn::ForwardCtx;
 
 use crate::error::ApiError;
-use crate::metrics::{Metrics, NameLabel};
+use crate::metrics::{Metrics, ModelLabel};
 use crate::sequence::{Event, FinishReason, Request, Sequence};
 
 /// How many generations an engine takes.
@@ -101,8 +101,8 @@ struct Worker {
 impl Worker {
     fn run(self, rx: Receiver<Request>) {
         let mut active: Vec<Sequence> = Vec::new();
-        let label = NameLabel {
-            name: self.name.clone(),
+        let label = ModelLabel {
+            model: self.name.clone(),
         };
         loop {
             if active.is_empty() {

@@ -21,11 +21,18 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
-/// The label of a per-endpoint or per-model series.
+/// The label of a per-endpoint series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NameLabel {
-    /// The endpoint or model.
-    pub name: String,
+pub struct EndpointLabel {
+    /// The route.
+    pub endpoint: String,
+}
+
+/// The label of a per-model series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabel {
+    /// The model's name.
+    pub model: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -39,7 +46,7 @@ pub struct Metrics {
     /// Requests answered, by endpoint and status.
     pub requests: Family<RequestLabels, Counter>,
     /// Seconds from request to answer (to the last byte of a stream), by endpoint.
-    pub latency: Family<NameLabel, Histogram, fn() -> Histogram>,
+    pub latency: Family<EndpointLabel, Histogram, fn() -> Histogram>,
     /// Prompt tokens read by generation.
     pub prompt_tokens: Counter,
     /// Tokens generated.
@@ -51,16 +58,16 @@ pub struct Metrics {
     /// Tokens per second of the last decode step (all sequences together).
     pub decode_tokens_per_second: Gauge<f64, AtomicU64>,
     /// Sequences decoding together, per model.
-    pub active_sequences: Family<NameLabel, Gauge>,
+    pub active_sequences: Family<ModelLabel, Gauge>,
     /// Requests waiting for a model.
-    pub queue_depth: Family<NameLabel, Gauge>,
+    pub queue_depth: Family<ModelLabel, Gauge>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("prosa");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<NameLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+        let latency = Family::<EndpointLabel, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
         let prompt_tokens = Counter::default();
@@ -68,8 +75,8 @@ impl Default for Metrics {
         let decode_steps = Counter::default();
         let decode_rows = Counter::default();
         let decode_tokens_per_second = Gauge::<f64, AtomicU64>::default();
-        let active_sequences = Family::<NameLabel, Gauge>::default();
-        let queue_depth = Family::<NameLabel, Gauge>::default();
+        let active_sequences = Family::<ModelLabel, Gauge>::default();
+        let queue_depth = Family::<ModelLabel, Gauge>::default();
         registry.register("requests", "HTTP requests answered", requests.clone());
         registry.register(
             "request_duration_seconds",
@@ -136,8 +143,8 @@ impl Metrics {
             })
             .inc();
         self.latency
-            .get_or_create(&NameLabel {
-                name: endpoint.to_string(),
+            .get_or_create(&EndpointLabel {
+                endpoint: endpoint.to_string(),
             })
             .observe(seconds);
     }
@@ -145,8 +152,8 @@ impl Metrics {
     /// Sets a per-model gauge.
     pub fn set_queue_depth(&self, model: &str, depth: usize) {
         self.queue_depth
-            .get_or_create(&NameLabel {
-                name: model.to_string(),
+            .get_or_create(&ModelLabel {
+                model: model.to_string(),
             })
             .set(depth as i64);
     }
