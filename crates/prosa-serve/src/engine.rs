@@ -16,6 +16,7 @@ use std::time::Instant;
 use prosa::generation::generate;
 use prosa::models::decoder::DecoderModel;
 use prosa::nn::ForwardCtx;
+use prosa::text::SubwordTokenizer;
 
 use crate::error::ApiError;
 use crate::metrics::{Metrics, ModelLabel};
@@ -100,6 +101,16 @@ struct Worker {
 
 impl Worker {
     fn run(self, rx: Receiver<Request>) {
+        // Checked when the model was loaded; a model without one answers every request 500.
+        let model = self.model.clone();
+        let Ok(tokenizer) = model.tokenizer() else {
+            while let Ok(request) = rx.recv() {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                let error = ApiError::internal("the model has no tokenizer");
+                let _ = request.events.send((request.index, Event::Failed(error)));
+            }
+            return;
+        };
         let mut active: Vec<Sequence> = Vec::new();
         let label = ModelLabel {
             model: self.name.clone(),
@@ -107,13 +118,13 @@ impl Worker {
         loop {
             if active.is_empty() {
                 match rx.recv() {
-                    Ok(request) => self.admit(request, &mut active),
+                    Ok(request) => self.admit(request, tokenizer, &mut active),
                     Err(_) => return,
                 }
             }
             while active.len() < self.max_active {
                 match rx.try_recv() {
-                    Ok(request) => self.admit(request, &mut active),
+                    Ok(request) => self.admit(request, tokenizer, &mut active),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) if active.is_empty() => return,
                     Err(TryRecvError::Disconnected) => break,
@@ -125,13 +136,13 @@ impl Worker {
                 .get_or_create(&label)
                 .set(active.len() as i64);
             if !active.is_empty() {
-                self.step(&mut active);
+                self.step(tokenizer, &mut active);
             }
         }
     }
 
     /// Processes a new request's prompt and chooses its first token.
-    fn admit(&self, request: Request, active: &mut Vec<Sequence>) {
+    fn admit(&self, request: Request, tokenizer: &SubwordTokenizer, active: &mut Vec<Sequence>) {
         self.queued.fetch_sub(1, Ordering::Relaxed);
         if request.events.is_closed() {
             return;
@@ -161,10 +172,6 @@ impl Worker {
         match prefill {
             Ok(Ok((cache, scores))) => {
                 let mut sequence = Sequence::new(request, cache, self.model.config.max_positions);
-                let Ok(tokenizer) = self.model.tokenizer() else {
-                    sequence.fail(ApiError::internal("the model has no tokenizer"));
-                    return;
-                };
                 self.metrics.generated_tokens.inc();
                 if sequence.advance(scores, tokenizer) {
                     active.push(sequence);
@@ -183,7 +190,7 @@ impl Worker {
     }
 
     /// One token for every sequence in flight, in one forward pass.
-    fn step(&self, active: &mut Vec<Sequence>) {
+    fn step(&self, tokenizer: &SubwordTokenizer, active: &mut Vec<Sequence>) {
         let started = Instant::now();
         let tokens: Vec<u32> = active.iter().map(|s| s.pending).collect();
         let positions: Vec<u32> = active.iter().map(Sequence::position).collect();
@@ -214,9 +221,6 @@ impl Worker {
                 });
                 return;
             }
-        };
-        let Ok(tokenizer) = self.model.tokenizer() else {
-            return;
         };
         let mut keep = Vec::with_capacity(rows.len());
         for (s, scores) in active.iter_mut().zip(rows) {

@@ -10,6 +10,8 @@
 //! else), so the server answers health checks while models work. Limits (body size, queue,
 //! timeouts, context) end in OpenAI-shaped JSON errors, never in a crash.
 
+#![warn(missing_docs)]
+
 pub mod batcher;
 pub mod engine;
 pub mod error;

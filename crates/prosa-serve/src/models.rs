@@ -94,9 +94,10 @@ impl ServedModel {
     pub fn queued(&self) -> usize {
         let engine = self.engine.as_ref().map_or(0, Engine::queued);
         let embedder = self.embedder.as_ref().map_or(0, Batcher::queued);
+        // `try_lock`: a pipeline loading (seconds) holds the map, and /health must not wait.
         let pipelines: usize = self
             .pipelines
-            .lock()
+            .try_lock()
             .map(|p| p.values().map(|b| b.queued()).sum())
             .unwrap_or(0);
         engine + embedder + pipelines
@@ -209,16 +210,12 @@ impl Models {
         model: &Arc<ServedModel>,
         task: &str,
     ) -> Result<Arc<Batcher<Value, Value>>, ApiError> {
-        if !tasks().iter().any(|t| t.name == task) {
-            let known: Vec<&str> = tasks().iter().map(|t| t.name).collect();
-            return Err(ApiError::not_found(format!(
-                "There is no pipeline '{task}' (known: {}).",
-                known.join(", ")
-            )));
-        }
+        known_task(task)?;
+        // On the async runtime only `try_lock`: a pipeline loading holds the map, and the
+        // blocking task below waits for it instead.
         if let Some(b) = model
             .pipelines
-            .lock()
+            .try_lock()
             .ok()
             .and_then(|p| p.get(task).cloned())
         {
@@ -259,6 +256,18 @@ impl Models {
         .await
         .map_err(|e| ApiError::internal(format!("loading the pipeline failed: {e}")))?
     }
+}
+
+/// A 404 naming the known pipelines unless `task` is one of them.
+pub fn known_task(task: &str) -> Result<(), ApiError> {
+    if tasks().iter().any(|t| t.name == task) {
+        return Ok(());
+    }
+    let known: Vec<&str> = tasks().iter().map(|t| t.name).collect();
+    Err(ApiError::not_found(format!(
+        "There is no pipeline '{task}' (known: {}).",
+        known.join(", ")
+    )))
 }
 
 /// Sentence embeddings of batched texts, with each text's token count.

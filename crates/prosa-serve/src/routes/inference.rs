@@ -120,7 +120,9 @@ pub async fn pipeline(
         Value::Null => return Err(ApiError::bad_param("inputs", "inputs is missing")),
         one => (vec![one], true),
     };
-    // Parameters are checked here, so a bad one fails this request before it joins a batch.
+    // The task and its parameters are checked here, so a bad one fails this request before it
+    // joins a batch.
+    crate::models::known_task(&task)?;
     Params::new(&request.parameters, &task)?;
     let mut outputs = match (&served.engine, task.as_str()) {
         (Some(engine), "text-generation") => {
@@ -180,21 +182,21 @@ async fn text_generation(
     }
     config.apply_json(&settings, FsPath::new("parameters"))?;
     config.validate()?;
-    let n = config.num_return_sequences.max(1);
+    // Sampling: one generation per returned sequence. Beam search runs whole on the engine and
+    // gives its best sequence (greedy with several sequences is refused by `validate`).
+    let n = config.num_return_sequences;
+    if config.num_beams > 1 && n > 1 {
+        return Err(ApiError::bad_param(
+            "num_return_sequences",
+            "with beam search the server returns one sequence per prompt \
+             (`prosa pipeline text-generation` returns several)",
+        ));
+    }
     let stop = std::mem::take(&mut config.stop_strings);
     let plan = Plan {
         config,
         stop,
-        n: if n > 1
-            && !parameters
-                .get("do_sample")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-        {
-            1
-        } else {
-            n
-        },
+        n,
         stream: false,
         include_usage: false,
     };
