@@ -5,30 +5,8 @@
 
 mod common;
 
-use common::{json_of, prosa};
+use common::{grammar_text, json_of, prosa};
 use serde_json::Value;
-
-/// Sentences of a small grammar (subject, verb, object, full stop): the next word depends on
-/// the last, which a language model learns and a unigram model cannot.
-fn grammar_text() -> String {
-    let subjects = ["o gato", "a menina", "o menino", "a vaca"];
-    let verbs = [
-        ("come", ["peixe", "pão"]),
-        ("lê", ["livros", "jornais"]),
-        ("bebe", ["leite", "água"]),
-    ];
-    let mut text = String::new();
-    for i in 0..900usize {
-        let (verb, objects) = verbs[(i / 4) % 3];
-        text.push_str(&format!(
-            "{} {} {} .\n\n",
-            subjects[i % 4],
-            verb,
-            objects[(i / 12) % 2]
-        ));
-    }
-    text
-}
 
 #[test]
 fn pretraining_beats_the_unigram_model_and_explain_reads_the_folder() {

@@ -40,3 +40,26 @@ pub fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+#[allow(dead_code)] // not every test file trains language models
+/// Sentences of a small grammar (subject, verb, object, full stop): the next word depends on
+/// the last, which a language model learns and a unigram model cannot.
+pub fn grammar_text() -> String {
+    let subjects = ["o gato", "a menina", "o menino", "a vaca"];
+    let verbs = [
+        ("come", ["peixe", "pão"]),
+        ("lê", ["livros", "jornais"]),
+        ("bebe", ["leite", "água"]),
+    ];
+    let mut text = String::new();
+    for i in 0..900usize {
+        let (verb, objects) = verbs[(i / 4) % 3];
+        text.push_str(&format!(
+            "{} {} {} .\n\n",
+            subjects[i % 4],
+            verb,
+            objects[(i / 12) % 2]
+        ));
+    }
+    text
+}

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use candle_core::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ending::{metric_curve, CURVES_FILE, MODEL_DIR, RESULTS_FILE};
 use super::experiment::Experiment;
@@ -19,7 +19,10 @@ use crate::error::{Error, Result};
 use crate::models::ulmfit::awd_lstm::{AwdDropouts, AwdLstmConfig};
 use crate::models::ulmfit::classifier::UlmfitClassifier;
 use crate::models::ulmfit::{build_vocab, chunks, tokenize, AwdLstmLm, LmChunk};
-use crate::train::{History, ParamGroup, ScheduleKind, TrainOutcome, Trainer, TrainingArgs};
+use crate::train::{
+    History, ParamGroup, ScheduleKind, TrainOutcome, Trainable, Trainer, TrainingArgs,
+    CHECKPOINT_LAST,
+};
 use crate::{fsio, report};
 
 /// How much slower each lower layer group learns (Howard & Ruder: η^(l−1) = η^l / 2.6).
@@ -77,69 +80,36 @@ pub(super) struct Trained {
     pub seconds: f64,
 }
 
-/// Runs stages 2 and 3.
+/// Runs stages 2 and 3. With `resume`, finished stages are skipped (their end state is read
+/// back from their folders) and the stage in progress continues from its `checkpoint-last/`.
 pub(super) fn train(
     e: &Experiment,
     data: ClassifierData,
     device: &Device,
     resume: bool,
 ) -> Result<Trained> {
-    if resume {
-        return Err(Error::config(
-            "resume",
-            "ULMFiT's stages restart their optimizers: run it again from the start",
-        ));
-    }
     let u = e.model.ulmfit;
     let out = &e.training.output_dir;
     let seed = e.training.seed;
     let train_texts = data.train.texts();
-    // Stage 2: the language model on the training texts' vocabulary, fine-tuned on them.
-    let words: Vec<String> = train_texts.iter().flat_map(|t| tokenize(t)).collect();
-    let vocab = build_vocab(words.iter().map(String::as_str), e.model.vocab_size, 2);
-    let dropouts = AwdDropouts::LANGUAGE_MODEL.scaled(u.drop_mult);
-    let lm = match &e.model.pretrained {
-        Some(dir) => AwdLstmLm::from_pretrained(dir, device)?.with_vocab(vocab, dropouts, seed)?,
-        None => {
-            let config = AwdLstmConfig {
-                vocab_size: vocab.len(),
-                emb_size: 128,
-                hidden_size: 256,
-                num_layers: 3,
-                dropouts,
-            };
-            AwdLstmLm::new(config, vocab, seed, device)?
-        }
-    };
     // The stage's run (history, checkpoints, curves, results.json) in `lm/`, the fine-tuned
     // language model's folder in `lm/model/`.
     let lm_run = out.join("lm");
     let lm_dir = lm_run.join(MODEL_DIR);
-    let mut lm_seconds = 0.0;
-    if u.lm_epochs > 0 {
-        let stream = lm.stream(&train_texts);
-        let (mut train, mut validation) = (Vec::new(), Vec::new());
-        for (i, c) in chunks(&stream, u.bptt).into_iter().enumerate() {
-            if i % LM_VALIDATION_EVERY == LM_VALIDATION_EVERY - 1 {
-                validation.push(c);
-            } else {
-                train.push(c);
-            }
-        }
-        // Few texts: still one chunk held out, so the stage reports a perplexity.
-        if validation.is_empty() && train.len() > 1 {
-            validation.extend(train.pop());
-        }
-        let groups = language_model_groups(lm.config().num_layers);
-        let mut args = stage_args(&e.training, &lm_run, u.lm_epochs);
-        args.metric_for_best_model = "eval_loss".into();
-        args.param_groups = rate_groups(&groups, u.discriminative_lr);
-        let outcome =
-            Trainer::new(args, Vec::new())?.train(&lm, &train, Some(&validation), false)?;
-        lm_seconds = outcome.train_seconds;
-        record_lm_stage(&lm_run, &outcome, &train, &validation, lm.vocab().len())?;
+    if resume && !lm_run.join(STAGE_DONE).exists() && !has_checkpoint(&lm_run) {
+        return Err(Error::folder(
+            out,
+            "no ULMFiT stage to resume (neither lm/stage_done.json nor \
+             lm/checkpoint-last/trainer_state.json): run without --resume to start",
+        ));
     }
-    lm.save_pretrained(&lm_dir)?;
+    let lm_seconds = if resume && lm_run.join(STAGE_DONE).exists() {
+        fsio::read_json::<StageDone>(&lm_run.join(STAGE_DONE))?
+            .outcome
+            .train_seconds
+    } else {
+        fine_tune_language_model(e, &train_texts, &lm_run, device, resume)?
+    };
 
     // Stage 3: the classifier, unfreezing from the top.
     let model = UlmfitClassifier::from_language_model(
@@ -168,28 +138,41 @@ pub(super) fn train(
     let mut history = History::default();
     let mut seconds = lm_seconds;
     for (stage, &(trained, epochs)) in stages.iter().enumerate() {
-        let mut args = stage_args(&e.training, out, epochs);
-        // The head's batch norm needs two or more rows per batch.
-        args.dataloader_drop_last = true;
-        // Each stage its own shuffles and dropout masks (the same seed would replay the first
-        // epoch's batches and masks in every stage).
-        args.seed = seed.wrapping_add(stage as u64 * 1_000_003);
-        let frozen = groups.len() - trained;
-        args.param_groups = rate_groups(&groups, u.discriminative_lr)
-            .into_iter()
-            .enumerate()
-            .map(|(i, g)| ParamGroup {
-                frozen: i < frozen,
-                ..g
-            })
-            .collect();
-        let trainer = Trainer::new(args, data.labels.names().to_vec())?;
-        let o = trainer.train(
-            &model,
-            &train_examples,
-            validation_examples.as_deref(),
-            false,
-        )?;
+        // Each stage its own folder: its checkpoints, and `stage_done.json` with the weights it
+        // ended with once it is over.
+        let stage_dir = out.join(format!("stage-{}", stage + 1));
+        let done_path = stage_dir.join(STAGE_DONE);
+        let o = if resume && done_path.exists() {
+            let done: StageDone = fsio::read_json(&done_path)?;
+            model.params().load(&stage_dir.join(STAGE_WEIGHTS))?;
+            done.outcome
+        } else {
+            let mut args = stage_args(&e.training, &stage_dir, epochs);
+            // The head's batch norm needs two or more rows per batch.
+            args.dataloader_drop_last = true;
+            // Each stage its own shuffles and dropout masks (the same seed would replay the
+            // first epoch's batches and masks in every stage).
+            args.seed = seed.wrapping_add(stage as u64 * 1_000_003);
+            let frozen = groups.len() - trained;
+            args.param_groups = rate_groups(&groups, u.discriminative_lr)
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| ParamGroup {
+                    frozen: i < frozen,
+                    ..g
+                })
+                .collect();
+            let trainer = Trainer::new(args, data.labels.names().to_vec())?;
+            let o = trainer.train(
+                &model,
+                &train_examples,
+                validation_examples.as_deref(),
+                resume && has_checkpoint(&stage_dir),
+            )?;
+            model.params().save(&stage_dir.join(STAGE_WEIGHTS))?;
+            fsio::write_json(&done_path, &StageDone { outcome: o.clone() })?;
+            o
+        };
         seconds += o.train_seconds;
         history.append_stage(&o.state.history);
         outcome = Some(o);
@@ -203,6 +186,90 @@ pub(super) fn train(
         outcome,
         seconds,
     })
+}
+
+/// Marks a finished stage: its outcome (a classifier stage's weights beside it, in
+/// [`STAGE_WEIGHTS`]; the language model's in `lm/model/`).
+const STAGE_DONE: &str = "stage_done.json";
+/// The weights a classifier stage ended with.
+const STAGE_WEIGHTS: &str = "stage_end.safetensors";
+
+/// What a finished stage left for a resumed run.
+#[derive(Serialize, Deserialize)]
+struct StageDone {
+    outcome: TrainOutcome,
+}
+
+/// True when `run_dir` holds a checkpoint to resume from.
+fn has_checkpoint(run_dir: &Path) -> bool {
+    run_dir
+        .join(CHECKPOINT_LAST)
+        .join("trainer_state.json")
+        .exists()
+}
+
+/// Stage 2: the language model on the training texts' vocabulary, fine-tuned on them (from its
+/// checkpoint in `lm_run` when resuming), saved to `lm_run/model/`; returns its seconds.
+fn fine_tune_language_model(
+    e: &Experiment,
+    train_texts: &[&str],
+    lm_run: &Path,
+    device: &Device,
+    resume: bool,
+) -> Result<f64> {
+    let u = e.model.ulmfit;
+    let seed = e.training.seed;
+    let words: Vec<String> = train_texts.iter().flat_map(|t| tokenize(t)).collect();
+    let vocab = build_vocab(words.iter().map(String::as_str), e.model.vocab_size, 2);
+    let dropouts = AwdDropouts::LANGUAGE_MODEL.scaled(u.drop_mult);
+    let lm = match &e.model.pretrained {
+        Some(dir) => AwdLstmLm::from_pretrained(dir, device)?.with_vocab(vocab, dropouts, seed)?,
+        None => {
+            let config = AwdLstmConfig {
+                vocab_size: vocab.len(),
+                emb_size: 128,
+                hidden_size: 256,
+                num_layers: 3,
+                dropouts,
+            };
+            AwdLstmLm::new(config, vocab, seed, device)?
+        }
+    };
+    let mut outcome = None;
+    if u.lm_epochs > 0 {
+        let stream = lm.stream(train_texts);
+        let (mut train, mut validation) = (Vec::new(), Vec::new());
+        for (i, c) in chunks(&stream, u.bptt).into_iter().enumerate() {
+            if i % LM_VALIDATION_EVERY == LM_VALIDATION_EVERY - 1 {
+                validation.push(c);
+            } else {
+                train.push(c);
+            }
+        }
+        // Few texts: still one chunk held out, so the stage reports a perplexity.
+        if validation.is_empty() && train.len() > 1 {
+            validation.extend(train.pop());
+        }
+        let groups = language_model_groups(lm.config().num_layers);
+        let mut args = stage_args(&e.training, lm_run, u.lm_epochs);
+        args.metric_for_best_model = "eval_loss".into();
+        args.param_groups = rate_groups(&groups, u.discriminative_lr);
+        let o = Trainer::new(args, Vec::new())?.train(
+            &lm,
+            &train,
+            Some(&validation),
+            resume && has_checkpoint(lm_run),
+        )?;
+        record_lm_stage(lm_run, &o, &train, &validation, lm.vocab().len())?;
+        outcome = Some(o);
+    }
+    lm.save_pretrained(&lm_run.join(MODEL_DIR))?;
+    let seconds = outcome.as_ref().map_or(0.0, |o| o.train_seconds);
+    if let Some(outcome) = outcome {
+        fsio::create_dir(lm_run)?;
+        fsio::write_json(&lm_run.join(STAGE_DONE), &StageDone { outcome })?;
+    }
+    Ok(seconds)
 }
 
 /// What the target LM's fine-tuning reached, written as `lm/results.json` beside its history

@@ -3,8 +3,10 @@
 mod args;
 mod history;
 mod optim;
+mod resume;
 mod sampler;
 mod schedule;
+mod state;
 mod trainable;
 mod trainer;
 

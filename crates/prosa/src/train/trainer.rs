@@ -10,7 +10,6 @@
 //! same steps as one never interrupted.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Tensor;
@@ -18,58 +17,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use super::args::{EvalStrategy, TrainingArgs};
-use super::history::{History, HistoryEntry};
+use super::history::HistoryEntry;
 use super::optim::{clip_grad_norm, Optimizer, ParamGroup};
+use super::resume::{restore_checkpoint, write_checkpoint, RunShape};
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::ClassificationReport;
-use crate::nn::{ForwardCtx, ParamStore};
+use crate::nn::ForwardCtx;
 
+pub use super::state::{TrainOutcome, TrainerState};
 pub use super::trainable::{StepOutput, Trainable};
-
-/// Where a run stands; saved in every checkpoint as `trainer_state.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct TrainerState {
-    /// Optimisation steps done.
-    pub global_step: usize,
-    /// The epoch in progress (0-based).
-    pub epoch: usize,
-    /// Micro-batches of `epoch` already consumed.
-    pub batch_in_epoch: usize,
-    /// Best value of the best-model metric so far.
-    pub best_metric: Option<f64>,
-    /// Step at which it was reached.
-    pub best_step: Option<usize>,
-    /// Evaluations since the last improvement.
-    pub evals_without_improvement: usize,
-    /// Seconds spent training before this (resumed) process started.
-    pub elapsed_s: f64,
-    /// Training-loss sum and count since the last history entry.
-    pub loss_sum: f64,
-    /// See `loss_sum`.
-    pub loss_count: usize,
-    /// Learning rate of the last update.
-    pub last_lr: f64,
-    /// The record so far.
-    pub history: History,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrainOutcome {
-    /// The final state (history included).
-    pub state: TrainerState,
-    /// True when early stopping ended the run.
-    pub stopped_early: bool,
-    /// Folder of the best checkpoint, if one was saved.
-    pub best_checkpoint: Option<PathBuf>,
-    /// Seconds of training in total.
-    pub train_seconds: f64,
-}
 
 /// Names of the checkpoint folders inside `output_dir`.
 pub const CHECKPOINT_LAST: &str = "checkpoint-last";
@@ -164,9 +124,18 @@ impl Trainer {
             total_steps,
         };
 
+        let run = RunShape {
+            train_examples: train.len(),
+            batch_size,
+            gradient_accumulation_steps: accum,
+            num_train_epochs: args.num_train_epochs,
+            seed: args.seed,
+            parameter_values: model.params().num_parameters(),
+        };
         let mut state = TrainerState::default();
         if resume {
-            state = self.restore(model, &mut optimizer)?;
+            let dir = args.output_dir.join(CHECKPOINT_LAST);
+            state = restore_checkpoint(&dir, model.params(), &mut optimizer, &run)?;
         }
         let started = Instant::now();
         let base_elapsed = state.elapsed_s;
@@ -289,7 +258,7 @@ impl Trainer {
                         model,
                         eval,
                         &mut state,
-                        &optimizer,
+                        (&optimizer, &run),
                         steps_per_epoch,
                         elapsed(),
                         &bar,
@@ -439,7 +408,7 @@ impl Trainer {
         model: &M,
         eval: Option<&[M::Example]>,
         state: &mut TrainerState,
-        optimizer: &Optimizer,
+        (optimizer, run): (&Optimizer, &RunShape),
         steps_per_epoch: usize,
         wall_time_s: f64,
         bar: &ProgressBar,
@@ -497,18 +466,20 @@ impl Trainer {
         state.elapsed_s = wall_time_s;
         state.history.save(&args.output_dir)?;
         if improved.is_some() && args.save_best {
-            self.write_checkpoint(
+            write_checkpoint(
                 &args.output_dir.join(CHECKPOINT_BEST),
                 model.params(),
                 optimizer,
+                run,
                 state,
             )?;
         }
         if args.save_last {
-            self.write_checkpoint(
+            write_checkpoint(
                 &args.output_dir.join(CHECKPOINT_LAST),
                 model.params(),
                 optimizer,
+                run,
                 state,
             )?;
         }
@@ -516,56 +487,4 @@ impl Trainer {
             .early_stopping_patience
             .is_some_and(|p| state.evals_without_improvement >= p))
     }
-
-    /// Writes a checkpoint folder atomically (into a temporary folder, then renamed).
-    fn write_checkpoint(
-        &self,
-        dir: &Path,
-        params: &ParamStore,
-        optimizer: &Optimizer,
-        state: &TrainerState,
-    ) -> Result<()> {
-        let tmp = fsio::temporary_sibling(dir);
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        }
-        fsio::create_dir(&tmp)?;
-        params.save(&tmp.join("model.safetensors"))?;
-        optimizer.save(&tmp.join("optimizer.safetensors"))?;
-        fsio::write_json(
-            &tmp.join("trainer_state.json"),
-            &CheckpointState {
-                optimizer_step: optimizer.step,
-                state,
-            },
-        )?;
-        fsio::replace_dir(&tmp, dir)
-    }
-
-    fn restore<M: Trainable>(&self, model: &M, optimizer: &mut Optimizer) -> Result<TrainerState> {
-        let dir = self.args.output_dir.join(CHECKPOINT_LAST);
-        let state_path = dir.join("trainer_state.json");
-        if !state_path.exists() {
-            return Err(Error::folder(
-                &dir,
-                "no checkpoint to resume from (trainer_state.json not found)",
-            ));
-        }
-        let saved: CheckpointStateOwned = fsio::read_json(&state_path)?;
-        model.params().load(&dir.join("model.safetensors"))?;
-        optimizer.load(&dir.join("optimizer.safetensors"), saved.optimizer_step)?;
-        Ok(saved.state)
-    }
-}
-
-#[derive(Serialize)]
-struct CheckpointState<'a> {
-    optimizer_step: usize,
-    state: &'a TrainerState,
-}
-
-#[derive(Deserialize)]
-struct CheckpointStateOwned {
-    optimizer_step: usize,
-    state: TrainerState,
 }
