@@ -138,10 +138,14 @@ fn join_rayon_pool() {
 
 fn main() -> ExitCode {
     quiet_broken_pipe();
+    quiet_guarded_panics();
     join_rayon_pool();
     tune_allocator();
     tune_candle_pool();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let device = cli.device;
     let result = match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
@@ -167,6 +171,28 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Panics inside a guarded third-party decoder (`prosa::guard`) become errors naming the file:
+/// the default hook's message would only repeat them as noise.
+fn quiet_guarded_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !prosa::guard::active() {
+            default(info);
+        }
+    }));
+}
+
+/// Prints clap's message; help and version end with status 0, a bad flag or value with 1 like
+/// every other error (clap's own convention is 2), so scripts check one status.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -45,8 +45,8 @@ pub struct PipelineArgs {
     model: PathBuf,
     /// Results per text: classes [default: 1] or mask fillings [default: 5]; text-generation
     /// with sampling: the sampling top-k.
-    #[arg(long)]
-    top_k: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    top_k: Option<u64>,
     /// token-classification: none, simple, first, average or max (transformers'
     /// aggregation_strategy) [default: none].
     #[arg(long)]

@@ -29,8 +29,8 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 3)]
     epochs: usize,
     /// Use a seeded subset of this many tweets (all 38,158 by default).
-    #[arg(long)]
-    max_rows: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_rows: Option<u64>,
     /// The sentence whose hidden states are drawn.
     #[arg(
         long,
@@ -55,7 +55,7 @@ struct Row {
 fn experiment(arch: &str, out: &Path, args: &QuickstartArgs, device: DeviceSpec) -> Experiment {
     let mut e = crate::train_cmd::default_experiment();
     e.training.device = device;
-    e.data.max_rows = args.max_rows;
+    e.data.max_rows = args.max_rows.map(|n| n as usize);
     e.model.arch = arch.to_string();
     e.training.output_dir = out.join(arch);
     e.training.progress = !args.json;

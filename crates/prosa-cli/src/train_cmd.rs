@@ -261,8 +261,7 @@ impl TrainArgs {
     pub(crate) fn experiment(&self, device: DeviceSpec) -> anyhow::Result<Experiment> {
         let overlay: Option<toml::Value> = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let text = prosa::fsio::read_text(path)?;
                 Some(
                     toml::from_str(&text)
                         .with_context(|| format!("{}: invalid TOML", path.display()))?,
@@ -288,7 +287,7 @@ impl TrainArgs {
         };
         let fine_tuning = self.pretrained.is_some() || from_file("model", "pretrained");
         let mut base = toml::Value::try_from(Experiment::defaults(task, fine_tuning))?;
-        if let Some(overlay) = overlay {
+        if let Some(overlay) = overlay.clone() {
             merge(&mut base, overlay);
         }
         if let toml::Value::Table(t) = &mut base {
@@ -303,6 +302,17 @@ impl TrainArgs {
                     .display()
             )
         })?;
+        if let (Some(overlay), Some(path)) = (&overlay, &self.config) {
+            // Every key of the file must be a setting: read back what was understood and name
+            // the first key that is not there (a typo would otherwise be ignored silently).
+            let understood = toml::Value::try_from(&e)?;
+            if let Some(key) = unknown_keys(overlay, &understood, "").first() {
+                anyhow::bail!(
+                    "{}: unknown setting '{key}' (see docs/experiment.toml for every setting)",
+                    path.display()
+                );
+            }
+        }
         e.training.device = device;
         let d = &mut e.data;
         if self.data.is_some() {
@@ -429,6 +439,23 @@ impl TrainArgs {
         }
         Ok(e)
     }
+}
+
+/// The dotted keys of `file` that `understood` (the experiment read from it, serialised again)
+/// lacks: the keys no setting took.
+fn unknown_keys(file: &toml::Value, understood: &toml::Value, prefix: &str) -> Vec<String> {
+    let (toml::Value::Table(file), toml::Value::Table(understood)) = (file, understood) else {
+        return Vec::new();
+    };
+    let mut unknown = Vec::new();
+    for (key, value) in file {
+        let path = format!("{prefix}{key}");
+        match understood.get(key) {
+            None => unknown.push(path),
+            Some(inner) => unknown.extend(unknown_keys(value, inner, &format!("{path}."))),
+        }
+    }
+    unknown
 }
 
 /// Overlays `overlay` onto `base`, table by table.

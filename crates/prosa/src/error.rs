@@ -66,7 +66,7 @@ pub enum Error {
         known: String,
     },
     /// A model folder is missing a file, or a file in it is malformed.
-    #[error("model folder {path}: {message}")]
+    #[error("{path}: {message}")]
     ModelFolder {
         /// The folder or the file inside it.
         path: PathBuf,

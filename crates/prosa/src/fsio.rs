@@ -23,9 +23,18 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-/// Reads a whole file as UTF-8 text.
+/// Reads a whole file as UTF-8 text; text that is not UTF-8 is an error naming the line of the
+/// first bad byte.
 pub fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    let bytes = read_bytes(path)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        Error::BadRow {
+            path: path.to_path_buf(),
+            line: 1 + valid.iter().filter(|&&b| b == b'\n').count(),
+            message: "not valid UTF-8 text (save the file as UTF-8)".into(),
+        }
+    })
 }
 
 /// Reads a whole file as bytes.

@@ -17,6 +17,7 @@ pub mod device;
 pub mod error;
 pub mod fsio;
 pub mod generation;
+pub mod guard;
 pub mod metrics;
 pub mod models;
 pub mod nn;

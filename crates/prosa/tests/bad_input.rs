@@ -257,17 +257,11 @@ fn corrupt_or_mismatched_model_folders_name_the_problem() {
     std::fs::remove_file(m.join("config.json")).unwrap();
     assert_eq!(
         err(&m),
-        format!(
-            "model folder {}: file not found",
-            m.join("config.json").display()
-        )
+        format!("{}: file not found", m.join("config.json").display())
     );
 
     std::fs::write(m.join("config.json"), "{ not json").unwrap();
-    assert!(err(&m).starts_with(&format!(
-        "model folder {}: invalid",
-        m.join("config.json").display()
-    )));
+    assert!(err(&m).starts_with(&format!("{}: invalid", m.join("config.json").display())));
 
     std::fs::write(m.join("config.json"), config.replace("prosa-bow", "gpt-17")).unwrap();
     assert!(
@@ -314,10 +308,7 @@ fn corrupt_or_mismatched_model_folders_name_the_problem() {
     std::fs::remove_file(m.join("vectorizer.json")).unwrap();
     assert_eq!(
         err(&m),
-        format!(
-            "model folder {}: file not found",
-            m.join("vectorizer.json").display()
-        )
+        format!("{}: file not found", m.join("vectorizer.json").display())
     );
 }
 

@@ -16,8 +16,8 @@ pub struct TaggedSentence {
     pub line: usize,
 }
 
-/// Reads a CoNLL file; a line with a single column or a file without sentences is an error
-/// naming the file and line.
+/// Reads a CoNLL file; a line with a single column, a token line with another column count than
+/// the first, or a file without sentences is an error naming the file and line.
 pub fn read_conll(path: &Path) -> Result<Vec<TaggedSentence>> {
     let text = crate::fsio::read_text(path)?;
     let mut sentences = Vec::new();
@@ -26,6 +26,8 @@ pub fn read_conll(path: &Path) -> Result<Vec<TaggedSentence>> {
         tags: Vec::new(),
         line: 1,
     };
+    // The column count of the first token line, and that line.
+    let mut width: Option<(usize, usize)> = None;
     for (i, line) in text.lines().enumerate() {
         let columns: Vec<&str> = line.split_whitespace().collect();
         if columns.is_empty() {
@@ -52,6 +54,21 @@ pub fn read_conll(path: &Path) -> Result<Vec<TaggedSentence>> {
                 line: i + 1,
                 message: format!("'{line}' has no tag column (expected 'token TAG')"),
             });
+        }
+        match width {
+            None => width = Some((columns.len(), i + 1)),
+            Some((n, first)) if n != columns.len() => {
+                return Err(Error::BadRow {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message: format!(
+                        "{} columns, but line {first} has {n} (every token line needs the same \
+                         columns)",
+                        columns.len()
+                    ),
+                })
+            }
+            Some(_) => {}
         }
         if current.tokens.is_empty() {
             current.line = i + 1;

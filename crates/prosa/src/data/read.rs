@@ -174,14 +174,28 @@ fn decode(bytes: &[u8], path: &Path, encoding: Encoding) -> Result<String> {
 }
 
 fn column_index(headers: &[String], name: &str, path: &Path) -> Result<usize> {
-    headers
+    let mut matching = headers
         .iter()
-        .position(|h| h.trim() == name)
-        .ok_or_else(|| Error::MissingColumn {
+        .enumerate()
+        .filter(|(_, h)| h.trim() == name)
+        .map(|(i, _)| i);
+    let first = matching.next();
+    if let (Some(a), Some(b)) = (first, matching.next()) {
+        return Err(Error::BadRow {
             path: path.to_path_buf(),
-            column: name.to_string(),
-            available: headers.join(", "),
-        })
+            line: 1,
+            message: format!(
+                "the header names column '{name}' twice (columns {} and {}): which one is meant?",
+                a + 1,
+                b + 1
+            ),
+        });
+    }
+    first.ok_or_else(|| Error::MissingColumn {
+        path: path.to_path_buf(),
+        column: name.to_string(),
+        available: headers.join(", "),
+    })
 }
 
 fn read_delimited(

@@ -318,6 +318,15 @@ impl GenerationConfig {
                 "beam search with sampling is not supported; use one or the other",
             ));
         }
+        if let Some(max) = self.max_new_tokens.filter(|&max| self.min_new_tokens > max) {
+            return Err(Error::config(
+                "min_new_tokens",
+                format!(
+                    "{} is more than max_new_tokens = {max}",
+                    self.min_new_tokens
+                ),
+            ));
+        }
         Ok(())
     }
 

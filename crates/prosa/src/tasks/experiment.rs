@@ -409,6 +409,12 @@ impl Experiment {
                 ));
             }
         }
+        if self.data.max_rows == Some(0) {
+            return Err(Error::config(
+                "data.max_rows",
+                "must be at least 1 (leave it out to read every row)",
+            ));
+        }
         let defaults = Self::defaults(self.task, self.model.pretrained.is_some());
         let sections: [(&str, Value, Value, &[&str]); 3] = [
             (

@@ -81,6 +81,24 @@ pub fn run(spec: &T5PretrainSpec, resume: bool) -> Result<T5PretrainResult> {
             "each chunk needs at least one corrupted copy",
         ));
     }
+    if !(spec.corruption.noise_density > 0.0 && spec.corruption.noise_density < 1.0) {
+        return Err(Error::config(
+            "noise_density",
+            format!(
+                "must be in (0, 1) (T5 corrupts 0.15 of the tokens), got {}",
+                spec.corruption.noise_density
+            ),
+        ));
+    }
+    if !(spec.corruption.mean_span_length >= 1.0 && spec.corruption.mean_span_length.is_finite()) {
+        return Err(Error::config(
+            "mean_span_length",
+            format!(
+                "must be at least 1 token (T5 uses 3), got {}",
+                spec.corruption.mean_span_length
+            ),
+        ));
+    }
     if spec.chunk_length < 8 || spec.validation_every < 2 {
         return Err(Error::config(
             "chunk_length/validation_every",

@@ -35,6 +35,23 @@ pub struct TokenClassificationResult {
     pub train_seconds: f64,
 }
 
+/// A tag of `sentences` (read from `path`) that training never saw is an error naming its line.
+fn check_tags(sentences: &[TaggedSentence], tags: &LabelMap, path: &Path) -> Result<()> {
+    for sentence in sentences {
+        for (i, tag) in sentence.tags.iter().enumerate() {
+            if tags.id(tag).is_none() {
+                return Err(Error::UnknownLabel {
+                    path: path.to_path_buf(),
+                    line: sentence.line + i,
+                    label: tag.clone(),
+                    known: tags.names().join(", "),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the experiment; with `resume`, training continues from the last checkpoint.
 pub fn run(e: &Experiment, resume: bool) -> Result<TokenClassificationResult> {
     let need = |path: &Option<PathBuf>, field: &str, what: &str| {
@@ -74,8 +91,10 @@ pub fn run(e: &Experiment, resume: bool) -> Result<TokenClassificationResult> {
             "leaves no training sentences",
         ));
     }
-    let validation = train.split_off(train.len() - held);
+    // The tags of the whole training file (a rare tag may fall in the validation part only).
     let tags = LabelMap::fit(train.iter().flat_map(|s| s.tags.iter().map(String::as_str)));
+    check_tags(&test, &tags, &test_file)?;
+    let validation = train.split_off(train.len() - held);
     let data = TaggedData {
         train: &train,
         validation: &validation,

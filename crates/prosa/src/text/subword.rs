@@ -170,8 +170,10 @@ impl SubwordTokenizer {
         if !path.is_file() {
             return Err(Error::folder(path, "tokenizer file not found"));
         }
-        let inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::folder(path, format!("invalid tokenizer: {e}")))?;
+        let inner = crate::guard::decode(path, "tokenizer.json", || {
+            Tokenizer::from_file(path)
+                .map_err(|e| Error::folder(path, format!("invalid tokenizer: {e}")))
+        })?;
         Ok(Self::wrap(inner))
     }
 

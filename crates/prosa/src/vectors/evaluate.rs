@@ -286,10 +286,12 @@ pub fn evaluate_word_pairs(
         }
     }
     if gold.is_empty() {
-        return Err(Error::folder(
-            path,
-            "no word pair with both words in the vectors' vocabulary",
-        ));
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            message: "no word pair with both words in the vectors' vocabulary (lines are \
+                      word1<TAB>word2<TAB>score)"
+                .into(),
+        });
     }
     Ok(PairsReport {
         spearman: pearson(&ranks(&gold), &ranks(&model)),

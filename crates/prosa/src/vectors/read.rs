@@ -202,7 +202,14 @@ fn read_binary(bytes: &[u8], path: &Path) -> Result<WordVectors> {
         .checked_mul(4)
         .and_then(|d| d.checked_add(2))
         .and_then(|e| e.checked_mul(count));
-    if dim == 0 || least.is_none_or(|need| need > room) {
+    if count == 0 || dim == 0 {
+        return Err(bad(
+            path,
+            1,
+            format!("the header promises {count} vectors of {dim} values: nothing to read"),
+        ));
+    }
+    if least.is_none_or(|need| need > room) {
         return Err(bad(
             path,
             1,
@@ -243,8 +250,39 @@ fn read_binary(bytes: &[u8], path: &Path) -> Result<WordVectors> {
     WordVectors::from_parts(words, dim, values, path)
 }
 
+/// The `.npy` preamble (magic, version, header length) checked against the file's size: the
+/// header length is read from the file, and a reader that trusts it allocates that much.
+fn check_npy_preamble(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let mut preamble = [0u8; 12];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let got = file.read(&mut preamble).map_err(|e| Error::io(path, e))?;
+    let bad = |message: String| Error::folder(path, format!("not a .npy matrix: {message}"));
+    if got < 10 || &preamble[..6] != b"\x93NUMPY" {
+        return Err(bad("the file does not start with the .npy magic".into()));
+    }
+    let (header_start, header_len) = match preamble[6] {
+        1 => (10, u16::from_le_bytes([preamble[8], preamble[9]]) as u64),
+        2 | 3 if got == 12 => (
+            12,
+            u32::from_le_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]) as u64,
+        ),
+        v => return Err(bad(format!("format version {v} (prosa reads 1, 2 and 3)"))),
+    };
+    if header_start + header_len > size {
+        return Err(bad(format!(
+            "the header claims {header_len} bytes, more than the file's {size}"
+        )));
+    }
+    Ok(())
+}
+
 fn read_npy(path: &Path, index: &Path) -> Result<WordVectors> {
     let fail = |e: std::io::Error| Error::folder(path, format!("cannot read the .npy matrix: {e}"));
+    check_npy_preamble(path)?;
     let file = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?);
     let npy = npyz::NpyFile::new(file).map_err(fail)?;
     let (rows, dim) = match npy.shape() {
@@ -305,7 +343,7 @@ fn read_index(index: &Path) -> Result<Vec<String>> {
         ));
     }
     if index.extension().and_then(|e| e.to_str()) == Some("parquet") {
-        return read_parquet_column(index);
+        return crate::guard::decode(index, "parquet file", || read_parquet_column(index));
     }
     let text = crate::fsio::read_text(index)?;
     Ok(text.lines().map(str::to_string).collect())

@@ -87,7 +87,7 @@ impl<'de> Deserialize<'de> for DecoderWrapper {
             ByteFallback(ByteFallback),
         }
 
-        let helper = DecoderHelper::deserialize(deserializer).expect("Helper");
+        let helper = DecoderHelper::deserialize(deserializer)?; // prosa: was .expect("Helper")
         Ok(match helper {
             DecoderHelper::Tagged(model) => {
                 let mut values: serde_json::Map<String, serde_json::Value> =

@@ -98,7 +98,7 @@ impl<'de> Deserialize<'de> for NormalizerWrapper {
         Ok(match helper {
             NormalizerHelper::Tagged(model) => {
                 let mut values: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_value(model.rest).expect("Parsed values");
+                    serde_json::from_value(model.rest).map_err(serde::de::Error::custom)?; // prosa: was expect
                 values.insert(
                     "type".to_string(),
                     serde_json::to_value(&model.variant).expect("Reinsert"),
@@ -139,8 +139,7 @@ impl<'de> Deserialize<'de> for NormalizerWrapper {
                         serde_json::from_str(
                             &serde_json::to_string(&values).expect("Can reserialize precompiled"),
                         )
-                        // .map_err(serde::de::Error::custom)
-                        .expect("Precompiled"),
+                        .map_err(serde::de::Error::custom)?, // prosa: was .expect("Precompiled")
                     ),
                     EnumType::Replace => NormalizerWrapper::Replace(
                         serde_json::from_value(values).map_err(serde::de::Error::custom)?,

@@ -560,7 +560,9 @@ impl TemplateProcessing {
                     }
                     Piece::SpecialToken { id, type_id } => {
                         if add_special_tokens {
-                            let tok = &self.special_tokens.0[id]; // We already checked existence above
+                            // prosa: a template token missing from `special_tokens` (a malformed file) is skipped;
+                            // upstream indexes the map and panics.
+                            let tok = self.special_tokens.0.get(id)?;
                             let len = tok.ids.len();
 
                             let encoding = Encoding::new(

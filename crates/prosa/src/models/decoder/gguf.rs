@@ -143,6 +143,7 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
         };
         Error::folder(path, message)
     })?;
+    check_tensor_bounds(&content, path, &file)?;
     let mut g = GgufFile {
         path,
         content,
@@ -153,21 +154,27 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
         .meta("general.architecture")
         .and_then(|v| v.to_string().ok())
         .cloned()
-        .unwrap_or_default();
+        .ok_or_else(|| g.err("metadata \"general.architecture\" is missing"))?;
     if arch != "llama" {
         return Err(g.err(format!(
             "architecture \"{arch}\" is not supported in GGUF files (llama)"
         )));
     }
-    let tokenizer = gguf_tokenizer(&g)?;
     let hidden = g.meta_u32("llama.embedding_length")? as usize;
     let heads = g.meta_u32("llama.attention.head_count")? as usize;
     let kv_heads = g
         .meta_u32("llama.attention.head_count_kv")
         .map_or(heads, |v| v as usize);
-    let head_dim = g
-        .meta_u32("llama.rope.dimension_count")
-        .map_or(hidden / heads.max(1), |v| v as usize);
+    let head_dim = match g.meta_u32("llama.rope.dimension_count") {
+        Ok(d) => d as usize,
+        Err(_) if heads > 0 && hidden.is_multiple_of(heads) => hidden / heads,
+        Err(_) => {
+            return Err(g.err(format!(
+                "llama.embedding_length {hidden} is not a multiple of \
+                 llama.attention.head_count {heads}"
+            )))
+        }
+    };
     let layers = g.meta_u32("llama.block_count")? as usize;
     let eps = g
         .meta_f32("llama.attention.layer_norm_rms_epsilon")
@@ -175,7 +182,7 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
     let token = |key: &str| g.meta_u32(key).ok();
     let mut config = DecoderConfig {
         family: DecoderFamily::Llama,
-        vocab_size: tokenizer.vocab_size(),
+        vocab_size: 1, // the tokenizer's, once the sizes are known to be sane
         hidden_size: hidden,
         num_layers: layers,
         num_heads: heads,
@@ -197,6 +204,12 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
         pad_token_id: token("tokenizer.ggml.padding_token_id"),
         raw: serde_json::Value::Null,
     };
+    // The sizes are checked before anything is allocated for them.
+    config
+        .validate()
+        .map_err(|message| g.err(format!("metadata: {}", with_gguf_keys(&message))))?;
+    let tokenizer = gguf_tokenizer(&g)?;
+    config.vocab_size = tokenizer.vocab_size();
     config.raw = config.to_json();
     let chat_template = g
         .meta("tokenizer.chat_template")
@@ -274,6 +287,61 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
         tokenizer,
         chat_template,
     })
+}
+
+/// Every tensor the header lists must lie inside the file: its size (from its shape, counted
+/// without overflow) past its offset. A header is checked before any tensor is read.
+fn check_tensor_bounds(content: &Content, path: &Path, file: &File) -> Result<()> {
+    let length = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    for (name, info) in &content.tensor_infos {
+        let dtype = info.ggml_dtype;
+        let bytes = info
+            .shape
+            .dims()
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .filter(|&n| n % dtype.block_size() as u64 == 0)
+            .and_then(|n| (n / dtype.block_size() as u64).checked_mul(dtype.type_size() as u64));
+        let end = bytes.and_then(|b| {
+            content
+                .tensor_data_offset
+                .checked_add(info.offset)?
+                .checked_add(b)
+        });
+        if end.is_none_or(|end| end > length) {
+            return Err(Error::Tensor {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                message: format!(
+                    "shape {:?} of {dtype:?} at offset {} reaches past the end of the \
+                     {length}-byte file (truncated or corrupt?)",
+                    info.shape.dims(),
+                    info.offset
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A config message with transformers' field names replaced by the GGUF keys they came from.
+fn with_gguf_keys(message: &str) -> String {
+    [
+        // Longest first: "num_key_value_heads" before "heads" matches elsewhere.
+        ("num_key_value_heads", "llama.attention.head_count_kv"),
+        (
+            "key/value heads",
+            "key/value heads (llama.attention.head_count_kv)",
+        ),
+        ("num_attention_heads", "llama.attention.head_count"),
+        ("num_hidden_layers", "llama.block_count"),
+        ("hidden_size", "llama.embedding_length"),
+        ("intermediate_size", "llama.feed_forward_length"),
+        ("max_position_embeddings", "llama.context_length"),
+        ("head_dim", "llama.rope.dimension_count"),
+    ]
+    .iter()
+    .fold(message.to_string(), |m, (hf, gguf)| m.replace(hf, gguf))
 }
 
 /// The byte-level BPE tokenizer stored in the metadata (`tokenizer.ggml.model = gpt2`).

@@ -1,0 +1,175 @@
+//! The supervisor: runs a worker process per target, restarts it after a crash, and turns an
+//! abort, a signal or a hang (no new input for 30 s) into a finding with the input the worker
+//! left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::targets::Target;
+use crate::worker::{input_path, Stats};
+
+/// What fuzzing one target found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The target.
+    pub target: String,
+    /// Wall-clock seconds spent.
+    pub seconds: f64,
+    /// Inputs run, accepted, and that panicked (over every worker).
+    pub stats: Stats,
+    /// Worker processes that aborted, died of a signal or hung.
+    pub crashes: u64,
+    /// Saved findings (panics, aborts, hangs).
+    pub findings: Vec<PathBuf>,
+}
+
+/// A worker longer than this without writing a new input is hung.
+const HANG: Duration = Duration::from_secs(30);
+
+/// Fuzzes `target` for `seconds` in worker processes (`seed` makes the run repeatable).
+pub fn supervise(
+    target: &Target,
+    root: &Path,
+    findings_dir: &Path,
+    seconds: f64,
+    seed: u64,
+) -> anyhow::Result<Report> {
+    let start = Instant::now();
+    let mut total = Stats::default();
+    let mut crashes = 0;
+    let mut findings = Vec::new();
+    let mut restart = 0u64;
+    while start.elapsed().as_secs_f64() < seconds - 0.5 {
+        let work = tempfile::tempdir()?;
+        let left = seconds - start.elapsed().as_secs_f64();
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("worker")
+            .args(["--target", target.name])
+            .arg("--root")
+            .arg(root)
+            .arg("--findings")
+            .arg(findings_dir)
+            .arg("--dir")
+            .arg(work.path())
+            .args(["--seconds", &format!("{left:.1}")])
+            .args(["--seed", &(seed + restart).to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if stale(work.path(), HANG) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let stats: Stats = std::fs::read(work.path().join("stats.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        total.executions += stats.executions;
+        total.accepted += stats.accepted;
+        total.panics += stats.panics;
+        total.guarded += stats.guarded;
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        for line in stderr.lines().filter(|l| l.starts_with("finding: ")) {
+            findings.push(PathBuf::from(line.trim_start_matches("finding: ")));
+        }
+        let crashed = match status {
+            None => Some("hang".to_string()),
+            Some(s) if s.success() => None,
+            Some(s) => Some(format!("abort ({s}): {}", last_lines(&stderr))),
+        };
+        if let Some(what) = crashed {
+            crashes += 1;
+            // The input in flight is the newest file the target reads.
+            if let Some((seed_name, input)) = newest_input(target, work.path()) {
+                let bytes = std::fs::read(&input)?;
+                let kind = what.split(' ').next().unwrap_or("abort").to_string();
+                findings.push(crate::findings::save(
+                    findings_dir,
+                    target,
+                    &seed_name,
+                    &bytes,
+                    &kind,
+                    &what,
+                )?);
+            }
+        }
+        restart += 1;
+    }
+    Ok(Report {
+        target: target.name.to_string(),
+        seconds: start.elapsed().as_secs_f64(),
+        stats: total,
+        crashes,
+        findings,
+    })
+}
+
+/// True when nothing in `dir` changed for `limit` (the worker writes its input every run).
+fn stale(dir: &Path, limit: Duration) -> bool {
+    let newest = walk(dir)
+        .into_iter()
+        .filter_map(|p| p.metadata().ok()?.modified().ok())
+        .max();
+    newest.is_some_and(|t| {
+        SystemTime::now()
+            .duration_since(t)
+            .is_ok_and(|age| age > limit)
+    })
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The input file the worker wrote last, and the seed stem it belongs to.
+fn newest_input(target: &Target, dir: &Path) -> Option<(String, PathBuf)> {
+    let w = crate::targets::Workspace {
+        dir: dir.to_path_buf(),
+        root: PathBuf::new(),
+        device: prosa::device::default_device(),
+    };
+    let stems: Vec<String> = if target.name == "config" {
+        crate::targets::FAMILIES
+            .iter()
+            .map(|f| f.0.to_string())
+            .collect()
+    } else {
+        vec!["x".to_string()]
+    };
+    stems
+        .into_iter()
+        .map(|s| (input_path(target, &w, &s), s))
+        .filter_map(|(p, s)| Some((p.metadata().ok()?.modified().ok()?, s, p)))
+        .max_by_key(|(t, _, _)| *t)
+        .map(|(_, s, p)| (s, p))
+}
+
+fn last_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" / ")
+}
