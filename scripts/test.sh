@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The README's test command: fetch the real assets (idempotent, checksummed), then run every
-# test of the workspace. Needs only what a fresh machine has: cargo, python3 with pip, npm,
+# The README's test command: fetch the real assets the tests read (idempotent, checksummed),
+# then run every test of the workspace. Needs only what a fresh machine has: cargo, python3 with pip, npm,
 # apt-get (for the Debian package). Ends with one summary line: "N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-assets.sh
+scripts/setup-assets.sh --for-tests
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0

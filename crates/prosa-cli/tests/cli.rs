@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{asset, json_of, prosa};
+use common::{asset, json_of, majority_baseline, prosa};
 use serde_json::Value;
 
 fn run(args: &[&str]) -> Output {
@@ -149,7 +149,13 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     let mut resume_args = args.to_vec();
     resume_args.push("--resume");
     let out = json_of(&run(&resume_args));
-    assert!(out["macro_f1"].as_f64().unwrap() > 0.6);
+    // Always answering the majority class scores macro-F1 0.20 on this split.
+    let (_, majority_f1) = majority_baseline(&out["test_report"]);
+    let macro_f1 = out["macro_f1"].as_f64().unwrap();
+    assert!(
+        macro_f1 > majority_f1 + 0.3,
+        "macro-F1 {macro_f1} vs the majority class's {majority_f1}"
+    );
     let history: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("history.json")).unwrap())
             .unwrap();
@@ -442,10 +448,17 @@ fn an_lstm_over_glove_trains_saves_and_explains_its_hidden_state() {
         run_dir.to_str().unwrap(),
         "--json",
     ]));
+    // The baseline: always answering this split's majority class (253 of 600 tweets, 0.42
+    // accuracy, macro-F1 0.20). The LSTM scores about 0.53 / 0.50 here; bag-of-words on the
+    // same 3,000 rows 0.67 / 0.64 (`prosa train --max-rows 3000`): small data favours it.
+    let (majority, majority_f1) = majority_baseline(&out["test_report"]);
+    let (accuracy, macro_f1) = (
+        out["accuracy"].as_f64().unwrap(),
+        out["macro_f1"].as_f64().unwrap(),
+    );
     assert!(
-        out["accuracy"].as_f64().unwrap() > 0.45,
-        "better than the majority class: {}",
-        out["accuracy"]
+        accuracy > majority + 0.05 && macro_f1 > majority_f1 + 0.2,
+        "accuracy {accuracy}, macro-F1 {macro_f1} vs the majority class's {majority}, {majority_f1}"
     );
     let report = &out["embedding_report"];
     assert!(
@@ -624,6 +637,7 @@ fn sentence_embedding_pipeline_prints_the_reference_vector() {
     ]));
     let v: Vec<f64> = serde_json::from_value(out[0].clone()).unwrap();
     assert_eq!(v.len(), 384);
+    // sentence-transformers' embedding (../shared/ASSETS.md, all-MiniLM-L6-v2 row).
     assert!(
         (v[0] - 0.033242).abs() < 1e-4 && (v[4] + 0.138702).abs() < 1e-4,
         "{:?}",
@@ -661,9 +675,14 @@ fn ner_fine_tunes_on_conll_and_the_pipeline_finds_entities_with_their_spans() {
         run_dir.to_str().unwrap(),
         "--json",
     ]));
-    // Test names are partly unseen in training (see scripts/make_ner_corpus.py).
+    // Test names are partly unseen in training (see scripts/make_ner_corpus.py). The baseline:
+    // tagging each word as it was tagged most often in training scores entity F1 0.730
+    // (`python3 scripts/ner_memorisation_baseline.py`); all-O scores 0.
     let f1 = out["report"]["micro"]["f1"].as_f64().unwrap();
-    assert!(f1 >= 0.85, "entity micro-F1 {f1}");
+    assert!(
+        f1 >= 0.85,
+        "entity micro-F1 {f1} (memorisation baseline: 0.730)"
+    );
     let model = run_dir.join("model");
     let text = "Maria Silva works at Petrobras in Porto Alegre.";
     let found = json_of(&run(&[
@@ -893,9 +912,30 @@ fn a_gpt_trained_on_two_plays_beats_the_unigram_model_and_generates() {
         "5",
         "--greedy",
     ]);
-    assert!(String::from_utf8(streamed.stdout)
-        .unwrap()
-        .starts_with("MACBETH:"));
+    assert!(
+        streamed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&streamed.stderr)
+    );
+    // The streamed text is the prompt and the same greedy continuation --json returns.
+    let greedy = json_of(&run(&[
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "MACBETH:",
+        "--max-new-tokens",
+        "5",
+        "--greedy",
+        "--json",
+    ]));
+    let continuation = greedy[0]["text"].as_str().unwrap();
+    assert!(!continuation.trim().is_empty(), "{greedy}");
+    let printed = String::from_utf8(streamed.stdout).unwrap();
+    assert!(
+        printed.starts_with(&format!("MACBETH:{continuation}")),
+        "streamed {printed:?}, generated {continuation:?}"
+    );
 
     // Perplexity with a sliding window, and the text-generation pipeline.
     let play = corpus.join("othello.md");
@@ -1029,4 +1069,47 @@ fn generate_refuses_a_folder_without_a_tokenizer_and_answers_paris_from_gguf() {
     ]));
     let text = out[0]["text"].as_str().unwrap();
     assert!(text.trim_start().starts_with("Paris"), "{text}");
+}
+
+/// `--top-k 3` gives three fillings per mask, best first, each with the text filled in.
+#[test]
+fn fill_mask_returns_top_k_fillings() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlm");
+    std::fs::create_dir(&model).unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../prosa/tests/fixtures/encoders/bert-mlm");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(file), model.join(file)).unwrap();
+    }
+    // The fixture's 99 ids as a WordPiece vocabulary: [PAD] [UNK] [CLS] [SEP] [MASK] w5 … w98.
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .map(String::from)
+        .to_vec();
+    vocab.extend((5..99).map(|i| format!("w{i}")));
+    std::fs::write(model.join("vocab.txt"), vocab.join("\n")).unwrap();
+    for k in [1usize, 3] {
+        let out = json_of(&run(&[
+            "pipeline",
+            "fill-mask",
+            "--model",
+            model.to_str().unwrap(),
+            "--top-k",
+            &k.to_string(),
+            "--json",
+            "w10 w11 [MASK] w12",
+        ]));
+        let fillings = out[0].as_array().unwrap();
+        assert_eq!(fillings.len(), k, "{out}");
+        let scores: Vec<f64> = fillings
+            .iter()
+            .map(|f| f["score"].as_f64().unwrap())
+            .collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        let token = fillings[0]["token_str"].as_str().unwrap();
+        assert_eq!(
+            fillings[0]["sequence"].as_str().unwrap(),
+            format!("w10 w11 {token} w12")
+        );
+    }
 }

@@ -176,6 +176,7 @@ async fn openai_endpoints_answer_in_openai_shapes_with_the_reference_values() {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect();
+    // sentence-transformers' embedding of the sentence (../shared/ASSETS.md, all-MiniLM-L6-v2).
     let reference = [0.033242, 0.004406, -0.006277, 0.048379, -0.138702];
     for (a, b) in first.iter().zip(reference) {
         assert!((a - b).abs() < 1e-5, "{first:?}");

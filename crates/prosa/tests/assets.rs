@@ -137,6 +137,8 @@ fn minilm_sentence_embedding_matches_the_reference_within_1e4() {
         "Hi",
     ];
     let batch = embedder.embed(&texts).unwrap();
+    // The package's documented reference (../shared/ASSETS.md, all-MiniLM-L6-v2 row: what
+    // sentence-transformers gives for "A man is eating food.").
     let reference = [0.033242f32, 0.004406, -0.006277, 0.048379, -0.138702];
     for (ours, theirs) in batch[0].iter().zip(reference) {
         assert!((ours - theirs).abs() < 1e-4, "{:?}", &batch[0][..5]);
@@ -188,7 +190,8 @@ fn smollm2_gguf_answers_paris_with_its_chat_template() {
     assert_eq!(model.config.num_layers, 30);
     assert_eq!(model.config.num_kv_heads, 3);
     let tokenizer = model.tokenizer().unwrap();
-    // The same ids as transformers' tokenizer of this GGUF file (digits split one by one).
+    // The same ids as llama.cpp's tokenizer of this GGUF file (digits split one by one):
+    // `python crates/prosa/tests/fixtures/smollm2_reference.py`.
     assert_eq!(
         tokenizer
             .encode("The capital of France is 2024.", false)
@@ -210,6 +213,7 @@ fn smollm2_gguf_answers_paris_with_its_chat_template() {
         .encode_prompt("What is the capital of France?", true)
         .unwrap();
     let chat_ids = chat.clone();
+    // `<|im_start|>system\n` as llama.cpp tokenizes it (fixtures/smollm2_reference.py).
     assert_eq!(&chat_ids[..3], &[1, 9690, 198], "<|im_start|>system\\n");
     chat.extend(tokenizer.encode("The capital of France is", false).unwrap());
     let answer = continue_text(chat);

@@ -3,6 +3,8 @@
 //! sliding-window perplexity, and `generate()` token ids for greedy, no-repeat-n-gram,
 //! repetition-penalty, min-new-tokens and beam search; the sampling warpers; saving and loading.
 
+mod provenance;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -342,6 +344,12 @@ fn saved_folders_load_in_transformers() {
     // with PROSA_WRITE_SAVED=DIR.
     let text = std::fs::read_to_string(fixture("saved_by_prosa_check.json")).unwrap();
     let report: Value = serde_json::from_str(&text).unwrap();
+    provenance::assert_current(
+        &report,
+        "models/decoder",
+        "PROSA_WRITE_SAVED=/tmp/saved cargo test -p prosa --test decoders, then \
+         python3 crates/prosa/tests/fixtures/make_decoder_fixtures.py --check-saved /tmp/saved",
+    );
     for name in MODELS {
         let diff = report[name].as_f64().unwrap();
         assert!(diff < 1e-5, "{name}: transformers' logits differ by {diff}");

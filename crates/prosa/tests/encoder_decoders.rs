@@ -5,6 +5,8 @@
 //! 1e-4 of the largest logit, for a padded batch; the same token ids as `generate()` for greedy search, beam
 //! search with 4 beams and no repeated 2-grams, and a saved folder that loads back the same.
 
+mod provenance;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -208,6 +210,13 @@ fn saved_folders_load_in_transformers_with_equal_logits() {
     // and marian_spm.rs's tests with PROSA_WRITE_SAVED=DIR.
     let text = std::fs::read_to_string(folder("saved_by_prosa_check.json")).unwrap();
     let report: Value = serde_json::from_str(&text).unwrap();
+    provenance::assert_current(
+        &report,
+        "models/seq2seq",
+        "PROSA_WRITE_SAVED=/tmp/saved cargo test -p prosa --test encoder_decoders --test \
+         marian_spm, then python3 crates/prosa/tests/fixtures/check_saved_encoder_decoders.py \
+         /tmp/saved",
+    );
     for name in [
         "t5-v1_0",
         "t5-v1_1",

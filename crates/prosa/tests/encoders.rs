@@ -2,6 +2,8 @@
 //! on small random checkpoints (made by tests/fixtures/make_encoder_fixtures.py), a padded batch
 //! equal to one-by-one runs, folders saved and loaded back, and checkpoint errors.
 
+mod provenance;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -194,7 +196,19 @@ fn transformers_loaded_the_folders_prosa_saved() {
     // Recorded by `make_encoder_fixtures.py --check-saved DIR` on folders written by the test
     // above with PROSA_WRITE_SAVED=DIR.
     let text = std::fs::read_to_string(fixture("saved_by_prosa_check.json")).unwrap();
-    let report: std::collections::BTreeMap<String, f64> = serde_json::from_str(&text).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    provenance::assert_current(
+        &record,
+        "models/encoder",
+        "PROSA_WRITE_SAVED=/tmp/saved cargo test -p prosa --test encoders, then \
+         python3 crates/prosa/tests/fixtures/make_encoder_fixtures.py --check-saved /tmp/saved",
+    );
+    let report: Vec<(&String, f64)> = record
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, diff)| Some((name, diff.as_f64()?)))
+        .collect();
     assert_eq!(report.len(), CASES.len(), "every case checked");
     for (name, diff) in report {
         assert!(

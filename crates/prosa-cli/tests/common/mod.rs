@@ -63,3 +63,21 @@ pub fn grammar_text() -> String {
     }
     text
 }
+
+#[allow(dead_code)] // not every test file trains classifiers
+/// What always answering the majority class of a test split scores, from its classification
+/// report (`test_report` in a run's JSON): (accuracy, macro-F1). The baseline a classifier's
+/// test must beat by a margin.
+pub fn majority_baseline(report: &Value) -> (f64, f64) {
+    let supports: Vec<f64> = report["per_class"]
+        .as_array()
+        .expect("a classification report")
+        .iter()
+        .map(|c| c["support"].as_f64().unwrap())
+        .collect();
+    let total: f64 = supports.iter().sum();
+    let share = supports.iter().cloned().fold(0.0, f64::max) / total;
+    // The majority class: precision = share, recall = 1; every other class scores 0.
+    let f1 = 2.0 * share / (share + 1.0);
+    (share, f1 / supports.len() as f64)
+}
