@@ -94,8 +94,8 @@ pub struct NeighborsArgs {
     /// The word.
     word: String,
     /// How many neighbours.
-    #[arg(short, long, default_value_t = 10)]
-    k: usize,
+    #[arg(short, long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    k: u64,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -113,8 +113,8 @@ pub struct AnalogyArgs {
     /// C (positive), e.g. woman.
     c: String,
     /// How many answers.
-    #[arg(short, long, default_value_t = 5)]
-    k: usize,
+    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    k: u64,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -152,10 +152,15 @@ pub fn run(cmd: VectorsCommand) -> anyhow::Result<()> {
         VectorsCommand::Train(a) => crate::vectors_train::run(a),
         VectorsCommand::Evaluate(a) => evaluate(a),
         VectorsCommand::Plot(a) => plot(a),
-        VectorsCommand::Neighbors(a) => show(&a.source.load()?.neighbors(&a.word, a.k)?, a.json),
+        VectorsCommand::Neighbors(a) => {
+            show(&a.source.load()?.neighbors(&a.word, a.k as usize)?, a.json)
+        }
         VectorsCommand::Analogy(a) => {
             let v = a.source.load()?;
-            show(&v.most_similar(&[&a.a, &a.c], &[&a.b], a.k)?, a.json)
+            show(
+                &v.most_similar(&[&a.a, &a.c], &[&a.b], a.k as usize)?,
+                a.json,
+            )
         }
         VectorsCommand::Convert(a) => {
             let mut v = a.source.load()?;

@@ -159,6 +159,14 @@ cases! {
     flag_unknown("Flags"; []; "train --epochz 3"; ["--epochz"]);
     flag_resume_without_checkpoint("Flags"; []; "train --output-dir run --resume"; ["checkpoint-last", "no checkpoint"]);
     flag_pretrained_missing("Flags"; []; "train --arch bert --pretrained nowhere"; ["nowhere"]);
+    flag_weight_decay_negative("Flags"; []; "train --weight-decay=-1"; ["weight_decay"]);
+    flag_momentum_one("Flags"; []; "train --optimizer sgd --momentum 1"; ["momentum"]);
+    flag_num_words_zero("Flags"; []; "train --arch lstm --num-words 0"; ["num_words"]);
+    flag_sample_temperature_negative("Flags"; []; "train --task causal-lm --temperatures=0.7,-1"; ["temperatures", "-1"]);
+    flag_neighbors_k_zero("Flags"; []; "vectors neighbors --vectors nowhere.bin -k 0 king"; ["--k", "0"]);
+    flag_max_new_tokens_zero("Flags"; [Copy("crates/prosa/tests/fixtures/decoders/gpt2", "m"), Copy("crates/prosa/tests/fixtures/decoders/word-level-96.tokenizer.json", "m/tokenizer.json")]; "generate --model m --prompt a --max-new-tokens 0"; ["max_new_tokens"]);
+    flag_length_penalty_nan("Flags"; [Copy("crates/prosa/tests/fixtures/decoders/gpt2", "m"), Copy("crates/prosa/tests/fixtures/decoders/word-level-96.tokenizer.json", "m/tokenizer.json")]; "generate --model m --prompt a --num-beams 2 --length-penalty NaN"; ["length_penalty"]);
+    flag_translate_max_new_tokens_zero("Flags"; [Copy("crates/prosa/tests/fixtures/seq2seq/marian-spm", "m")]; "translate --model m --max-new-tokens 0 hello"; ["max_new_tokens"]);
     flag_temperature_negative("Flags"; [Copy("crates/prosa/tests/fixtures/decoders/gpt2", "m"), Copy("crates/prosa/tests/fixtures/decoders/word-level-96.tokenizer.json", "m/tokenizer.json")]; "generate --model m --prompt a --temperature=-1"; ["temperature"]);
     flag_top_p_past_one("Flags"; [Copy("crates/prosa/tests/fixtures/decoders/gpt2", "m"), Copy("crates/prosa/tests/fixtures/decoders/word-level-96.tokenizer.json", "m/tokenizer.json")]; "generate --model m --prompt a --top-p 1.5"; ["top_p"]);
     flag_top_p_zero("Flags"; [Copy("crates/prosa/tests/fixtures/decoders/gpt2", "m"), Copy("crates/prosa/tests/fixtures/decoders/word-level-96.tokenizer.json", "m/tokenizer.json")]; "generate --model m --prompt a --top-p 0"; ["top_p"]);

@@ -318,6 +318,15 @@ impl GenerationConfig {
                 "beam search with sampling is not supported; use one or the other",
             ));
         }
+        if self.max_new_tokens == Some(0) {
+            return Err(Error::config("max_new_tokens", "must be at least 1"));
+        }
+        if !self.length_penalty.is_finite() {
+            return Err(Error::config(
+                "length_penalty",
+                format!("{} is not a number", self.length_penalty),
+            ));
+        }
         if let Some(max) = self.max_new_tokens.filter(|&max| self.min_new_tokens > max) {
             return Err(Error::config(
                 "min_new_tokens",

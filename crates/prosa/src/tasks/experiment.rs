@@ -409,6 +409,18 @@ impl Experiment {
                 ));
             }
         }
+        if m.num_words == Some(0) {
+            return Err(Error::config(
+                "model.num_words",
+                "must be at least 1 (Keras keeps the num_words - 1 most frequent words)",
+            ));
+        }
+        if let Some(t) = self.samples.temperatures.iter().find(|t| !(**t > 0.0)) {
+            return Err(Error::config(
+                "samples.temperatures",
+                format!("{t} is not a positive temperature"),
+            ));
+        }
         if self.data.max_rows == Some(0) {
             return Err(Error::config(
                 "data.max_rows",

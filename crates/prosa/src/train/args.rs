@@ -193,6 +193,19 @@ impl TrainingArgs {
         if self.max_grad_norm < 0.0 {
             return Err(Error::config("max_grad_norm", "must not be negative"));
         }
+        let o = &self.optimizer;
+        if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+            return Err(Error::config(
+                "weight_decay",
+                format!("must be 0 or more, got {}", o.weight_decay),
+            ));
+        }
+        if !(0.0..1.0).contains(&o.momentum) {
+            return Err(Error::config(
+                "momentum",
+                format!("must be in [0, 1), got {}", o.momentum),
+            ));
+        }
         Ok(())
     }
 }
