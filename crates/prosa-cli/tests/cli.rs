@@ -901,34 +901,28 @@ fn a_gpt_trained_on_two_plays_beats_the_unigram_model_and_generates() {
     assert_eq!(text.matches("--- temperature=").count(), 9, "{text}");
     assert!(text.contains("--- temperature=0.7, top_p=0.9 ---"));
 
-    // Streaming prints the prompt and its continuation.
-    let streamed = run(&[
-        "generate",
-        "--model",
-        m,
-        "--prompt",
-        "MACBETH:",
-        "--max-new-tokens",
-        "5",
-        "--greedy",
-    ]);
+    // Streaming prints the prompt and its continuation: the same greedy text --json returns.
+    let greedy = |json: bool| {
+        let mut args = vec![
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "MACBETH:",
+            "--max-new-tokens",
+            "5",
+            "--greedy",
+        ];
+        args.extend(json.then_some("--json"));
+        run(&args)
+    };
+    let streamed = greedy(false);
     assert!(
         streamed.status.success(),
         "{}",
         String::from_utf8_lossy(&streamed.stderr)
     );
-    // The streamed text is the prompt and the same greedy continuation --json returns.
-    let greedy = json_of(&run(&[
-        "generate",
-        "--model",
-        m,
-        "--prompt",
-        "MACBETH:",
-        "--max-new-tokens",
-        "5",
-        "--greedy",
-        "--json",
-    ]));
+    let greedy = json_of(&greedy(true));
     let continuation = greedy[0]["text"].as_str().unwrap();
     assert!(!continuation.trim().is_empty(), "{greedy}");
     let printed = String::from_utf8(streamed.stdout).unwrap();

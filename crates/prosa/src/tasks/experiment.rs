@@ -415,7 +415,12 @@ impl Experiment {
                 "must be at least 1 (Keras keeps the num_words - 1 most frequent words)",
             ));
         }
-        if let Some(t) = self.samples.temperatures.iter().find(|t| t.is_nan() || **t <= 0.0) {
+        if let Some(t) = self
+            .samples
+            .temperatures
+            .iter()
+            .find(|t| t.is_nan() || **t <= 0.0)
+        {
             return Err(Error::config(
                 "samples.temperatures",
                 format!("{t} is not a positive temperature"),
