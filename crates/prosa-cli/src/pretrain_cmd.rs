@@ -10,7 +10,7 @@ use prosa::models::seq2seq::t5::scratch::T5Size;
 use prosa::models::seq2seq::t5::span_corruption::SpanCorruption;
 use prosa::tasks::masked_lm::{run as pretrain, PretrainSpec};
 use prosa::tasks::t5_pretraining::T5PretrainSpec;
-use prosa::train::{EvalStrategy, TrainingArgs};
+use prosa::train::{EvalStrategy, OptimizerKind, TrainingArgs};
 
 use crate::print_json;
 
@@ -79,6 +79,13 @@ pub struct PretrainArgs {
     /// Warmup fraction of the steps.
     #[arg(long, default_value_t = 0.05)]
     warmup_ratio: f64,
+    /// Update rule: adamw, adam or sgd (the AWD-LSTM paper: SGD at a rate of 30 with gradient
+    /// clipping at 0.25).
+    #[arg(long, default_value = "adamw")]
+    optimizer: OptimizerKind,
+    /// Gradients are clipped to this global norm (0: no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
     /// Evaluate every N steps (0: every epoch).
     #[arg(long, default_value_t = 0)]
     eval_steps: usize,
@@ -114,6 +121,7 @@ pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
         per_device_train_batch_size: a.batch_size,
         learning_rate: a.lr,
         warmup_ratio: a.warmup_ratio,
+        max_grad_norm: a.max_grad_norm,
         eval_strategy: if a.eval_steps > 0 {
             EvalStrategy::Steps
         } else {
@@ -124,6 +132,8 @@ pub fn run(a: PretrainArgs, device: DeviceSpec) -> anyhow::Result<()> {
         device,
         ..TrainingArgs::default()
     };
+    let mut training = training;
+    training.optimizer.kind = a.optimizer;
     match a.arch {
         PretrainArch::T5 => return run_t5(&a, training),
         PretrainArch::Elmo => return run_elmo(&a, training),
