@@ -35,6 +35,25 @@ fn missing_column_names_the_file_and_the_columns() {
     );
 }
 
+/// A UTF-8 byte-order mark (as Excel writes CSV) is not part of the first column's name; in
+/// Latin-1 files its bytes would be text, so it is only stripped from UTF-8.
+#[test]
+fn a_utf8_byte_order_mark_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [
+        ("bom.csv", "\u{feff}text,label\nolá,pos\n".as_bytes()),
+        ("bom.tsv", "\u{feff}text\tlabel\nolá\tpos\n".as_bytes()),
+        (
+            "bom.jsonl",
+            "\u{feff}{\"text\": \"olá\", \"label\": \"pos\"}\n".as_bytes(),
+        ),
+    ] {
+        let path = write(dir.path(), name, bytes);
+        let data = read_file(&path, &ReadOptions::default()).unwrap();
+        assert_eq!(data.texts(), ["olá"], "{name}");
+    }
+}
+
 #[test]
 fn empty_files_are_errors() {
     let dir = tempfile::tempdir().unwrap();
