@@ -172,80 +172,86 @@ fn bench_recurrent(a: &RecurrentArgs, device: &Device) -> anyhow::Result<Measure
     })
 }
 
+/// Peak resident memory of this process in MiB (Linux: `VmHWM` of `/proc/self/status`), the
+/// figure to set beside a peer's.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Prints a measurement: its JSON with `peak_rss_mib` added, or `line` and the peak memory.
+fn report(m: &impl serde::Serialize, json: bool, line: String) -> anyhow::Result<()> {
+    let rss = peak_rss_mib();
+    if json {
+        let mut value = serde_json::to_value(m)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("peak_rss_mib".into(), rss.into());
+        }
+        return print_json(&value);
+    }
+    match rss {
+        Some(mib) => println!("{line}; peak RSS {mib:.0} MiB"),
+        None => println!("{line}"),
+    }
+    Ok(())
+}
+
 /// Runs a `prosa bench` command.
 pub fn run(cmd: BenchCommand, device: DeviceSpec) -> anyhow::Result<()> {
     let device = device.open()?;
     match cmd {
         BenchCommand::Recurrent(a) => {
             let m = bench_recurrent(&a, &device)?;
-            if a.json {
-                print_json(&m)?;
-            } else {
-                println!(
-                    "{}: {:.0} sequences/s ({:.2} ms per step of {})",
-                    m.cell, m.sequences_per_second, m.ms_per_step, m.batch
-                );
-            }
-            Ok(())
+            let line = format!(
+                "{}: {:.0} sequences/s ({:.2} ms per step of {})",
+                m.cell, m.sequences_per_second, m.ms_per_step, m.batch
+            );
+            report(&m, a.json, line)
         }
         BenchCommand::Generate(a) => {
             let m = crate::bench_decoder::bench_generate(&a, &device)?;
-            if a.json {
-                return print_json(&m);
-            }
-            println!(
+            let line = format!(
                 "prompt ({} tokens): {:.1} tokens/s; generation ({} tokens): {:.1} tokens/s",
                 a.prompt_tokens,
                 m.prompt_tokens_per_second,
                 a.new_tokens,
                 m.generated_tokens_per_second
             );
-            Ok(())
+            report(&m, a.json, line)
         }
         BenchCommand::GptTrain(a) => {
             let m = crate::bench_decoder::bench_gpt_train(&a, &device)?;
-            if a.json {
-                return print_json(&m);
-            }
-            println!(
+            let line = format!(
                 "GPT-2 of {} parameters: {:.0} training tokens/s ({:.1} ms per step of {}×{})",
                 m.parameters, m.tokens_per_second, m.ms_per_step, a.batch, a.block
             );
-            Ok(())
+            report(&m, a.json, line)
         }
         BenchCommand::Seq2seq(a) => {
             let m = crate::bench_seq2seq::bench_seq2seq(&a, &device)?;
-            if a.json {
-                return print_json(&m);
-            }
-            println!(
+            let line = format!(
                 "Transformer of {} parameters: {:.0} training tokens/s ({:.1} ms per step of {} pairs), {:.1} greedy translations/s",
                 m.parameters, m.training_tokens_per_second, m.ms_per_step, a.batch, m.sentences_per_second
             );
-            Ok(())
+            report(&m, a.json, line)
         }
         BenchCommand::Translate(a) => {
             let m = crate::bench_translate::bench_translate(&a, &device)?;
-            if a.json {
-                return print_json(&m);
-            }
-            println!(
+            let line = format!(
                 "{} sentences, {} beam(s): {:.2} sentences/s, {:.1} tokens/s ({:.1} s)",
                 m.sentences, m.num_beams, m.sentences_per_second, m.tokens_per_second, m.seconds
             );
-            Ok(())
+            report(&m, a.json, line)
         }
         BenchCommand::Encoder(a) => {
             let m = bench_encoder(&a, &device)?;
-            if a.json {
-                print_json(&m)?;
-            } else {
-                println!(
-                    "{} sentences: {:.1} sentences/s; batch-1 latency {:.2} ms",
-                    m.sentences, m.sentences_per_second, m.batch_1_latency_ms
-                );
-            }
-            Ok(())
+            let line = format!(
+                "{} sentences: {:.1} sentences/s; batch-1 latency {:.2} ms",
+                m.sentences, m.sentences_per_second, m.batch_1_latency_ms
+            );
+            report(&m, a.json, line)
         }
     }
 }

@@ -1107,3 +1107,15 @@ fn fill_mask_returns_top_k_fillings() {
         );
     }
 }
+
+/// Every `prosa bench` result carries the process's peak memory beside its speed (issue 16:
+/// peak RSS reported beside each peer's).
+#[test]
+fn bench_reports_peak_memory() {
+    let out = json_of(&run(&["bench", "recurrent", "--steps", "2", "--json"]));
+    let rss = out["peak_rss_mib"].as_f64().unwrap();
+    assert!(rss > 1.0 && rss < 4096.0, "{out}");
+    assert!(out["sequences_per_second"].as_f64().unwrap() > 0.0);
+    let text = run(&["bench", "recurrent", "--steps", "2"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("peak RSS"));
+}
