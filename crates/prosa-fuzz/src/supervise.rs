@@ -26,7 +26,7 @@ pub struct Report {
     pub findings: Vec<PathBuf>,
 }
 
-/// A worker longer than this without writing a new input is hung.
+/// A worker that uses this much CPU time without writing a new input is hung.
 const HANG: Duration = Duration::from_secs(30);
 
 /// Fuzzes `target` for `seconds` in worker processes (`seed` makes the run repeatable).
@@ -59,11 +59,18 @@ pub fn supervise(
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
+        // A hang is no new input while the worker burns HANG of CPU time (wall time alone
+        // would call a worker starved by other processes hung).
+        let mut watch = (newest_change(work.path()), cpu_seconds(child.id()));
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break Some(status);
             }
-            if stale(work.path(), HANG) {
+            let changed = newest_change(work.path());
+            let cpu = cpu_seconds(child.id());
+            if changed != watch.0 {
+                watch = (changed, cpu);
+            } else if cpu - watch.1 > HANG.as_secs_f64() {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -118,17 +125,34 @@ pub fn supervise(
     })
 }
 
-/// True when nothing in `dir` changed for `limit` (the worker writes its input every run).
-fn stale(dir: &Path, limit: Duration) -> bool {
-    let newest = walk(dir)
+/// When a file in `dir` last changed (the worker writes its input before every run).
+fn newest_change(dir: &Path) -> Option<SystemTime> {
+    walk(dir)
         .into_iter()
         .filter_map(|p| p.metadata().ok()?.modified().ok())
-        .max();
-    newest.is_some_and(|t| {
-        SystemTime::now()
-            .duration_since(t)
-            .is_ok_and(|age| age > limit)
-    })
+        .max()
+}
+
+/// CPU seconds (user + system) process `pid` has used (Linux `/proc/PID/stat`; clock ticks of
+/// 1/100 s); 0 where it cannot be read.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
