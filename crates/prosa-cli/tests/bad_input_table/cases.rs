@@ -126,6 +126,7 @@ cases! {
     gguf_huge_block_count("GGUF files"; [Make("m.gguf", build::gguf_huge_block_count)]; "generate --model m.gguf --prompt a"; ["m.gguf", "block_count"]);
     gguf_tensor_past_end("GGUF files"; [Make("m.gguf", build::gguf_tensor_past_end)]; "generate --model m.gguf --prompt a"; ["m.gguf"]);
     gguf_huge_tensor("GGUF files"; [Make("m.gguf", build::gguf_huge_tensor)]; "generate --model m.gguf --prompt a"; ["m.gguf"]);
+    gguf_tensor_without_values("GGUF files"; [Copy("fuzz/findings/gguf/x.abort-6a13258100c1c982.gguf", "m.gguf")]; "generate --model m.gguf --prompt a"; ["m.gguf", "holds no values"]);
     gguf_empty_file("GGUF files"; [Write("m.gguf", b"")]; "perplexity --model m.gguf --file m.gguf"; ["m.gguf"]);
 
     // ---- TOML experiments ----

@@ -308,6 +308,14 @@ fn check_tensor_bounds(content: &Content, path: &Path, file: &File) -> Result<()
                 .checked_add(info.offset)?
                 .checked_add(b)
         });
+        if bytes == Some(0) {
+            // candle views an empty buffer as a typed slice through a dangling pointer.
+            return Err(Error::Tensor {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                message: format!("shape {:?} holds no values", info.shape.dims()),
+            });
+        }
         if end.is_none_or(|end| end > length) {
             return Err(Error::Tensor {
                 path: path.to_path_buf(),
