@@ -223,7 +223,7 @@ fn replay(root: &Path) -> anyhow::Result<std::process::ExitCode> {
         let scratch = tempfile::tempdir()?;
         let w = workspace(root, scratch.path().to_path_buf());
         targets::prepare(t, &w)?;
-        let corpus = worker::seeds(root, t);
+        let corpus = worker::seeds(root, t, false);
         let mut accepted = 0;
         for (stem, bytes) in &corpus {
             match worker::run_once(t, &w, stem, bytes) {

@@ -29,8 +29,10 @@ pub struct Stats {
     pub guarded: u64,
 }
 
-/// The seed files of `target` (and its past findings, which make good seeds): (stem, bytes).
-pub fn seeds(root: &Path, target: &Target) -> Vec<(String, Vec<u8>)> {
+/// The seed files of `target` and its past findings: (stem, bytes). With `mutable_only`, the
+/// findings that killed a worker (aborts, hangs) are left out: mutating them would restart the
+/// worker again and again while they are unfixed (`replay` runs them all).
+pub fn seeds(root: &Path, target: &Target, mutable_only: bool) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     for kind in ["seeds", "findings"] {
         let dir = root.join("fuzz").join(kind).join(target.name);
@@ -42,6 +44,11 @@ pub fn seeds(root: &Path, target: &Target) -> Vec<(String, Vec<u8>)> {
         for path in paths.into_iter().filter(|p| p.is_file()) {
             if path.extension().is_some_and(|e| e == "note") {
                 continue; // a finding's note
+            }
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+            let kills = name.is_some_and(|n| n.contains(".abort-") || n.contains(".hang-"));
+            if mutable_only && kills {
+                continue;
             }
             let stem = path
                 .file_stem()
@@ -104,7 +111,7 @@ pub fn work(
     findings: &Path,
 ) -> anyhow::Result<Stats> {
     prepare(target, w)?;
-    let corpus = seeds(&w.root, target);
+    let corpus = seeds(&w.root, target, true);
     anyhow::ensure!(!corpus.is_empty(), "no seeds for target {}", target.name);
     let splice_from: Vec<Vec<u8>> = corpus.iter().map(|(_, b)| b.clone()).collect();
     quiet_panics();
