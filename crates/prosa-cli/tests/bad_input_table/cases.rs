@@ -127,6 +127,7 @@ cases! {
     gguf_tensor_past_end("GGUF files"; [Make("m.gguf", build::gguf_tensor_past_end)]; "generate --model m.gguf --prompt a"; ["m.gguf"]);
     gguf_huge_tensor("GGUF files"; [Make("m.gguf", build::gguf_huge_tensor)]; "generate --model m.gguf --prompt a"; ["m.gguf"]);
     gguf_tensor_without_values("GGUF files"; [Copy("fuzz/findings/gguf/x.abort-6a13258100c1c982.gguf", "m.gguf")]; "generate --model m.gguf --prompt a"; ["m.gguf", "holds no values"]);
+    gguf_rows_the_kernels_cannot_take("GGUF files"; [Copy("fuzz/findings/gguf/tiny-llama.panic-0b1cdd437183cff6.gguf", "m.gguf")]; "generate --model m.gguf --prompt a"; ["m.gguf", "blocks"]);
     gguf_empty_file("GGUF files"; [Write("m.gguf", b"")]; "perplexity --model m.gguf --file m.gguf"; ["m.gguf"]);
 
     // ---- TOML experiments ----

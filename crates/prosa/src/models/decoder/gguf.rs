@@ -208,6 +208,7 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
     config
         .validate()
         .map_err(|message| g.err(format!("metadata: {}", with_gguf_keys(&message))))?;
+    super::gguf_shapes::check_shapes(&g.content, &config, path)?;
     let tokenizer = gguf_tokenizer(&g)?;
     config.vocab_size = tokenizer.vocab_size();
     config.raw = config.to_json();

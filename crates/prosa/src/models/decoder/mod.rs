@@ -12,6 +12,7 @@ pub mod block;
 pub mod chat;
 pub mod config;
 pub mod gguf;
+mod gguf_shapes;
 pub mod gpt2;
 pub mod llama;
 pub mod lm;
