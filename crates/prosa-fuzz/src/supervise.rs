@@ -57,7 +57,9 @@ pub fn supervise(
             .args(["--seconds", &format!("{left:.1}")])
             .args(["--seed", &(seed + restart).to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: a worker printing more than a pipe holds (loaders' warnings)
+            // would block on the write while nobody reads it until it exits.
+            .stderr(std::fs::File::create(work.path().join("stderr.txt"))?)
             .spawn()?;
         // A hang is no new input while the worker burns HANG of CPU time (wall time alone
         // would call a worker starved by other processes hung).
@@ -85,11 +87,9 @@ pub fn supervise(
         total.accepted += stats.accepted;
         total.panics += stats.panics;
         total.guarded += stats.guarded;
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            use std::io::Read;
-            let _ = pipe.read_to_string(&mut stderr);
-        }
+        let stderr = std::fs::read(work.path().join("stderr.txt"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         for line in stderr.lines().filter(|l| l.starts_with("finding: ")) {
             findings.push(PathBuf::from(line.trim_start_matches("finding: ")));
         }
