@@ -125,10 +125,12 @@ pub fn supervise(
     })
 }
 
-/// When a file in `dir` last changed (the worker writes its input before every run).
+/// When an input in `dir` last changed (the worker writes one before every run; its stderr
+/// file does not count, or a worker printing while stuck would never look hung).
 fn newest_change(dir: &Path) -> Option<SystemTime> {
     walk(dir)
         .into_iter()
+        .filter(|p| p.file_name().is_none_or(|n| n != "stderr.txt"))
         .filter_map(|p| p.metadata().ok()?.modified().ok())
         .max()
 }
