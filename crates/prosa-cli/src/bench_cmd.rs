@@ -14,7 +14,7 @@ use prosa::train::{ForwardCtx, Optimizer, OptimizerConfig, Trainable};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::print_json;
+use crate::bench_report::report;
 
 /// `prosa bench …`
 #[derive(Subcommand)]
@@ -28,64 +28,16 @@ pub enum BenchCommand {
     GptTrain(crate::bench_decoder::GptTrainBenchArgs),
     /// Sentences per second of sentence embeddings with an encoder folder (tokenize, forward,
     /// pool, normalise) on the vendored tweets, and the latency of one sentence.
-    Encoder(EncoderArgs),
+    Encoder(crate::bench_encoder::EncoderArgs),
+    /// Sequences per second of an encoder's fine-tuning step (forward, backward, AdamW) with a
+    /// classification head, on random ids of a fixed length.
+    EncoderTrain(crate::bench_encoder::EncoderTrainArgs),
     /// Training tokens per second and greedy translations per second of a Transformer
     /// encoder–decoder (3 + 3 layers × 256 by default) on random ids.
     Seq2seq(crate::bench_seq2seq::Seq2seqBenchArgs),
     /// Sentences per second of a Hugging Face encoder–decoder folder (T5, BART, Marian)
     /// translating ids in batches, greedy or beam search, with a fixed output length.
     Translate(crate::bench_translate::TranslateBenchArgs),
-}
-
-/// Flags of `prosa bench encoder`.
-#[derive(Args)]
-pub struct EncoderArgs {
-    /// The encoder folder (e.g. all-MiniLM-L6-v2).
-    #[arg(long)]
-    model: std::path::PathBuf,
-    /// Sentences to embed.
-    #[arg(long, default_value_t = 2048)]
-    sentences: usize,
-    /// Sentences per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// Tokens per sentence at most.
-    #[arg(long, default_value_t = 128)]
-    max_tokens: usize,
-    /// Single-sentence calls timed for the latency.
-    #[arg(long, default_value_t = 50)]
-    latency_runs: usize,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Serialize)]
-struct EncoderMeasurement {
-    sentences: usize,
-    sentences_per_second: f64,
-    batch_1_latency_ms: f64,
-}
-
-fn bench_encoder(a: &EncoderArgs, device: &Device) -> anyhow::Result<EncoderMeasurement> {
-    let data = prosa::data::embedded_tweets()?;
-    let texts: Vec<&str> = data.texts().into_iter().take(a.sentences).collect();
-    let mut embedder = prosa::pipelines::SentenceEmbedder::from_pretrained(&a.model, device)?;
-    embedder.batch_size = a.batch;
-    embedder.max_length = a.max_tokens;
-    embedder.embed(&texts[..a.batch.min(texts.len())])?; // warm-up
-    let t = Instant::now();
-    embedder.embed(&texts)?;
-    let seconds = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    for text in texts.iter().cycle().take(a.latency_runs) {
-        embedder.embed(&[text])?;
-    }
-    Ok(EncoderMeasurement {
-        sentences: texts.len(),
-        sentences_per_second: texts.len() as f64 / seconds,
-        batch_1_latency_ms: 1000.0 * t.elapsed().as_secs_f64() / a.latency_runs.max(1) as f64,
-    })
 }
 
 /// Flags of `prosa bench recurrent`.
@@ -172,32 +124,6 @@ fn bench_recurrent(a: &RecurrentArgs, device: &Device) -> anyhow::Result<Measure
     })
 }
 
-/// Peak resident memory of this process in MiB (Linux: `VmHWM` of `/proc/self/status`), the
-/// figure to set beside a peer's.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-/// Prints a measurement: its JSON with `peak_rss_mib` added, or `line` and the peak memory.
-fn report(m: &impl serde::Serialize, json: bool, line: String) -> anyhow::Result<()> {
-    let rss = peak_rss_mib();
-    if json {
-        let mut value = serde_json::to_value(m)?;
-        if let Some(object) = value.as_object_mut() {
-            object.insert("peak_rss_mib".into(), rss.into());
-        }
-        return print_json(&value);
-    }
-    match rss {
-        Some(mib) => println!("{line}; peak RSS {mib:.0} MiB"),
-        None => println!("{line}"),
-    }
-    Ok(())
-}
-
 /// Runs a `prosa bench` command.
 pub fn run(cmd: BenchCommand, device: DeviceSpec) -> anyhow::Result<()> {
     let device = device.open()?;
@@ -245,13 +171,7 @@ pub fn run(cmd: BenchCommand, device: DeviceSpec) -> anyhow::Result<()> {
             );
             report(&m, a.json, line)
         }
-        BenchCommand::Encoder(a) => {
-            let m = bench_encoder(&a, &device)?;
-            let line = format!(
-                "{} sentences: {:.1} sentences/s; batch-1 latency {:.2} ms",
-                m.sentences, m.sentences_per_second, m.batch_1_latency_ms
-            );
-            report(&m, a.json, line)
-        }
+        BenchCommand::Encoder(a) => crate::bench_encoder::run_encoder(&a, &device),
+        BenchCommand::EncoderTrain(a) => crate::bench_encoder::run_encoder_train(&a, &device),
     }
 }

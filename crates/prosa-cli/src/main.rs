@@ -3,6 +3,8 @@
 
 mod bench_cmd;
 mod bench_decoder;
+mod bench_encoder;
+mod bench_report;
 mod bench_seq2seq;
 mod bench_translate;
 mod compare_cmd;

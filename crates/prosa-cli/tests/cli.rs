@@ -1119,3 +1119,64 @@ fn bench_reports_peak_memory() {
     let text = run(&["bench", "recurrent", "--steps", "2"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("peak RSS"));
 }
+
+/// `prosa bench encoder --random-ids` and `prosa bench encoder-train` measure the shapes asked
+/// for on a tiny BERT (the prosa side of `scripts/bench_encoder_vs_onnxruntime.py`); a shape
+/// that is not BATCHxLENGTH is a usage error naming the flag.
+#[test]
+fn encoder_benches_measure_the_shapes_asked_for() {
+    let bert =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../prosa/tests/fixtures/pipelines/bert-tiny");
+    let bert = bert.to_str().unwrap();
+    let forward = json_of(&run(&[
+        "bench",
+        "encoder",
+        "--model",
+        bert,
+        "--random-ids",
+        "3x16",
+        "--passes",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(
+        (forward["batch"].as_u64(), forward["length"].as_u64()),
+        (Some(3), Some(16))
+    );
+    assert!(
+        forward["tokens_per_second"].as_f64().unwrap() > 0.0,
+        "{forward}"
+    );
+    let train = json_of(&run(&[
+        "bench",
+        "encoder-train",
+        "--model",
+        bert,
+        "--batch",
+        "4",
+        "--length",
+        "8",
+        "--steps",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(
+        (train["batch"].as_u64(), train["length"].as_u64()),
+        (Some(4), Some(8))
+    );
+    assert!(train["ms_per_step"].as_f64().unwrap() > 0.0, "{train}");
+    assert!(train["parameters"].as_u64().unwrap() > 1000, "{train}");
+    let bad = prosa()
+        .args([
+            "bench",
+            "encoder",
+            "--model",
+            bert,
+            "--random-ids",
+            "8by128",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--random-ids"));
+}

@@ -44,13 +44,24 @@ pub fn save(
                 .take(120)
                 .collect()
         });
-    let name = format!(
+    let mut name = format!(
         "{seed}.{kind}-{:016x}",
         hash(format!("{kind}{site}").as_bytes())
     );
-    let path = dir.join(format!("{name}.{extension}"));
+    let mut path = dir.join(format!("{name}.{extension}"));
     if path.exists() {
-        return Ok(path);
+        // A panic's site (guarded or not) is its location: the same bug. An abort's or a
+        // hang's "site" is only its message ("memory allocation of N bytes failed"), which
+        // different bugs share, so another input there is kept beside the first.
+        let located = !matches!(kind, "abort" | "hang");
+        if located || std::fs::read(&path).is_ok_and(|b| b == bytes) {
+            return Ok(path);
+        }
+        name = format!("{name}-{:016x}", hash(bytes));
+        path = dir.join(format!("{name}.{extension}"));
+        if path.exists() {
+            return Ok(path);
+        }
     }
     std::fs::write(&path, bytes)?;
     std::fs::write(
@@ -59,4 +70,34 @@ pub fn save(
     )?;
     eprintln!("finding: {} ({kind})", path.display());
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One file per panic site, however many inputs reach it; every distinct input of an abort
+    /// (whose only "site" is its message) is kept.
+    #[test]
+    fn panics_keep_one_input_per_site_and_aborts_every_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = crate::targets::TARGETS
+            .iter()
+            .find(|t| t.name == "parquet")
+            .unwrap();
+        let files = || {
+            std::fs::read_dir(dir.path().join("parquet"))
+                .unwrap()
+                .count()
+        };
+        let guarded = "panicked at src/x.rs:10:5:\nboom";
+        save(dir.path(), target, "index", b"one", "guarded", guarded).unwrap();
+        save(dir.path(), target, "index", b"two", "guarded", guarded).unwrap();
+        assert_eq!(files(), 2, "one input and its note");
+        let abort = "memory allocation of 123 bytes failed";
+        save(dir.path(), target, "x", b"three", "abort", abort).unwrap();
+        save(dir.path(), target, "x", b"four", "abort", abort).unwrap();
+        save(dir.path(), target, "x", b"four", "abort", abort).unwrap();
+        assert_eq!(files(), 6, "both abort inputs, once each, with their notes");
+    }
 }

@@ -142,6 +142,22 @@ impl MultiHeadAttention {
         cache: Option<&mut LayerCache>,
         ctx: &mut ForwardCtx,
     ) -> Result<Tensor> {
+        if let (Mask::Bidirectional(bias), Qkv::Separate { q, k, v }, None, None) =
+            (mask, &self.qkv, rotary, &cache)
+        {
+            let fusable = ctx.inference && ctx.attention.is_none() && self.heads == self.kv_heads;
+            if fusable && super::fused_attention::supported(x) {
+                let context = super::fused_attention::bidirectional_attention(
+                    &q.forward(x)?,
+                    &k.forward(x)?,
+                    &v.forward(x)?,
+                    bias,
+                    self.heads,
+                    self.scale_factor() as f32,
+                )?;
+                return self.out.forward(&context);
+            }
+        }
         let (batch, seq, _) = x.dims3()?;
         let (h, kvh, dh) = (self.heads, self.kv_heads, self.head_dim);
         let (q, k, v) = self.project_heads(x, rotary)?;

@@ -32,6 +32,9 @@ pub struct ForwardCtx {
     pub rng: ChaCha8Rng,
     /// When `Some`, every attention layer appends its probabilities here, in call order.
     pub attention: Option<Vec<AttentionMap>>,
+    /// No backward pass follows (PyTorch's `inference_mode`): layers may use kernels that
+    /// have no gradient, such as the one-pass bidirectional attention.
+    pub inference: bool,
 }
 
 impl ForwardCtx {
@@ -41,6 +44,15 @@ impl ForwardCtx {
             train: false,
             rng: ChaCha8Rng::seed_from_u64(0),
             attention: None,
+            inference: false,
+        }
+    }
+
+    /// A context for inference: evaluation, and no backward pass will follow.
+    pub fn inference() -> Self {
+        Self {
+            inference: true,
+            ..Self::eval()
         }
     }
 
@@ -50,6 +62,7 @@ impl ForwardCtx {
             train: true,
             rng,
             attention: None,
+            inference: false,
         }
     }
 

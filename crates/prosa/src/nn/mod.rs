@@ -6,7 +6,7 @@
 //!   [`linear`] (both weight layouts), [`quantized`] (GGUF block products);
 //! - layers: [`projection`] (dense, `Conv1D` or quantized weights), [`norm::Norm`],
 //!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
-//!   [`kv_cache`], [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
+//!   [`kv_cache`] and its one-pass inference kernel (`fused_attention`), [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
 //!   their fused time loop) and [`gru_cell`] (one step), [`positional`] (sinusoidal);
 //! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors).
 
@@ -18,6 +18,7 @@ mod cell;
 mod context;
 pub mod dropout;
 pub mod embedding;
+mod fused_attention;
 mod fused_recurrent;
 pub(crate) mod gemm;
 pub mod gru_cell;

@@ -78,7 +78,7 @@ impl FillMask {
         )?;
         let logits = self
             .model
-            .forward(&input, &mut ForwardCtx::eval())?
+            .forward(&input, &mut ForwardCtx::inference())?
             .logits
             .ok_or_else(|| Error::config("head", "no masked-LM logits"))?;
         let mut all = Vec::with_capacity(texts.len());

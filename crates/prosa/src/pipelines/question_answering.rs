@@ -122,7 +122,7 @@ impl QuestionAnswering {
                 token_type_ids: (self.model.config.type_vocab_size > 1).then(|| vec![types]),
                 input_ids: vec![ids],
             };
-            let out = self.model.forward(&input, &mut ForwardCtx::eval())?;
+            let out = self.model.forward(&input, &mut ForwardCtx::inference())?;
             let logits = |t: Option<candle_core::Tensor>| -> Result<Vec<f32>> {
                 let t = t.ok_or_else(|| Error::config("head", "no span logits"))?;
                 Ok(t.get(0)?.to_vec1::<f32>()?[first..first + end - start].to_vec())

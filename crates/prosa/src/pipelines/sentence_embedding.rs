@@ -199,7 +199,7 @@ fn for_each_batch(
         let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
         let input = EncoderInput::from_rows(&rows, model.config.pad_token_id);
         let hidden = model
-            .forward(&input, &mut ForwardCtx::eval())?
+            .forward(&input, &mut ForwardCtx::inference())?
             .last_hidden_state;
         each(&batch, &input, hidden)?;
     }

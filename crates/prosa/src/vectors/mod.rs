@@ -4,6 +4,7 @@
 //! (random vectors for words not found, reported as the course notebook prints them).
 
 mod evaluate;
+mod parquet_index;
 mod pca;
 mod read;
 pub mod word2vec;

@@ -343,34 +343,10 @@ fn read_index(index: &Path) -> Result<Vec<String>> {
         ));
     }
     if index.extension().and_then(|e| e.to_str()) == Some("parquet") {
-        return crate::guard::decode(index, "parquet file", || read_parquet_column(index));
+        return crate::guard::decode(index, "parquet file", || {
+            super::parquet_index::first_string_column(index)
+        });
     }
     let text = crate::fsio::read_text(index)?;
     Ok(text.lines().map(str::to_string).collect())
-}
-
-fn read_parquet_column(path: &Path) -> Result<Vec<String>> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let fail =
-        |e: parquet::errors::ParquetError| Error::folder(path, format!("cannot read parquet: {e}"));
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = SerializedFileReader::new(file).map_err(fail)?;
-    // The row count is the file's claim: reserve no more than the file's size could hold.
-    let claimed = reader.metadata().file_metadata().num_rows().max(0) as u64;
-    let size = std::fs::metadata(path).map_or(0, |m| m.len());
-    let mut words = Vec::with_capacity(claimed.min(size) as usize);
-    for row in reader.get_row_iter(None).map_err(fail)? {
-        let row = row.map_err(fail)?;
-        let word = parquet::record::RowAccessor::get_string(&row, 0).map_err(|e| {
-            Error::folder(
-                path,
-                format!(
-                    "row {}: the first column is not a string: {e}",
-                    words.len() + 1
-                ),
-            )
-        })?;
-        words.push(word.clone());
-    }
-    Ok(words)
 }

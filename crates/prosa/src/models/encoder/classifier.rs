@@ -143,7 +143,7 @@ impl TextClassifier for EncoderClassifier {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let logits = self
                 .model
-                .forward(&self.collate(&rows), &mut ForwardCtx::eval())?
+                .forward(&self.collate(&rows), &mut ForwardCtx::inference())?
                 .logits
                 .ok_or_else(|| Error::config("head", "the model made no logits"))?;
             let probs = crate::nn::softmax::softmax_last_dim(&logits)?.to_vec2::<f32>()?;

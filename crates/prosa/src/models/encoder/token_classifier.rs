@@ -127,7 +127,7 @@ impl EncoderTokenClassifier {
     pub fn token_probabilities(&self, input: &EncoderInput) -> Result<Tensor> {
         let logits = self
             .model
-            .forward(input, &mut ForwardCtx::eval())?
+            .forward(input, &mut ForwardCtx::inference())?
             .logits
             .ok_or_else(|| Error::config("head", "the model made no logits"))?;
         crate::nn::softmax::softmax_last_dim(&logits)

@@ -433,7 +433,7 @@ impl Generator for BartForConditionalGeneration {
             self.config.decoder_start_token_id.unwrap_or(pad),
             self.decoder.len(),
             |ids, mask| {
-                let encoded = self.encode(ids, mask, &mut ForwardCtx::eval())?;
+                let encoded = self.encode(ids, mask, &mut ForwardCtx::inference())?;
                 self.memories(&encoded, mask)
             },
         )

@@ -207,7 +207,7 @@ impl Generator for T5ForConditionalGeneration {
             self.config.decoder_start(),
             self.decoder.len(),
             |ids, mask| {
-                let encoded = self.encode(ids, mask, &mut ForwardCtx::eval())?;
+                let encoded = self.encode(ids, mask, &mut ForwardCtx::inference())?;
                 self.decoder.memories(&encoded, mask)
             },
         )
