@@ -23,23 +23,23 @@ pub struct EncoderArgs {
     #[arg(long)]
     model: PathBuf,
     /// Sentences to embed.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = positive)]
     sentences: usize,
     /// Sentences per forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = positive)]
     batch: usize,
     /// Tokens per sentence at most.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = positive)]
     max_tokens: usize,
     /// Single-sentence calls timed for the latency.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = positive)]
     latency_runs: usize,
     /// Instead of embedding tweets, time forward passes of the base model on random ids of
     /// this shape, BATCHxLENGTH (e.g. 8x128): the model's own speed, without tokenizing.
     #[arg(long, value_parser = parse_shape)]
     random_ids: Option<(usize, usize)>,
     /// Forward passes timed with `--random-ids` (after one warm-up pass).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = positive)]
     passes: usize,
     /// Print JSON.
     #[arg(long)]
@@ -53,31 +53,35 @@ pub struct EncoderTrainArgs {
     #[arg(long)]
     model: PathBuf,
     /// Sequences per step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = positive)]
     batch: usize,
     /// Tokens per sequence.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = positive)]
     length: usize,
     /// Timed steps (after 2 warm-up steps).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = positive)]
     steps: usize,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
+/// A count flag: a whole number above 0 (a run of 0 steps or passes would report a rate of
+/// nothing measured).
+fn positive(v: &str) -> Result<usize, String> {
+    v.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("'{v}' is not a positive whole number"))
+}
+
 fn parse_shape(s: &str) -> Result<(usize, usize), String> {
     let (b, t) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("'{s}' is not BATCHxLENGTH (e.g. 8x128)"))?;
-    let parse = |v: &str| {
-        v.trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("'{s}': '{v}' is not a positive whole number"))
-    };
-    Ok((parse(b)?, parse(t)?))
+    let dim = |v: &str| positive(v).map_err(|e| format!("'{s}': {e}"));
+    Ok((dim(b)?, dim(t)?))
 }
 
 #[derive(Serialize)]
@@ -160,7 +164,7 @@ fn random_rows(rng: &mut ChaCha8Rng, vocab: usize, batch: usize, length: usize) 
     (0..batch)
         .map(|_| {
             (0..length)
-                .map(|_| rng.random_range(1..vocab as u32))
+                .map(|_| rng.random_range(1..vocab.max(2) as u32))
                 .collect()
         })
         .collect()

@@ -145,7 +145,10 @@ impl MultiHeadAttention {
         if let (Mask::Bidirectional(bias), Qkv::Separate { q, k, v }, None, None) =
             (mask, &self.qkv, rotary, &cache)
         {
-            let fusable = ctx.inference && ctx.attention.is_none() && self.heads == self.kv_heads;
+            let fusable = ctx.inference
+                && !ctx.train
+                && ctx.attention.is_none()
+                && self.heads == self.kv_heads;
             if fusable && super::fused_attention::supported(x) {
                 let context = super::fused_attention::bidirectional_attention(
                     &q.forward(x)?,

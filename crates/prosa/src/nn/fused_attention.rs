@@ -30,13 +30,30 @@ pub fn bidirectional_attention(
 ) -> Result<Tensor> {
     let (batch, queries, width) = q.dims3()?;
     let keys = k.dim(1)?;
+    if k.dims() != [batch, keys, width]
+        || v.dims() != k.dims()
+        || bias.elem_count() != batch * keys
+        || heads == 0
+        || width % heads != 0
+    {
+        return Err(crate::error::Error::config(
+            "attention",
+            format!(
+                "fused attention: queries {:?}, keys {:?}, values {:?}, bias {:?}, {heads} heads",
+                q.dims(),
+                k.dims(),
+                v.dims(),
+                bias.dims()
+            ),
+        ));
+    }
     let shape = Shape {
         batch,
         queries,
         keys,
         width,
         heads,
-        head_dim: width / heads.max(1),
+        head_dim: width / heads,
     };
     let (q, k, v, bias) = (
         q.contiguous()?,
