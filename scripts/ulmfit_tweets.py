@@ -8,15 +8,21 @@ table (Howard & Ruder 2018, Table 6/7 style).
    fine-tuning on the training tweets' text, then the classifier —
    full ULMFiT; without general-domain pretraining (random LM, still fine-tuned on the tweets);
    without gradual unfreezing; without discriminative learning rates.
-3. The LSTM over GloVe (the quickstart's settings) in the same run, for reference.
+3. ELMo features + classifier: a biLM pretrained on the training split's texts (the split
+   `prosa data split` makes, the one `prosa train` uses), frozen, under the scalar mix and a dense
+   head (full split only: with --max-rows the row is left out, as the subset's split differs).
+4. The LSTM over GloVe (the quickstart's settings) in the same run, for reference.
 
     scripts/setup-assets.sh && cargo build --release -p prosa-cli
     python3 scripts/ulmfit_tweets.py [WORK_DIR] [--max-rows N] [--skip-pretraining]
 
 Prints the table (accuracy, macro-F1, the LMs' validation perplexities, times); every run's
-folder, learning curves and report stay under WORK_DIR.
+folder, learning curves and report stay under WORK_DIR. Runs resume: a step whose WORK/NAME.json
+holds a result is not run again (delete it to re-run), so a long full-split run can be stopped
+and started again.
 """
 import argparse
+import csv
 import json
 import pathlib
 import subprocess
@@ -45,12 +51,50 @@ ROWS = [
 ]
 
 
+# ELMo: the biLM of the README's ELMo section, then its frozen features under a dense head.
+ELMO_PRETRAIN = ["--hidden", "128", "--vocab-size", "10000", "--max-length", "40", "--epochs", "2"]
+ELMO_CLASSIFIER = ["--arch", "elmo", "--hidden", "128", "--dropout", "0.2", "--lr", "3e-3",
+                   "--epochs", "10", "--patience", "3", "--seed", "42"]
+
+
 def run(args, name, work):
-    """Runs prosa with `args`: stdout to WORK/NAME.json, stderr to WORK/NAME.log; returns seconds."""
+    """Runs prosa with `args`: stdout to WORK/NAME.json, stderr to WORK/NAME.log; returns
+    seconds. A finished earlier run (WORK/NAME.json parses) is kept: its recorded seconds."""
+    out_path, seconds_path = work / f"{name}.json", work / f"{name}.seconds"
+    try:
+        json.loads(out_path.read_text())
+        print(f"{name}: kept from an earlier run ({out_path})")
+        return float(seconds_path.read_text()) if seconds_path.exists() else float("nan")
+    except (OSError, ValueError):
+        pass
     started = time.time()
-    with open(work / f"{name}.json", "w") as out, open(work / f"{name}.log", "w") as err:
+    with open(out_path, "w") as out, open(work / f"{name}.log", "w") as err:
         subprocess.run([PROSA, *args], check=True, stdout=out, stderr=err)
-    return time.time() - started
+    seconds = time.time() - started
+    seconds_path.write_text(f"{seconds}\n")
+    return seconds
+
+
+def elmo_row(work):
+    """Pretrains the biLM on the training split's texts and trains the classifier on its
+    frozen features; returns the table row."""
+    split = work / "split"
+    if not (split / "train.csv").exists():
+        subprocess.run([PROSA, "data", "split", "--out", str(split)], check=True)
+    with open(split / "train.csv", newline="", encoding="utf-8") as f:
+        texts = [row["text"] for row in csv.DictReader(f)]
+    corpus = work / "tweets-train.txt"
+    corpus.write_text("".join(t.replace("\n", " ") + "\n" for t in texts), encoding="utf-8")
+    bilm = work / "elmo-bilm"
+    pretrain_seconds = run(["pretrain", "--arch", "elmo", "--corpus", str(corpus), "--output-dir", str(bilm),
+                            *ELMO_PRETRAIN, "--json"], "elmo-bilm", work)
+    ppl, unigram = lm_results(bilm)
+    out = work / "elmo"
+    seconds = run(["train", *ELMO_CLASSIFIER, "--pretrained", str(bilm / "model"), "--output-dir", str(out),
+                   "--json"], "elmo", work)
+    result = json.loads((work / "elmo.json").read_text())
+    title = "ELMo (biLM on the training tweets, frozen) + scalar mix + dense"
+    return (title, result["accuracy"], result["macro_f1"], ppl, unigram, pretrain_seconds + seconds)
 
 
 def lm_results(folder):
@@ -85,6 +129,8 @@ def main():
         seconds = run(["train", *CLASSIFIER, *rows_flag, *flags, "--output-dir", str(out), "--json"], key, work)
         result = json.loads((work / f"{key}.json").read_text())
         table.append((title, result["accuracy"], result["macro_f1"], *lm_results(out / "lm"), seconds))
+    if a.max_rows is None:
+        table.append(elmo_row(work))
     out = work / "lstm-glove"
     seconds = run(["train", "--arch", "lstm", "--vectors", str(ROOT / "data/vectors/glove.6B.50d.top20k.bin"),
                    "--hidden", "64", "--epochs", "3", "--lr", "3e-3", "--seed", "42", *rows_flag,

@@ -27,6 +27,41 @@ thread_local! {
     }
 }
 
+thread_local! {
+    // prosa: false inside `no_grad()`; ops created on this thread then record no graph.
+    static GRAD_TRACKING: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether ops created on this thread record the graph a backward pass needs (true unless
+/// inside [`no_grad`]).
+pub fn grad_tracking() -> bool {
+    GRAD_TRACKING.with(|g| g.get())
+}
+
+/// Until the returned guard drops, ops created on this thread record no graph (PyTorch's
+/// `torch.no_grad()`): an inference pass then frees each intermediate tensor as soon as it is no
+/// longer used, instead of keeping every one alive until its output drops. The guard stays on
+/// the thread that made it.
+#[must_use = "tracking resumes when the guard drops"]
+pub fn no_grad() -> NoGradGuard {
+    NoGradGuard {
+        previous: GRAD_TRACKING.with(|g| g.replace(false)),
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// Restores graph tracking when dropped; see [`no_grad`].
+pub struct NoGradGuard {
+    previous: bool,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        GRAD_TRACKING.with(|g| g.set(self.previous));
+    }
+}
+
 impl Tensor {
     /// Return all the nodes that lead to this value in a topologically sorted vec, the first
     /// elements having dependencies on the latter ones, e.g. the first element if any is the

@@ -109,6 +109,8 @@ pub use streaming::{StreamTensor, StreamingBinOp, StreamingModule};
 pub use strided_index::{StridedBlocks, StridedIndex};
 pub use tensor::{Tensor, TensorId};
 pub use variable::Var;
+// prosa: graph tracking off for inference.
+pub use backprop::{no_grad, NoGradGuard};
 
 #[cfg(feature = "cuda")]
 pub use cuda_backend as cuda;

@@ -180,6 +180,8 @@ pub fn generate<M: Generator>(
     on_token: Option<TokenCallback>,
 ) -> Result<GenerationOutput> {
     g.validate()?;
+    // No backward pass follows: each step's intermediate tensors are freed as soon as used.
+    let _no_grad = candle_core::no_grad();
     if prompts.is_empty() {
         return Ok(GenerationOutput {
             sequences: Vec::new(),

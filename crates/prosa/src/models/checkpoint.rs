@@ -1,23 +1,23 @@
 //! The one checkpoint policy of every family: weights read from `model.safetensors` or from the
-//! shards a `model.safetensors.index.json` lists (each shard must lie inside the folder), then
-//! loaded by name as transformers does ([`ParamStore::load_tensors`]): missing tensors are an
+//! shards a `model.safetensors.index.json` lists (each shard must lie inside the folder), one
+//! tensor at a time, loaded by name as transformers does ([`ParamStore::load_tensors`]): missing tensors are an
 //! error unless a new head starts fresh, tensors the model does not have are ignored with a
 //! warning naming them.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-use candle_core::{Device, Tensor};
-
 use crate::error::{Error, Result};
 use crate::nn::params::LoadReport;
-use crate::nn::{load_safetensors, ParamStore};
+use crate::nn::weights_file::{open_safetensors, LazyTensor, TensorSource};
+use crate::nn::ParamStore;
 
-/// The weight files of a folder, with the file to name in errors.
-pub fn read_weights(dir: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, PathBuf)> {
+/// The tensors of a folder's weight files, by name, not read yet (each is read when loaded
+/// into its parameter), with the file to name in errors.
+pub fn read_weights(dir: &Path) -> Result<(HashMap<String, LazyTensor>, PathBuf)> {
     let single = dir.join("model.safetensors");
     if single.exists() {
-        return Ok((load_safetensors(&single, device)?, single));
+        return Ok((open_safetensors(&single)?, single));
     }
     let index = dir.join("model.safetensors.index.json");
     if index.exists() {
@@ -31,7 +31,7 @@ pub fn read_weights(dir: &Path, device: &Device) -> Result<(HashMap<String, Tens
         files.dedup();
         let mut all = HashMap::new();
         for file in files {
-            all.extend(load_safetensors(&shard_path(dir, &index, file)?, device)?);
+            all.extend(open_safetensors(&shard_path(dir, &index, file)?)?);
         }
         return Ok((all, index));
     }
@@ -68,9 +68,9 @@ fn shard_path(dir: &Path, index: &Path, file: &str) -> Result<PathBuf> {
 
 /// Loads `tensors` (read from `file`) into `params` under the one policy, and warns on stderr
 /// about tensors the model does not use, as transformers does.
-pub fn load_checkpoint(
+pub fn load_checkpoint<S: TensorSource>(
     params: &ParamStore,
-    tensors: &HashMap<String, Tensor>,
+    tensors: &HashMap<String, S>,
     file: &Path,
     fresh_allowed: &dyn Fn(&str) -> bool,
 ) -> Result<LoadReport> {

@@ -35,6 +35,11 @@ pub struct ForwardCtx {
     /// No backward pass follows (PyTorch's `inference_mode`): layers may use kernels that
     /// have no gradient, such as the one-pass bidirectional attention.
     pub inference: bool,
+    /// Held by inference contexts: while it lives, ops on this thread record no backward
+    /// graph, so each intermediate tensor is freed once used (an encoder's forward pass kept
+    /// every layer's activations alive until its output dropped: +370 MB for BERT-base on 8 ×
+    /// 128 ids).
+    _no_grad: Option<candle_core::NoGradGuard>,
 }
 
 impl ForwardCtx {
@@ -45,13 +50,16 @@ impl ForwardCtx {
             rng: ChaCha8Rng::seed_from_u64(0),
             attention: None,
             inference: false,
+            _no_grad: None,
         }
     }
 
-    /// A context for inference: evaluation, and no backward pass will follow.
+    /// A context for inference: evaluation, and no backward pass will follow — none can: until
+    /// the context drops, ops created on this thread record no graph.
     pub fn inference() -> Self {
         Self {
             inference: true,
+            _no_grad: Some(candle_core::no_grad()),
             ..Self::eval()
         }
     }
@@ -63,6 +71,7 @@ impl ForwardCtx {
             rng,
             attention: None,
             inference: false,
+            _no_grad: None,
         }
     }
 

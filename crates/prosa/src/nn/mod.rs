@@ -8,7 +8,8 @@
 //!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
 //!   [`kv_cache`] and its one-pass inference kernel (`fused_attention`), [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
 //!   their fused time loop) and [`gru_cell`] (one step), [`positional`] (sinusoidal);
-//! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors).
+//! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors),
+//!   [`weights_file`] (checkpoints read one tensor at a time).
 
 pub mod activation;
 pub mod additive_attention;
@@ -36,6 +37,7 @@ pub mod rope;
 pub mod scalar_mix;
 mod scratch;
 pub mod softmax;
+pub mod weights_file;
 
 pub use context::{AttentionKind, AttentionMap, ForwardCtx};
 pub use dropout::dropout;

@@ -18,6 +18,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::error::{Error, Result};
 use crate::fsio;
+use crate::nn::weights_file::{open_safetensors, TensorSource};
 
 /// How a parameter starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,13 +162,16 @@ impl ParamStore {
     /// or a tensor with another shape is an error naming it; tensors the model does not have
     /// are returned in the report.
     pub fn load(&self, path: &Path) -> Result<LoadReport> {
-        let loaded = load_safetensors(path, &self.device)?;
-        self.assign(&loaded, path)
+        self.assign(&open_safetensors(path)?, path)
     }
 
     /// Overwrites parameters from `tensors` (which came from `path`) under the one loading
     /// policy ([`ParamStore::load_tensors`]) with no parameter allowed to start fresh.
-    pub fn assign(&self, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<LoadReport> {
+    pub fn assign<S: TensorSource>(
+        &self,
+        tensors: &HashMap<String, S>,
+        path: &Path,
+    ) -> Result<LoadReport> {
         self.load_tensors(tensors, path, &|_| false)
     }
 
@@ -175,10 +179,15 @@ impl ParamStore {
     /// checkpoint: a parameter missing from the file, or of another shape, is an error naming
     /// it unless `fresh_allowed(name)` (a newly initialised head), when it keeps its initial
     /// value and is listed; tensors the model does not have are listed as unexpected (the
-    /// caller warns). Nothing is written unless every check passes.
-    pub fn load_tensors(
+    /// caller warns). Nothing is written unless every name and shape passes; then each tensor
+    /// is read (from its file, for a [`LazyTensor`]) and copied into its parameter in turn, so
+    /// a checkpoint is never held whole beside the model. A tensor whose bytes cannot be read
+    /// is an error naming the file (the model is then half loaded: callers discard it).
+    ///
+    /// [`LazyTensor`]: super::weights_file::LazyTensor
+    pub fn load_tensors<S: TensorSource>(
         &self,
-        tensors: &HashMap<String, Tensor>,
+        tensors: &HashMap<String, S>,
         path: &Path,
         fresh_allowed: &dyn Fn(&str) -> bool,
     ) -> Result<LoadReport> {
@@ -223,7 +232,8 @@ impl ParamStore {
             .cloned()
             .collect();
         report.unexpected.sort();
-        for (var, tensor) in assign {
+        for (var, source) in assign {
+            let tensor = source.tensor(&self.device)?;
             var.set(&tensor.to_dtype(var.dtype())?)?;
         }
         Ok(report)

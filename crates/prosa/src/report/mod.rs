@@ -1,6 +1,8 @@
 //! Plots people would rather look at than read: learning curves, the confusion matrix and the
 //! class distribution, as PNG files drawn with `plotters` and an embedded DejaVu Sans font (so
-//! no system fonts are needed).
+//! no system fonts are needed). Plots are drawn into memory and encoded with the `png` crate
+//! (plotters' own file encoder would bring the whole `image` crate, JPEG and BMP included, into
+//! the build), then written atomically.
 
 mod alignment;
 mod attention_grid;
@@ -51,10 +53,27 @@ fn draw_png(
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::fsio::create_dir(parent)?;
     }
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    draw(&root).map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        draw(&root).map_err(|e| plot_error(path, e))?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    let png = encode_png(&pixels, size).map_err(|e| plot_error(path, e))?;
+    crate::fsio::write_atomic(path, &png)
+}
+
+/// PNG bytes of an RGB image (3 bytes a pixel, rows top to bottom).
+fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> std::result::Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(s)?;
+    writer.write_image_data(rgb).map_err(s)?;
+    writer.finish().map_err(s)?;
+    Ok(bytes)
 }
 
 fn s<E: std::fmt::Display>(e: E) -> String {

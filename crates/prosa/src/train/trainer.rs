@@ -368,6 +368,8 @@ impl Trainer {
         model: &M,
         examples: &[M::Example],
     ) -> Result<BTreeMap<String, f64>> {
+        // Evaluation runs no backward pass: no graph is recorded, so activations free early.
+        let _no_grad = candle_core::no_grad();
         let mut loss_sum = 0.0;
         let mut preds = Vec::new();
         let mut targets = Vec::new();

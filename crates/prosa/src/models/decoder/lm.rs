@@ -101,6 +101,8 @@ pub fn perplexity(
             format!("{stride} must be between 1 and max_length ({max_length})"),
         ));
     }
+    // Scoring only: no graph is recorded, so each window's activations free as it goes.
+    let _no_grad = candle_core::no_grad();
     let mut nll = 0f64;
     let mut count = 0usize;
     let mut windows = 0usize;

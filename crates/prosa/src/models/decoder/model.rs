@@ -116,7 +116,7 @@ impl DecoderModel {
         }
         let config = DecoderConfig::from_folder(path)?;
         let mut model = Self::new(config, device, 0)?;
-        let (tensors, file) = read_weights(path, device)?;
+        let (tensors, file) = read_weights(path)?;
         let prefix = match model.config.family {
             DecoderFamily::Gpt2 => "transformer.",
             DecoderFamily::Llama => "model.",
@@ -277,6 +277,7 @@ impl DecoderModel {
                 ),
             ));
         }
+        let _no_grad = candle_core::no_grad();
         let mut ctx = ForwardCtx::eval();
         let (mut x, tables) = self.embed_tokens(tokens.to_vec(), positions, (rows, 1), &mut ctx)?;
         let rotary = tables.as_ref().map(|(cos, sin)| Rotary {

@@ -254,7 +254,7 @@ impl EncoderModel {
         let same_head =
             config.task == file_config.task && config.num_labels == file_config.num_labels;
         let mut model = Self::new(config, device, 0)?;
-        let (tensors, file) = read_weights(dir, device)?;
+        let (tensors, file) = read_weights(dir)?;
         let names = model.params.names();
         let prefix = model.config.family.base_prefix();
         let tensors = normalise_names(tensors, prefix, &names);

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use candle_core::Tensor;
-
 /// Checkpoint entries that are never parameters: position-id buffers and decoder weights tied
 /// to the word embeddings.
 pub fn is_ignorable(name: &str) -> bool {
@@ -18,11 +16,11 @@ pub fn is_ignorable(name: &str) -> bool {
 
 /// Renames checkpoint tensors to prosa's names: legacy layer-norm names, and the family prefix
 /// added or removed so the encoder's tensors match `wanted` (the model's parameter names).
-pub fn normalise_names(
-    tensors: HashMap<String, Tensor>,
+pub fn normalise_names<S>(
+    tensors: HashMap<String, S>,
     prefix: &str,
     wanted: &[String],
-) -> HashMap<String, Tensor> {
+) -> HashMap<String, S> {
     let model_has_prefix = wanted.iter().any(|n| n.starts_with(&format!("{prefix}.")));
     tensors
         .into_iter()

@@ -203,12 +203,8 @@ pub(crate) fn load_tokenizer(dir: &Path) -> Result<SubwordTokenizer> {
 }
 
 /// Loads the weights of a translator folder into `params` under the one checkpoint policy.
-pub(crate) fn load_weights(
-    dir: &Path,
-    params: &crate::nn::ParamStore,
-    device: &candle_core::Device,
-) -> Result<()> {
-    let (tensors, file) = crate::models::checkpoint::read_weights(dir, device)?;
+pub(crate) fn load_weights(dir: &Path, params: &crate::nn::ParamStore) -> Result<()> {
+    let (tensors, file) = crate::models::checkpoint::read_weights(dir)?;
     crate::models::checkpoint::load_checkpoint(params, &tensors, &file, &|_| false)?;
     Ok(())
 }

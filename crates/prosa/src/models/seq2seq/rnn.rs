@@ -182,7 +182,7 @@ impl RnnTranslator {
     pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let config: RnnTranslatorConfig = folder::read_config(dir)?;
         let mut model = Self::new(config, super::load_tokenizer(dir)?, device, 0)?;
-        super::load_weights(dir, &model.params, device)?;
+        super::load_weights(dir, &model.params)?;
         model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
         Ok(model)
     }

@@ -176,7 +176,7 @@ impl TransformerTranslator {
             .validate()
             .map_err(|message| Error::folder(dir.join("config.json"), message))?;
         let mut model = Self::new(config, super::load_tokenizer(dir)?, device, 0)?;
-        super::load_weights(dir, &model.params, device)?;
+        super::load_weights(dir, &model.params)?;
         model.generation = GenerationConfig::from_folder(dir, model.generation.clone())?;
         Ok(model)
     }

@@ -283,7 +283,7 @@ impl BartForConditionalGeneration {
         let raw: serde_json::Value = folder::read_config(dir)?;
         let mut model = Self::new(raw, device, 0)
             .map_err(|e| Error::folder(dir.join("config.json"), e.to_string()))?;
-        let (mut tensors, file) = read_weights(dir, device)?;
+        let (mut tensors, file) = read_weights(dir)?;
         // The output layer is the (tied) embedding; Marian's positions are computed.
         tensors.remove("lm_head.weight");
         if model.family == Family::Marian {

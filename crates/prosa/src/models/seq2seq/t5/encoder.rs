@@ -32,7 +32,7 @@ impl T5EncoderModel {
         let vb = params.builder(0);
         let shared = super::shared_embedding(&vb, &config)?;
         let encoder = Stack::new(&vb.pp("encoder"), &config, false)?;
-        let (mut tensors, file) = read_weights(dir, device)?;
+        let (mut tensors, file) = read_weights(dir)?;
         super::fill_shared(&mut tensors);
         tensors.retain(|name, _| {
             name == "shared.weight"

@@ -105,7 +105,7 @@ impl T5ForConditionalGeneration {
         }
         T5Config::from_folder(dir)?;
         let mut model = Self::new(raw, device, 0)?;
-        let (mut tensors, file) = read_weights(dir, device)?;
+        let (mut tensors, file) = read_weights(dir)?;
         fill_shared(&mut tensors);
         for name in TIED_COPIES {
             tensors.remove(name);
@@ -255,7 +255,7 @@ fn shared_embedding(vb: &crate::nn::ParamBuilder, config: &T5Config) -> Result<T
 }
 
 /// Checkpoints that hold only a tied copy of the shared embedding give it as `shared.weight`.
-fn fill_shared(tensors: &mut std::collections::HashMap<String, Tensor>) {
+fn fill_shared<S: Clone>(tensors: &mut std::collections::HashMap<String, S>) {
     if !tensors.contains_key("shared.weight") {
         if let Some(t) = TIED_COPIES.iter().find_map(|n| tensors.get(*n)).cloned() {
             tensors.insert("shared.weight".into(), t);
