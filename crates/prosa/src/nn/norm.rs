@@ -148,6 +148,15 @@ fn inverse_rms(row: &[f32], eps: f32) -> f32 {
     1.0 / (mean_square + eps).sqrt()
 }
 
+/// One row of an RMS norm: `out = row / rms(row) · γ` (the op's own arithmetic, for callers
+/// that work on slices: the fused decode step).
+pub(crate) fn rms_norm_row(row: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
+    let r = inverse_rms(row, eps);
+    for ((o, v), g) in out.iter_mut().zip(row).zip(gamma) {
+        *o = v * r * g;
+    }
+}
+
 struct RmsNormOp {
     eps: f32,
 }
@@ -173,10 +182,7 @@ impl CustomOp2 for RmsNormOp {
             .zip(x.par_chunks(step))
             .for_each(|(out, x)| {
                 for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                    let r = inverse_rms(row, self.eps);
-                    for ((o, v), g) in o.iter_mut().zip(row).zip(gamma) {
-                        *o = v * r * g;
-                    }
+                    rms_norm_row(row, gamma, self.eps, o);
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))

@@ -195,16 +195,25 @@ impl QuantMatrix {
             ));
         }
         let values = x.flatten_all()?.to_vec1::<f32>()?;
-        let m = values.len() / cols.max(1);
         let mut shape = dims;
         if let Some(last) = shape.last_mut() {
             *last = self.rows;
         }
+        Ok(Tensor::from_vec(
+            self.matmul_rows(&values),
+            shape,
+            x.device(),
+        )?)
+    }
+
+    /// `x · Wᵀ` for `x` holding whole rows of `cols` values: rows × `rows` values.
+    pub fn matmul_rows(&self, values: &[f32]) -> Vec<f32> {
+        let cols = self.cols;
+        let m = values.len() / cols.max(1);
         if m >= DEQUANTIZED_GEMM_ROWS {
-            let out = self.matmul_dequantized(&values, m);
-            return Ok(Tensor::from_vec(out, shape, x.device())?);
+            return self.matmul_dequantized(values, m);
         }
-        let xq = quantize_rows(&values, cols);
+        let xq = quantize_rows(values, cols);
         let mut out = vec![0f32; m * self.rows];
         // Tasks own a range of weight rows (each read once) and every activation row.
         // Two tasks per thread: few enough that waking the pool costs little per product.
@@ -242,7 +251,7 @@ impl QuantMatrix {
                 }
             }
         }
-        Ok(Tensor::from_vec(out, shape, x.device())?)
+        out
     }
 
     /// Many activation rows (a prompt): each task expands a tile of weight rows to f32 in a
@@ -347,6 +356,7 @@ impl QuantMatrix {
                             x86::dot_nibbles_vnni(ws, wm, wq, xs, xsum, xq)
                         }
                         Packing::Nibbles => x86::dot_nibbles(ws, wm, wq, xs, xsum, xq),
+                        Packing::Bytes if vnni() => x86::dot_bytes_vnni(ws, wq, xs, xq),
                         Packing::Bytes => x86::dot_bytes(ws, wq, xs, xq),
                     }
                 };
@@ -429,6 +439,10 @@ fn vnni() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[path = "quantized_x86.rs"]
 mod x86;
+
+#[path = "quantized_split.rs"]
+mod split;
+pub(crate) use split::QuantizedInput;
 
 #[cfg(test)]
 mod tests {

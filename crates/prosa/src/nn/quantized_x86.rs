@@ -16,6 +16,80 @@ unsafe fn horizontal_sum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
+/// Σ_b min_w[b]·sum_x[b] over `n` blocks, eight at a time (then the rest in order): the term
+/// the 4-bit blocks' minimums add. Every 4-bit kernel calls this one, so results stay
+/// bit-identical whether a row is multiplied alone or with three others.
+#[inline(always)]
+unsafe fn mins_dot(wm: *const f32, xsum: *const f32, n: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut b = 0;
+    while b + 8 <= n {
+        acc = _mm256_fmadd_ps(
+            _mm256_loadu_ps(wm.add(b)),
+            _mm256_loadu_ps(xsum.add(b)),
+            acc,
+        );
+        b += 8;
+    }
+    let mut sum = horizontal_sum(acc);
+    while b < n {
+        sum += *wm.add(b) * *xsum.add(b);
+        b += 1;
+    }
+    sum
+}
+
+/// Adds block `b`'s products `p` (8 lanes), weighted by the two scales, to `acc`.
+#[inline(always)]
+unsafe fn accumulate(acc: __m256, p: __m256, ws: *const f32, xs: *const f32, b: usize) -> __m256 {
+    _mm256_fmadd_ps(_mm256_set1_ps(*ws.add(b) * *xs.add(b)), p, acc)
+}
+
+/// Σ over blocks of `block(b)` into four accumulators, block `b` into accumulator `b % 4` in
+/// increasing `b` (the order of the four-row kernels), held in registers; then pairwise.
+#[inline(always)]
+unsafe fn sum_blocks4(
+    n: usize,
+    block: impl Fn(usize) -> __m256,
+    ws: *const f32,
+    xs: *const f32,
+) -> __m256 {
+    let mut a = [_mm256_setzero_ps(); 4];
+    let mut b = 0;
+    while b + 4 <= n {
+        a[0] = accumulate(a[0], block(b), ws, xs, b);
+        a[1] = accumulate(a[1], block(b + 1), ws, xs, b + 1);
+        a[2] = accumulate(a[2], block(b + 2), ws, xs, b + 2);
+        a[3] = accumulate(a[3], block(b + 3), ws, xs, b + 3);
+        b += 4;
+    }
+    for (j, acc) in a.iter_mut().enumerate().take(n - b) {
+        *acc = accumulate(*acc, block(b + j), ws, xs, b + j);
+    }
+    _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]))
+}
+
+/// As [`sum_blocks4`] with two accumulators (8-bit weights: block `b` into `b % 2`).
+#[inline(always)]
+unsafe fn sum_blocks2(
+    n: usize,
+    block: impl Fn(usize) -> __m256,
+    ws: *const f32,
+    xs: *const f32,
+) -> __m256 {
+    let mut a = [_mm256_setzero_ps(); 2];
+    let mut b = 0;
+    while b + 2 <= n {
+        a[0] = accumulate(a[0], block(b), ws, xs, b);
+        a[1] = accumulate(a[1], block(b + 1), ws, xs, b + 1);
+        b += 2;
+    }
+    if b < n {
+        a[0] = accumulate(a[0], block(b), ws, xs, b);
+    }
+    _mm256_add_ps(a[0], a[1])
+}
+
 /// The integer dot product of one 4-bit weight block with one 8-bit activation block, as
 /// 8 lanes of i32 converted to f32.
 #[inline(always)]
@@ -30,7 +104,7 @@ unsafe fn nibble_block(wq: *const u8, xq: *const i8) -> __m256 {
     _mm256_cvtepi32_ps(products)
 }
 
-/// Σ_b scale_w·scale_x·(q_w · q_x) + min_w·sum_x over 4-bit weight blocks; two blocks per
+/// Σ_b scale_w·scale_x·(q_w · q_x) + min_w·sum_x over 4-bit weight blocks, four blocks per
 /// iteration into separate accumulators, so consecutive FMAs do not wait on each other.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn dot_nibbles(
@@ -42,15 +116,11 @@ pub(super) unsafe fn dot_nibbles(
     xq: &[i8],
 ) -> f32 {
     let n = ws.len();
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for b in 0..n {
-        let p = nibble_block(wq.as_ptr().add(b * 16), xq.as_ptr().add(b * 32));
-        let a = &mut acc[b % 4];
-        *a = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p, *a);
-    }
-    let (acc0, acc1) = (_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mins: f32 = wm.iter().zip(xsum).map(|(m, s)| m * s).sum();
-    horizontal_sum(_mm256_add_ps(acc0, acc1)) + mins
+    debug_assert!(xs.len() >= n && wq.len() >= n * 16 && xq.len() >= n * 32);
+    let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
+    let block = |b: usize| nibble_block(wqp.add(b * 16), xqp.add(b * 32));
+    let sum = sum_blocks4(n, block, ws.as_ptr(), xs.as_ptr());
+    horizontal_sum(sum) + mins_dot(wm.as_ptr(), xsum.as_ptr(), n)
 }
 
 /// The integer dot product of one 8-bit weight block with one 8-bit activation block.
@@ -70,14 +140,25 @@ unsafe fn byte_block(wq: *const u8, xq: *const i8) -> __m256 {
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn dot_bytes(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
     let n = ws.len();
-    let mut acc = [_mm256_setzero_ps(); 2];
-    for b in 0..n {
-        let p = byte_block(wq.as_ptr().add(b * 32), xq.as_ptr().add(b * 32));
-        let a = &mut acc[b % 2];
-        *a = _mm256_fmadd_ps(_mm256_set1_ps(ws[b] * xs[b]), p, *a);
-    }
-    let (acc0, acc1) = (acc[0], acc[1]);
-    horizontal_sum(_mm256_add_ps(acc0, acc1))
+    debug_assert!(xs.len() >= n && wq.len() >= n * 32 && xq.len() >= n * 32);
+    let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
+    let block = |b: usize| byte_block(wqp.add(b * 32), xqp.add(b * 32));
+    horizontal_sum(sum_blocks2(n, block, ws.as_ptr(), xs.as_ptr()))
+}
+
+/// [`dot_bytes`] with AVX-VNNI (the same integer products, so the same result).
+#[target_feature(enable = "avx2,fma,avxvnni")]
+pub(super) unsafe fn dot_bytes_vnni(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
+    let n = ws.len();
+    debug_assert!(xs.len() >= n && wq.len() >= n * 32 && xq.len() >= n * 32);
+    let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
+    let block = |b: usize| {
+        let w = _mm256_loadu_si256(wqp.add(b * 32) as *const __m256i);
+        let x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
+        let (u, s) = (_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+        _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s))
+    };
+    horizontal_sum(sum_blocks2(n, block, ws.as_ptr(), xs.as_ptr()))
 }
 
 /// Defines the four-row kernels for one instruction set: `$nibbles` (4-bit weights) and `$bytes`
@@ -122,11 +203,7 @@ macro_rules! four_row_kernels {
             }
             let mut out = [0f32; 4];
             for (j, o) in out.iter_mut().enumerate() {
-                let mins: f32 = wm
-                    .iter()
-                    .zip(&xsums[firsts[j]..firsts[j] + n])
-                    .map(|(m, s)| m * s)
-                    .sum();
+                let mins = mins_dot(wm.as_ptr(), xsums.as_ptr().add(firsts[j]), n);
                 let [a0, a1, a2, a3] = acc[j];
                 let sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
                 *o = horizontal_sum(sum) + mins;
@@ -199,19 +276,15 @@ pub(super) unsafe fn dot_nibbles_vnni(
     let n = ws.len();
     debug_assert!(xs.len() >= n && wq.len() >= n * 16 && xq.len() >= n * 32);
     let low = _mm_set1_epi8(0x0F);
-    let zero = _mm256_setzero_si256();
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let (wsp, wqp, xsp, xqp) = (ws.as_ptr(), wq.as_ptr(), xs.as_ptr(), xq.as_ptr());
-    for b in 0..n {
+    let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
+    let block = |b: usize| {
         let packed = _mm_loadu_si128(wqp.add(b * 16) as *const __m128i);
         let lo = _mm_and_si128(packed, low);
         let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
         let x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
-        let p = _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(zero, _mm256_set_m128i(hi, lo), x));
-        let a = &mut acc[b % 4];
-        *a = _mm256_fmadd_ps(_mm256_set1_ps(*wsp.add(b) * *xsp.add(b)), p, *a);
-    }
-    let (acc0, acc1) = (_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mins: f32 = wm.iter().zip(xsum).map(|(m, s)| m * s).sum();
-    horizontal_sum(_mm256_add_ps(acc0, acc1)) + mins
+        let w = _mm256_set_m128i(hi, lo);
+        _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w, x))
+    };
+    let sum = sum_blocks4(n, block, ws.as_ptr(), xs.as_ptr());
+    horizontal_sum(sum) + mins_dot(wm.as_ptr(), xsum.as_ptr(), n)
 }

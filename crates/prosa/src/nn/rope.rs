@@ -19,6 +19,28 @@ pub enum RopeStyle {
     Interleaved,
 }
 
+/// Rotates one head's vector `v` (head_dim) by the angles of `cos`/`sin` (head_dim/2) into `out`;
+/// `sign` -1 rotates back (the backward pass). The op's own arithmetic, for slice callers.
+pub(crate) fn rotate_head(
+    v: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    style: RopeStyle,
+    sign: f32,
+    out: &mut [f32],
+) {
+    let half = v.len() / 2;
+    for i in 0..half {
+        let (a, b) = match style {
+            RopeStyle::Half => (i, i + half),
+            RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+        };
+        let (ci, si) = (cos[i], sign * sin[i]);
+        out[a] = v[a] * ci - v[b] * si;
+        out[b] = v[b] * ci + v[a] * si;
+    }
+}
+
 struct RopeOp {
     style: RopeStyle,
     /// True for the backward pass: rotate by the opposite angle.
@@ -60,15 +82,7 @@ impl CustomOp3 for RopeOp {
                         &sin[table + p * half..table + (p + 1) * half],
                     );
                     let (o, v) = (&mut out[p * d..(p + 1) * d], &x[p * d..(p + 1) * d]);
-                    for i in 0..half {
-                        let (a, b) = match self.style {
-                            RopeStyle::Half => (i, i + half),
-                            RopeStyle::Interleaved => (2 * i, 2 * i + 1),
-                        };
-                        let (ci, si) = (c[i], sign * s[i]);
-                        o[a] = v[a] * ci - v[b] * si;
-                        o[b] = v[b] * ci + v[a] * si;
-                    }
+                    rotate_head(v, c, s, self.style, sign, o);
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -139,6 +153,16 @@ pub fn rope_tables(
     device: &candle_core::Device,
 ) -> Result<(Tensor, Tensor)> {
     let half = head_dim / 2;
+    let (cos, sin) = rope_angles(positions, head_dim, theta);
+    Ok((
+        Tensor::from_vec(cos, (positions.len(), half), device)?,
+        Tensor::from_vec(sin, (positions.len(), half), device)?,
+    ))
+}
+
+/// The values of [`rope_tables`] as plain vectors (positions × head_dim/2 each).
+pub(crate) fn rope_angles(positions: &[u32], head_dim: usize, theta: f64) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
     let inv_freq: Vec<f64> = (0..half)
         .map(|i| 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64))
         .collect();
@@ -152,8 +176,5 @@ pub fn rope_tables(
             sin.push(angle.sin());
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (positions.len(), half), device)?,
-        Tensor::from_vec(sin, (positions.len(), half), device)?,
-    ))
+    (cos, sin)
 }

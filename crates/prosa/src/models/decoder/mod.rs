@@ -6,11 +6,13 @@
 //! - [`block`]: the pre-norm block both families stack;
 //! - [`model`]: embeddings → blocks → final norm → output layer, folders in and out;
 //! - [`gguf`]: llama.cpp files beside the folder loader; [`chat`]: chat templates;
+//! - `fused_decode`: one token of a quantized Llama on plain buffers (the decode step);
 //! - [`lm`]: `group_texts`, the causal-LM `Trainable`, perplexity, the unigram baseline.
 
 pub mod block;
 pub mod chat;
 pub mod config;
+mod fused_decode;
 pub mod gguf;
 mod gguf_shapes;
 pub mod gpt2;

@@ -3,11 +3,13 @@
 //! folder loads and saves by name.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
 
 use super::block::Block;
 use super::config::{DecoderConfig, DecoderFamily};
+use super::fused_decode::FusedDecoder;
 use super::parts::Parts;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationCache, GenerationConfig, Generator};
@@ -42,6 +44,8 @@ pub struct DecoderModel {
     pub chat_template: Option<String>,
     /// Where the model came from, for error messages.
     pub source: PathBuf,
+    /// The one-token decode plan, made at the first decode step (`None` inside: not fusable).
+    fused: OnceLock<Option<FusedDecoder>>,
 }
 
 impl std::fmt::Debug for DecoderModel {
@@ -87,6 +91,7 @@ impl DecoderModel {
             generation,
             chat_template: None,
             source,
+            fused: OnceLock::new(),
         }
     }
 
@@ -296,6 +301,42 @@ impl DecoderModel {
     /// The input of the first block for `flat` token ids at `flat_positions` (a `shape` of
     /// (batch, seq)): token embeddings plus learned positions (GPT-2), dropout while training,
     /// and the rotary tables (Llama). Ids and positions outside the model are errors.
+    /// Next-token logits (1, 1, vocab) of one token of one unpadded sequence through the fused
+    /// decode step (`fused_decode.rs`), or `None` when the step or the model does not fit it.
+    fn fused_next_token(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
+        cache: &mut KvCache,
+    ) -> Result<Option<Tensor>> {
+        let (Some(token), Some(position)) = (single(ids), single(positions)) else {
+            return Ok(None);
+        };
+        if attention_mask.len() != 1 || attention_mask[0].iter().any(|&m| m != 1) {
+            return Ok(None);
+        }
+        if !self.embed.device().is_cpu() || (token as usize) >= self.config.vocab_size {
+            return Ok(None);
+        }
+        if position as usize >= self.config.max_positions {
+            return Ok(None);
+        }
+        let plan = self.fused.get_or_init(|| {
+            FusedDecoder::plan(&self.config, &self.blocks, &self.final_norm, &self.lm_head)
+        });
+        let Some(plan) = plan else { return Ok(None) };
+        let x = self.embed.get(token as usize)?.to_vec1::<f32>()?;
+        let threads = rayon::current_num_threads();
+        Ok(Some(plan.logits(
+            x,
+            position,
+            cache,
+            &self.lm_head,
+            threads,
+        )?))
+    }
+
     fn embed_tokens(
         &self,
         flat: Vec<u32>,
@@ -449,6 +490,9 @@ impl Generator for DecoderModel {
         attention_mask: &[Vec<u32>],
         cache: &mut KvCache,
     ) -> Result<Tensor> {
+        if let Some(logits) = self.fused_next_token(ids, positions, attention_mask, cache)? {
+            return Ok(logits);
+        }
         let mut ctx = ForwardCtx::eval();
         self.forward(ids, positions, attention_mask, Some(cache), &mut ctx, true)
     }
@@ -465,5 +509,13 @@ impl Generator for DecoderModel {
 impl GenerationCache for KvCache {
     fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
         KvCache::select_rows(self, rows)
+    }
+}
+
+/// The one value of a batch of one row of one position.
+fn single(rows: &[Vec<u32>]) -> Option<u32> {
+    match rows {
+        [row] if row.len() == 1 => Some(row[0]),
+        _ => None,
     }
 }

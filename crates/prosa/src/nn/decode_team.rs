@@ -1,0 +1,182 @@
+//! Threads that stay awake through a decode step.
+//!
+//! A decode step makes ~120 small products (four per layer and the output layer), each a
+//! fraction of a millisecond. Handing each to rayon's pool costs a wake-up of the sleeping
+//! worker and a sleep after it (a sixth of the step in `perf`), because the work between two
+//! products — norms, rotary, attention — is too long for the worker's spinning. Here the
+//! caller (thread 0) drives the step and `threads − 1` helpers, started for the step, wait on
+//! a spinning barrier for products to share: a product is posted, every thread computes its
+//! range of weight rows, and thread 0 puts the ranges together.
+//!
+//! The helpers are plain scoped threads, not pool workers, so a spinning barrier cannot
+//! starve a pool job it waits for. When thread 0 finishes, fails or panics, dropping its
+//! [`Driver`] tells the helpers to stop.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::quantized::{QuantMatrix, QuantizedInput};
+
+/// A barrier whose waiters spin (yielding now and then, should the machine be oversubscribed).
+struct SpinBarrier {
+    threads: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(4096) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// A product posted to the team; `None` tells the helpers to stop.
+type Job = Option<(Arc<QuantMatrix>, Arc<QuantizedInput>)>;
+
+/// What the threads share: the barrier, the posted product, each thread's part.
+struct Shared {
+    barrier: SpinBarrier,
+    job: Mutex<Job>,
+    parts: Vec<Mutex<Vec<f32>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked; the data is plain values.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The rows thread `t` of `threads` computes of a product with `rows` rows.
+fn share(rows: usize, t: usize, threads: usize) -> std::ops::Range<usize> {
+    (rows * t / threads)..(rows * (t + 1) / threads)
+}
+
+/// Thread 0's handle on the team: posts products, and stops the helpers when dropped.
+pub(crate) struct Driver<'a> {
+    shared: &'a Shared,
+    /// Between a product's two barriers (helpers will wait at the second).
+    in_product: std::cell::Cell<bool>,
+}
+
+impl Driver<'_> {
+    /// `x · Wᵀ` for one activation row `x`, shared by the team; equal bit for bit to
+    /// [`QuantMatrix::matmul_rows`] of the same row.
+    pub(crate) fn matvec(&self, matrix: &Arc<QuantMatrix>, x: &[f32]) -> Vec<f32> {
+        let shared = self.shared;
+        let threads = shared.parts.len();
+        if threads == 1 {
+            return matrix.matmul_rows(x);
+        }
+        let input = Arc::new(matrix.quantize_input(x));
+        *lock(&shared.job) = Some((matrix.clone(), input.clone()));
+        shared.barrier.wait();
+        self.in_product.set(true);
+        let rows = matrix.dims().0;
+        let mut out = matrix.dot_rows(&input, share(rows, 0, threads));
+        shared.barrier.wait();
+        self.in_product.set(false);
+        out.reserve(rows - out.len());
+        for part in &shared.parts[1..] {
+            out.extend_from_slice(&lock(part));
+        }
+        out
+    }
+}
+
+impl Drop for Driver<'_> {
+    fn drop(&mut self) {
+        if self.shared.parts.len() > 1 {
+            if self.in_product.get() {
+                // Unwinding out of a product: meet the helpers at its second barrier first.
+                self.shared.barrier.wait();
+            }
+            *lock(&self.shared.job) = None;
+            self.shared.barrier.wait();
+        }
+    }
+}
+
+/// A helper's loop: wait for a product, compute its share, until told to stop.
+fn serve(shared: &Shared, t: usize) {
+    let threads = shared.parts.len();
+    loop {
+        shared.barrier.wait();
+        let Some((matrix, input)) = lock(&shared.job).clone() else {
+            return;
+        };
+        let part = matrix.dot_rows(&input, share(matrix.dims().0, t, threads));
+        *lock(&shared.parts[t]) = part;
+        shared.barrier.wait();
+    }
+}
+
+/// Runs `drive` on the calling thread with a team of `threads` (helpers started for the call
+/// and joined before it returns).
+pub(crate) fn with_team<R>(threads: usize, drive: impl FnOnce(&Driver) -> R) -> R {
+    let threads = threads.max(1);
+    let shared = Shared {
+        barrier: SpinBarrier {
+            threads,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        },
+        job: Mutex::new(None),
+        parts: (0..threads).map(|_| Mutex::new(Vec::new())).collect(),
+    };
+    std::thread::scope(|scope| {
+        for t in 1..threads {
+            let shared = &shared;
+            scope.spawn(move || serve(shared, t));
+        }
+        let driver = Driver {
+            shared: &shared,
+            in_product: std::cell::Cell::new(false),
+        };
+        drive(&driver)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn a_team_product_equals_the_single_thread_one_and_stops_on_error() {
+        let (rows, cols) = (50, 64);
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 31) % 97) as f32 / 48.0 - 1.0)
+            .collect();
+        let w = Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+        let m = Arc::new(QuantMatrix::from_qtensor(&q).unwrap().unwrap());
+        let x: Vec<f32> = (0..cols).map(|i| (i as f32).cos()).collect();
+        let alone = m.matmul_rows(&x);
+        for threads in [1, 2, 3] {
+            let together = with_team(threads, |team| {
+                (0..5).map(|_| team.matvec(&m, &x)).collect::<Vec<_>>()
+            });
+            assert!(together.iter().all(|v| v == &alone), "{threads} threads");
+        }
+        // Thread 0 giving up early still ends the helpers (the call returns).
+        let failed: Result<(), &str> = with_team(2, |team| {
+            team.matvec(&m, &x);
+            Err("stopped")
+        });
+        assert_eq!(failed, Err("stopped"));
+    }
+}
