@@ -174,7 +174,7 @@ impl MultiHeadAttention {
         // fused decode step shares); `None` when the buffers are not f32 in CPU memory.
         if let (Mask::Causal(bias), Some(c)) = (&mask, cache.as_deref()) {
             if seq == 1 && !ctx.train && ctx.attention.is_none() {
-                if let Some(context) = self.decode_step(&q, c, bias)? {
+                if let Some(context) = self.decode_step(&q, c, Some(bias))? {
                     return self.merge_and_project(&context, ctx);
                 }
             }
@@ -246,8 +246,15 @@ impl MultiHeadAttention {
         let mut contexts = Vec::with_capacity(rows);
         for (i, cache) in caches.iter_mut().enumerate() {
             let (keys, values) = cache.append(k.narrow(0, i, 1)?, v.narrow(0, i, 1)?)?;
+            // The decode-step kernel `generate` uses too, so a request served alongside others
+            // gets the tokens it would get alone.
+            let row = q.narrow(0, i, 1)?;
+            if let Some(context) = self.decode_step(&row, cache, None)? {
+                contexts.push(context);
+                continue;
+            }
             // The row's query heads grouped per key/value head, as in the one-token case above.
-            let q = q.narrow(0, i, 1)?.reshape((1, kvh, group, dh))?;
+            let q = row.reshape((1, kvh, group, dh))?;
             let scores = (q.matmul(&keys.t()?)? * scale)?;
             let probs = super::softmax::softmax_last_dim(&scores)?;
             contexts.push(probs.matmul(&values)?.reshape((1, h, 1, dh))?);
@@ -257,15 +264,24 @@ impl MultiHeadAttention {
 
     /// The contexts (batch, heads, 1, d) of one new query per sequence `q` (batch, heads, 1,
     /// d) over `cache` (its newest position included), `bias` (batch, 1, 1, cached) masking
-    /// padding; `None` when the cache is not f32 in CPU memory.
-    fn decode_step(&self, q: &Tensor, cache: &LayerCache, bias: &Tensor) -> Result<Option<Tensor>> {
+    /// padding (`None`: none); `None` when the cache is not f32 in CPU memory.
+    fn decode_step(
+        &self,
+        q: &Tensor,
+        cache: &LayerCache,
+        bias: Option<&Tensor>,
+    ) -> Result<Option<Tensor>> {
         if !q.device().is_cpu() || q.dtype() != DType::F32 {
             return Ok(None);
         }
         let batch = q.dim(0)?;
         let queries = q.flatten_all()?.to_vec1::<f32>()?;
-        let bias = bias.flatten_all()?.to_vec1::<f32>()?;
+        let bias = match bias {
+            Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
         let context = cache.read_f32(|keys, values, capacity, len| {
+            let bias = bias.unwrap_or_else(|| vec![0f32; batch * len]);
             if bias.len() != batch * len {
                 return None;
             }
