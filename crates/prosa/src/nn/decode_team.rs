@@ -5,8 +5,8 @@
 //! worker and a sleep after it (a sixth of the step in `perf`), because the work between two
 //! products — norms, rotary, attention — is too long for the worker's spinning. Here the
 //! caller (thread 0) drives the step and `threads − 1` helpers, started for the step, wait on
-//! a spinning barrier for products to share: a product is posted, every thread computes its
-//! range of weight rows, and thread 0 puts the ranges together.
+//! a spinning barrier for work to share: a product is posted, every thread computes its range
+//! of weight rows, and thread 0 puts the ranges together; an attention is shared by heads.
 //!
 //! The helpers are plain scoped threads, not pool workers, so a spinning barrier cannot
 //! starve a pool job it waits for. When thread 0 finishes, fails or panics, dropping its
@@ -15,6 +15,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use candle_core::Tensor;
+
+use super::decode_attention::{decode_attention_heads, DecodeShape};
+use super::kv_cache::with_cpu_f32;
 use super::quantized::{QuantMatrix, QuantizedInput};
 
 /// A barrier whose waiters spin (yielding now and then, should the machine be oversubscribed).
@@ -44,8 +48,59 @@ impl SpinBarrier {
     }
 }
 
-/// A product posted to the team; `None` tells the helpers to stop.
-type Job = Option<(Arc<QuantMatrix>, Arc<QuantizedInput>)>;
+/// Work the team shares: a product (rows split) or a decode-step attention (heads split).
+#[derive(Clone)]
+enum Work {
+    Product(Arc<QuantMatrix>, Arc<QuantizedInput>),
+    Attention(Arc<AttentionWork>),
+}
+
+/// One sequence's decode-step attention: its queries (heads × head_dim), the layer's cache
+/// buffers (shared tensors, read in place) and the bias over the cached positions.
+pub(crate) struct AttentionWork {
+    /// The new position's query heads, rotated.
+    pub q: Vec<f32>,
+    /// The cached keys (1, kv_heads, capacity, head_dim).
+    pub keys: Tensor,
+    /// The cached values, laid out as the keys.
+    pub values: Tensor,
+    /// Added to the scaled scores, one per cached position.
+    pub bias: Vec<f32>,
+    /// The shapes.
+    pub shape: DecodeShape,
+}
+
+impl Work {
+    /// Thread `t`'s share of the work, of `threads`; empty when a cache buffer cannot be read.
+    fn share(&self, t: usize, threads: usize) -> Vec<f32> {
+        match self {
+            Work::Product(matrix, input) => {
+                matrix.dot_rows(input, share(matrix.dims().0, t, threads))
+            }
+            Work::Attention(a) => {
+                let heads = share(a.shape.heads, t, threads);
+                with_cpu_f32(&a.keys, |keys| {
+                    with_cpu_f32(&a.values, |values| {
+                        decode_attention_heads(&a.q, keys, values, &a.bias, a.shape, heads)
+                    })
+                })
+                .flatten()
+                .unwrap_or_default()
+            }
+        }
+    }
+
+    /// The length of the whole result.
+    fn len(&self) -> usize {
+        match self {
+            Work::Product(matrix, _) => matrix.dims().0,
+            Work::Attention(a) => a.shape.heads * a.shape.head_dim,
+        }
+    }
+}
+
+/// Posted work; `None` tells the helpers to stop.
+type Job = Option<Work>;
 
 /// What the threads share: the barrier, the posted product, each thread's part.
 struct Shared {
@@ -75,20 +130,39 @@ impl Driver<'_> {
     /// `x · Wᵀ` for one activation row `x`, shared by the team; equal bit for bit to
     /// [`QuantMatrix::matmul_rows`] of the same row.
     pub(crate) fn matvec(&self, matrix: &Arc<QuantMatrix>, x: &[f32]) -> Vec<f32> {
-        let shared = self.shared;
-        let threads = shared.parts.len();
-        if threads == 1 {
+        if self.shared.parts.len() == 1 {
             return matrix.matmul_rows(x);
         }
         let input = Arc::new(matrix.quantize_input(x));
-        *lock(&shared.job) = Some((matrix.clone(), input.clone()));
+        self.run(Work::Product(matrix.clone(), input))
+    }
+
+    /// The contexts (heads × head_dim) of a decode-step attention, heads shared by the team;
+    /// equal bit for bit to `decode_attention` over all heads. `None` when a cache buffer is
+    /// not f32 in CPU memory.
+    pub(crate) fn attention(&self, work: AttentionWork) -> Option<Vec<f32>> {
+        let work = Work::Attention(Arc::new(work));
+        let expected = work.len();
+        let context = if self.shared.parts.len() == 1 {
+            work.share(0, 1)
+        } else {
+            self.run(work)
+        };
+        (context.len() == expected).then_some(context)
+    }
+
+    /// Posts `work`, does thread 0's share, and puts the shares together in thread order.
+    fn run(&self, work: Work) -> Vec<f32> {
+        let shared = self.shared;
+        let threads = shared.parts.len();
+        let total = work.len();
+        *lock(&shared.job) = Some(work.clone());
         shared.barrier.wait();
         self.in_product.set(true);
-        let rows = matrix.dims().0;
-        let mut out = matrix.dot_rows(&input, share(rows, 0, threads));
+        let mut out = work.share(0, threads);
         shared.barrier.wait();
         self.in_product.set(false);
-        out.reserve(rows - out.len());
+        out.reserve(total.saturating_sub(out.len()));
         for part in &shared.parts[1..] {
             out.extend_from_slice(&lock(part));
         }
@@ -114,11 +188,10 @@ fn serve(shared: &Shared, t: usize) {
     let threads = shared.parts.len();
     loop {
         shared.barrier.wait();
-        let Some((matrix, input)) = lock(&shared.job).clone() else {
+        let Some(work) = lock(&shared.job).clone() else {
             return;
         };
-        let part = matrix.dot_rows(&input, share(matrix.dims().0, t, threads));
-        *lock(&shared.parts[t]) = part;
+        *lock(&shared.parts[t]) = work.share(t, threads);
         shared.barrier.wait();
     }
 }

@@ -69,6 +69,12 @@ impl LayerCache {
         Ok(Some(read(k, v, capacity, self.len)))
     }
 
+    /// The key and value buffers (batch, kv_heads, capacity, head_dim; shared, not copied) and
+    /// the number of positions cached, once anything is.
+    pub(crate) fn buffers(&self) -> Option<(Tensor, Tensor, usize)> {
+        Some((self.keys.clone()?, self.values.clone()?, self.len))
+    }
+
     /// Positions cached so far.
     pub fn len(&self) -> usize {
         self.len
@@ -88,6 +94,20 @@ fn grow(old: Option<&Tensor>, like: &Tensor, len: usize, capacity: usize) -> Res
         buffer.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
     }
     Ok(buffer)
+}
+
+/// Runs `read` on the f32 values of `t` (contiguous, in CPU memory); `None` otherwise.
+pub(crate) fn with_cpu_f32<R>(t: &Tensor, read: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return None;
+    };
+    let values = cpu.as_slice::<f32>().ok()?;
+    if !layout.is_contiguous() {
+        return None;
+    }
+    let start = layout.start_offset();
+    Some(read(values.get(start..start + t.elem_count())?))
 }
 
 /// The cache of every layer.

@@ -20,8 +20,8 @@ use super::block::{Block, Mlp};
 use super::config::{DecoderConfig, DecoderFamily};
 use crate::error::{Error, Result};
 use crate::nn::attention::Qkv;
-use crate::nn::decode_attention::{decode_attention, DecodeShape};
-use crate::nn::decode_team::{with_team, Driver};
+use crate::nn::decode_attention::DecodeShape;
+use crate::nn::decode_team::{with_team, AttentionWork, Driver};
 use crate::nn::kv_cache::KvCache;
 use crate::nn::norm::{rms_norm_row, Norm};
 use crate::nn::projection::{Projection, Weight};
@@ -204,22 +204,28 @@ impl FusedDecoder {
                 Tensor::from_vec(k, (1, kvh, 1, dh), &self.device)?,
                 Tensor::from_vec(v.to_vec(), (1, kvh, 1, dh), &self.device)?,
             )?;
-            let context = layer_cache
-                .read_f32(|keys, values, capacity, len| {
-                    let shape = DecodeShape {
-                        heads: h,
-                        kv_heads: kvh,
-                        head_dim: dh,
-                        capacity,
-                        len,
-                        scale: self.scale,
-                    };
-                    // One unpadded sequence: nothing is masked.
-                    decode_attention(&q, keys, values, &vec![0f32; len], shape)
-                })?
-                .ok_or_else(|| {
-                    Error::config("decode", "the key/value cache is not f32 in CPU memory")
-                })?;
+            let (keys, values, len) = layer_cache.buffers().ok_or_else(|| {
+                Error::config("decode", "the key/value cache is empty after an append")
+            })?;
+            let shape = DecodeShape {
+                heads: h,
+                kv_heads: kvh,
+                head_dim: dh,
+                capacity: keys.dims()[2],
+                len,
+                scale: self.scale,
+            };
+            // One unpadded sequence: nothing is masked.
+            let work = AttentionWork {
+                q: q.clone(),
+                keys,
+                values,
+                bias: vec![0f32; len],
+                shape,
+            };
+            let context = team.attention(work).ok_or_else(|| {
+                Error::config("decode", "the key/value cache is not f32 in CPU memory")
+            })?;
             add(&mut x, &team.matvec(&layer.out, &context));
             rms_norm_row(&x, &layer.norm2.0, layer.norm2.1, &mut normed);
             let gate_up = team.matvec(&layer.gate_up, &normed);
