@@ -23,15 +23,21 @@ use super::quantized::{QuantMatrix, QuantizedInput};
 
 /// A barrier whose waiters spin (yielding now and then, should the machine be oversubscribed).
 struct SpinBarrier {
-    threads: usize,
+    /// Threads that meet at the barrier: the team's size, lowered before thread 0's first wait
+    /// when a helper could not be started.
+    threads: AtomicUsize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
 }
 
 impl SpinBarrier {
+    fn size(&self) -> usize {
+        self.threads.load(Ordering::Acquire)
+    }
+
     fn wait(&self) {
         let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.size() {
             self.arrived.store(0, Ordering::Relaxed);
             self.generation.fetch_add(1, Ordering::Release);
             return;
@@ -130,7 +136,7 @@ impl Driver<'_> {
     /// `x · Wᵀ` for one activation row `x`, shared by the team; equal bit for bit to
     /// [`QuantMatrix::matmul_rows`] of the same row.
     pub(crate) fn matvec(&self, matrix: &Arc<QuantMatrix>, x: &[f32]) -> Vec<f32> {
-        if self.shared.parts.len() == 1 {
+        if self.shared.barrier.size() == 1 {
             return matrix.matmul_rows(x);
         }
         let input = Arc::new(matrix.quantize_input(x));
@@ -143,7 +149,7 @@ impl Driver<'_> {
     pub(crate) fn attention(&self, work: AttentionWork) -> Option<Vec<f32>> {
         let work = Work::Attention(Arc::new(work));
         let expected = work.len();
-        let context = if self.shared.parts.len() == 1 {
+        let context = if self.shared.barrier.size() == 1 {
             work.share(0, 1)
         } else {
             self.run(work)
@@ -154,7 +160,7 @@ impl Driver<'_> {
     /// Posts `work`, does thread 0's share, and puts the shares together in thread order.
     fn run(&self, work: Work) -> Vec<f32> {
         let shared = self.shared;
-        let threads = shared.parts.len();
+        let threads = shared.barrier.size();
         let total = work.len();
         *lock(&shared.job) = Some(work.clone());
         shared.barrier.wait();
@@ -163,7 +169,7 @@ impl Driver<'_> {
         shared.barrier.wait();
         self.in_product.set(false);
         out.reserve(total.saturating_sub(out.len()));
-        for part in &shared.parts[1..] {
+        for part in &shared.parts[1..threads] {
             out.extend_from_slice(&lock(part));
         }
         out
@@ -172,7 +178,7 @@ impl Driver<'_> {
 
 impl Drop for Driver<'_> {
     fn drop(&mut self) {
-        if self.shared.parts.len() > 1 {
+        if self.shared.barrier.size() > 1 {
             if self.in_product.get() {
                 // Unwinding out of a product: meet the helpers at its second barrier first.
                 self.shared.barrier.wait();
@@ -185,24 +191,23 @@ impl Drop for Driver<'_> {
 
 /// A helper's loop: wait for a product, compute its share, until told to stop.
 fn serve(shared: &Shared, t: usize) {
-    let threads = shared.parts.len();
     loop {
         shared.barrier.wait();
         let Some(work) = lock(&shared.job).clone() else {
             return;
         };
-        *lock(&shared.parts[t]) = work.share(t, threads);
+        *lock(&shared.parts[t]) = work.share(t, shared.barrier.size());
         shared.barrier.wait();
     }
 }
 
-/// Runs `drive` on the calling thread with a team of `threads` (helpers started for the call
-/// and joined before it returns).
+/// Runs `drive` on the calling thread with a team of up to `threads` (helpers started for the
+/// call and joined before it returns; if the system refuses a thread, the team is smaller).
 pub(crate) fn with_team<R>(threads: usize, drive: impl FnOnce(&Driver) -> R) -> R {
     let threads = threads.max(1);
     let shared = Shared {
         barrier: SpinBarrier {
-            threads,
+            threads: AtomicUsize::new(threads),
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
         },
@@ -210,10 +215,17 @@ pub(crate) fn with_team<R>(threads: usize, drive: impl FnOnce(&Driver) -> R) -> 
         parts: (0..threads).map(|_| Mutex::new(Vec::new())).collect(),
     };
     std::thread::scope(|scope| {
+        let mut started = 1;
         for t in 1..threads {
             let shared = &shared;
-            scope.spawn(move || serve(shared, t));
+            let helper = std::thread::Builder::new().spawn_scoped(scope, move || serve(shared, t));
+            if helper.is_err() {
+                break;
+            }
+            started += 1;
         }
+        // Before thread 0's first wait, so the barrier counts only the threads that exist.
+        shared.barrier.threads.store(started, Ordering::Release);
         let driver = Driver {
             shared: &shared,
             in_product: std::cell::Cell::new(false),
