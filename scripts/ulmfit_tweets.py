@@ -84,7 +84,8 @@ def elmo_row(work):
     with open(split / "train.csv", newline="", encoding="utf-8") as f:
         texts = [row["text"] for row in csv.DictReader(f)]
     corpus = work / "tweets-train.txt"
-    corpus.write_text("".join(t.replace("\n", " ") + "\n" for t in texts), encoding="utf-8")
+    # One tweet per paragraph: a blank line between texts, so none runs into the next.
+    corpus.write_text("".join(" ".join(t.split()) + "\n\n" for t in texts), encoding="utf-8")
     bilm = work / "elmo-bilm"
     pretrain_seconds = run(["pretrain", "--arch", "elmo", "--corpus", str(corpus), "--output-dir", str(bilm),
                             *ELMO_PRETRAIN, "--json"], "elmo-bilm", work)
