@@ -45,28 +45,13 @@ impl LayerCache {
     pub(crate) fn read_f32<R>(
         &self,
         read: impl FnOnce(&[f32], &[f32], usize, usize) -> R,
-    ) -> Result<Option<R>> {
-        let (Some(keys), Some(values)) = (&self.keys, &self.values) else {
-            return Ok(None);
-        };
+    ) -> Option<R> {
+        let (keys, values) = (self.keys.as_ref()?, self.values.as_ref()?);
         let capacity = keys.dims()[2];
-        let (k_storage, k_layout) = keys.storage_and_layout();
-        let (v_storage, v_layout) = values.storage_and_layout();
-        let (Storage::Cpu(k_cpu), Storage::Cpu(v_cpu)) = (&*k_storage, &*v_storage) else {
-            return Ok(None);
-        };
-        let (Ok(k), Ok(v)) = (k_cpu.as_slice::<f32>(), v_cpu.as_slice::<f32>()) else {
-            return Ok(None);
-        };
-        if !k_layout.is_contiguous() || !v_layout.is_contiguous() {
-            return Ok(None);
-        }
-        let n = keys.elem_count();
-        let (k, v) = (
-            &k[k_layout.start_offset()..k_layout.start_offset() + n],
-            &v[v_layout.start_offset()..v_layout.start_offset() + n],
-        );
-        Ok(Some(read(k, v, capacity, self.len)))
+        with_cpu_f32(keys, |k| {
+            with_cpu_f32(values, |v| read(k, v, capacity, self.len))
+        })
+        .flatten()
     }
 
     /// The key and value buffers (batch, kv_heads, capacity, head_dim; shared, not copied) and
