@@ -15,15 +15,24 @@ table (Howard & Ruder 2018, Table 6/7 style).
 
     scripts/setup-assets.sh && cargo build --release -p prosa-cli
     python3 scripts/ulmfit_tweets.py [WORK_DIR] [--max-rows N] [--skip-pretraining]
+        [--record DIR] [--only ROW,...]
 
 Prints the table (accuracy, macro-F1, the LMs' validation perplexities, times); every run's
 folder, learning curves and report stay under WORK_DIR. Runs resume: a step whose WORK/NAME.json
 holds a result is not run again (delete it to re-run), so a long full-split run can be stopped
 and started again.
+
+The full split takes about five hours on two cores, longer than one working session, and WORK
+does not outlive a machine. So each finished row also leaves a small record, RECORD/ROW.json
+(its scores, LM perplexities, seconds, the machine's core count), in a folder that is committed
+(`docs/results/ulmfit-tweets-full/` for the full split): a row with a record is not run again,
+the general-domain LM is pretrained only while a row that needs it is missing, and the table is
+printed from the records — so the rows can be run over several sessions (`--only` picks some).
 """
 import argparse
 import csv
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -77,7 +86,7 @@ def run(args, name, work):
 
 def elmo_row(work):
     """Pretrains the biLM on the training split's texts and trains the classifier on its
-    frozen features; returns the table row."""
+    frozen features; returns the row's record."""
     split = work / "split"
     if not (split / "train.csv").exists():
         subprocess.run([PROSA, "data", "split", "--out", str(split)], check=True)
@@ -89,13 +98,10 @@ def elmo_row(work):
     bilm = work / "elmo-bilm"
     pretrain_seconds = run(["pretrain", "--arch", "elmo", "--corpus", str(corpus), "--output-dir", str(bilm),
                             *ELMO_PRETRAIN, "--json"], "elmo-bilm", work)
-    ppl, unigram = lm_results(bilm)
     out = work / "elmo"
     seconds = run(["train", *ELMO_CLASSIFIER, "--pretrained", str(bilm / "model"), "--output-dir", str(out),
                    "--json"], "elmo", work)
-    result = json.loads((work / "elmo.json").read_text())
-    title = "ELMo (biLM on the training tweets, frozen) + scalar mix + dense"
-    return (title, result["accuracy"], result["macro_f1"], ppl, unigram, pretrain_seconds + seconds)
+    return record_of(work / "elmo.json", bilm, pretrain_seconds + seconds)
 
 
 def lm_results(folder):
@@ -104,47 +110,104 @@ def lm_results(folder):
     return r["curve"][-1][1], r["unigram_perplexity"]
 
 
+def record_of(result_path, lm_folder, seconds):
+    """A row's record: the classifier's scores, its LM's perplexities (None without an LM), the
+    wall time and the machine it ran on."""
+    result = json.loads(result_path.read_text())
+    ppl, unigram = lm_results(lm_folder) if lm_folder is not None else (None, None)
+    return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "lm_perplexity": ppl,
+            "unigram_perplexity": unigram, "seconds": seconds, "cores": os.cpu_count(),
+            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def recorded(record_dir, key):
+    """The record of row KEY in RECORD_DIR, or None while the row has not been run."""
+    try:
+        return json.loads((record_dir / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def keep(record_dir, key, record):
+    """Writes row KEY's record (atomically: a half-written record would read as not run)."""
+    record_dir.mkdir(parents=True, exist_ok=True)
+    tmp = record_dir / f"{key}.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(record_dir / f"{key}.json")
+    return record
+
+
+# Every row of the table: key, title. ELMo runs first (its row is ready in ~20 minutes), the
+# ULMFiT rows take about an hour each on the full split.
+TITLES = [("elmo", "ELMo (biLM on the training tweets, frozen) + scalar mix + dense"),
+          *[(key, title) for key, title, _ in ROWS],
+          ("lstm-glove", "LSTM over GloVe (quickstart)")]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("work", nargs="?", default="/tmp/prosa-ulmfit")
     parser.add_argument("--max-rows", type=int, default=None)
     parser.add_argument("--skip-pretraining", action="store_true")
+    parser.add_argument("--record", type=pathlib.Path, default=None,
+                        help="folder of the rows' records (default: docs/results/ulmfit-tweets-full for the "
+                             "full split, WORK/records with --max-rows)")
+    parser.add_argument("--only", default=None, help="comma-separated rows to run: " +
+                        ", ".join(key for key, _ in TITLES))
     a = parser.parse_args()
     work = pathlib.Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
+    record_dir = a.record or (ROOT / "docs/results/ulmfit-tweets-full" if a.max_rows is None else work / "records")
+    keys = [key for key, _ in TITLES]
+    wanted = keys if a.only is None else a.only.split(",")
+    unknown = [key for key in wanted if key not in keys]
+    if unknown:
+        parser.error(f"--only: unknown rows {unknown}; the rows are {keys}")
+    if a.max_rows is not None and "elmo" in wanted:
+        wanted.remove("elmo")  # the subset's split differs from the one `prosa data split` makes
+    todo = [key for key in wanted if recorded(record_dir, key) is None]
+    print(f"records in {record_dir}; to run: {', '.join(todo) or 'nothing'}")
+
     lm = work / "general-lm"
-    if not a.skip_pretraining:
+    needs_lm = any("PRETRAINED" in flags for key, _, flags in ROWS if key in todo)
+    if needs_lm and not a.skip_pretraining:
         corpus = work / "english-2.9M.txt"
         words = write_corpus(english_mix(), corpus)
         print(f"general-domain corpus: {words} words")
         seconds = run(["pretrain", "--arch", "awd-lstm", "--corpus", str(corpus), "--output-dir", str(lm),
                        *PRETRAIN, "--json"], "general-lm", work)
         print(f"general-domain LM: {seconds / 60:.1f} min")
-    ppl, unigram = lm_results(lm)
-    print(f"general-domain LM: validation perplexity {ppl:.1f} (unigram model {unigram:.1f})")
+    if needs_lm:
+        ppl, unigram = lm_results(lm)
+        print(f"general-domain LM: validation perplexity {ppl:.1f} (unigram model {unigram:.1f})")
     rows_flag = ["--max-rows", str(a.max_rows)] if a.max_rows else []
-    # ELMo first: its row is ready in ~20 minutes, the ULMFiT rows take hours on the full split.
-    elmo = elmo_row(work) if a.max_rows is None else None
-    table = []
-    for key, title, flags in ROWS:
-        flags = [f for flag in flags for f in (["--pretrained", str(lm / "model")] if flag == "PRETRAINED" else [flag])]
-        out = work / key
-        seconds = run(["train", *CLASSIFIER, *rows_flag, *flags, "--output-dir", str(out), "--json"], key, work)
-        result = json.loads((work / f"{key}.json").read_text())
-        table.append((title, result["accuracy"], result["macro_f1"], *lm_results(out / "lm"), seconds))
-    if elmo is not None:
-        table.append(elmo)
-    out = work / "lstm-glove"
-    seconds = run(["train", "--arch", "lstm", "--vectors", str(ROOT / "data/vectors/glove.6B.50d.top20k.bin"),
-                   "--hidden", "64", "--epochs", "3", "--lr", "3e-3", "--seed", "42", *rows_flag,
-                   "--output-dir", str(out), "--json"], "lstm-glove", work)
-    result = json.loads((work / "lstm-glove.json").read_text())
-    table.append(("LSTM over GloVe (quickstart)", result["accuracy"], result["macro_f1"], None, None, seconds))
+    for key in todo:
+        if key == "elmo":
+            record = elmo_row(work)
+        elif key == "lstm-glove":
+            seconds = run(["train", "--arch", "lstm", "--vectors", str(ROOT / "data/vectors/glove.6B.50d.top20k.bin"),
+                           "--hidden", "64", "--epochs", "3", "--lr", "3e-3", "--seed", "42", *rows_flag,
+                           "--output-dir", str(work / key), "--json"], key, work)
+            record = record_of(work / f"{key}.json", None, seconds)
+        else:
+            flags = next(flags for k, _, flags in ROWS if k == key)
+            flags = [f for flag in flags for f in (["--pretrained", str(lm / "model")] if flag == "PRETRAINED" else [flag])]
+            seconds = run(["train", *CLASSIFIER, *rows_flag, *flags, "--output-dir", str(work / key), "--json"],
+                          key, work)
+            record = record_of(work / f"{key}.json", work / key / "lm", seconds)
+        keep(record_dir, key, record)
+        print(f"{key}: accuracy {record['accuracy']:.3f}, macro-F1 {record['macro_f1']:.3f} "
+              f"({record['seconds'] / 60:.1f} min) -> {record_dir / (key + '.json')}")
+
     print("\n| model | accuracy | macro-F1 | tweets LM perplexity (unigram) | time |")
     print("| --- | --- | --- | --- | --- |")
-    for title, acc, f1, ppl, unigram, seconds in table:
-        ppl = "—" if ppl is None else f"{ppl:.1f} ({unigram:.1f})"
-        print(f"| {title} | {acc:.3f} | {f1:.3f} | {ppl} | {seconds:.0f} s |")
+    for key, title in TITLES:
+        r = recorded(record_dir, key)
+        if r is None:
+            print(f"| {title} | not run yet | | | |")
+            continue
+        ppl = "—" if r["lm_perplexity"] is None else f"{r['lm_perplexity']:.1f} ({r['unigram_perplexity']:.1f})"
+        print(f"| {title} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {ppl} | {r['seconds'] / 60:.1f} min |")
 
 
 if __name__ == "__main__":

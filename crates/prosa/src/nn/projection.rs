@@ -19,7 +19,7 @@ pub enum Weight {
     Dense(Tensor),
     /// GPT-2's `Conv1D` layout (in, out), f32.
     Conv1d(Tensor),
-    /// A GGUF tensor (out, in) of type Q4_0, Q4_1 or Q8_0, multiplied by prosa's kernels.
+    /// A GGUF tensor (out, in) of type Q4_0, Q4_1, Q8_0 or F16, multiplied by prosa's kernels.
     Blocks(Arc<QuantMatrix>),
     /// A GGUF tensor of another type, multiplied in its quantized form by candle.
     Quantized(Arc<QMatMul>),

@@ -1,5 +1,5 @@
 //! Matrix products with GGUF block-quantized weights (Q4_0, Q4_1, Q8_0), the way llama.cpp does
-//! them: each row of activations is quantized to 8-bit blocks of 32, and every weight block
+//! them (and with F16 weights: `quantized_half.rs`): each row of activations is quantized to 8-bit blocks of 32, and every weight block
 //! meets its activation block in an integer dot product (AVX2 `maddubs`/`madd` when the CPU has
 //! it, plain Rust otherwise), scaled once per block. candle's own kernels for these types are
 //! scalar unless the whole program is compiled for AVX2; these pick it at run time.
@@ -34,6 +34,8 @@ enum Packing {
     Nibbles,
     /// 8-bit signed quants; `w = scale·q`.
     Bytes,
+    /// IEEE half-precision values (`halves`), multiplied with f32 activations.
+    Half,
 }
 
 /// A quantized (rows × cols) weight matrix, multiplied as `x · Wᵀ`.
@@ -44,6 +46,8 @@ pub struct QuantMatrix {
     scales: Vec<f32>,
     mins: Vec<f32>,
     quants: Vec<u8>,
+    /// The values of an F16 matrix (empty for the block packings).
+    halves: Vec<f16>,
 }
 
 impl std::fmt::Debug for QuantMatrix {
@@ -89,9 +93,13 @@ fn quantize_rows(x: &[f32], cols: usize) -> QuantizedRows {
 }
 
 impl QuantMatrix {
-    /// Repacks a GGUF tensor of type Q4_0, Q4_1 or Q8_0 (rows × cols); `None` for other types.
+    /// Repacks a GGUF tensor of type Q4_0, Q4_1, Q8_0 or F16 (rows × cols); `None` for other
+    /// types.
     pub fn from_qtensor(t: &QTensor) -> Result<Option<Self>> {
         let (rows, cols) = t.shape().dims2()?;
+        if t.dtype() == GgmlDType::F16 {
+            return Self::from_f16_bytes(rows, cols, &t.data()?).map(Some);
+        }
         if cols % BLOCK != 0 {
             return Ok(None);
         }
@@ -125,6 +133,7 @@ impl QuantMatrix {
                 0
             }),
             quants: Vec::with_capacity(blocks * if packing == Packing::Nibbles { 16 } else { 32 }),
+            halves: Vec::new(),
         };
         for block in data.chunks_exact(bytes) {
             let d = half(block);
@@ -167,6 +176,10 @@ impl QuantMatrix {
                 .iter()
                 .flat_map(|p| p.quants.iter().copied())
                 .collect(),
+            halves: parts
+                .iter()
+                .flat_map(|p| p.halves.iter().copied())
+                .collect(),
         })
     }
 
@@ -208,6 +221,9 @@ impl QuantMatrix {
 
     /// `x · Wᵀ` for `x` holding whole rows of `cols` values: rows × `rows` values.
     pub fn matmul_rows(&self, values: &[f32]) -> Vec<f32> {
+        if self.packing == Packing::Half {
+            return self.half_matmul_rows(values);
+        }
         let cols = self.cols;
         let m = values.len() / cols.max(1);
         if m >= DEQUANTIZED_GEMM_ROWS {
@@ -302,6 +318,12 @@ impl QuantMatrix {
 
     /// Expands weight row `r` into `out` (cols values).
     fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        if self.packing == Packing::Half {
+            for (o, w) in out.iter_mut().zip(self.half_row(r)) {
+                *o = w.to_f32();
+            }
+            return;
+        }
         let blocks = self.cols / BLOCK;
         for (b, o) in out.chunks_exact_mut(BLOCK).enumerate() {
             let w = r * blocks + b;
@@ -322,6 +344,7 @@ impl QuantMatrix {
                         *o = d * (v as i8) as f32;
                     }
                 }
+                Packing::Half => unreachable!("F16 rows are expanded above"),
             }
         }
     }
@@ -358,6 +381,7 @@ impl QuantMatrix {
                         Packing::Nibbles => x86::dot_nibbles(ws, wm, wq, xs, xsum, xq),
                         Packing::Bytes if vnni() => x86::dot_bytes_vnni(ws, wq, xs, xq),
                         Packing::Bytes => x86::dot_bytes(ws, wq, xs, xq),
+                        Packing::Half => unreachable!("{HALF_ROUTED}"),
                     }
                 };
             }
@@ -383,6 +407,7 @@ impl QuantMatrix {
                         Packing::Bytes if vnni() => x86::dot_bytes_x4_vnni(ws, wq, xs, xq, firsts),
                         Packing::Nibbles => x86::dot_nibbles_x4(ws, wm, wq, xs, xsum, xq, firsts),
                         Packing::Bytes => x86::dot_bytes_x4(ws, wq, xs, xq, firsts),
+                        Packing::Half => unreachable!("{HALF_ROUTED}"),
                     }
                 };
             }
@@ -415,11 +440,16 @@ impl QuantMatrix {
                         .sum();
                     total += self.scales[w] * x.scales[first + b] * dot as f32;
                 }
+                Packing::Half => unreachable!("{HALF_ROUTED}"),
             }
         }
         total
     }
 }
+
+/// F16 matrices never reach the block kernels: `matmul_rows` and `dot_rows` send them to
+/// `quantized_half.rs`.
+const HALF_ROUTED: &str = "an F16 matrix in a block kernel";
 
 #[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
@@ -440,6 +470,9 @@ fn vnni() -> bool {
 #[path = "quantized_x86.rs"]
 mod x86;
 
+#[path = "quantized_half.rs"]
+mod half_rows;
+
 #[path = "quantized_split.rs"]
 mod split;
 pub(crate) use split::QuantizedInput;
@@ -450,7 +483,7 @@ mod tests {
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module};
 
-    fn weights(rows: usize, cols: usize) -> Tensor {
+    pub(super) fn weights(rows: usize, cols: usize) -> Tensor {
         let v: Vec<f32> = (0..rows * cols)
             .map(|i| (i as f32 * 0.37).sin() * 0.8)
             .collect();
@@ -465,82 +498,6 @@ mod tests {
         // rows), 40 the dequantized gemm.
         for m in [3, 6, 40] {
             check_type_products(rows, cols, m, &w);
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn every_four_row_kernel_equals_its_single_row_kernel_bit_for_bit() {
-        if !avx2() {
-            return;
-        }
-        let (rows, cols) = (8, 160);
-        let x: Vec<f32> = (0..4 * cols).map(|i| (i as f32 * 0.13).sin()).collect();
-        let xq = quantize_rows(&x, cols);
-        let n = cols / BLOCK;
-        let firsts = [0, 1, 2, 3].map(|i| i * n);
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-            let q = QTensor::quantize(&weights(rows, cols), dtype).unwrap();
-            let m = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
-            for r in 0..rows {
-                let wb = r * n;
-                let (ws, wm) = (
-                    &m.scales[wb..wb + n],
-                    &m.mins.get(wb..wb + n).unwrap_or(&[]),
-                );
-                // SAFETY: AVX2 and FMA checked above (AVX-VNNI below); every row has n blocks.
-                unsafe {
-                    let (single, four, four_vnni) = match m.packing {
-                        Packing::Nibbles => {
-                            let wq = &m.quants[wb * 16..(wb + n) * 16];
-                            let one = |f: usize| {
-                                x86::dot_nibbles(
-                                    ws,
-                                    wm,
-                                    wq,
-                                    &xq.scales[f..f + n],
-                                    &xq.sums[f..f + n],
-                                    &xq.quants[f * BLOCK..(f + n) * BLOCK],
-                                )
-                            };
-                            (
-                                firsts.map(one),
-                                x86::dot_nibbles_x4(
-                                    ws, wm, wq, &xq.scales, &xq.sums, &xq.quants, firsts,
-                                ),
-                                vnni().then(|| {
-                                    x86::dot_nibbles_x4_vnni(
-                                        ws, wm, wq, &xq.scales, &xq.sums, &xq.quants, firsts,
-                                    )
-                                }),
-                            )
-                        }
-                        Packing::Bytes => {
-                            let wq = &m.quants[wb * 32..(wb + n) * 32];
-                            let one = |f: usize| {
-                                x86::dot_bytes(
-                                    ws,
-                                    wq,
-                                    &xq.scales[f..f + n],
-                                    &xq.quants[f * BLOCK..(f + n) * BLOCK],
-                                )
-                            };
-                            (
-                                firsts.map(one),
-                                x86::dot_bytes_x4(ws, wq, &xq.scales, &xq.quants, firsts),
-                                vnni().then(|| {
-                                    x86::dot_bytes_x4_vnni(ws, wq, &xq.scales, &xq.quants, firsts)
-                                }),
-                            )
-                        }
-                    };
-                    let bits = |v: [f32; 4]| v.map(f32::to_bits);
-                    assert_eq!(bits(four), bits(single), "{dtype:?} row {r}");
-                    if let Some(v) = four_vnni {
-                        assert_eq!(bits(v), bits(single), "{dtype:?} row {r}, AVX-VNNI");
-                    }
-                }
-            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! One activation row multiplied by a quantized matrix in parts — rows `a..b` of the result —
+//! One activation row multiplied by a quantized (or F16) matrix in parts — rows `a..b` of the result —
 //! so the threads of a decode step can share one product: the activations are quantized once
 //! ([`QuantMatrix::quantize_input`]), each thread takes a range of weight rows
 //! ([`QuantMatrix::dot_rows`]). Each row is the same dot product
@@ -7,22 +7,38 @@
 
 use std::ops::Range;
 
-use super::{quantize_rows, QuantMatrix, QuantizedRows, BLOCK};
+use super::{quantize_rows, Packing, QuantMatrix, QuantizedRows, BLOCK};
 
-/// One activation row quantized to 8-bit blocks, shared by the threads of a product.
-pub(crate) struct QuantizedInput(QuantizedRows);
+/// One activation row prepared for a matrix's kernels and shared by the threads of a product:
+/// quantized to 8-bit blocks for the block packings, kept in f32 for F16.
+pub(crate) struct QuantizedInput(Prepared);
+
+enum Prepared {
+    Blocks(QuantizedRows),
+    Floats(Vec<f32>),
+}
 
 impl QuantMatrix {
-    /// `x` (one row of `cols` values) quantized for [`dot_rows`](Self::dot_rows).
+    /// `x` (one row of `cols` values) prepared for [`dot_rows`](Self::dot_rows) of this matrix.
     pub(crate) fn quantize_input(&self, x: &[f32]) -> QuantizedInput {
         debug_assert_eq!(x.len(), self.cols);
-        QuantizedInput(quantize_rows(x, self.cols))
+        match self.packing {
+            Packing::Half => QuantizedInput(Prepared::Floats(x.to_vec())),
+            Packing::Nibbles | Packing::Bytes => {
+                QuantizedInput(Prepared::Blocks(quantize_rows(x, self.cols)))
+            }
+        }
     }
 
-    /// Rows `rows` of `x · Wᵀ`.
+    /// Rows `rows` of `x · Wᵀ`, for an input this matrix (or one of its packing) prepared.
     pub(crate) fn dot_rows(&self, x: &QuantizedInput, rows: Range<usize>) -> Vec<f32> {
-        let blocks = self.cols / BLOCK;
-        rows.map(|r| self.row_dot(r, &x.0, 0, blocks)).collect()
+        match &x.0 {
+            Prepared::Floats(x) => rows.map(|r| self.half_dot(r, x)).collect(),
+            Prepared::Blocks(x) => {
+                let blocks = self.cols / BLOCK;
+                rows.map(|r| self.row_dot(r, x, 0, blocks)).collect()
+            }
+        }
     }
 }
 

@@ -288,3 +288,88 @@ pub(super) unsafe fn dot_nibbles_vnni(
     let sum = sum_blocks4(n, block, ws.as_ptr(), xs.as_ptr());
     horizontal_sum(sum) + mins_dot(wm.as_ptr(), xsum.as_ptr(), n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::quantized::tests::weights;
+    use crate::nn::quantized::{avx2, quantize_rows, vnni, Packing, QuantMatrix, BLOCK};
+    use candle_core::quantized::{GgmlDType, QTensor};
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_four_row_kernel_equals_its_single_row_kernel_bit_for_bit() {
+        if !avx2() {
+            return;
+        }
+        let (rows, cols) = (8, 160);
+        let x: Vec<f32> = (0..4 * cols).map(|i| (i as f32 * 0.13).sin()).collect();
+        let xq = quantize_rows(&x, cols);
+        let n = cols / BLOCK;
+        let firsts = [0, 1, 2, 3].map(|i| i * n);
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&weights(rows, cols), dtype).unwrap();
+            let m = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
+            for r in 0..rows {
+                let wb = r * n;
+                let (ws, wm) = (
+                    &m.scales[wb..wb + n],
+                    &m.mins.get(wb..wb + n).unwrap_or(&[]),
+                );
+                // SAFETY: AVX2 and FMA checked above (AVX-VNNI below); every row has n blocks.
+                unsafe {
+                    let (single, four, four_vnni) = match m.packing {
+                        Packing::Nibbles => {
+                            let wq = &m.quants[wb * 16..(wb + n) * 16];
+                            let one = |f: usize| {
+                                dot_nibbles(
+                                    ws,
+                                    wm,
+                                    wq,
+                                    &xq.scales[f..f + n],
+                                    &xq.sums[f..f + n],
+                                    &xq.quants[f * BLOCK..(f + n) * BLOCK],
+                                )
+                            };
+                            (
+                                firsts.map(one),
+                                dot_nibbles_x4(
+                                    ws, wm, wq, &xq.scales, &xq.sums, &xq.quants, firsts,
+                                ),
+                                vnni().then(|| {
+                                    dot_nibbles_x4_vnni(
+                                        ws, wm, wq, &xq.scales, &xq.sums, &xq.quants, firsts,
+                                    )
+                                }),
+                            )
+                        }
+                        Packing::Bytes => {
+                            let wq = &m.quants[wb * 32..(wb + n) * 32];
+                            let one = |f: usize| {
+                                dot_bytes(
+                                    ws,
+                                    wq,
+                                    &xq.scales[f..f + n],
+                                    &xq.quants[f * BLOCK..(f + n) * BLOCK],
+                                )
+                            };
+                            (
+                                firsts.map(one),
+                                dot_bytes_x4(ws, wq, &xq.scales, &xq.quants, firsts),
+                                vnni().then(|| {
+                                    dot_bytes_x4_vnni(ws, wq, &xq.scales, &xq.quants, firsts)
+                                }),
+                            )
+                        }
+                        Packing::Half => unreachable!("only block types are made above"),
+                    };
+                    let bits = |v: [f32; 4]| v.map(f32::to_bits);
+                    assert_eq!(bits(four), bits(single), "{dtype:?} row {r}");
+                    if let Some(v) = four_vnni {
+                        assert_eq!(bits(v), bits(single), "{dtype:?} row {r}, AVX-VNNI");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! softmax, mixing, residual adds — each allocating its output and checking layouts: for
 //! SmolLM2-135M (30 layers) some 750 ops a token, about half the step beside the integer
 //! products. When every product of the model is one of prosa's quantized matrices (a GGUF file
-//! of Q4_0, Q4_1 or Q8_0 blocks) and one sequence decodes one token, this path runs the step
+//! of Q4_0, Q4_1 or Q8_0 blocks, or F16) and one sequence decodes one token, this path runs the step
 //! on f32 vectors instead, with the same kernels and arithmetic as the ops
 //! ([`rms_norm_row`], [`rotate_head`], the quantized row products, and the decode-step
 //! attention the layers' code also calls); only the two cache writes per layer remain tensor

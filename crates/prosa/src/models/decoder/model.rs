@@ -298,9 +298,20 @@ impl DecoderModel {
         Ok(logits.reshape((rows, self.config.vocab_size))?)
     }
 
-    /// The input of the first block for `flat` token ids at `flat_positions` (a `shape` of
-    /// (batch, seq)): token embeddings plus learned positions (GPT-2), dropout while training,
-    /// and the rotary tables (Llama). Ids and positions outside the model are errors.
+    /// Whether one sequence's one-token decode steps take the fused step (`fused_decode.rs`):
+    /// a Llama whose products are all GGUF Q4_0, Q4_1, Q8_0 or F16 matrices, in CPU memory.
+    pub fn has_fused_decode_step(&self) -> bool {
+        self.embed.device().is_cpu() && self.fused_plan().is_some()
+    }
+
+    fn fused_plan(&self) -> Option<&FusedDecoder> {
+        self.fused
+            .get_or_init(|| {
+                FusedDecoder::plan(&self.config, &self.blocks, &self.final_norm, &self.lm_head)
+            })
+            .as_ref()
+    }
+
     /// Next-token logits (1, 1, vocab) of one token of one unpadded sequence through the fused
     /// decode step (`fused_decode.rs`), or `None` when the step or the model does not fit it.
     fn fused_next_token(
@@ -322,10 +333,9 @@ impl DecoderModel {
         if position as usize >= self.config.max_positions {
             return Ok(None);
         }
-        let plan = self.fused.get_or_init(|| {
-            FusedDecoder::plan(&self.config, &self.blocks, &self.final_norm, &self.lm_head)
-        });
-        let Some(plan) = plan else { return Ok(None) };
+        let Some(plan) = self.fused_plan() else {
+            return Ok(None);
+        };
         let x = self.embed.get(token as usize)?.to_vec1::<f32>()?;
         let threads = rayon::current_num_threads();
         Ok(Some(plan.logits(
@@ -337,6 +347,9 @@ impl DecoderModel {
         )?))
     }
 
+    /// The input of the first block for `flat` token ids at `flat_positions` (a `shape` of
+    /// (batch, seq)): token embeddings plus learned positions (GPT-2), dropout while training,
+    /// and the rotary tables (Llama). Ids and positions outside the model are errors.
     fn embed_tokens(
         &self,
         flat: Vec<u32>,
