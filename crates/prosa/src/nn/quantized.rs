@@ -319,9 +319,8 @@ impl QuantMatrix {
     /// Expands weight row `r` into `out` (cols values).
     fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         if self.packing == Packing::Half {
-            for (o, w) in out.iter_mut().zip(self.half_row(r)) {
-                *o = w.to_f32();
-            }
+            // `half` converts with F16C where the CPU has it.
+            half::slice::HalfFloatSliceExt::convert_to_f32_slice(self.half_row(r), out);
             return;
         }
         let blocks = self.cols / BLOCK;
@@ -371,17 +370,23 @@ impl QuantMatrix {
                     &x.sums[first..first + blocks],
                 );
                 let xq = &x.quants[first * BLOCK..(first + blocks) * BLOCK];
-                // SAFETY: AVX2 and FMA are present (checked; AVX-VNNI where used); every slice
-                // has `blocks` whole blocks (row r of the weights, one row of activations).
+                // SAFETY: AVX2 and FMA are present (checked; the VNNI kind where used); every
+                // slice has `blocks` whole blocks (row r of the weights, one row of activations).
                 return unsafe {
-                    match self.packing {
-                        Packing::Nibbles if vnni() => {
+                    match (self.packing, vnni()) {
+                        (Packing::Nibbles, Some(Vnni::Vex)) => {
                             x86::dot_nibbles_vnni(ws, wm, wq, xs, xsum, xq)
                         }
-                        Packing::Nibbles => x86::dot_nibbles(ws, wm, wq, xs, xsum, xq),
-                        Packing::Bytes if vnni() => x86::dot_bytes_vnni(ws, wq, xs, xq),
-                        Packing::Bytes => x86::dot_bytes(ws, wq, xs, xq),
-                        Packing::Half => unreachable!("{HALF_ROUTED}"),
+                        (Packing::Nibbles, Some(Vnni::Evex)) => {
+                            x86::dot_nibbles_vnni512(ws, wm, wq, xs, xsum, xq)
+                        }
+                        (Packing::Nibbles, None) => x86::dot_nibbles(ws, wm, wq, xs, xsum, xq),
+                        (Packing::Bytes, Some(Vnni::Vex)) => x86::dot_bytes_vnni(ws, wq, xs, xq),
+                        (Packing::Bytes, Some(Vnni::Evex)) => {
+                            x86::dot_bytes_vnni512(ws, wq, xs, xq)
+                        }
+                        (Packing::Bytes, None) => x86::dot_bytes(ws, wq, xs, xq),
+                        (Packing::Half, _) => unreachable!("{HALF_ROUTED}"),
                     }
                 };
             }
@@ -400,14 +405,24 @@ impl QuantMatrix {
                 // SAFETY: as in `row_dot`; each of the four rows has `blocks` whole blocks
                 // from its first block.
                 return unsafe {
-                    match self.packing {
-                        Packing::Nibbles if vnni() => {
+                    match (self.packing, vnni()) {
+                        (Packing::Nibbles, Some(Vnni::Vex)) => {
                             x86::dot_nibbles_x4_vnni(ws, wm, wq, xs, xsum, xq, firsts)
                         }
-                        Packing::Bytes if vnni() => x86::dot_bytes_x4_vnni(ws, wq, xs, xq, firsts),
-                        Packing::Nibbles => x86::dot_nibbles_x4(ws, wm, wq, xs, xsum, xq, firsts),
-                        Packing::Bytes => x86::dot_bytes_x4(ws, wq, xs, xq, firsts),
-                        Packing::Half => unreachable!("{HALF_ROUTED}"),
+                        (Packing::Nibbles, Some(Vnni::Evex)) => {
+                            x86::dot_nibbles_x4_vnni512(ws, wm, wq, xs, xsum, xq, firsts)
+                        }
+                        (Packing::Nibbles, None) => {
+                            x86::dot_nibbles_x4(ws, wm, wq, xs, xsum, xq, firsts)
+                        }
+                        (Packing::Bytes, Some(Vnni::Vex)) => {
+                            x86::dot_bytes_x4_vnni(ws, wq, xs, xq, firsts)
+                        }
+                        (Packing::Bytes, Some(Vnni::Evex)) => {
+                            x86::dot_bytes_x4_vnni512(ws, wq, xs, xq, firsts)
+                        }
+                        (Packing::Bytes, None) => x86::dot_bytes_x4(ws, wq, xs, xq, firsts),
+                        (Packing::Half, _) => unreachable!("{HALF_ROUTED}"),
                     }
                 };
             }
@@ -459,11 +474,32 @@ fn avx2() -> bool {
     })
 }
 
-/// AVX-VNNI (`vpdpbusd` on 256-bit vectors), with AVX2 and FMA.
+/// The encoding of `vpdpbusd` on 256-bit vectors the CPU has (with AVX2 and FMA).
 #[cfg(target_arch = "x86_64")]
-fn vnni() -> bool {
-    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DETECTED.get_or_init(|| avx2() && std::is_x86_feature_detected!("avxvnni"))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vnni {
+    /// AVX-VNNI.
+    Vex,
+    /// AVX-512 VNNI with AVX-512 VL.
+    Evex,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni() -> Option<Vnni> {
+    static DETECTED: std::sync::OnceLock<Option<Vnni>> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        if !avx2() {
+            None
+        } else if std::is_x86_feature_detected!("avxvnni") {
+            Some(Vnni::Vex)
+        } else if std::is_x86_feature_detected!("avx512vnni")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
+            Some(Vnni::Evex)
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(target_arch = "x86_64")]

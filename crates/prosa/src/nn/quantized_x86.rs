@@ -146,21 +146,6 @@ pub(super) unsafe fn dot_bytes(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> 
     horizontal_sum(sum_blocks2(n, block, ws.as_ptr(), xs.as_ptr()))
 }
 
-/// [`dot_bytes`] with AVX-VNNI (the same integer products, so the same result).
-#[target_feature(enable = "avx2,fma,avxvnni")]
-pub(super) unsafe fn dot_bytes_vnni(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
-    let n = ws.len();
-    debug_assert!(xs.len() >= n && wq.len() >= n * 32 && xq.len() >= n * 32);
-    let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
-    let block = |b: usize| {
-        let w = _mm256_loadu_si256(wqp.add(b * 32) as *const __m256i);
-        let x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
-        let (u, s) = (_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-        _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s))
-    };
-    horizontal_sum(sum_blocks2(n, block, ws.as_ptr(), xs.as_ptr()))
-}
-
 /// Defines the four-row kernels for one instruction set: `$nibbles` (4-bit weights) and `$bytes`
 /// (8-bit weights), one weight row against four activation rows (`firsts[j]` is row j's first
 /// block in the activation arrays), each weight block loaded and unpacked once for the four.
@@ -263,42 +248,89 @@ four_row_kernels!(
     |u, s| _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
 );
 
-/// [`dot_nibbles`] with AVX-VNNI.
-#[target_feature(enable = "avx2,fma,avxvnni")]
-pub(super) unsafe fn dot_nibbles_vnni(
-    ws: &[f32],
-    wm: &[f32],
-    wq: &[u8],
-    xs: &[f32],
-    xsum: &[f32],
-    xq: &[i8],
-) -> f32 {
-    let n = ws.len();
-    debug_assert!(xs.len() >= n && wq.len() >= n * 16 && xq.len() >= n * 32);
-    let low = _mm_set1_epi8(0x0F);
-    let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
-    let block = |b: usize| {
-        let packed = _mm_loadu_si128(wqp.add(b * 16) as *const __m128i);
-        let lo = _mm_and_si128(packed, low);
-        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
-        let x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
-        let w = _mm256_set_m128i(hi, lo);
-        _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w, x))
+// The same with AVX-512 VNNI's EVEX encoding on 256-bit vectors.
+four_row_kernels!(
+    "avx2,fma,avx512vnni,avx512vl",
+    dot_nibbles_x4_vnni512,
+    dot_bytes_x4_vnni512,
+    |u, s| _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+);
+
+/// Defines the single-row kernels [`dot_nibbles`] and [`dot_bytes`] for a VNNI instruction set:
+/// `$dot(w, x)` is `vpdpbusd` (maddubs + madd in one instruction, without saturation), so the
+/// integer products and the sums are those of the AVX2 kernels: the same result.
+macro_rules! vnni_row_kernels {
+    ($features:literal, $nibbles:ident, $bytes:ident, |$w:ident, $x:ident| $dot:expr) => {
+        #[doc = concat!("[`dot_nibbles`] with ", $features, ".")]
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $nibbles(
+            ws: &[f32],
+            wm: &[f32],
+            wq: &[u8],
+            xs: &[f32],
+            xsum: &[f32],
+            xq: &[i8],
+        ) -> f32 {
+            let n = ws.len();
+            debug_assert!(xs.len() >= n && wq.len() >= n * 16 && xq.len() >= n * 32);
+            let low = _mm_set1_epi8(0x0F);
+            let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
+            let block = |b: usize| {
+                let packed = _mm_loadu_si128(wqp.add(b * 16) as *const __m128i);
+                let lo = _mm_and_si128(packed, low);
+                let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+                let $x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
+                let $w = _mm256_set_m128i(hi, lo);
+                _mm256_cvtepi32_ps($dot)
+            };
+            let sum = sum_blocks4(n, block, ws.as_ptr(), xs.as_ptr());
+            horizontal_sum(sum) + mins_dot(wm.as_ptr(), xsum.as_ptr(), n)
+        }
+
+        #[doc = concat!("[`dot_bytes`] with ", $features, ".")]
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $bytes(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
+            let n = ws.len();
+            debug_assert!(xs.len() >= n && wq.len() >= n * 32 && xq.len() >= n * 32);
+            let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
+            let block = |b: usize| {
+                let w = _mm256_loadu_si256(wqp.add(b * 32) as *const __m256i);
+                let x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
+                // The unsigned operand is |w|; the activations carry w's sign.
+                let ($w, $x) = (_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+                _mm256_cvtepi32_ps($dot)
+            };
+            horizontal_sum(sum_blocks2(n, block, ws.as_ptr(), xs.as_ptr()))
+        }
     };
-    let sum = sum_blocks4(n, block, ws.as_ptr(), xs.as_ptr());
-    horizontal_sum(sum) + mins_dot(wm.as_ptr(), xsum.as_ptr(), n)
 }
+
+// AVX-VNNI (VEX encoding: Intel from Alder Lake, AMD from Zen 5).
+vnni_row_kernels!(
+    "avx2,fma,avxvnni",
+    dot_nibbles_vnni,
+    dot_bytes_vnni,
+    |w, x| _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w, x)
+);
+
+// AVX-512 VNNI on 256-bit vectors (EVEX encoding: Ice Lake and later Xeons, AMD Zen 4).
+vnni_row_kernels!(
+    "avx2,fma,avx512vnni,avx512vl",
+    dot_nibbles_vnni512,
+    dot_bytes_vnni512,
+    |w, x| _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nn::quantized::tests::weights;
-    use crate::nn::quantized::{avx2, quantize_rows, vnni, Packing, QuantMatrix, BLOCK};
+    use crate::nn::quantized::{avx2, quantize_rows, vnni, Packing, QuantMatrix, Vnni, BLOCK};
     use candle_core::quantized::{GgmlDType, QTensor};
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn every_four_row_kernel_equals_its_single_row_kernel_bit_for_bit() {
+    fn every_kernel_equals_the_avx2_single_row_kernel_bit_for_bit() {
         if !avx2() {
             return;
         }
@@ -307,67 +339,88 @@ mod tests {
         let xq = quantize_rows(&x, cols);
         let n = cols / BLOCK;
         let firsts = [0, 1, 2, 3].map(|i| i * n);
+        let (xs, xsums, xqs) = (&xq.scales[..], &xq.sums[..], &xq.quants[..]);
+        let row = |f: usize| {
+            (
+                &xs[f..f + n],
+                &xsums[f..f + n],
+                &xqs[f * BLOCK..(f + n) * BLOCK],
+            )
+        };
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
             let q = QTensor::quantize(&weights(rows, cols), dtype).unwrap();
             let m = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
             for r in 0..rows {
                 let wb = r * n;
-                let (ws, wm) = (
-                    &m.scales[wb..wb + n],
-                    &m.mins.get(wb..wb + n).unwrap_or(&[]),
-                );
-                // SAFETY: AVX2 and FMA checked above (AVX-VNNI below); every row has n blocks.
-                unsafe {
-                    let (single, four, four_vnni) = match m.packing {
+                let (ws, wm) = (&m.scales[wb..wb + n], m.mins.get(wb..wb + n).unwrap_or(&[]));
+                // SAFETY: AVX2 and FMA checked above, each VNNI kind where `vnni()` finds it;
+                // every row has n blocks.
+                let (single, others): ([f32; 4], Vec<(&str, [f32; 4])>) = unsafe {
+                    match m.packing {
                         Packing::Nibbles => {
                             let wq = &m.quants[wb * 16..(wb + n) * 16];
                             let one = |f: usize| {
-                                dot_nibbles(
-                                    ws,
-                                    wm,
-                                    wq,
-                                    &xq.scales[f..f + n],
-                                    &xq.sums[f..f + n],
-                                    &xq.quants[f * BLOCK..(f + n) * BLOCK],
-                                )
+                                let (s, sums, q) = row(f);
+                                dot_nibbles(ws, wm, wq, s, sums, q)
                             };
-                            (
-                                firsts.map(one),
-                                dot_nibbles_x4(
-                                    ws, wm, wq, &xq.scales, &xq.sums, &xq.quants, firsts,
-                                ),
-                                vnni().then(|| {
-                                    dot_nibbles_x4_vnni(
-                                        ws, wm, wq, &xq.scales, &xq.sums, &xq.quants, firsts,
-                                    )
-                                }),
-                            )
+                            let mut others =
+                                vec![("x4", dot_nibbles_x4(ws, wm, wq, xs, xsums, xqs, firsts))];
+                            let kind = vnni();
+                            if kind == Some(Vnni::Vex) {
+                                let one_vnni = |f: usize| {
+                                    let (s, sums, q) = row(f);
+                                    dot_nibbles_vnni(ws, wm, wq, s, sums, q)
+                                };
+                                others.push(("vnni", firsts.map(one_vnni)));
+                                let four = dot_nibbles_x4_vnni(ws, wm, wq, xs, xsums, xqs, firsts);
+                                others.push(("vnni x4", four));
+                            }
+                            if kind == Some(Vnni::Evex) {
+                                let one_vnni = |f: usize| {
+                                    let (s, sums, q) = row(f);
+                                    dot_nibbles_vnni512(ws, wm, wq, s, sums, q)
+                                };
+                                others.push(("vnni512", firsts.map(one_vnni)));
+                                let four =
+                                    dot_nibbles_x4_vnni512(ws, wm, wq, xs, xsums, xqs, firsts);
+                                others.push(("vnni512 x4", four));
+                            }
+                            (firsts.map(one), others)
                         }
                         Packing::Bytes => {
                             let wq = &m.quants[wb * 32..(wb + n) * 32];
                             let one = |f: usize| {
-                                dot_bytes(
-                                    ws,
-                                    wq,
-                                    &xq.scales[f..f + n],
-                                    &xq.quants[f * BLOCK..(f + n) * BLOCK],
-                                )
+                                let (s, _, q) = row(f);
+                                dot_bytes(ws, wq, s, q)
                             };
-                            (
-                                firsts.map(one),
-                                dot_bytes_x4(ws, wq, &xq.scales, &xq.quants, firsts),
-                                vnni().then(|| {
-                                    dot_bytes_x4_vnni(ws, wq, &xq.scales, &xq.quants, firsts)
-                                }),
-                            )
+                            let mut others = vec![("x4", dot_bytes_x4(ws, wq, xs, xqs, firsts))];
+                            let kind = vnni();
+                            if kind == Some(Vnni::Vex) {
+                                let one_vnni = |f: usize| {
+                                    let (s, _, q) = row(f);
+                                    dot_bytes_vnni(ws, wq, s, q)
+                                };
+                                others.push(("vnni", firsts.map(one_vnni)));
+                                others
+                                    .push(("vnni x4", dot_bytes_x4_vnni(ws, wq, xs, xqs, firsts)));
+                            }
+                            if kind == Some(Vnni::Evex) {
+                                let one_vnni = |f: usize| {
+                                    let (s, _, q) = row(f);
+                                    dot_bytes_vnni512(ws, wq, s, q)
+                                };
+                                others.push(("vnni512", firsts.map(one_vnni)));
+                                let four = dot_bytes_x4_vnni512(ws, wq, xs, xqs, firsts);
+                                others.push(("vnni512 x4", four));
+                            }
+                            (firsts.map(one), others)
                         }
                         Packing::Half => unreachable!("only block types are made above"),
-                    };
-                    let bits = |v: [f32; 4]| v.map(f32::to_bits);
-                    assert_eq!(bits(four), bits(single), "{dtype:?} row {r}");
-                    if let Some(v) = four_vnni {
-                        assert_eq!(bits(v), bits(single), "{dtype:?} row {r}, AVX-VNNI");
                     }
+                };
+                let bits = |v: [f32; 4]| v.map(f32::to_bits);
+                for (name, v) in others {
+                    assert_eq!(bits(v), bits(single), "{dtype:?} row {r}, {name}");
                 }
             }
         }
