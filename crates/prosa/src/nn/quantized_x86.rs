@@ -1,6 +1,7 @@
-//! The AVX2 dot products of [`super`]: one 4- or 8-bit weight row against one row of 8-bit
-//! activations, or against four rows at once (each weight block loaded and unpacked once for
-//! the four: continuous batching decodes several sequences per step).
+//! The dot products of [`super`] on x86 — AVX2, and the same with AVX-VNNI or AVX-512 VNNI: one
+//! 4- or 8-bit weight row against one row of 8-bit activations, or against four rows at once
+//! (each weight block loaded and unpacked once for the four: continuous batching decodes
+//! several sequences per step).
 //!
 //! Every kernel sums in the same order — block `b` into accumulator `b % 4` (4-bit weights) or
 //! `b % 2` (8-bit), then the accumulators pairwise — so a row gets bit-identical results alone
@@ -88,62 +89,6 @@ unsafe fn sum_blocks2(
         a[0] = accumulate(a[0], block(b), ws, xs, b);
     }
     _mm256_add_ps(a[0], a[1])
-}
-
-/// The integer dot product of one 4-bit weight block with one 8-bit activation block, as
-/// 8 lanes of i32 converted to f32.
-#[inline(always)]
-unsafe fn nibble_block(wq: *const u8, xq: *const i8) -> __m256 {
-    let low = _mm_set1_epi8(0x0F);
-    let packed = _mm_loadu_si128(wq as *const __m128i);
-    let lo = _mm_and_si128(packed, low);
-    let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
-    let w = _mm256_set_m128i(hi, lo);
-    let x = _mm256_loadu_si256(xq as *const __m256i);
-    let products = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
-    _mm256_cvtepi32_ps(products)
-}
-
-/// Σ_b scale_w·scale_x·(q_w · q_x) + min_w·sum_x over 4-bit weight blocks, four blocks per
-/// iteration into separate accumulators, so consecutive FMAs do not wait on each other.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn dot_nibbles(
-    ws: &[f32],
-    wm: &[f32],
-    wq: &[u8],
-    xs: &[f32],
-    xsum: &[f32],
-    xq: &[i8],
-) -> f32 {
-    let n = ws.len();
-    debug_assert!(xs.len() >= n && wq.len() >= n * 16 && xq.len() >= n * 32);
-    let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
-    let block = |b: usize| nibble_block(wqp.add(b * 16), xqp.add(b * 32));
-    let sum = sum_blocks4(n, block, ws.as_ptr(), xs.as_ptr());
-    horizontal_sum(sum) + mins_dot(wm.as_ptr(), xsum.as_ptr(), n)
-}
-
-/// The integer dot product of one 8-bit weight block with one 8-bit activation block.
-#[inline(always)]
-unsafe fn byte_block(wq: *const u8, xq: *const i8) -> __m256 {
-    let w = _mm256_loadu_si256(wq as *const __m256i);
-    let x = _mm256_loadu_si256(xq as *const __m256i);
-    // maddubs needs an unsigned operand: |w| and x carrying w's sign.
-    let products = _mm256_madd_epi16(
-        _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
-        _mm256_set1_epi16(1),
-    );
-    _mm256_cvtepi32_ps(products)
-}
-
-/// Σ_b scale_w·scale_x·(q_w · q_x) over 8-bit weight blocks, two blocks per iteration.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn dot_bytes(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
-    let n = ws.len();
-    debug_assert!(xs.len() >= n && wq.len() >= n * 32 && xq.len() >= n * 32);
-    let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
-    let block = |b: usize| byte_block(wqp.add(b * 32), xqp.add(b * 32));
-    horizontal_sum(sum_blocks2(n, block, ws.as_ptr(), xs.as_ptr()))
 }
 
 /// Defines the four-row kernels for one instruction set: `$nibbles` (4-bit weights) and `$bytes`
@@ -236,32 +181,15 @@ macro_rules! four_row_kernels {
     };
 }
 
-four_row_kernels!("avx2,fma", dot_nibbles_x4, dot_bytes_x4, |u, s| {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
-});
-
-// AVX-VNNI: `vpdpbusd` does maddubs + madd in one instruction (and without saturation).
-four_row_kernels!(
-    "avx2,fma,avxvnni",
-    dot_nibbles_x4_vnni,
-    dot_bytes_x4_vnni,
-    |u, s| _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
-);
-
-// The same with AVX-512 VNNI's EVEX encoding on 256-bit vectors.
-four_row_kernels!(
-    "avx2,fma,avx512vnni,avx512vl",
-    dot_nibbles_x4_vnni512,
-    dot_bytes_x4_vnni512,
-    |u, s| _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-);
-
-/// Defines the single-row kernels [`dot_nibbles`] and [`dot_bytes`] for a VNNI instruction set:
-/// `$dot(w, x)` is `vpdpbusd` (maddubs + madd in one instruction, without saturation), so the
-/// integer products and the sums are those of the AVX2 kernels: the same result.
-macro_rules! vnni_row_kernels {
+/// Defines the single-row kernels for one instruction set: `$nibbles` (Σ_b scale_w·scale_x·
+/// (q_w · q_x) + min_w·sum_x over 4-bit weight blocks, four blocks per iteration into separate
+/// accumulators, so consecutive FMAs do not wait on each other) and `$bytes` (8-bit weights,
+/// two blocks per iteration). `$dot(w, x)` is the integer dot product of 32 unsigned by 32
+/// signed bytes summed in groups of four into eight i32 lanes: AVX2's maddubs + madd, or VNNI's
+/// `vpdpbusd` doing both in one instruction — the same products and sums, the same result.
+macro_rules! row_kernels {
     ($features:literal, $nibbles:ident, $bytes:ident, |$w:ident, $x:ident| $dot:expr) => {
-        #[doc = concat!("[`dot_nibbles`] with ", $features, ".")]
+        #[doc = concat!("One 4-bit weight row against one activation row (", $features, ").")]
         #[target_feature(enable = $features)]
         pub(super) unsafe fn $nibbles(
             ws: &[f32],
@@ -287,7 +215,7 @@ macro_rules! vnni_row_kernels {
             horizontal_sum(sum) + mins_dot(wm.as_ptr(), xsum.as_ptr(), n)
         }
 
-        #[doc = concat!("[`dot_bytes`] with ", $features, ".")]
+        #[doc = concat!("One 8-bit weight row against one activation row (", $features, ").")]
         #[target_feature(enable = $features)]
         pub(super) unsafe fn $bytes(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
             let n = ws.len();
@@ -305,19 +233,44 @@ macro_rules! vnni_row_kernels {
     };
 }
 
-// AVX-VNNI (VEX encoding: Intel from Alder Lake, AMD from Zen 5).
-vnni_row_kernels!(
+/// The single- and four-row kernels of one instruction set.
+macro_rules! kernels {
+    ($features:literal, [$nibbles:ident, $bytes:ident, $nibbles4:ident, $bytes4:ident],
+     |$w:ident, $x:ident| $dot:expr) => {
+        row_kernels!($features, $nibbles, $bytes, |$w, $x| $dot);
+        four_row_kernels!($features, $nibbles4, $bytes4, |$w, $x| $dot);
+    };
+}
+
+// AVX2: maddubs (u8 × i8 pairs summed to i16), then madd with ones (pairs summed to i32).
+kernels!(
+    "avx2,fma",
+    [dot_nibbles, dot_bytes, dot_nibbles_x4, dot_bytes_x4],
+    |w, x| _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+);
+
+// AVX-VNNI (VEX encoding: Intel from Alder Lake, AMD from Zen 5): `vpdpbusd` does maddubs +
+// madd in one instruction (and without saturation).
+kernels!(
     "avx2,fma,avxvnni",
-    dot_nibbles_vnni,
-    dot_bytes_vnni,
+    [
+        dot_nibbles_vnni,
+        dot_bytes_vnni,
+        dot_nibbles_x4_vnni,
+        dot_bytes_x4_vnni
+    ],
     |w, x| _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w, x)
 );
 
 // AVX-512 VNNI on 256-bit vectors (EVEX encoding: Ice Lake and later Xeons, AMD Zen 4).
-vnni_row_kernels!(
+kernels!(
     "avx2,fma,avx512vnni,avx512vl",
-    dot_nibbles_vnni512,
-    dot_bytes_vnni512,
+    [
+        dot_nibbles_vnni512,
+        dot_bytes_vnni512,
+        dot_nibbles_x4_vnni512,
+        dot_bytes_x4_vnni512
+    ],
     |w, x| _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
 );
 
