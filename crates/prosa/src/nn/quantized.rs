@@ -1,8 +1,9 @@
 //! Matrix products with GGUF block-quantized weights (Q4_0, Q4_1, Q8_0), the way llama.cpp does
-//! them (and with F16 weights: `quantized_half.rs`): each row of activations is quantized to 8-bit blocks of 32, and every weight block
-//! meets its activation block in an integer dot product (AVX2 `maddubs`/`madd` when the CPU has
-//! it, plain Rust otherwise), scaled once per block. candle's own kernels for these types are
-//! scalar unless the whole program is compiled for AVX2; these pick it at run time.
+//! them (F16 weights: `quantized_half.rs`): each row of activations is quantized to 8-bit blocks
+//! of 32, and every weight block meets its activation block in an integer dot product (AVX2
+//! `maddubs`/`madd`, or `vpdpbusd` in its AVX-VNNI or AVX-512 VNNI encoding, whichever the CPU
+//! has; plain Rust otherwise), scaled once per block. candle's own kernels for these types are
+//! scalar unless the whole program is compiled for AVX2; these pick theirs at run time.
 //!
 //! Weights are repacked at load: per block a scale, a minimum (Q4 types; Q4_0's is `−8·scale`)
 //! and the packed quants, so the inner loop reads three flat arrays.
