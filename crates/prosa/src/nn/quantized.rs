@@ -21,10 +21,11 @@ const BLOCK: usize = 32;
 /// Adding and subtracting 1.5·2²³ rounds an f32 of magnitude below 2²² to the nearest integer.
 const ROUNDING: f32 = 12_582_912.0;
 
-/// From this many activation rows on, weights are expanded to f32 tile by tile and multiplied
-/// by a gemm (faster than integer dot products once a weight tile is reused enough: long
-/// prompts). Fewer rows — decode steps, continuous batches of up to 63 sequences, short
-/// prompts — take the integer kernels, whose results do not depend on the number of rows.
+/// From this many activation rows on (long prompts), products go through the integer tile
+/// kernels (`quantized_tiles.rs`: eight weight rows × four activation rows per pass, VNNI), or,
+/// without VNNI, weights are expanded to f32 tile by tile and multiplied by a gemm. Fewer rows —
+/// decode steps, continuous batches of up to 63 sequences, short prompts — take the integer row
+/// kernels, whose results do not depend on the number of rows.
 pub const DEQUANTIZED_GEMM_ROWS: usize = 64;
 
 /// The packing of the quants.
@@ -228,7 +229,10 @@ impl QuantMatrix {
         let cols = self.cols;
         let m = values.len() / cols.max(1);
         if m >= DEQUANTIZED_GEMM_ROWS {
-            return self.matmul_dequantized(values, m);
+            return match self.matmul_tiles(values, m) {
+                Some(out) => out,
+                None => self.matmul_dequantized(values, m),
+            };
         }
         let xq = quantize_rows(values, cols);
         let mut out = vec![0f32; m * self.rows];
@@ -509,6 +513,9 @@ mod x86;
 
 #[path = "quantized_half.rs"]
 mod half_rows;
+
+#[path = "quantized_tiles.rs"]
+mod tiles;
 
 #[path = "quantized_split.rs"]
 mod split;

@@ -1,0 +1,354 @@
+//! Long prompts through integer tiles: the product of many activation rows (a prompt of 64
+//! tokens or more) with 4- or 8-bit block weights, kept in 8-bit integers end to end, the way
+//! llama.cpp's repacked kernels do it — instead of expanding the weights to f32 for a gemm.
+//!
+//! Each task takes a range of weight rows and repacks them eight at a time into a *panel*: per
+//! block of 32 values, eight 32-byte chunks, chunk `c` holding values `4c..4c+4` of each of the
+//! eight rows side by side. One `vpdpbusd` of a chunk with four activation bytes broadcast to
+//! every lane then advances eight dot products at once, one per i32 lane, with no horizontal sums;
+//! a pass multiplies one panel with four activation rows, and a panel (at most 12 KB) stays in
+//! L1 while every activation row streams past it.
+//!
+//! `vpdpbusd` multiplies unsigned by signed bytes. 4-bit quants are unsigned (0–15) and the
+//! activations are the signed operand; for 8-bit weights the activations are offset to unsigned
+//! (`q + 128`, an XOR with 0x80) and each block's sum starts at `−128·Σ w`, which the offset adds
+//! back. So the integer sums are exact, and each row's result is the same whether it is
+//! multiplied with three others or alone (every row runs the same operations in the same order).
+//!
+//! The kernels need VNNI (AVX-VNNI or AVX-512 VNNI); without it [`QuantMatrix::matmul_tiles`]
+//! answers `None` and the caller takes the f32 gemm path.
+
+use rayon::prelude::*;
+
+use super::{quantize_rows, Packing, QuantMatrix, BLOCK};
+
+/// Weight rows per panel: the eight i32 lanes of a 256-bit vector.
+const PANEL: usize = 8;
+
+/// Activation rows per kernel pass.
+const PASS: usize = 4;
+
+/// One panel's weights in the kernels' layout.
+struct Panel {
+    /// Per block, eight chunks of eight words of four bytes (values `4c..4c + 4` of row `r` in
+    /// word `r` of chunk `c`): 4-bit quants unpacked to bytes, or 8-bit quants as they are.
+    quants: Vec<u32>,
+    /// Per block, the eight rows' scales.
+    scales: Vec<f32>,
+    /// Per block, the eight rows' minimums (4-bit packings; zero for 8-bit ones).
+    mins: Vec<f32>,
+    /// Per block, `−128·Σ q` for each row (8-bit packing; zero for 4-bit ones).
+    offsets: Vec<i32>,
+}
+
+impl Panel {
+    fn new(blocks: usize) -> Self {
+        Self {
+            quants: vec![0; blocks * 8 * PANEL],
+            scales: vec![0.0; blocks * PANEL],
+            mins: vec![0.0; blocks * PANEL],
+            offsets: vec![0; blocks * PANEL],
+        }
+    }
+}
+
+/// The activation rows in the kernels' form: 8-bit quants (offset to unsigned for 8-bit
+/// weights), per block the scale and scale × Σq.
+struct Activations {
+    quants: Vec<u8>,
+    scales: Vec<f32>,
+    sums: Vec<f32>,
+}
+
+impl QuantMatrix {
+    /// `x · Wᵀ` for `m` activation rows through the integer tile kernels, or `None` where this
+    /// CPU lacks VNNI or the matrix is not a block packing.
+    pub(super) fn matmul_tiles(&self, x: &[f32], m: usize) -> Option<Vec<f32>> {
+        let kernel = tile_kernel(self.packing)?;
+        let blocks = self.cols / BLOCK;
+        let q = quantize_rows(x, self.cols);
+        let offset = if self.packing == Packing::Bytes {
+            0x80
+        } else {
+            0
+        };
+        let activations = Activations {
+            quants: q.quants.iter().map(|&v| v as u8 ^ offset).collect(),
+            scales: q.scales,
+            sums: q.sums,
+        };
+        // A few tasks per thread, each a whole number of panels.
+        let tasks = 4 * rayon::current_num_threads();
+        let task_rows = (self.rows.div_ceil(tasks).div_ceil(PANEL) * PANEL).max(PANEL);
+        let parts: Vec<(usize, Vec<f32>)> = (0..self.rows)
+            .step_by(task_rows)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|start| {
+                let n = task_rows.min(self.rows - start);
+                let mut part = vec![0f32; m * n];
+                let mut panel = Panel::new(blocks);
+                for first in (start..start + n).step_by(PANEL) {
+                    let width = PANEL.min(start + n - first);
+                    self.pack_panel(first, width, &mut panel);
+                    let column = first - start;
+                    for i in (0..m).step_by(PASS) {
+                        let sums = kernel(&panel, &activations, blocks, i, PASS.min(m - i));
+                        for (j, lanes) in sums.iter().enumerate().take(PASS.min(m - i)) {
+                            let at = (i + j) * n + column;
+                            part[at..at + width].copy_from_slice(&lanes[..width]);
+                        }
+                    }
+                }
+                (start, part)
+            })
+            .collect();
+        let mut out = vec![0f32; m * self.rows];
+        for (start, part) in parts {
+            let n = part.len() / m;
+            for (i, row) in part.chunks_exact(n).enumerate() {
+                out[i * self.rows + start..i * self.rows + start + n].copy_from_slice(row);
+            }
+        }
+        Some(out)
+    }
+
+    /// Repacks weight rows `first..first + width` (`width` ≤ 8) into `panel`; missing rows
+    /// are zero.
+    fn pack_panel(&self, first: usize, width: usize, panel: &mut Panel) {
+        let blocks = self.cols / BLOCK;
+        if width < PANEL {
+            panel.quants.fill(0);
+            panel.scales.fill(0.0);
+            panel.mins.fill(0.0);
+            panel.offsets.fill(0);
+        }
+        let nibbles = self.packing == Packing::Nibbles;
+        for b in 0..blocks {
+            let chunks: &mut [u32; 8 * PANEL] = (&mut panel.quants
+                [b * 8 * PANEL..(b + 1) * 8 * PANEL])
+                .try_into()
+                .expect("a panel block is 64 words");
+            for r in 0..width {
+                let (w, lane) = ((first + r) * blocks + b, b * PANEL + r);
+                panel.scales[lane] = self.scales[w];
+                // The block's 32 values as eight words of four bytes, word c into chunk c.
+                if nibbles {
+                    let q: &[u8; 16] = self.quants[w * 16..(w + 1) * 16]
+                        .try_into()
+                        .expect("a 4-bit block is 16 bytes");
+                    for c in 0..4 {
+                        let four = u32::from_le_bytes([
+                            q[4 * c],
+                            q[4 * c + 1],
+                            q[4 * c + 2],
+                            q[4 * c + 3],
+                        ]);
+                        // Chunks 0–3 are the low nibbles (values 0–15), 4–7 the high ones.
+                        chunks[c * PANEL + r] = four & 0x0F0F_0F0F;
+                        chunks[(c + 4) * PANEL + r] = (four >> 4) & 0x0F0F_0F0F;
+                    }
+                    panel.mins[lane] = self.mins[w];
+                } else {
+                    let q: &[u8; 32] = self.quants[w * 32..(w + 1) * 32]
+                        .try_into()
+                        .expect("an 8-bit block is 32 bytes");
+                    for c in 0..8 {
+                        chunks[c * PANEL + r] = u32::from_le_bytes([
+                            q[4 * c],
+                            q[4 * c + 1],
+                            q[4 * c + 2],
+                            q[4 * c + 3],
+                        ]);
+                    }
+                    let sum: i32 = q.iter().map(|&v| v as i8 as i32).sum();
+                    panel.offsets[lane] = -128 * sum;
+                }
+            }
+        }
+    }
+}
+
+/// One pass: a panel against activation rows `i..i + count` (`count` ≤ 4), eight sums per row.
+type TileKernel = fn(&Panel, &Activations, usize, usize, usize) -> [[f32; PANEL]; PASS];
+
+/// The tile kernel for `packing` on this CPU, if it has one.
+fn tile_kernel(packing: Packing) -> Option<TileKernel> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::{vnni, Vnni};
+        return match (packing, vnni()?) {
+            (Packing::Half, _) => None,
+            (Packing::Nibbles, Vnni::Vex) => Some(x86::pass_vex::<true>),
+            (Packing::Bytes, Vnni::Vex) => Some(x86::pass_vex::<false>),
+            (Packing::Nibbles, Vnni::Evex) => Some(x86::pass_evex::<true>),
+            (Packing::Bytes, Vnni::Evex) => Some(x86::pass_evex::<false>),
+        };
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = packing;
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{Activations, Panel, BLOCK, PANEL, PASS};
+
+    /// Defines a pass (safe to call once the CPU is known to have `$features`) and its kernel
+    /// for one encoding of `vpdpbusd`: `$dot(acc, u, s)` adds the products of 32 unsigned bytes
+    /// `u` with 32 signed bytes `s`, in groups of four, to the eight i32 lanes of `acc`.
+    macro_rules! tile_pass {
+        ($features:literal, $pass:ident, $kernel:ident, |$acc:ident, $u:ident, $s:ident| $dot:expr) => {
+            /// A pass of the tile kernel (see [`super::TileKernel`]); only handed out by
+            /// `tile_kernel` after the CPU was found to have the instructions.
+            pub(super) fn $pass<const NIBBLES: bool>(
+                panel: &Panel,
+                x: &Activations,
+                blocks: usize,
+                first: usize,
+                count: usize,
+            ) -> [[f32; PANEL]; PASS] {
+                assert!((1..=PASS).contains(&count));
+                assert!((first + count) * blocks <= x.scales.len());
+                assert!(x.quants.len() >= x.scales.len() * BLOCK);
+                assert!(panel.quants.len() >= blocks * 8 * PANEL);
+                assert!(panel.scales.len() >= blocks * PANEL);
+                let rows = [0, 1, 2, 3].map(|j| (first + j.min(count - 1)) * blocks);
+                let mut out = [[0f32; PANEL]; PASS];
+                // SAFETY: `tile_kernel` hands this pass out only where the CPU has $features;
+                // the asserts above bound every read (rows past `count` repeat the last one).
+                unsafe {
+                    if count == PASS {
+                        $kernel::<NIBBLES, 4>(panel, x, blocks, rows, &mut out);
+                    } else {
+                        for j in 0..count {
+                            let mut one = [[0f32; PANEL]; 1];
+                            $kernel::<NIBBLES, 1>(panel, x, blocks, [rows[j]], &mut one);
+                            out[j] = one[0];
+                        }
+                    }
+                }
+                out
+            }
+
+            /// `R` activation rows (first blocks `rows`) against one panel.
+            #[target_feature(enable = $features)]
+            unsafe fn $kernel<const NIBBLES: bool, const R: usize>(
+                panel: &Panel,
+                x: &Activations,
+                blocks: usize,
+                rows: [usize; R],
+                out: &mut [[f32; PANEL]],
+            ) {
+                let (wq, ws) = (panel.quants.as_ptr(), panel.scales.as_ptr());
+                let (wm, wo) = (panel.mins.as_ptr(), panel.offsets.as_ptr());
+                let (xq, xs, xsum) = (x.quants.as_ptr(), x.scales.as_ptr(), x.sums.as_ptr());
+                let mut acc = [_mm256_setzero_ps(); R];
+                for b in 0..blocks {
+                    let w = wq.add(b * 8 * PANEL) as *const __m256i;
+                    let scales = _mm256_loadu_ps(ws.add(b * PANEL));
+                    let start = if NIBBLES {
+                        _mm256_setzero_si256()
+                    } else {
+                        _mm256_loadu_si256(wo.add(b * PANEL) as *const __m256i)
+                    };
+                    for j in 0..R {
+                        let at = rows[j] + b;
+                        let xb = xq.add(at * BLOCK);
+                        let xb = xb as *const i32;
+                        // Two chains of four, so consecutive `vpdpbusd`s do not wait.
+                        let (mut lo, mut hi) = (start, _mm256_setzero_si256());
+                        for c in 0..4 {
+                            let xa = _mm256_set1_epi32(xb.add(c).read_unaligned());
+                            let xc = _mm256_set1_epi32(xb.add(c + 4).read_unaligned());
+                            let (wa, wc) = (
+                                _mm256_loadu_si256(w.add(c)),
+                                _mm256_loadu_si256(w.add(c + 4)),
+                            );
+                            if NIBBLES {
+                                lo = {
+                                    let ($acc, $u, $s) = (lo, wa, xa);
+                                    $dot
+                                };
+                                hi = {
+                                    let ($acc, $u, $s) = (hi, wc, xc);
+                                    $dot
+                                };
+                            } else {
+                                lo = {
+                                    let ($acc, $u, $s) = (lo, xa, wa);
+                                    $dot
+                                };
+                                hi = {
+                                    let ($acc, $u, $s) = (hi, xc, wc);
+                                    $dot
+                                };
+                            }
+                        }
+                        let p = _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi));
+                        let scale = _mm256_mul_ps(scales, _mm256_set1_ps(*xs.add(at)));
+                        acc[j] = _mm256_fmadd_ps(p, scale, acc[j]);
+                        if NIBBLES {
+                            let mins = _mm256_loadu_ps(wm.add(b * PANEL));
+                            acc[j] = _mm256_fmadd_ps(mins, _mm256_set1_ps(*xsum.add(at)), acc[j]);
+                        }
+                    }
+                }
+                for (o, a) in out.iter_mut().zip(acc) {
+                    _mm256_storeu_ps(o.as_mut_ptr(), a);
+                }
+            }
+        };
+    }
+
+    tile_pass!("avx2,fma,avxvnni", pass_vex, kernel_vex, |acc, u, s| {
+        _mm256_dpbusd_avx_epi32(acc, u, s)
+    });
+    tile_pass!(
+        "avx2,fma,avx512vnni,avx512vl",
+        pass_evex,
+        kernel_evex,
+        |acc, u, s| _mm256_dpbusd_epi32(acc, u, s)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::weights;
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
+
+    /// The tile product of 70 rows equals the integer row kernels' (the same 8-bit activations,
+    /// the same exact integer sums; only the order of the f32 sums differs), and each row's
+    /// result is the same alone as with the others.
+    #[test]
+    fn tiles_equal_the_row_kernels_and_do_not_depend_on_the_rows_beside() {
+        let (rows, cols, m) = (45, 160, 70);
+        let x: Vec<f32> = (0..m * cols).map(|i| (i as f32 * 0.11).cos()).collect();
+        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&weights(rows, cols), dtype).unwrap();
+            let w = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
+            let Some(tiles) = w.matmul_tiles(&x, m) else {
+                eprintln!("no VNNI on this CPU: the tile kernels are not tested");
+                return;
+            };
+            let reference: Vec<f32> = x
+                .chunks_exact(cols)
+                .flat_map(|row| w.matmul_rows(row))
+                .collect();
+            for (i, (a, b)) in tiles.iter().zip(&reference).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                    "{dtype:?} {i}: {a} vs {b}"
+                );
+            }
+            // Row 65 shares a pass with three others (64..68); alone it takes the one-row kernel.
+            let alone = w.matmul_tiles(&x[65 * cols..66 * cols], 1).unwrap();
+            assert_eq!(alone, tiles[65 * rows..66 * rows], "{dtype:?}");
+        }
+    }
+}
