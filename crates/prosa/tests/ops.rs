@@ -269,3 +269,30 @@ fn linear_without_bias_equals_matmul() {
         "linear without bias",
     );
 }
+
+/// A product of few rows (≤ 64) large enough for the thread pool: each thread multiplies a share
+/// of the weight's rows (48 and 22 of 70 on two threads), in both weight layouts.
+#[test]
+fn few_row_products_shared_by_threads_equal_matmul_plus_bias() {
+    let (x, b) = (var(&[4, 5, 200], 0.3), var(&[70], 0.5));
+    let (w, wt) = (var(&[70, 200], 0.7), var(&[200, 70], 0.8));
+    let reference = |w: &Tensor| {
+        x.as_tensor()
+            .broadcast_matmul(w)
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap()
+    };
+    check(
+        &[x.clone(), w.clone(), b.clone()],
+        || linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap(),
+        || reference(&w.as_tensor().t().unwrap()),
+        "few-row linear",
+    );
+    check(
+        &[x.clone(), wt.clone(), b.clone()],
+        || prosa::nn::linear::conv1d_linear(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap(),
+        || reference(wt.as_tensor()),
+        "few-row conv1d linear",
+    );
+}
