@@ -209,11 +209,22 @@ fn a_binary_copied_elsewhere_runs_the_quickstart_from_an_empty_folder() {
     std::fs::create_dir_all(&work).unwrap();
     let installed = bin.join("prosa");
     std::fs::copy(env!("CARGO_BIN_EXE_prosa"), &installed).unwrap();
-    let out = Command::new(&installed)
-        .current_dir(&work)
-        .args(["quickstart", "--max-rows", "400", "--epochs", "1", "--json"])
-        .output()
-        .unwrap();
+    // Another test of this binary may fork while the copy's write handle is open; the child
+    // holds it until its exec, and running the copy meanwhile fails with "text file busy".
+    let mut attempts = 0;
+    let out = loop {
+        let run = Command::new(&installed)
+            .current_dir(&work)
+            .args(["quickstart", "--max-rows", "400", "--epochs", "1", "--json"])
+            .output();
+        match run {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => break other.unwrap(),
+        }
+    };
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
