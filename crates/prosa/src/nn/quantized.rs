@@ -517,6 +517,9 @@ mod half_rows;
 #[path = "quantized_tiles.rs"]
 mod tiles;
 
+#[path = "quantized_half_tiles.rs"]
+mod half_tiles;
+
 #[path = "quantized_split.rs"]
 mod split;
 pub(crate) use split::QuantizedInput;

@@ -77,40 +77,21 @@ impl QuantMatrix {
             scales: q.scales,
             sums: q.sums,
         };
-        // A few tasks per thread, each a whole number of panels.
-        let tasks = 4 * rayon::current_num_threads();
-        let task_rows = (self.rows.div_ceil(tasks).div_ceil(PANEL) * PANEL).max(PANEL);
-        let parts: Vec<(usize, Vec<f32>)> = (0..self.rows)
-            .step_by(task_rows)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|start| {
-                let n = task_rows.min(self.rows - start);
-                let mut part = vec![0f32; m * n];
-                let mut panel = Panel::new(blocks);
-                for first in (start..start + n).step_by(PANEL) {
-                    let width = PANEL.min(start + n - first);
-                    self.pack_panel(first, width, &mut panel);
-                    let column = first - start;
-                    for i in (0..m).step_by(PASS) {
-                        let sums = kernel(&panel, &activations, blocks, i, PASS.min(m - i));
-                        for (j, lanes) in sums.iter().enumerate().take(PASS.min(m - i)) {
-                            let at = (i + j) * n + column;
-                            part[at..at + width].copy_from_slice(&lanes[..width]);
-                        }
+        Some(panel_tasks(self.rows, m, PANEL, |start, n, part| {
+            let mut panel = Panel::new(blocks);
+            for first in (start..start + n).step_by(PANEL) {
+                let width = PANEL.min(start + n - first);
+                self.pack_panel(first, width, &mut panel);
+                let column = first - start;
+                for i in (0..m).step_by(PASS) {
+                    let sums = kernel(&panel, &activations, blocks, i, PASS.min(m - i));
+                    for (j, lanes) in sums.iter().enumerate().take(PASS.min(m - i)) {
+                        let at = (i + j) * n + column;
+                        part[at..at + width].copy_from_slice(&lanes[..width]);
                     }
                 }
-                (start, part)
-            })
-            .collect();
-        let mut out = vec![0f32; m * self.rows];
-        for (start, part) in parts {
-            let n = part.len() / m;
-            for (i, row) in part.chunks_exact(n).enumerate() {
-                out[i * self.rows + start..i * self.rows + start + n].copy_from_slice(row);
             }
-        }
-        Some(out)
+        }))
     }
 
     /// Repacks weight rows `first..first + width` (`width` ≤ 8) into `panel`; missing rows
@@ -167,6 +148,38 @@ impl QuantMatrix {
             }
         }
     }
+}
+
+/// The `m × rows` product computed by a few tasks per thread, each owning whole panels of
+/// `panel` weight rows: `task(first, n, part)` fills `part` (`m × n`, row-major) with the
+/// products of weight rows `first..first + n`; the parts are put together here.
+pub(super) fn panel_tasks(
+    rows: usize,
+    m: usize,
+    panel: usize,
+    task: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let tasks = 4 * rayon::current_num_threads();
+    let task_rows = (rows.div_ceil(tasks).div_ceil(panel) * panel).max(panel);
+    let parts: Vec<(usize, Vec<f32>)> = (0..rows)
+        .step_by(task_rows)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let n = task_rows.min(rows - start);
+            let mut part = vec![0f32; m * n];
+            task(start, n, &mut part);
+            (start, part)
+        })
+        .collect();
+    let mut out = vec![0f32; m * rows];
+    for (start, part) in parts {
+        let n = part.len() / m.max(1);
+        for (i, row) in part.chunks_exact(n.max(1)).enumerate() {
+            out[i * rows + start..i * rows + start + n].copy_from_slice(row);
+        }
+    }
+    out
 }
 
 /// One pass: a panel against activation rows `i..i + count` (`count` ≤ 4), eight sums per row.
