@@ -190,15 +190,15 @@ fn tile_kernel(packing: Packing) -> Option<TileKernel> {
     #[cfg(target_arch = "x86_64")]
     {
         use super::{vnni, Vnni};
-        return match (packing, vnni()?) {
+        match (packing, vnni()?) {
             (Packing::Half, _) => None,
             (Packing::Nibbles, Vnni::Vex) => Some(x86::pass_vex::<true>),
             (Packing::Bytes, Vnni::Vex) => Some(x86::pass_vex::<false>),
             (Packing::Nibbles, Vnni::Evex) => Some(x86::pass_evex::<true>),
             (Packing::Bytes, Vnni::Evex) => Some(x86::pass_evex::<false>),
-        };
+        }
     }
-    #[allow(unreachable_code)]
+    #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = packing;
         None
@@ -264,10 +264,12 @@ mod x86 {
                 for b in 0..blocks {
                     let w = wq.add(b * 8 * PANEL) as *const __m256i;
                     let scales = _mm256_loadu_ps(ws.add(b * PANEL));
-                    let start = if NIBBLES {
-                        _mm256_setzero_si256()
+                    // Per panel block: the integer sums' start (8-bit) and the minimums (4-bit).
+                    let (start, mins) = if NIBBLES {
+                        (_mm256_setzero_si256(), _mm256_loadu_ps(wm.add(b * PANEL)))
                     } else {
-                        _mm256_loadu_si256(wo.add(b * PANEL) as *const __m256i)
+                        let offsets = _mm256_loadu_si256(wo.add(b * PANEL) as *const __m256i);
+                        (offsets, _mm256_setzero_ps())
                     };
                     for j in 0..R {
                         let at = rows[j] + b;
@@ -306,7 +308,6 @@ mod x86 {
                         let scale = _mm256_mul_ps(scales, _mm256_set1_ps(*xs.add(at)));
                         acc[j] = _mm256_fmadd_ps(p, scale, acc[j]);
                         if NIBBLES {
-                            let mins = _mm256_loadu_ps(wm.add(b * PANEL));
                             acc[j] = _mm256_fmadd_ps(mins, _mm256_set1_ps(*xsum.add(at)), acc[j]);
                         }
                     }
