@@ -111,6 +111,7 @@ pub use tensor::{Tensor, TensorId};
 pub use variable::Var;
 // prosa: graph tracking off for inference.
 pub use backprop::{no_grad, NoGradGuard};
+pub use tensor::variable_writes;
 
 #[cfg(feature = "cuda")]
 pub use cuda_backend as cuda;

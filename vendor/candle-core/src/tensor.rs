@@ -9,6 +9,17 @@ use crate::{bail, storage::Storage, DType, Device, Error, Layout, Result, Shape}
 use parking_lot::RwLock;
 use std::sync::Arc;
 
+// prosa: every in-place write into a variable's storage (`Var::set`, in-place ops on a variable,
+// `slice_set` into one) adds one.
+static VARIABLE_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// prosa: how many in-place writes into variables' storage this process has made so far, all
+/// variables together. Whatever is derived from variables' values and kept (a repacked copy of
+/// a weight) stays valid while this count is unchanged; read it before reading the values.
+pub fn variable_writes() -> u64 {
+    VARIABLE_WRITES.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Unique identifier for tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TensorId(usize);
@@ -2766,12 +2777,22 @@ impl Tensor {
 
     /// Acquire write lock on storage and returns guard.
     pub(crate) fn storage_mut(&self) -> StorageMutRef<'_> {
+        self.count_variable_write();
         self.storage.write()
+    }
+
+    /// prosa: counts a write into a variable's storage (see [`variable_writes`]), before the
+    /// write lock is taken, so a reader that saw the old count re-checks after the write.
+    fn count_variable_write(&self) {
+        if self.is_variable {
+            VARIABLE_WRITES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
     }
 
     // If we extend the visibility of this function to be usable outside of this crate, we should
     // make it unsafe.
     pub(crate) fn storage_mut_and_layout(&self) -> (StorageMutRef<'_>, &Layout) {
+        self.count_variable_write();
         let storage = self.storage.write();
         (storage, &self.layout)
     }

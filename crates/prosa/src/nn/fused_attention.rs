@@ -185,8 +185,14 @@ mod tests {
 
     #[test]
     fn equals_the_composed_attention_with_padding() {
+        // Head widths a multiple of 16 and not, short and long sequences.
+        for (batch, seq, heads, d) in [(3, 7, 4, 8), (3, 9, 3, 40), (2, 70, 2, 32)] {
+            check_against_composed(batch, seq, heads, d);
+        }
+    }
+
+    fn check_against_composed(batch: usize, seq: usize, heads: usize, d: usize) {
         let device = crate::device::host();
-        let (batch, seq, heads, d) = (3, 7, 4, 8);
         let w = heads * d;
         let t = |seed: u64| {
             use rand::{Rng, SeedableRng};
@@ -197,10 +203,10 @@ mod tests {
             Tensor::from_vec(v, (batch, seq, w), &device).unwrap()
         };
         let (q, k, v) = (t(1), t(2), t(3));
-        // The padding bias of rows with 7, 3 and 6 real tokens.
-        let bias: Vec<f32> = [7, 3, 6]
-            .iter()
-            .flat_map(|&real| (0..seq).map(move |j| if j < real { 0.0 } else { f32::MIN }))
+        // The padding bias of rows with seq, then fewer real tokens (7, 3, 6 of 7).
+        let bias: Vec<f32> = (0..batch)
+            .map(|b| [seq, seq / 2, seq - 1][b % 3])
+            .flat_map(|real| (0..seq).map(move |j| if j < real { 0.0 } else { f32::MIN }))
             .collect();
         let bias = Tensor::from_vec(bias, (batch, 1, 1, seq), &device).unwrap();
         let scale = 1.0 / (d as f64).sqrt();
@@ -222,6 +228,9 @@ mod tests {
             .zip(values(composed))
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
-        assert!(diff < 1e-6, "largest difference {diff}");
+        assert!(
+            diff < 1e-6,
+            "{batch}×{seq}, {heads} heads of {d}: largest difference {diff}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use super::gemm::{cpu_f32 as slice, matmul, with_f32};
 use crate::error::Result;
 
 /// Products with more multiply-adds than this use the thread pool.
-const PARALLEL_WORK: usize = 1 << 18;
+pub(super) const PARALLEL_WORK: usize = 1 << 18;
 /// Products of at most this many rows put the weight on the left (see `cpu_fwd`).
 const FEW_ROWS: usize = 64;
 

@@ -4,7 +4,8 @@
 //! - ops with a backward pass: [`norm`] (layer and RMS norms), [`softmax`] (plain, masked,
 //!   causal), [`activation`] (GELUs, fast tanh/sigmoid), [`dropout`], [`rope`], [`loss`],
 //!   [`linear`] (both weight layouts), [`quantized`] (GGUF block products);
-//! - layers: [`projection`] (dense, `Conv1D` or quantized weights), [`norm::Norm`],
+//! - layers: [`projection`] (dense, `Conv1D` or quantized weights; few-row inference products
+//!   through a packed copy, [`dense_panels`]), [`norm::Norm`],
 //!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
 //!   [`kv_cache`], its one-pass inference kernel (`fused_attention`) and its decode-step
 //!   kernel (`decode_attention`), and the decode step's spinning thread team (`decode_team`), [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
@@ -20,6 +21,7 @@ mod cell;
 mod context;
 pub(crate) mod decode_attention;
 pub(crate) mod decode_team;
+pub mod dense_panels;
 pub mod dropout;
 pub mod embedding;
 mod fused_attention;
@@ -31,6 +33,7 @@ pub mod linear;
 pub mod loss;
 pub mod max_pool;
 pub mod norm;
+mod panel_tasks;
 pub mod params;
 pub mod positional;
 pub mod projection;

@@ -1,12 +1,14 @@
 //! The one projection layer of every model: `y = x·Wᵀ + b` over the last dimension, whatever
 //! form the weight takes — dense `nn.Linear` (trainable), GPT-2's `Conv1D` layout, or a GGUF
-//! tensor multiplied in its quantized form.
+//! tensor multiplied in its quantized form. Dense weights keep a packed copy for few-row
+//! inference products ([`super::dense_panels`]).
 
 use std::sync::Arc;
 
 use candle_core::quantized::QMatMul;
 use candle_core::{Module, Tensor};
 
+use super::dense_panels::{self, PanelCache};
 use super::linear::{conv1d_linear, linear, linear_no_bias};
 use super::params::{Init, ParamBuilder};
 use super::quantized::QuantMatrix;
@@ -32,12 +34,18 @@ pub struct Projection {
     pub weight: Weight,
     /// The bias, if the layer has one.
     pub bias: Option<Tensor>,
+    /// The dense weight packed for few-row inference products, made on first use.
+    panels: PanelCache,
 }
 
 impl Projection {
     /// A projection from its parts.
     pub fn new(weight: Weight, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            panels: PanelCache::default(),
+        }
     }
 
     /// A dense layer `name.weight` (outputs, inputs) drawn from `init`, and `name.bias`
@@ -75,6 +83,13 @@ impl Projection {
 
     /// Applies the projection to `x` (…, in).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Weight::Dense(w) | Weight::Conv1d(w) = &self.weight {
+            let out_in = matches!(self.weight, Weight::Dense(_));
+            if let Some(y) = dense_panels::product(x, w, self.bias.as_ref(), out_in, &self.panels)?
+            {
+                return Ok(y);
+            }
+        }
         match &self.weight {
             Weight::Dense(w) => match &self.bias {
                 Some(b) => linear(x, w, b),
@@ -90,6 +105,12 @@ impl Projection {
             Weight::Blocks(q) => self.add_bias(q.matmul(x)?),
             Weight::Quantized(q) => self.add_bias(q.forward(&x.contiguous()?)?),
         }
+    }
+
+    /// Whether a packed copy of the weight is held: made by a few-row inference product on a
+    /// CPU that has the kernel, as large as the weight ([`super::dense_panels`]).
+    pub fn has_packed_weight(&self) -> bool {
+        self.panels.is_packed()
     }
 
     fn add_bias(&self, y: Tensor) -> Result<Tensor> {

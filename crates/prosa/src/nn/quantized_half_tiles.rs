@@ -10,8 +10,8 @@
 
 use half::f16;
 
-use super::tiles::panel_tasks;
 use super::QuantMatrix;
+use crate::nn::panel_tasks::panel_tasks;
 
 /// Weight rows per panel: the sixteen f32 lanes of a 512-bit vector.
 const PANEL: usize = 16;
@@ -25,7 +25,7 @@ impl QuantMatrix {
     pub(super) fn half_matmul_tiles(&self, x: &[f32], m: usize) -> Option<Vec<f32>> {
         let pass = pass_kernel()?;
         let cols = self.cols;
-        Some(panel_tasks(self.rows, m, PANEL, |start, n, part| {
+        Some(panel_tasks(self.rows, m, PANEL, true, |start, n, part| {
             let mut panel = vec![f16::ZERO; cols * PANEL];
             for first in (start..start + n).step_by(PANEL) {
                 let width = PANEL.min(start + n - first);

@@ -18,9 +18,8 @@
 //! The kernels need VNNI (AVX-VNNI or AVX-512 VNNI); without it [`QuantMatrix::matmul_tiles`]
 //! answers `None` and the caller takes the f32 gemm path.
 
-use rayon::prelude::*;
-
 use super::{quantize_rows, Packing, QuantMatrix, BLOCK};
+use crate::nn::panel_tasks::panel_tasks;
 
 /// Weight rows per panel: the eight i32 lanes of a 256-bit vector.
 const PANEL: usize = 8;
@@ -77,7 +76,7 @@ impl QuantMatrix {
             scales: q.scales,
             sums: q.sums,
         };
-        Some(panel_tasks(self.rows, m, PANEL, |start, n, part| {
+        Some(panel_tasks(self.rows, m, PANEL, true, |start, n, part| {
             let mut panel = Panel::new(blocks);
             for first in (start..start + n).step_by(PANEL) {
                 let width = PANEL.min(start + n - first);
@@ -148,38 +147,6 @@ impl QuantMatrix {
             }
         }
     }
-}
-
-/// The `m × rows` product computed by a few tasks per thread, each owning whole panels of
-/// `panel` weight rows: `task(first, n, part)` fills `part` (`m × n`, row-major) with the
-/// products of weight rows `first..first + n`; the parts are put together here.
-pub(super) fn panel_tasks(
-    rows: usize,
-    m: usize,
-    panel: usize,
-    task: impl Fn(usize, usize, &mut [f32]) + Sync,
-) -> Vec<f32> {
-    let tasks = 4 * rayon::current_num_threads();
-    let task_rows = (rows.div_ceil(tasks).div_ceil(panel) * panel).max(panel);
-    let parts: Vec<(usize, Vec<f32>)> = (0..rows)
-        .step_by(task_rows)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|start| {
-            let n = task_rows.min(rows - start);
-            let mut part = vec![0f32; m * n];
-            task(start, n, &mut part);
-            (start, part)
-        })
-        .collect();
-    let mut out = vec![0f32; m * rows];
-    for (start, part) in parts {
-        let n = part.len() / m.max(1);
-        for (i, row) in part.chunks_exact(n.max(1)).enumerate() {
-            out[i * rows + start..i * rows + start + n].copy_from_slice(row);
-        }
-    }
-    out
 }
 
 /// One pass: a panel against activation rows `i..i + count` (`count` ≤ 4), eight sums per row.

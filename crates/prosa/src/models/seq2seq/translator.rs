@@ -20,6 +20,7 @@ use crate::models::attention_maps::{
 use crate::models::folder;
 use crate::nn::loss::smoothed_cross_entropy;
 use crate::nn::positional::sinusoidal;
+use crate::nn::projection::{Projection, Weight};
 use crate::nn::AttentionKind;
 use crate::nn::{dropout, ForwardCtx, Init, ParamStore};
 use crate::text::SubwordTokenizer;
@@ -114,6 +115,8 @@ pub struct TransformerTranslator {
     pub bleu_examples: usize,
     params: ParamStore,
     embedding: Tensor,
+    /// The output layer: the shared embedding.
+    output: Projection,
     /// The sinusoidal encodings of every position (max_positions, d), computed once.
     position_table: Tensor,
     transformer: Transformer,
@@ -154,6 +157,7 @@ impl TransformerTranslator {
             generation,
             bleu_examples: 200,
             params,
+            output: Projection::new(Weight::Dense(embedding.clone()), None),
             embedding,
             position_table,
             transformer,
@@ -286,7 +290,7 @@ impl TransformerTranslator {
 
     /// Output logits of decoder states (…, d) through the shared embedding: (…, vocab).
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        crate::nn::linear::linear_no_bias(hidden, &self.embedding)
+        self.output.forward(hidden)
     }
 
     /// The loss of a batch of pairs, and the number of predicted tokens.

@@ -26,7 +26,7 @@ use crate::nn::activation::Activation;
 use crate::nn::attention::{padding_bias, Mask, MultiHeadAttention, Qkv};
 use crate::nn::kv_cache::{CrossMemory, KvCache};
 use crate::nn::norm::Norm;
-use crate::nn::projection::Projection;
+use crate::nn::projection::{Projection, Weight};
 use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder, ParamStore};
 use crate::text::SubwordTokenizer;
 
@@ -188,6 +188,8 @@ pub struct BartForConditionalGeneration {
     decoder_embeddings: Embeddings,
     encoder: Vec<Layer>,
     decoder: Vec<Layer>,
+    /// The output layer: the decoder's (tied) token embedding.
+    lm_head: Projection,
     final_logits_bias: Tensor,
 }
 
@@ -263,6 +265,7 @@ impl BartForConditionalGeneration {
             ..GenerationConfig::default()
         };
         Ok(Self {
+            lm_head: Projection::new(Weight::Dense(decoder_tokens.clone()), None),
             encoder_embeddings: side("encoder", encoder_tokens)?,
             decoder_embeddings: side("decoder", decoder_tokens)?,
             encoder: layers("encoder", c.encoder_layers, false)?,
@@ -394,7 +397,7 @@ impl BartForConditionalGeneration {
     }
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let logits = crate::nn::linear::linear_no_bias(hidden, &self.decoder_embeddings.tokens)?;
+        let logits = self.lm_head.forward(hidden)?;
         // A buffer in transformers: saved, never trained.
         Ok(logits.broadcast_add(&self.final_logits_bias.detach())?)
     }

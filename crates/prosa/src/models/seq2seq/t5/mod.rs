@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, Generator, Start};
 use crate::models::checkpoint::{load_checkpoint, read_weights};
 use crate::models::folder;
+use crate::nn::projection::{Projection, Weight};
 use crate::nn::{ForwardCtx, Init, ParamStore};
 use crate::text::SubwordTokenizer;
 
@@ -44,7 +45,8 @@ pub struct T5ForConditionalGeneration {
     shared: Tensor,
     encoder: Stack,
     decoder: Stack,
-    lm_head: Option<Tensor>,
+    /// The output layer: `lm_head.weight`, or the shared embedding when tied.
+    output: Projection,
 }
 
 impl T5ForConditionalGeneration {
@@ -73,6 +75,7 @@ impl T5ForConditionalGeneration {
                 )
             })
             .transpose()?;
+        let output = Projection::new(Weight::Dense(lm_head.unwrap_or(shared.clone())), None);
         let generation = GenerationConfig {
             eos_token_ids: config.eos_token_id.into_iter().collect(),
             pad_token_id: config.pad_token_id,
@@ -88,7 +91,7 @@ impl T5ForConditionalGeneration {
             shared,
             encoder,
             decoder,
-            lm_head,
+            output,
         })
     }
 
@@ -164,8 +167,7 @@ impl T5ForConditionalGeneration {
         } else {
             hidden.clone()
         };
-        let weight = self.lm_head.as_ref().unwrap_or(&self.shared);
-        crate::nn::linear::linear_no_bias(&hidden, weight)
+        self.output.forward(&hidden)
     }
 
     /// Logits (batch, target, vocab) of teacher-forced `decoder_ids` (with their mask) given the

@@ -1,0 +1,117 @@
+//! Few-row inference products through a projection's packed weight (`nn::dense_panels`): the
+//! same values as the tracked product for every row count and both weight layouts, and a packed
+//! copy that follows the weight when it is written in place or replaced.
+
+use candle_core::{Device, Tensor, Var};
+use prosa::nn::dense_panels;
+use prosa::nn::projection::{Projection, Weight};
+
+fn values(shape: &[usize], seed: f64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i as f64 * 0.731 + seed).sin() * 1.7) as f32)
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn max_abs(t: &Tensor) -> f32 {
+    let a = t.abs().unwrap().flatten_all().unwrap();
+    a.max(0).unwrap().to_scalar().unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    max_abs(&(a - b).unwrap())
+}
+
+/// The largest difference relative to the largest value (sums of 200 products reach ~300).
+fn relative_diff(a: &Tensor, b: &Tensor) -> f32 {
+    max_diff(a, b) / max_abs(b)
+}
+
+/// `x·Wᵀ + b` composed from candle's ops.
+fn reference(x: &Tensor, w_out_in: &Tensor, b: Option<&Tensor>) -> Tensor {
+    let y = x.broadcast_matmul(&w_out_in.t().unwrap()).unwrap();
+    match b {
+        Some(b) => y.broadcast_add(b).unwrap(),
+        None => y,
+    }
+}
+
+#[test]
+fn few_row_inference_products_equal_the_composed_product() {
+    // 70 and 130 outputs: a full group of 64 and a part-filled one.
+    for outputs in [70, 130] {
+        let w = values(&[outputs, 200], 0.7);
+        let b = values(&[outputs], 0.5);
+        let layouts = [
+            ("nn.Linear", Weight::Dense(w.clone())),
+            (
+                "Conv1D",
+                Weight::Conv1d(w.t().unwrap().contiguous().unwrap()),
+            ),
+        ];
+        for (name, weight) in layouts {
+            for bias in [Some(b.clone()), None] {
+                if matches!(weight, Weight::Conv1d(_)) && bias.is_none() {
+                    continue; // GPT-2's Conv1D always has a bias
+                }
+                let projection = Projection::new(weight.clone(), bias.clone());
+                for rows in [1, 2, 3, 5, 7, 20, 64, 65] {
+                    let x = values(&[1, rows, 200], rows as f64);
+                    let y = {
+                        let _inference = candle_core::no_grad();
+                        projection.forward(&x).unwrap()
+                    };
+                    let expected = reference(&x, &w, bias.as_ref());
+                    assert_eq!(y.dims(), expected.dims());
+                    let d = relative_diff(&y, &expected);
+                    assert!(d < 1e-6, "{name}, {outputs} outputs, {rows} rows: {d}");
+                }
+                assert_eq!(
+                    projection.has_packed_weight(),
+                    dense_panels::supported(),
+                    "{name}: a packed weight after inference products of at most 64 rows"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn tracked_products_leave_the_weight_unpacked() {
+    let w = Var::from_tensor(&values(&[70, 200], 0.7)).unwrap();
+    let projection = Projection::new(Weight::Dense(w.as_tensor().clone()), None);
+    let x = values(&[20, 200], 0.1);
+    let y = projection.forward(&x).unwrap();
+    assert!(relative_diff(&y, &reference(&x, w.as_tensor(), None)) < 1e-6);
+    // The weight is a variable: its gradient is wanted, so the product went through `linear`.
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(w.as_tensor()).is_some());
+    assert!(!projection.has_packed_weight());
+}
+
+#[test]
+fn the_packed_weight_follows_writes_and_replacements() {
+    let w = Var::from_tensor(&values(&[130, 200], 0.7)).unwrap();
+    let b = values(&[130], 0.5);
+    let mut projection = Projection::new(Weight::Dense(w.as_tensor().clone()), Some(b.clone()));
+    let x = values(&[20, 200], 0.1);
+    let infer = |p: &Projection| {
+        let _inference = candle_core::no_grad();
+        p.forward(&x).unwrap()
+    };
+    let before = infer(&projection);
+    assert!(relative_diff(&before, &reference(&x, w.as_tensor(), Some(&b))) < 1e-6);
+
+    // Written in place, as an optimizer step or a checkpoint load does.
+    w.set(&values(&[130, 200], 2.9)).unwrap();
+    let after = infer(&projection);
+    assert!(max_diff(&before, &after) > 1.0, "the weight did change");
+    assert!(relative_diff(&after, &reference(&x, w.as_tensor(), Some(&b))) < 1e-6);
+
+    // Replaced by another tensor.
+    let other = values(&[130, 200], 4.2);
+    projection.weight = Weight::Dense(other.clone());
+    let replaced = infer(&projection);
+    assert!(relative_diff(&replaced, &reference(&x, &other, Some(&b))) < 1e-6);
+}
