@@ -296,3 +296,29 @@ fn few_row_products_shared_by_threads_equal_matmul_plus_bias() {
         "few-row conv1d linear",
     );
 }
+
+#[test]
+fn many_row_products_equal_matmul_plus_bias() {
+    // 150 rows: past the few-row path, gemm with x on the left.
+    let (x, b) = (var(&[3, 50, 200], 0.2), var(&[70], 0.6));
+    let (w, wt) = (var(&[70, 200], 0.9), var(&[200, 70], 1.1));
+    let reference = |w: &Tensor| {
+        x.as_tensor()
+            .broadcast_matmul(w)
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap()
+    };
+    check(
+        &[x.clone(), w.clone(), b.clone()],
+        || linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap(),
+        || reference(&w.as_tensor().t().unwrap()),
+        "many-row linear",
+    );
+    check(
+        &[x.clone(), wt.clone(), b.clone()],
+        || prosa::nn::linear::conv1d_linear(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap(),
+        || reference(wt.as_tensor()),
+        "many-row conv1d linear",
+    );
+}
