@@ -270,11 +270,10 @@ fn linear_without_bias_equals_matmul() {
     );
 }
 
-/// A product of few rows (≤ 64) large enough for the thread pool: each thread multiplies a share
-/// of the weight's rows (48 and 22 of 70 on two threads), in both weight layouts.
-#[test]
-fn few_row_products_shared_by_threads_equal_matmul_plus_bias() {
-    let (x, b) = (var(&[4, 5, 200], 0.3), var(&[70], 0.5));
+/// `linear` and `conv1d_linear` of `x` against candle's matmul plus bias: 70 outputs, 200
+/// inputs, values and gradients.
+fn check_both_layouts(x_shape: &[usize], what: &str) {
+    let (x, b) = (var(x_shape, 0.3), var(&[70], 0.5));
     let (w, wt) = (var(&[70, 200], 0.7), var(&[200, 70], 0.8));
     let reference = |w: &Tensor| {
         x.as_tensor()
@@ -287,38 +286,25 @@ fn few_row_products_shared_by_threads_equal_matmul_plus_bias() {
         &[x.clone(), w.clone(), b.clone()],
         || linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap(),
         || reference(&w.as_tensor().t().unwrap()),
-        "few-row linear",
+        &format!("{what} linear"),
     );
     check(
         &[x.clone(), wt.clone(), b.clone()],
         || prosa::nn::linear::conv1d_linear(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap(),
         || reference(wt.as_tensor()),
-        "few-row conv1d linear",
+        &format!("{what} conv1d linear"),
     );
+}
+
+/// A product of few rows (≤ 64) large enough for the thread pool: each thread multiplies a share
+/// of the weight's rows (48 and 22 of 70 on two threads).
+#[test]
+fn few_row_products_shared_by_threads_equal_matmul_plus_bias() {
+    check_both_layouts(&[4, 5, 200], "few-row");
 }
 
 #[test]
 fn many_row_products_equal_matmul_plus_bias() {
     // 150 rows: past the few-row path, gemm with x on the left.
-    let (x, b) = (var(&[3, 50, 200], 0.2), var(&[70], 0.6));
-    let (w, wt) = (var(&[70, 200], 0.9), var(&[200, 70], 1.1));
-    let reference = |w: &Tensor| {
-        x.as_tensor()
-            .broadcast_matmul(w)
-            .unwrap()
-            .broadcast_add(b.as_tensor())
-            .unwrap()
-    };
-    check(
-        &[x.clone(), w.clone(), b.clone()],
-        || linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap(),
-        || reference(&w.as_tensor().t().unwrap()),
-        "many-row linear",
-    );
-    check(
-        &[x.clone(), wt.clone(), b.clone()],
-        || prosa::nn::linear::conv1d_linear(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap(),
-        || reference(wt.as_tensor()),
-        "many-row conv1d linear",
-    );
+    check_both_layouts(&[3, 50, 200], "many-row");
 }

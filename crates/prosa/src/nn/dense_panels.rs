@@ -196,15 +196,13 @@ pub fn supported() -> bool {
 /// One pass: a group (`inputs × 64`) against `lanes.len()` (1–6) activation rows of `x`.
 type PassKernel = fn(&[f32], &[f32], &mut [[f32; GROUP]]);
 
+/// The pass kernel, where the CPU has AVX-512F.
 fn pass_kernel() -> Option<PassKernel> {
     #[cfg(target_arch = "x86_64")]
-    {
-        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *DETECTED.get_or_init(|| std::is_x86_feature_detected!("avx512f")) {
-            return Some(x86::pass);
-        }
-    }
-    None
+    let kernel: Option<PassKernel> = Some(x86::pass);
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernel = None;
+    kernel.filter(|_| super::panel_tasks::has_avx512f())
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -1,5 +1,6 @@
 //! The driver of the panel kernels (integer tiles, F16 panels, dense f32 panels): a product
-//! `m × rows` split by weight rows into a few tasks per thread, each owning whole panels.
+//! `m × rows` split by weight rows into a few tasks per thread, each owning whole panels; and
+//! the CPU check of the kernels that need AVX-512F.
 
 use rayon::prelude::*;
 
@@ -39,4 +40,14 @@ pub(crate) fn panel_tasks(
         }
     }
     out
+}
+
+/// Whether the CPU has AVX-512F, which the F16 panels and the dense f32 groups need (std caches
+/// the detection).
+pub(crate) fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let detected = std::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let detected = false;
+    detected
 }

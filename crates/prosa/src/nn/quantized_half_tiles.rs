@@ -65,12 +65,8 @@ type PassKernel = fn(&[f16], &[f32], usize) -> [[f32; PANEL]; PASS];
 
 fn pass_kernel() -> Option<PassKernel> {
     #[cfg(target_arch = "x86_64")]
-    {
-        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *DETECTED.get_or_init(|| std::is_x86_feature_detected!("avx512f")) {
-            return Some(x86::pass);
-        }
-    }
+    return crate::nn::panel_tasks::has_avx512f().then_some(x86::pass as PassKernel);
+    #[cfg(not(target_arch = "x86_64"))]
     None
 }
 
