@@ -136,6 +136,8 @@ impl PanelCache {
                 return Ok(p.clone());
             }
         }
+        // A stale copy goes first, so the weight is never held packed twice.
+        *kept = None;
         let (a, b) = weight.dims2()?;
         let (outputs, inputs) = if out_in { (a, b) } else { (b, a) };
         let data = with_f32(weight, |w| DensePanels::pack(w, outputs, inputs, out_in))?;
@@ -172,7 +174,9 @@ pub fn product(
     let (a, b) = weight.dims2()?;
     let (outputs, inputs) = if out_in { (a, b) } else { (b, a) };
     let rows = x.elem_count() / inputs.max(1);
-    if x.dims().last() != Some(&inputs) || rows == 0 || rows > MAX_ROWS {
+    // Mismatched extents are left to the linear op, which names them in its error.
+    let bias_fits = bias.is_none_or(|b| b.elem_count() == outputs);
+    if x.dims().last() != Some(&inputs) || !bias_fits || rows == 0 || rows > MAX_ROWS {
         return Ok(None);
     }
     let panels = cache.panels(weight, out_in)?;
