@@ -142,6 +142,17 @@ fn gelu_tanh_equals_candles_gelu() {
 }
 
 #[test]
+fn silu_equals_candles_silu() {
+    let x = var(&[4, 50], 2.1);
+    check(
+        std::slice::from_ref(&x),
+        || prosa::nn::activation::silu(x.as_tensor()).unwrap(),
+        || x.as_tensor().silu().unwrap(),
+        "silu",
+    );
+}
+
+#[test]
 fn conv1d_linear_equals_matmul_plus_bias() {
     let (x, w, b) = (var(&[2, 5, 7], 0.1), var(&[7, 3], 0.2), var(&[3], 0.4));
     check(

@@ -101,12 +101,64 @@ pub fn softmax(scores: &[f32]) -> Vec<f32> {
     out
 }
 
-/// Log-softmax of a row. The sum of exponentials uses [`exp_fast`], which the compiler
-/// vectorizes: beam search takes it over every beam's vocabulary at every step.
+/// Log-softmax of a row. Beam search takes it over every beam's vocabulary at every step, so
+/// the maximum and the sum of exponentials ([`exp_fast`]) run in sixteen independent lanes the
+/// compiler keeps in vector registers — with AVX-512 where the CPU has it.
 pub fn log_softmax(scores: &[f32]) -> Vec<f32> {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let log_sum = scores.iter().map(|s| exp_fast(s - max)).sum::<f32>().ln() + max;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { wide::log_softmax(scores) };
+    }
+    log_softmax_body(scores)
+}
+
+/// [`log_softmax`] and [`argmax`] compiled for AVX-512F (the portable build targets SSE2 only).
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    /// # Safety
+    /// The CPU supports AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn log_softmax(scores: &[f32]) -> Vec<f32> {
+        super::log_softmax_body(scores)
+    }
+
+    /// # Safety
+    /// The CPU supports AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn argmax(scores: &[f32]) -> u32 {
+        super::argmax_body(scores)
+    }
+}
+
+#[inline(always)]
+fn log_softmax_body(scores: &[f32]) -> Vec<f32> {
+    let max = fold_in_lanes(scores, f32::NEG_INFINITY, f32::max, f32::max);
+    let sum = fold_in_lanes(scores, 0.0, |a, s| a + exp_fast(s - max), |a, b| a + b);
+    let log_sum = sum.ln() + max;
     scores.iter().map(|s| s - log_sum).collect()
+}
+
+/// Folds `values` with `step` in sixteen independent lanes (no chain of dependent steps, so
+/// the lanes vectorize), then joins the lanes with `join` and folds the remainder in.
+#[inline(always)]
+fn fold_in_lanes(
+    values: &[f32],
+    init: f32,
+    step: impl Fn(f32, f32) -> f32,
+    join: impl Fn(f32, f32) -> f32,
+) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [init; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane = step(*lane, v);
+        }
+    }
+    let joined = lanes.into_iter().fold(init, &join);
+    rest.iter().fold(joined, |a, &v| step(a, v))
 }
 
 /// `eˣ` within 2 ulp for x in [−87, 88] (smaller x give ≈1e-38 instead of 0, larger ones
@@ -134,13 +186,23 @@ pub fn exp_fast(x: f32) -> f32 {
 
 /// Index of the highest score (the first on ties, as torch.argmax).
 pub fn argmax(scores: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, s) in scores.iter().enumerate() {
-        if *s > scores[best] {
-            best = i;
-        }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { wide::argmax(scores) };
     }
-    best as u32
+    argmax_body(scores)
+}
+
+/// The maximum in vector lanes, then the first position holding it. A NaN is never the
+/// highest score (as `>` comparisons see it), unless it comes first.
+#[inline(always)]
+fn argmax_body(scores: &[f32]) -> u32 {
+    if scores.first().is_none_or(|s| s.is_nan()) {
+        return 0;
+    }
+    let max = fold_in_lanes(scores, f32::NEG_INFINITY, f32::max, f32::max);
+    scores.iter().position(|&s| s == max).unwrap_or(0) as u32
 }
 
 /// Draws a token from the softmax of `scores`.
@@ -218,6 +280,51 @@ mod tests {
         assert!(worst < 2.0 * f32::EPSILON, "relative error {worst}");
         assert!(exp_fast(f32::NEG_INFINITY) < 1e-37);
         assert_eq!(exp_fast(0.0), 1.0);
+    }
+
+    #[test]
+    fn log_softmax_equals_the_f64_reference_and_the_portable_body() {
+        // A vocabulary that is not a multiple of the lanes, a banned token and a wide range.
+        let mut scores: Vec<f32> = (0..32_003)
+            .map(|i| (i as f32 * 0.37).sin() * 12.0)
+            .collect();
+        scores[5] = f32::NEG_INFINITY;
+        scores[32_001] = 30.0;
+        let max = scores
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &s| m.max(s as f64));
+        let sum: f64 = scores.iter().map(|&s| (s as f64 - max).exp()).sum();
+        let reference: Vec<f64> = scores.iter().map(|&s| s as f64 - max - sum.ln()).collect();
+        let (ours, body) = (log_softmax(&scores), log_softmax_body(&scores));
+        for (i, ((&o, &b), &r)) in ours.iter().zip(&body).zip(&reference).enumerate() {
+            if r.is_infinite() {
+                assert!(o.is_infinite() && b.is_infinite(), "token {i}");
+            } else {
+                assert!(
+                    (o as f64 - r).abs() < 1e-5 * r.abs().max(1.0),
+                    "token {i}: {o} vs {r}"
+                );
+                assert!(
+                    (o - b).abs() <= 1e-6 * o.abs().max(1.0),
+                    "token {i}: {o} vs {b}"
+                );
+            }
+        }
+        assert_eq!(log_softmax(&[1.0]), vec![0.0]);
+    }
+
+    #[test]
+    fn argmax_is_the_first_highest_score() {
+        let mut scores: Vec<f32> = (0..1_003).map(|i| (i as f32 * 0.61).sin()).collect();
+        let expected = (0..scores.len()).fold(0, |b, i| if scores[i] > scores[b] { i } else { b });
+        assert_eq!(argmax(&scores), expected as u32);
+        scores[1_001] = 2.0;
+        scores[40] = 2.0;
+        assert_eq!(argmax(&scores), 40);
+        scores[7] = f32::NAN;
+        assert_eq!(argmax(&scores), 40);
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 3]), 0);
+        assert_eq!(argmax(&[]), 0);
     }
 
     #[test]

@@ -157,6 +157,52 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     Ok(x.gelu_erf()?)
 }
 
+struct SiluOp;
+
+impl CustomOp1 for SiluOp {
+    fn name(&self) -> &'static str {
+        "prosa-silu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "silu input")?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(1 << 14)
+            .zip(x.par_chunks(1 << 14))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = v * sigmoid(v);
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        // d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).
+        let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
+        with_f32(x, |xs| {
+            dx.par_chunks_mut(1 << 14)
+                .zip(xs.par_chunks(1 << 14))
+                .for_each(|(g, x)| {
+                    for (g, &v) in g.iter_mut().zip(x) {
+                        let s = sigmoid(v);
+                        *g *= s * (1.0 + v * (1.0 - s));
+                    }
+                })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+/// SiLU (swish), `x·σ(x)`: fused with a backward pass on the CPU in f32 (the vectorisable
+/// [`sigmoid`] instead of libm's `exp`), candle's `silu` elsewhere.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return Ok(x.contiguous()?.apply_op1(SiluOp)?);
+    }
+    Ok(x.silu()?)
+}
+
 /// The activation of a feed-forward layer, as `config.json`'s `hidden_act` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -188,7 +234,7 @@ impl Activation {
             Activation::Gelu => gelu(x)?,
             Activation::GeluTanh => gelu_tanh(x)?,
             Activation::Relu => x.relu()?,
-            Activation::Silu => x.silu()?,
+            Activation::Silu => silu(x)?,
         })
     }
 }

@@ -19,7 +19,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::context::{AttentionKind, ForwardCtx};
-use super::decode_attention::{decode_attention, DecodeShape};
+use super::decode_attention::{cross_attention, decode_attention, DecodeShape};
 use super::dropout::dropout;
 use super::kv_cache::{CrossMemory, LayerCache};
 use super::projection::Projection;
@@ -346,11 +346,11 @@ impl MultiHeadAttention {
                 "cross-attention needs separate query and key/value projections",
             ));
         };
-        Ok(CrossMemory {
-            keys: split_heads(&k.forward(memory)?, self.kv_heads, self.head_dim)?,
-            values: split_heads(&v.forward(memory)?, self.kv_heads, self.head_dim)?,
-            pad_bias: pad_bias.clone(),
-        })
+        Ok(CrossMemory::new(
+            split_heads(&k.forward(memory)?, self.kv_heads, self.head_dim)?,
+            split_heads(&v.forward(memory)?, self.kv_heads, self.head_dim)?,
+            pad_bias.clone(),
+        ))
     }
 
     /// Cross-attention: queries from the decoder positions `x` (batch, seq, hidden), keys and
@@ -363,15 +363,52 @@ impl MultiHeadAttention {
             ));
         };
         let q = split_heads(&q.forward(x)?, self.heads, self.head_dim)?;
+        // One new position per row in generation: the decode-step kernel, reading each row's
+        // source in place (no gathered copy for the beams).
+        if q.dim(2)? == 1 && !ctx.train && ctx.attention.is_none() {
+            if let Some(context) = self.cross_step(&q, memory)? {
+                return self.merge_and_project(&context, ctx);
+            }
+        }
+        let (keys, values, pad_bias) = memory.per_row()?;
         let group = self.heads / self.kv_heads;
-        let (k, v) = (
-            repeat_kv(&memory.keys, group)?,
-            repeat_kv(&memory.values, group)?,
-        );
-        let probs = masked_softmax(&q.matmul(&k.t()?)?, &memory.pad_bias, self.scale_factor())?;
+        let (k, v) = (repeat_kv(&keys, group)?, repeat_kv(&values, group)?);
+        let probs = masked_softmax(&q.matmul(&k.t()?)?, &pad_bias, self.scale_factor())?;
         ctx.record_attention(AttentionKind::Cross, &probs);
         let context = dropout(&probs, self.attention_dropout, ctx)?.matmul(&v)?;
         self.merge_and_project(&context, ctx)
+    }
+
+    /// The contexts (batch, heads, 1, d) of one query per row `q` (batch, heads, 1, d) over
+    /// `memory`; `None` when it is not f32 in CPU memory.
+    fn cross_step(&self, q: &Tensor, memory: &CrossMemory) -> Result<Option<Tensor>> {
+        if !q.device().is_cpu() || q.dtype() != DType::F32 {
+            return Ok(None);
+        }
+        let batch = q.dim(0)?;
+        let queries = q.flatten_all()?.to_vec1::<f32>()?;
+        let context = memory.read_f32(|keys, values, bias, sources, len| {
+            let shape = DecodeShape {
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+                head_dim: self.head_dim,
+                capacity: len,
+                len,
+                scale: self.scale_factor() as f32,
+            };
+            let fits = sources.len() == batch
+                && keys.len() == bias.len() * self.kv_heads * self.head_dim
+                && values.len() == keys.len();
+            fits.then(|| cross_attention(&queries, keys, values, bias, shape, sources))
+        });
+        match context.flatten() {
+            Some(c) => Ok(Some(Tensor::from_vec(
+                c,
+                (batch, self.heads, 1, self.head_dim),
+                q.device(),
+            )?)),
+            None => Ok(None),
+        }
     }
 
     /// The factor of the scores.

@@ -36,19 +36,52 @@ pub(crate) fn decode_attention(
     bias: &[f32],
     shape: DecodeShape,
 ) -> Vec<f32> {
-    let dh = shape.head_dim;
-    let batch = q.len() / (shape.heads * dh);
+    attend_rows(q, keys, values, bias, shape, |b| b)
+}
+
+/// Cross-attention of one new query per decoder row: as [`decode_attention`], with `keys`,
+/// `values` (sources, kv_heads, capacity, head_dim) and `bias` (sources, len) of the encoded
+/// sources, and row `b` reading source `sources[b]` (beams share their source's memory).
+pub(crate) fn cross_attention(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    shape: DecodeShape,
+    sources: &[u32],
+) -> Vec<f32> {
+    attend_rows(q, keys, values, bias, shape, |b| sources[b] as usize)
+}
+
+/// Every row's heads, row `b` reading the keys, values and bias of row `memory_row(b)`; rows
+/// in parallel when there is enough work (each head's arithmetic is the same either way).
+fn attend_rows(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    shape: DecodeShape,
+    memory_row: impl Fn(usize) -> usize + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let row = shape.heads * shape.head_dim;
     let mut context = vec![0f32; q.len()];
-    let mut weights = vec![0f32; shape.len];
-    for b in 0..batch {
-        for head in 0..shape.heads {
-            let at = (b * shape.heads + head) * dh;
-            let out = &mut context[at..at + dh];
-            attend_head(q, keys, values, bias, shape, b, head, &mut weights, out);
-        }
+    let attend = |(b, out): (usize, &mut [f32])| {
+        let rows = (b, memory_row(b));
+        attend_heads(q, keys, values, bias, shape, rows, 0..shape.heads, out);
+    };
+    // Multiply-adds of the scores and the mixing.
+    let work = q.len() * shape.len * 2;
+    if work >= PARALLEL_WORK && q.len() > row {
+        context.par_chunks_mut(row).enumerate().for_each(attend);
+    } else {
+        context.chunks_mut(row).enumerate().for_each(attend);
     }
     context
 }
+
+/// Below this many multiply-adds the rows run on the calling thread.
+const PARALLEL_WORK: usize = 1 << 17;
 
 /// The contexts of query heads `heads` of batch row 0 (heads.len() × head_dim), each exactly
 /// as [`decode_attention`] computes it: the threads of a decode step share the heads.
@@ -60,25 +93,85 @@ pub(crate) fn decode_attention_heads(
     shape: DecodeShape,
     heads: std::ops::Range<usize>,
 ) -> Vec<f32> {
-    let dh = shape.head_dim;
-    let mut context = vec![0f32; heads.len() * dh];
-    let mut weights = vec![0f32; shape.len];
-    for (head, out) in heads.zip(context.chunks_exact_mut(dh)) {
-        attend_head(q, keys, values, bias, shape, 0, head, &mut weights, out);
-    }
+    let mut context = vec![0f32; heads.len() * shape.head_dim];
+    attend_heads(q, keys, values, bias, shape, (0, 0), heads, &mut context);
     context
 }
 
-/// One query head of batch row `b` into `out` (head_dim, zeroed); `weights` is scratch of
-/// `len` values.
+/// Query heads `heads` of row `b` over the keys, values and bias of row `from` into `out`
+/// (heads.len() × head_dim, zeroed), with AVX-512 where the CPU has it. The lanes of every sum
+/// are fixed by the code, so both builds give the same bits.
 #[allow(clippy::too_many_arguments)]
+fn attend_heads(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    shape: DecodeShape,
+    rows: (usize, usize),
+    heads: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::panel_tasks::has_avx512f() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { wide::attend_heads(q, keys, values, bias, shape, rows, heads, out) };
+    }
+    attend_heads_body(q, keys, values, bias, shape, rows, heads, out)
+}
+
+/// [`attend_heads`] compiled for AVX-512F (the portable build targets SSE2 only).
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::DecodeShape;
+
+    /// # Safety
+    /// The CPU supports AVX-512F.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn attend_heads(
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        bias: &[f32],
+        shape: DecodeShape,
+        rows: (usize, usize),
+        heads: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        super::attend_heads_body(q, keys, values, bias, shape, rows, heads, out)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn attend_heads_body(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    bias: &[f32],
+    shape: DecodeShape,
+    rows: (usize, usize),
+    heads: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let mut weights = vec![0f32; shape.len];
+    for (head, out) in heads.zip(out.chunks_exact_mut(shape.head_dim)) {
+        attend_head(q, keys, values, bias, shape, rows, head, &mut weights, out);
+    }
+}
+
+/// One query head of batch row `b` over the keys, values and bias of row `from` into `out`
+/// (head_dim, zeroed); `weights` is scratch of `len` values.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn attend_head(
     q: &[f32],
     keys: &[f32],
     values: &[f32],
     bias: &[f32],
     shape: DecodeShape,
-    b: usize,
+    (b, from): (usize, usize),
     head: usize,
     weights: &mut [f32],
     out: &mut [f32],
@@ -91,8 +184,8 @@ fn attend_head(
         len,
         scale,
     } = shape;
-    let mask = &bias[b * len..(b + 1) * len];
-    let base = ((b * kv_heads) + head / (heads / kv_heads)) * capacity * dh;
+    let mask = &bias[from * len..(from + 1) * len];
+    let base = ((from * kv_heads) + head / (heads / kv_heads)) * capacity * dh;
     let at = (b * heads + head) * dh;
     let query = &q[at..at + dh];
     let mut max = f32::NEG_INFINITY;
@@ -118,6 +211,7 @@ fn attend_head(
 
 /// `a · b` in eight lanes (each lane summing every eighth product, so the compiler can keep
 /// them in one vector register), the lanes then added in order, and any tail last.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 8;
     let mut lanes = [0f32; LANES];
@@ -164,6 +258,46 @@ mod tests {
             for (o, e) in out[head * dh..(head + 1) * dh].iter().zip(expected) {
                 assert!((o - e).abs() < 1e-6, "head {head}: {o} vs {e}");
             }
+        }
+    }
+
+    #[test]
+    fn cross_attention_reads_each_rows_source_as_a_gathered_copy_would() {
+        // Two sources of five positions, four rows reading sources 1, 0, 1, 1; rows run in
+        // parallel above the work threshold, so the length makes both paths run.
+        for len in [5, 3000] {
+            let (heads, dh) = (2, 4);
+            let shape = DecodeShape {
+                heads,
+                kv_heads: heads,
+                head_dim: dh,
+                capacity: len,
+                len,
+                scale: 0.5,
+            };
+            let value = |i: usize, f: f32| (i as f32 * f).sin();
+            let keys: Vec<f32> = (0..2 * heads * len * dh).map(|i| value(i, 0.7)).collect();
+            let values: Vec<f32> = (0..2 * heads * len * dh).map(|i| value(i, 1.3)).collect();
+            let mut bias = vec![0f32; 2 * len];
+            bias[len + 1] = -1e9;
+            let sources = [1u32, 0, 1, 1];
+            let q: Vec<f32> = (0..4 * heads * dh).map(|i| value(i, 0.3)).collect();
+            let gather = |t: &[f32], width: usize| -> Vec<f32> {
+                sources
+                    .iter()
+                    .flat_map(|&s| t[s as usize * width..(s as usize + 1) * width].to_vec())
+                    .collect()
+            };
+            let block = heads * len * dh;
+            let expected = decode_attention(
+                &q,
+                &gather(&keys, block),
+                &gather(&values, block),
+                &gather(&bias, len),
+                shape,
+            );
+            let ours = cross_attention(&q, &keys, &values, &bias, shape, &sources);
+            assert_eq!(ours, expected, "length {len}");
         }
     }
 }

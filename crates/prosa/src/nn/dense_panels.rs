@@ -21,6 +21,7 @@ use candle_core::{Tensor, TensorId};
 use rayon::prelude::*;
 
 use super::gemm::with_f32;
+use super::huge_pages::HugeBuffer;
 use super::linear::PARALLEL_WORK;
 use super::panel_tasks::panel_tasks;
 use crate::error::Result;
@@ -44,14 +45,15 @@ struct DensePanels {
     outputs: usize,
     inputs: usize,
     /// Group `g`, input position `k`: outputs `64g..64g + 64` at `(g·inputs + k)·64`; outputs
-    /// past the last are zero.
-    data: Vec<f32>,
+    /// past the last are zero. On 2 MiB pages where the system has them: every decode step
+    /// streams it whole.
+    data: HugeBuffer<f32>,
 }
 
 impl DensePanels {
     /// Packs `w`, in `nn.Linear`'s layout (outputs, inputs) when `out_in`, else `Conv1D`'s.
-    fn pack(w: &[f32], outputs: usize, inputs: usize, out_in: bool) -> Vec<f32> {
-        let mut data = vec![0f32; outputs.div_ceil(GROUP) * inputs * GROUP];
+    fn pack(w: &[f32], outputs: usize, inputs: usize, out_in: bool) -> Result<HugeBuffer<f32>> {
+        let mut data = HugeBuffer::zeroed(outputs.div_ceil(GROUP) * inputs * GROUP)?;
         data.par_chunks_mut((inputs * GROUP).max(1))
             .enumerate()
             .for_each(|(g, block)| {
@@ -71,7 +73,7 @@ impl DensePanels {
                     }
                 }
             });
-        data
+        Ok(data)
     }
 
     /// `x · Wᵀ (+ b)` for `m` rows of `x`, row-major `m × outputs`.
@@ -99,8 +101,8 @@ impl DensePanels {
                         &mut lanes[..count],
                     );
                     for (j, sums) in lanes[..count].iter().enumerate() {
-                        let at = (i + j) * n + first - start;
-                        let out = &mut part[at..at + width];
+                        let column = first - start;
+                        let out = &mut part.row(i + j)[column..column + width];
                         match bias {
                             Some(b) => {
                                 for ((o, s), b) in out.iter_mut().zip(sums).zip(&b[first..]) {
@@ -140,7 +142,7 @@ impl PanelCache {
         *kept = None;
         let (a, b) = weight.dims2()?;
         let (outputs, inputs) = if out_in { (a, b) } else { (b, a) };
-        let data = with_f32(weight, |w| DensePanels::pack(w, outputs, inputs, out_in))?;
+        let data = with_f32(weight, |w| DensePanels::pack(w, outputs, inputs, out_in))??;
         let packed = Arc::new(DensePanels {
             weight: weight.id(),
             generation,

@@ -224,26 +224,92 @@ impl candle_core::InplaceOp1 for ReorderRows<'_> {
 }
 
 /// The keys and values one cross-attention layer reads from an encoder's output, projected
-/// once, (batch, kv_heads, source, head_dim) each, with the source's padding bias
-/// (batch, 1, 1, source).
+/// once, (sources, kv_heads, source, head_dim) each, with the source's padding bias
+/// (sources, 1, 1, source), and which source each decoder row reads. Beams of one source share
+/// its memory: expanding to beams and re-ranking them only changes that map, so nothing is
+/// copied at every step.
 #[derive(Clone)]
 pub struct CrossMemory {
-    /// Keys.
-    pub keys: Tensor,
-    /// Values.
-    pub values: Tensor,
-    /// 0 for source tokens, the padding bias for padding.
-    pub pad_bias: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    pad_bias: Tensor,
+    /// Decoder row `i` reads source `rows[i]`; `None`: row `i` reads source `i`.
+    rows: Option<Vec<u32>>,
 }
 
 impl CrossMemory {
+    /// The memory of projected `keys` and `values` (sources, kv_heads, source, head_dim) and
+    /// `pad_bias` (sources, 1, 1, source); decoder row `i` reads source `i`.
+    pub fn new(keys: Tensor, values: Tensor, pad_bias: Tensor) -> Self {
+        Self {
+            keys,
+            values,
+            pad_bias,
+            rows: None,
+        }
+    }
+
     /// Keeps rows `rows` (in that order; a row may repeat): beams of one source share it.
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
-        let index = Tensor::new(rows, self.keys.device())?;
-        self.keys = self.keys.index_select(&index, 0)?;
-        self.values = self.values.index_select(&index, 0)?;
-        self.pad_bias = self.pad_bias.index_select(&index, 0)?;
+        let sources = self.keys.dim(0)?;
+        let mapped = rows
+            .iter()
+            .map(|&r| match &self.rows {
+                Some(map) => map.get(r as usize).copied(),
+                None => Some(r).filter(|&r| (r as usize) < sources),
+            })
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "cross-attention memory: row selection {rows:?} past its {} rows",
+                    self.rows.as_ref().map_or(sources, Vec::len)
+                ))
+            })?;
+        self.rows = Some(mapped);
         Ok(())
+    }
+
+    /// Keys, values and padding bias with one row per decoder row (gathered where rows share
+    /// a source).
+    pub fn per_row(&self) -> Result<(Tensor, Tensor, Tensor)> {
+        let Some(rows) = &self.rows else {
+            return Ok((
+                self.keys.clone(),
+                self.values.clone(),
+                self.pad_bias.clone(),
+            ));
+        };
+        let index = Tensor::new(rows.as_slice(), self.keys.device())?;
+        Ok((
+            self.keys.index_select(&index, 0)?,
+            self.values.index_select(&index, 0)?,
+            self.pad_bias.index_select(&index, 0)?,
+        ))
+    }
+
+    /// Runs `read` on the keys and values (sources, kv_heads, source, head_dim) and the padding
+    /// bias (sources, source) as f32 slices, with the source each decoder row reads and the
+    /// source length (`None` when a tensor is not contiguous f32 in CPU memory).
+    pub(crate) fn read_f32<R>(
+        &self,
+        read: impl FnOnce(&[f32], &[f32], &[f32], &[u32], usize) -> R,
+    ) -> Option<R> {
+        let len = self.keys.dims().get(2).copied()?;
+        let identity: Vec<u32>;
+        let rows = match &self.rows {
+            Some(rows) => rows.as_slice(),
+            None => {
+                identity = (0..self.keys.dims()[0] as u32).collect();
+                identity.as_slice()
+            }
+        };
+        with_cpu_f32(&self.keys, |k| {
+            with_cpu_f32(&self.values, |v| {
+                with_cpu_f32(&self.pad_bias, |b| read(k, v, b, rows, len))
+            })
+        })
+        .flatten()
+        .flatten()
     }
 }
 
@@ -283,6 +349,32 @@ mod tests {
                     .to_vec1::<f32>()?
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn cross_memory_row_selections_compose_as_gathers_do() -> Result<()> {
+        let dev = Device::Cpu;
+        let keys = Tensor::arange(0f32, 12.0, &dev)?.reshape((3, 1, 2, 2))?;
+        let values = (&keys * 10.0)?;
+        let bias = Tensor::arange(0f32, 6.0, &dev)?.reshape((3, 1, 1, 2))?;
+        let mut memory = CrossMemory::new(keys.clone(), values.clone(), bias.clone());
+        // Expand three sources to two beams each, then re-rank the beams twice.
+        memory.select_rows(&[0, 0, 1, 1, 2, 2])?;
+        memory.select_rows(&[1, 0, 3, 3, 4, 5])?;
+        memory.select_rows(&[0, 0, 2, 3, 5, 4])?;
+        let sources = Tensor::new(&[0u32, 0, 1, 1, 2, 2], &dev)?;
+        let (k, v, b) = memory.per_row()?;
+        for (ours, full) in [(k, keys), (v, values), (b, bias)] {
+            let expected = full.index_select(&sources, 0)?;
+            assert_eq!(
+                ours.flatten_all()?.to_vec1::<f32>()?,
+                expected.flatten_all()?.to_vec1::<f32>()?
+            );
+        }
+        let read = memory.read_f32(|_, _, _, rows, len| (rows.to_vec(), len));
+        assert_eq!(read, Some((vec![0, 0, 1, 1, 2, 2], 2)));
+        assert!(memory.select_rows(&[6]).is_err());
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ mod fused_attention;
 mod fused_recurrent;
 pub(crate) mod gemm;
 pub mod gru_cell;
+pub mod huge_pages;
 pub mod kv_cache;
 pub mod linear;
 pub mod loss;

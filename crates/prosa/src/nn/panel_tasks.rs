@@ -5,41 +5,60 @@
 use rayon::prelude::*;
 
 /// The `m × rows` product computed by a few tasks per thread, each owning whole panels of
-/// `panel` weight rows: `task(first, n, part)` fills `part` (`m × n`, row-major) with the
-/// products of weight rows `first..first + n`; the parts are put together here. Without
-/// `parallel`, one task on the calling thread does the whole product.
+/// `panel` weight rows: `task(first, n, part)` fills `part`, the output's columns
+/// `first..first + n` of each of the `m` rows, with the products of weight rows
+/// `first..first + n`. Tasks write straight into the output (no parts put together after).
+/// Without `parallel`, one task on the calling thread does the whole product.
 pub(crate) fn panel_tasks(
     rows: usize,
     m: usize,
     panel: usize,
     parallel: bool,
-    task: impl Fn(usize, usize, &mut [f32]) + Sync,
+    task: impl Fn(usize, usize, &mut TaskOutput) + Sync,
 ) -> Vec<f32> {
+    let mut out = vec![0f32; m * rows];
+    if out.is_empty() {
+        return out;
+    }
     let tasks = if parallel {
         4 * rayon::current_num_threads()
     } else {
         1
     };
     let task_rows = (rows.div_ceil(tasks).div_ceil(panel) * panel).max(panel);
-    let parts: Vec<(usize, Vec<f32>)> = (0..rows)
-        .step_by(task_rows)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|start| {
-            let n = task_rows.min(rows - start);
-            let mut part = vec![0f32; m * n];
-            task(start, n, &mut part);
-            (start, part)
+    let starts: Vec<usize> = (0..rows).step_by(task_rows).collect();
+    let mut parts: Vec<TaskOutput> = starts
+        .iter()
+        .map(|_| TaskOutput {
+            rows: Vec::with_capacity(m),
         })
         .collect();
-    let mut out = vec![0f32; m * rows];
-    for (start, part) in parts {
-        let n = part.len() / m.max(1);
-        for (i, row) in part.chunks_exact(n.max(1)).enumerate() {
-            out[i * rows + start..i * rows + start + n].copy_from_slice(row);
+    for row in out.chunks_mut(rows) {
+        for (part, columns) in parts.iter_mut().zip(row.chunks_mut(task_rows)) {
+            part.rows.push(columns);
         }
     }
+    let run = |(start, mut part): (usize, TaskOutput)| {
+        task(start, task_rows.min(rows - start), &mut part)
+    };
+    if starts.len() > 1 {
+        starts.into_par_iter().zip(parts).for_each(run);
+    } else {
+        starts.into_iter().zip(parts).for_each(run);
+    }
     out
+}
+
+/// What one task of [`panel_tasks`] fills: its columns of every output row.
+pub(crate) struct TaskOutput<'a> {
+    rows: Vec<&'a mut [f32]>,
+}
+
+impl TaskOutput<'_> {
+    /// The task's columns of output row `i`.
+    pub(crate) fn row(&mut self, i: usize) -> &mut [f32] {
+        self.rows[i]
+    }
 }
 
 /// Whether the CPU has AVX-512F, which the F16 panels and the dense f32 groups need (std caches
