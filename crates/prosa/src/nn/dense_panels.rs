@@ -1,19 +1,21 @@
-//! Few-row f32 products in inference through a weight packed once. A sentence's tokens, a
-//! decode step's rows or beams are products of a handful of rows against a large weight; `gemm`
+//! f32 products in inference through a weight packed once. A sentence's tokens, a decode
+//! step's rows or beams are products of a handful of rows against a large weight; `gemm`
 //! repacks the whole weight on every call for them and its kernels for so few columns run at
 //! about half the core's peak (54–60 GFLOP/s at 20 × 384 × 384 on a Zen 4 core, 11 at two rows).
 //! Here a projection keeps its weight repacked in groups of 64 outputs — for every input
 //! position, the 64 outputs' weights side by side, four 16-lane vectors — and a pass multiplies
 //! one group with up to six activation rows, each row's value broadcast: 24 accumulators whose
 //! lanes are outputs, no horizontal sums, the group streamed once per pass (100–112 GFLOP/s at
-//! 4–64 rows, 36 at one).
+//! 4–64 rows, 36 at one). Batches of many rows (an encoder's sentences) take the same passes
+//! block by block of 96 rows: with the packing already done, the two cores split the groups and
+//! run at 165–210 GFLOP/s together where `gemm` reaches 95–175 (384–1,024 rows × 384–3,072).
 //!
 //! The packed copy lives in the projection's [`PanelCache`], built on the first product that
-//! qualifies: no gradient is tracked through it (inference, [`candle_core::no_grad`]), at most
-//! [`MAX_ROWS`] rows, f32 on the CPU, and a CPU with AVX-512F. It is as large as the weight. It
-//! stays valid while the weight is the same tensor and no variable has been written in place
-//! since it was packed ([`candle_core::variable_writes`]: optimizer steps, loading a
-//! checkpoint), so evaluating between training steps repacks once per evaluation.
+//! qualifies: no gradient is tracked through it (inference, [`candle_core::no_grad`]), f32 on
+//! the CPU, and a CPU with AVX-512F. It is as large as the weight. It stays valid while the
+//! weight is the same tensor and no variable has been written in place since it was packed
+//! ([`candle_core::variable_writes`]: optimizer steps, loading a checkpoint), so evaluating
+//! between training steps repacks once per evaluation.
 
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +23,7 @@ use candle_core::{Tensor, TensorId};
 use rayon::prelude::*;
 
 use super::gemm::with_f32;
-use super::huge_pages::HugeBuffer;
+use super::huge_pages;
 use super::linear::PARALLEL_WORK;
 use super::panel_tasks::panel_tasks;
 use crate::error::Result;
@@ -32,9 +34,9 @@ const GROUP: usize = 64;
 /// Activation rows per pass, at most (24 accumulators of 32 registers).
 const PASS: usize = 6;
 
-/// Products of at most this many rows use the packed weight; larger ones amortise `gemm`'s
-/// packing, and their activations would not stay in cache across a group's passes.
-pub const MAX_ROWS: usize = 64;
+/// Activation rows a task takes through all of its groups before the next rows: 96 rows of up
+/// to 2,048 inputs stay in the core's L2 cache beside the group being read.
+const ROW_BLOCK: usize = 96;
 
 /// A weight repacked for the group kernel.
 struct DensePanels {
@@ -47,13 +49,13 @@ struct DensePanels {
     /// Group `g`, input position `k`: outputs `64g..64g + 64` at `(g·inputs + k)·64`; outputs
     /// past the last are zero. On 2 MiB pages where the system has them: every decode step
     /// streams it whole.
-    data: HugeBuffer<f32>,
+    data: Vec<f32>,
 }
 
 impl DensePanels {
     /// Packs `w`, in `nn.Linear`'s layout (outputs, inputs) when `out_in`, else `Conv1D`'s.
-    fn pack(w: &[f32], outputs: usize, inputs: usize, out_in: bool) -> Result<HugeBuffer<f32>> {
-        let mut data = HugeBuffer::zeroed(outputs.div_ceil(GROUP) * inputs * GROUP)?;
+    fn pack(w: &[f32], outputs: usize, inputs: usize, out_in: bool) -> Vec<f32> {
+        let mut data = huge_pages::zeroed_vec(outputs.div_ceil(GROUP) * inputs * GROUP);
         data.par_chunks_mut((inputs * GROUP).max(1))
             .enumerate()
             .for_each(|(g, block)| {
@@ -73,10 +75,12 @@ impl DensePanels {
                     }
                 }
             });
-        Ok(data)
+        data
     }
 
-    /// `x · Wᵀ (+ b)` for `m` rows of `x`, row-major `m × outputs`.
+    /// `x · Wᵀ (+ b)` for `m` rows of `x`, row-major `m × outputs`: block by block of
+    /// [`ROW_BLOCK`] rows (which stay in cache while every group of the task passes over them),
+    /// each block in equal passes of at most [`PASS`] rows.
     fn product(
         &self,
         x: &[f32],
@@ -86,30 +90,33 @@ impl DensePanels {
         pass: PassKernel,
     ) -> Vec<f32> {
         let inputs = self.inputs;
-        // Equal passes: 20 rows as 5 + 5 + 5 + 5 rather than 6 + 6 + 6 + 2.
-        let per_pass = m.div_ceil(m.div_ceil(PASS)).max(1);
         panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
             let mut lanes = [[0f32; GROUP]; PASS];
-            for first in (start..start + n).step_by(GROUP) {
-                let width = GROUP.min(start + n - first);
-                let group = &self.data[first * inputs..(first + GROUP) * inputs];
-                for i in (0..m).step_by(per_pass) {
-                    let count = per_pass.min(m - i);
-                    pass(
-                        group,
-                        &x[i * inputs..(i + count) * inputs],
-                        &mut lanes[..count],
-                    );
-                    for (j, sums) in lanes[..count].iter().enumerate() {
-                        let column = first - start;
-                        let out = &mut part.row(i + j)[column..column + width];
-                        match bias {
-                            Some(b) => {
-                                for ((o, s), b) in out.iter_mut().zip(sums).zip(&b[first..]) {
-                                    *o = s + b;
+            for block in (0..m).step_by(ROW_BLOCK) {
+                let rows = ROW_BLOCK.min(m - block);
+                // Equal passes: 20 rows as 5 + 5 + 5 + 5 rather than 6 + 6 + 6 + 2.
+                let per_pass = rows.div_ceil(rows.div_ceil(PASS)).max(1);
+                for first in (start..start + n).step_by(GROUP) {
+                    let width = GROUP.min(start + n - first);
+                    let column = first - start;
+                    let group = &self.data[first * inputs..(first + GROUP) * inputs];
+                    for i in (block..block + rows).step_by(per_pass) {
+                        let count = per_pass.min(block + rows - i);
+                        pass(
+                            group,
+                            &x[i * inputs..(i + count) * inputs],
+                            &mut lanes[..count],
+                        );
+                        for (j, sums) in lanes[..count].iter().enumerate() {
+                            let out = &mut part.row(i + j)[column..column + width];
+                            match bias {
+                                Some(b) => {
+                                    for ((o, s), b) in out.iter_mut().zip(sums).zip(&b[first..]) {
+                                        *o = s + b;
+                                    }
                                 }
+                                None => out.copy_from_slice(&sums[..width]),
                             }
-                            None => out.copy_from_slice(&sums[..width]),
                         }
                     }
                 }
@@ -142,7 +149,7 @@ impl PanelCache {
         *kept = None;
         let (a, b) = weight.dims2()?;
         let (outputs, inputs) = if out_in { (a, b) } else { (b, a) };
-        let data = with_f32(weight, |w| DensePanels::pack(w, outputs, inputs, out_in))??;
+        let data = with_f32(weight, |w| DensePanels::pack(w, outputs, inputs, out_in))?;
         let packed = Arc::new(DensePanels {
             weight: weight.id(),
             generation,
@@ -178,7 +185,7 @@ pub fn product(
     let rows = x.elem_count() / inputs.max(1);
     // Mismatched extents are left to the linear op, which names them in its error.
     let bias_fits = bias.is_none_or(|b| b.elem_count() == outputs);
-    if x.dims().last() != Some(&inputs) || !bias_fits || rows == 0 || rows > MAX_ROWS {
+    if x.dims().last() != Some(&inputs) || !bias_fits || rows == 0 {
         return Ok(None);
     }
     let panels = cache.panels(weight, out_in)?;
