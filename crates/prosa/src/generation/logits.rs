@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use rand::Rng;
 
 use super::config::GenerationConfig;
+pub use crate::nn::activation::exp_fast;
+use crate::nn::lanes::fold;
 
 /// Divides scores of tokens already in `sequence` by `penalty` when positive, multiplies them
 /// when negative (transformers' `RepetitionPenaltyLogitsProcessor`; every token of the row
@@ -133,55 +135,10 @@ mod wide {
 
 #[inline(always)]
 fn log_softmax_body(scores: &[f32]) -> Vec<f32> {
-    let max = fold_in_lanes(scores, f32::NEG_INFINITY, f32::max, f32::max);
-    let sum = fold_in_lanes(scores, 0.0, |a, s| a + exp_fast(s - max), |a, b| a + b);
+    let max = fold(scores, f32::NEG_INFINITY, f32::max, f32::max);
+    let sum = fold(scores, 0.0, |a, s| a + exp_fast(s - max), |a, b| a + b);
     let log_sum = sum.ln() + max;
     scores.iter().map(|s| s - log_sum).collect()
-}
-
-/// Folds `values` with `step` in sixteen independent lanes (no chain of dependent steps, so
-/// the lanes vectorize), then joins the lanes with `join` and folds the remainder in.
-#[inline(always)]
-fn fold_in_lanes(
-    values: &[f32],
-    init: f32,
-    step: impl Fn(f32, f32) -> f32,
-    join: impl Fn(f32, f32) -> f32,
-) -> f32 {
-    const LANES: usize = 16;
-    let mut lanes = [init; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane = step(*lane, v);
-        }
-    }
-    let joined = lanes.into_iter().fold(init, &join);
-    rest.iter().fold(joined, |a, &v| step(a, v))
-}
-
-/// `eˣ` within 2 ulp for x in [−87, 88] (smaller x give ≈1e-38 instead of 0, larger ones
-/// overflow as `exp` does not: callers pass x ≤ 0): Cody–Waite reduction to
-/// `2ᵏ·eʳ`, |r| ≤ ln2/2, and Cephes' degree-6 polynomial, in branch-free arithmetic.
-#[inline]
-pub fn exp_fast(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and removing 1.5·2²³ rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let k = (x * LOG2E + ROUND) - ROUND;
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((k as i32 + 127) as u32) << 23)
 }
 
 /// Index of the highest score (the first on ties, as torch.argmax).
@@ -201,7 +158,7 @@ fn argmax_body(scores: &[f32]) -> u32 {
     if scores.first().is_none_or(|s| s.is_nan()) {
         return 0;
     }
-    let max = fold_in_lanes(scores, f32::NEG_INFINITY, f32::max, f32::max);
+    let max = fold(scores, f32::NEG_INFINITY, f32::max, f32::max);
     scores.iter().position(|&s| s == max).unwrap_or(0) as u32
 }
 

@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{cpu_f32 as f32_slice, with_f32};
+use super::lanes::vectorized;
 use crate::error::Result;
 
 /// tanh as a rational function (odd degree-13 numerator, even degree-6 denominator, the
@@ -56,6 +57,29 @@ pub(crate) fn erf(x: f32) -> f32 {
     x * p / q
 }
 
+/// `eˣ` within 2 ulp for x in [−87, 88] (smaller x give ≈1e-38 instead of 0, larger ones
+/// overflow as `exp` does not: callers pass x ≤ 0): Cody–Waite reduction to
+/// `2ᵏ·eʳ`, |r| ≤ ln2/2, and Cephes' degree-6 polynomial, in branch-free arithmetic.
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and removing 1.5·2²³ rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * LOG2E + ROUND) - ROUND;
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(((k as i32 + 127) as u32) << 23)
+}
+
 /// √(2/π), of the tanh GELU.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
@@ -72,10 +96,12 @@ impl CustomOp1 for GeluTanhOp {
         out.par_chunks_mut(1 << 14)
             .zip(x.par_chunks(1 << 14))
             .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    let u = SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v);
-                    *o = 0.5 * v * (1.0 + tanh(u));
-                }
+                vectorized(|| {
+                    for (o, &v) in o.iter_mut().zip(x) {
+                        let u = SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v);
+                        *o = 0.5 * v * (1.0 + tanh(u));
+                    }
+                })
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -87,11 +113,13 @@ impl CustomOp1 for GeluTanhOp {
             dx.par_chunks_mut(1 << 14)
                 .zip(xs.par_chunks(1 << 14))
                 .for_each(|(g, x)| {
-                    for (g, &v) in g.iter_mut().zip(x) {
-                        let t = tanh(SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v));
-                        let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * v * v);
-                        *g *= 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du;
-                    }
+                    vectorized(|| {
+                        for (g, &v) in g.iter_mut().zip(x) {
+                            let t = tanh(SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v));
+                            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * v * v);
+                            *g *= 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du;
+                        }
+                    })
                 })
         })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
@@ -122,9 +150,11 @@ impl CustomOp1 for GeluOp {
         out.par_chunks_mut(1 << 14)
             .zip(x.par_chunks(1 << 14))
             .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2));
-                }
+                vectorized(|| {
+                    for (o, &v) in o.iter_mut().zip(x) {
+                        *o = 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2));
+                    }
+                })
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -137,11 +167,13 @@ impl CustomOp1 for GeluOp {
             dx.par_chunks_mut(1 << 14)
                 .zip(xs.par_chunks(1 << 14))
                 .for_each(|(g, x)| {
-                    for (g, &v) in g.iter_mut().zip(x) {
-                        let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
-                        let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
-                        *g *= cdf + v * pdf;
-                    }
+                    vectorized(|| {
+                        for (g, &v) in g.iter_mut().zip(x) {
+                            let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
+                            let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
+                            *g *= cdf + v * pdf;
+                        }
+                    })
                 })
         })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
@@ -170,9 +202,11 @@ impl CustomOp1 for SiluOp {
         out.par_chunks_mut(1 << 14)
             .zip(x.par_chunks(1 << 14))
             .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = v * sigmoid(v);
-                }
+                vectorized(|| {
+                    for (o, &v) in o.iter_mut().zip(x) {
+                        *o = v * sigmoid(v);
+                    }
+                })
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -184,10 +218,12 @@ impl CustomOp1 for SiluOp {
             dx.par_chunks_mut(1 << 14)
                 .zip(xs.par_chunks(1 << 14))
                 .for_each(|(g, x)| {
-                    for (g, &v) in g.iter_mut().zip(x) {
-                        let s = sigmoid(v);
-                        *g *= s * (1.0 + v * (1.0 - s));
-                    }
+                    vectorized(|| {
+                        for (g, &v) in g.iter_mut().zip(x) {
+                            let s = sigmoid(v);
+                            *g *= s * (1.0 + v * (1.0 - s));
+                        }
+                    })
                 })
         })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))

@@ -188,44 +188,66 @@ fn attend_head(
     let base = ((from * kv_heads) + head / (heads / kv_heads)) * capacity * dh;
     let at = (b * heads + head) * dh;
     let query = &q[at..at + dh];
-    let mut max = f32::NEG_INFINITY;
-    for (p, (w, m)) in weights.iter_mut().zip(mask).enumerate() {
-        let key = &keys[base + p * dh..base + (p + 1) * dh];
-        *w = dot(query, key) * scale + m;
-        max = max.max(*w);
+    let key = |p: usize| &keys[base + p * dh..base + (p + 1) * dh];
+    // Four keys at a time: four independent sums in flight, each key's the same as alone.
+    let mut quads = weights.chunks_exact_mut(4);
+    for (i, w) in (&mut quads).enumerate() {
+        let p = 4 * i;
+        let scores = dots(query, [key(p), key(p + 1), key(p + 2), key(p + 3)]);
+        for ((w, s), m) in w.iter_mut().zip(scores).zip(&mask[p..p + 4]) {
+            *w = s * scale + m;
+        }
     }
+    let done = len / 4 * 4;
+    for (p, w) in quads.into_remainder().iter_mut().enumerate() {
+        let p = done + p;
+        *w = dots(query, [key(p)])[0] * scale + mask[p];
+    }
+    let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for w in weights.iter_mut() {
         *w = (*w - max).exp();
         sum += *w;
     }
     let inv = 1.0 / sum;
-    for (p, w) in weights.iter().enumerate() {
-        let weight = w * inv;
-        let value = &values[base + p * dh..base + (p + 1) * dh];
-        for (o, v) in out.iter_mut().zip(value) {
-            *o += weight * v;
+    weights.iter_mut().for_each(|w| *w *= inv);
+    // Sixteen outputs at a time summed in registers over the positions, in position order.
+    for (c, out) in out.chunks_mut(16).enumerate() {
+        let mut sums = [0f32; 16];
+        for (p, &weight) in weights.iter().enumerate() {
+            let at = base + p * dh + 16 * c;
+            for (s, v) in sums.iter_mut().zip(&values[at..at + out.len()]) {
+                *s += weight * v;
+            }
         }
+        out.copy_from_slice(&sums[..out.len()]);
     }
 }
 
-/// `a · b` in eight lanes (each lane summing every eighth product, so the compiler can keep
-/// them in one vector register), the lanes then added in order, and any tail last.
+/// `a · b` for each `b` of `bs`, each in eight lanes (every lane summing every eighth
+/// product, so the compiler keeps them in one vector register), the lanes then added in order,
+/// and any tail last.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dots<const N: usize>(a: &[f32], bs: [&[f32]; N]) -> [f32; N] {
     const LANES: usize = 8;
-    let mut lanes = [0f32; LANES];
+    let mut lanes = [[0f32; LANES]; N];
     let whole = a.len() / LANES * LANES;
-    for (x, y) in a[..whole]
-        .chunks_exact(LANES)
-        .zip(b[..whole].chunks_exact(LANES))
-    {
-        for i in 0..LANES {
-            lanes[i] += x[i] * y[i];
+    for (c, x) in a[..whole].chunks_exact(LANES).enumerate() {
+        for (lanes, b) in lanes.iter_mut().zip(&bs) {
+            let y = &b[c * LANES..(c + 1) * LANES];
+            for i in 0..LANES {
+                lanes[i] += x[i] * y[i];
+            }
         }
     }
-    let tail: f32 = a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
+    std::array::from_fn(|n| {
+        let tail: f32 = a[whole..]
+            .iter()
+            .zip(&bs[n][whole..])
+            .map(|(x, y)| x * y)
+            .sum();
+        lanes[n].iter().sum::<f32>() + tail
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
+use super::activation::exp_fast;
 use super::gemm::{matmul, with_f32};
+use super::lanes::{fold, vectorized};
 use crate::error::Result;
 
 /// Whether [`bidirectional_attention`] can run on the projections of `x`: f32 on the CPU.
@@ -136,20 +138,18 @@ fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: 
             false,
             false,
         );
-        for row in scores.chunks_exact_mut(keys) {
-            let mut max = f32::NEG_INFINITY;
-            for (s, m) in row.iter_mut().zip(bias) {
-                *s = *s * scale + m;
-                max = max.max(*s);
+        // The masked softmax of each row: max and sum in vector lanes, the branch-free exp.
+        vectorized(|| {
+            for row in scores.chunks_exact_mut(keys) {
+                for (s, m) in row.iter_mut().zip(bias) {
+                    *s = *s * scale + m;
+                }
+                let max = fold(row, f32::NEG_INFINITY, f32::max, f32::max);
+                row.iter_mut().for_each(|s| *s = exp_fast(*s - max));
+                let inv = 1.0 / fold(row, 0.0, |a, s| a + s, |a, b| a + b);
+                row.iter_mut().for_each(|s| *s *= inv);
             }
-            let mut sum = 0f32;
-            for s in row.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
-            row.iter_mut().for_each(|s| *s *= inv);
-        }
+        });
         // out[:, h·d..(h+1)·d] (rows × d) = P (rows × keys) · V_h (keys × d).
         matmul(
             rows,

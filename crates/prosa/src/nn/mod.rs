@@ -30,6 +30,7 @@ pub(crate) mod gemm;
 pub mod gru_cell;
 pub mod huge_pages;
 pub mod kv_cache;
+pub(crate) mod lanes;
 pub mod linear;
 pub mod loss;
 pub mod max_pool;

@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor
 use rayon::prelude::*;
 
 use super::gemm::{cpu_f32 as f32_slice, with_f32};
+use super::lanes::{fold, vectorized};
 use super::params::{Init, ParamBuilder};
 use crate::error::Result;
 
@@ -14,12 +15,12 @@ pub(crate) fn rows_per_task(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)
 }
 
-/// Mean and 1/standard deviation of one row.
-#[inline]
+/// Mean and 1/standard deviation of one row (sums in vector lanes).
+#[inline(always)]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = fold(row, 0.0, |a, v| a + v, |a, b| a + b) / n;
+    let var = fold(row, 0.0, |a, v| a + (v - mean) * (v - mean), |a, b| a + b) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -50,12 +51,14 @@ impl CustomOp3 for LayerNormOp {
         out.par_chunks_mut(step)
             .zip(x.par_chunks(step))
             .for_each(|(out, x)| {
-                for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                    let (mean, rstd) = moments(row, self.eps);
-                    for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
-                        *o = (v - mean) * rstd * g + b;
+                vectorized(|| {
+                    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                        let (mean, rstd) = moments(row, self.eps);
+                        for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
+                            *o = (v - mean) * rstd * g + b;
+                        }
                     }
-                }
+                })
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -141,15 +144,16 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
     Ok(candle_nn::ops::layer_norm_slow(x, gamma, beta, eps as f32)?)
 }
 
-/// `1 / sqrt(mean(x²) + eps)` of one row.
-#[inline]
+/// `1 / sqrt(mean(x²) + eps)` of one row (sums in vector lanes).
+#[inline(always)]
 fn inverse_rms(row: &[f32], eps: f32) -> f32 {
-    let mean_square = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+    let mean_square = fold(row, 0.0, |a, v| a + v * v, |a, b| a + b) / row.len() as f32;
     1.0 / (mean_square + eps).sqrt()
 }
 
 /// One row of an RMS norm: `out = row / rms(row) · γ` (the op's own arithmetic, for callers
 /// that work on slices: the fused decode step).
+#[inline(always)]
 pub(crate) fn rms_norm_row(row: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
     let r = inverse_rms(row, eps);
     for ((o, v), g) in out.iter_mut().zip(row).zip(gamma) {
@@ -181,9 +185,11 @@ impl CustomOp2 for RmsNormOp {
         out.par_chunks_mut(step)
             .zip(x.par_chunks(step))
             .for_each(|(out, x)| {
-                for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                    rms_norm_row(row, gamma, self.eps, o);
-                }
+                vectorized(|| {
+                    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                        rms_norm_row(row, gamma, self.eps, o);
+                    }
+                })
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
