@@ -159,8 +159,12 @@ async fn openai_endpoints_answer_in_openai_shapes_with_the_reference_values() {
         .decode(&out.new_tokens[0], true)
         .unwrap();
     assert_eq!(chat["choices"][0]["message"]["content"], expected.as_str());
-    assert_eq!(chat["choices"][0]["finish_reason"], "length");
-    assert_eq!(chat["usage"]["completion_tokens"], 20);
+    // Whether the reply ends within the 20 tokens depends on the same greedy choices.
+    let tokens = &out.new_tokens[0];
+    let ended = tokens.last().is_some_and(|t| g.eos_token_ids.contains(t));
+    let finish = if ended { "stop" } else { "length" };
+    assert_eq!(chat["choices"][0]["finish_reason"], finish, "{expected:?}");
+    assert_eq!(chat["usage"]["completion_tokens"], tokens.len());
     assert_eq!(chat["usage"]["prompt_tokens"], 37);
 
     // ASSETS.md: the MiniLM embedding of "A man is eating food." starts with these values.

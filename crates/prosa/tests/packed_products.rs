@@ -115,3 +115,27 @@ fn the_packed_weight_follows_writes_and_replacements() {
     let replaced = infer(&projection);
     assert!(relative_diff(&replaced, &reference(&x, &other, Some(&b))) < 1e-6);
 }
+
+#[test]
+fn a_batch_against_a_large_weight_packs_it_for_the_call_only() {
+    // 1,030 × 1,024 values: past the 4 MiB a batch keeps packed (sums of 1,024 products: 1e-5).
+    let w = values(&[1030, 1024], 0.3);
+    let projection = Projection::new(Weight::Dense(w.clone()), None);
+    let _inference = candle_core::no_grad();
+    let batch = values(&[70, 1024], 0.9);
+    let y = projection.forward(&batch).unwrap();
+    let d = relative_diff(&y, &reference(&batch, &w, None));
+    assert!(d < 1e-5, "{d}");
+    assert!(
+        !projection.has_packed_weight(),
+        "a batch keeps no packed copy"
+    );
+    let few = values(&[3, 1024], 0.2);
+    let y = projection.forward(&few).unwrap();
+    assert!(relative_diff(&y, &reference(&few, &w, None)) < 1e-5);
+    assert_eq!(projection.has_packed_weight(), dense_panels::supported());
+    // Now kept, batches use it too.
+    let y = projection.forward(&batch).unwrap();
+    assert!(relative_diff(&y, &reference(&batch, &w, None)) < 1e-5);
+    assert_eq!(projection.has_packed_weight(), dense_panels::supported());
+}

@@ -12,7 +12,10 @@
 //!
 //! The packed copy lives in the projection's [`PanelCache`], built on the first product that
 //! qualifies: no gradient is tracked through it (inference, [`candle_core::no_grad`]), f32 on
-//! the CPU, and a CPU with AVX-512F. It is as large as the weight. It stays valid while the
+//! the CPU, and a CPU with AVX-512F. It is as large as the weight. A product of more than 64
+//! rows against a weight of more than 4 MiB with no packed copy kept packs it for that call
+//! only: packing costs a few percent of such a product, and a model used only in batches
+//! would otherwise hold a second copy of its largest weights. It stays valid while the
 //! weight is the same tensor and no variable has been written in place since it was packed
 //! ([`candle_core::variable_writes`]: optimizer steps, loading a checkpoint), so evaluating
 //! between training steps repacks once per evaluation.
@@ -33,6 +36,12 @@ const GROUP: usize = 64;
 
 /// Activation rows per pass, at most (24 accumulators of 32 registers).
 const PASS: usize = 6;
+
+/// Products of at most this many rows keep the packed weight (decode steps, a sentence).
+const MAX_ROWS_KEPT: usize = 64;
+
+/// Larger products keep it only for weights of at most this many values (4 MiB).
+const MAX_BATCH_KEPT: usize = 1 << 20;
 
 /// Activation rows a task takes through all of its groups before the next rows: 96 rows of up
 /// to 2,048 inputs stay in the core's L2 cache beside the group being read.
@@ -135,8 +144,9 @@ impl PanelCache {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
-    /// The packed form of `weight`, made now unless the one kept is still valid.
-    fn panels(&self, weight: &Tensor, out_in: bool) -> Result<Arc<DensePanels>> {
+    /// The packed form of `weight`: the one kept when it is still valid, else packed now —
+    /// and kept only when `keep`.
+    fn panels(&self, weight: &Tensor, out_in: bool, keep: bool) -> Result<Arc<DensePanels>> {
         // Read before the weight's values: a write after this read makes the next call repack.
         let generation = candle_core::variable_writes();
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -157,7 +167,9 @@ impl PanelCache {
             inputs,
             data,
         });
-        *kept = Some(packed.clone());
+        if keep {
+            *kept = Some(packed.clone());
+        }
         Ok(packed)
     }
 }
@@ -188,7 +200,11 @@ pub fn product(
     if x.dims().last() != Some(&inputs) || !bias_fits || rows == 0 {
         return Ok(None);
     }
-    let panels = cache.panels(weight, out_in)?;
+    // A batch against a large weight packs it for the call only (packing is a few percent of
+    // such a product), so a model used only in batches (BERT-base on 8 × 128 ids) does not hold
+    // a second copy of its largest weights; few-row products keep theirs.
+    let keep = rows <= MAX_ROWS_KEPT || outputs * inputs <= MAX_BATCH_KEPT;
+    let panels = cache.panels(weight, out_in, keep)?;
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
     let y = with_f32(x, |xs| match bias {
         Some(b) => with_f32(b, |bs| panels.product(xs, rows, Some(bs), parallel, pass)),
