@@ -83,23 +83,88 @@ pub fn exp_fast(x: f32) -> f32 {
 /// √(2/π), of the tanh GELU.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
-struct GeluTanhOp;
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
-impl CustomOp1 for GeluTanhOp {
+/// A point-wise activation: its value and its derivative at `x`.
+trait Pointwise: Send + Sync + 'static {
+    const NAME: &'static str;
+    fn value(x: f32) -> f32;
+    fn slope(x: f32) -> f32;
+}
+
+/// The tanh approximation of GELU.
+struct GeluTanh;
+
+impl Pointwise for GeluTanh {
+    const NAME: &'static str = "prosa-gelu-tanh";
+    #[inline(always)]
+    fn value(v: f32) -> f32 {
+        let u = SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v);
+        0.5 * v * (1.0 + tanh(u))
+    }
+    /// d/dx ½x(1 + t) = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t = tanh(u).
+    #[inline(always)]
+    fn slope(v: f32) -> f32 {
+        let t = tanh(SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v));
+        let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * v * v);
+        0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du
+    }
+}
+
+/// Exact (erf) GELU.
+struct Gelu;
+
+impl Pointwise for Gelu {
+    const NAME: &'static str = "prosa-gelu";
+    #[inline(always)]
+    fn value(v: f32) -> f32 {
+        0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2))
+    }
+    /// d/dx [x Φ(x)] = Φ(x) + x φ(x).
+    #[inline(always)]
+    fn slope(v: f32) -> f32 {
+        let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
+        let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
+        let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
+        cdf + v * pdf
+    }
+}
+
+/// SiLU (swish).
+struct Silu;
+
+impl Pointwise for Silu {
+    const NAME: &'static str = "prosa-silu";
+    #[inline(always)]
+    fn value(v: f32) -> f32 {
+        v * sigmoid(v)
+    }
+    /// d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).
+    #[inline(always)]
+    fn slope(v: f32) -> f32 {
+        let s = sigmoid(v);
+        s * (1.0 + v * (1.0 - s))
+    }
+}
+
+/// A [`Pointwise`] activation as a candle op: chunks in parallel, each chunk's loop compiled
+/// for AVX-512 where present; the backward pass multiplies the upstream gradient by the slope.
+struct PointwiseOp<P>(std::marker::PhantomData<P>);
+
+impl<P: Pointwise> CustomOp1 for PointwiseOp<P> {
     fn name(&self) -> &'static str {
-        "prosa-gelu-tanh"
+        P::NAME
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, "gelu input")?;
+        let x = f32_slice(s, l, "activation input")?;
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(1 << 14)
             .zip(x.par_chunks(1 << 14))
             .for_each(|(o, x)| {
                 vectorized(|| {
                     for (o, &v) in o.iter_mut().zip(x) {
-                        let u = SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v);
-                        *o = 0.5 * v * (1.0 + tanh(u));
+                        *o = P::value(v);
                     }
                 })
             });
@@ -107,7 +172,6 @@ impl CustomOp1 for GeluTanhOp {
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        // d/dx ½x(1 + t) = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t = tanh(u).
         let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
         with_f32(x, |xs| {
             dx.par_chunks_mut(1 << 14)
@@ -115,128 +179,43 @@ impl CustomOp1 for GeluTanhOp {
                 .for_each(|(g, x)| {
                     vectorized(|| {
                         for (g, &v) in g.iter_mut().zip(x) {
-                            let t = tanh(SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v));
-                            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * v * v);
-                            *g *= 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du;
+                            *g *= P::slope(v);
                         }
                     })
                 })
         })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
+}
+
+/// `P` fused with its backward pass on the CPU in f32, `other` elsewhere.
+fn pointwise<P: Pointwise>(
+    x: &Tensor,
+    other: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let op = PointwiseOp::<P>(std::marker::PhantomData);
+        return Ok(x.contiguous()?.apply_op1(op)?);
+    }
+    Ok(other(x)?)
 }
 
 /// The tanh approximation of GELU (transformers' `gelu_new`, GPT-2's activation), fused with a
 /// backward pass on the CPU in f32; candle's `gelu` elsewhere.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return Ok(x.contiguous()?.apply_op1(GeluTanhOp)?);
-    }
-    Ok(x.gelu()?)
-}
-
-struct GeluOp;
-
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-
-impl CustomOp1 for GeluOp {
-    fn name(&self) -> &'static str {
-        "prosa-gelu"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, "gelu input")?;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(1 << 14)
-            .zip(x.par_chunks(1 << 14))
-            .for_each(|(o, x)| {
-                vectorized(|| {
-                    for (o, &v) in o.iter_mut().zip(x) {
-                        *o = 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2));
-                    }
-                })
-            });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
-    }
-
-    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        // d/dx [x Φ(x)] = Φ(x) + x φ(x).
-        let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
-        let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
-        with_f32(x, |xs| {
-            dx.par_chunks_mut(1 << 14)
-                .zip(xs.par_chunks(1 << 14))
-                .for_each(|(g, x)| {
-                    vectorized(|| {
-                        for (g, &v) in g.iter_mut().zip(x) {
-                            let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
-                            let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
-                            *g *= cdf + v * pdf;
-                        }
-                    })
-                })
-        })?;
-        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
-    }
+    pointwise::<GeluTanh>(x, Tensor::gelu)
 }
 
 /// Exact (erf) GELU, `x Φ(x)`, as transformers' `gelu`: fused with a backward pass on the CPU
 /// in f32 (a vectorisable erf instead of libm's), candle's `gelu_erf` elsewhere.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return Ok(x.contiguous()?.apply_op1(GeluOp)?);
-    }
-    Ok(x.gelu_erf()?)
-}
-
-struct SiluOp;
-
-impl CustomOp1 for SiluOp {
-    fn name(&self) -> &'static str {
-        "prosa-silu"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, "silu input")?;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(1 << 14)
-            .zip(x.par_chunks(1 << 14))
-            .for_each(|(o, x)| {
-                vectorized(|| {
-                    for (o, &v) in o.iter_mut().zip(x) {
-                        *o = v * sigmoid(v);
-                    }
-                })
-            });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
-    }
-
-    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        // d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).
-        let mut dx = grad.flatten_all()?.to_vec1::<f32>()?;
-        with_f32(x, |xs| {
-            dx.par_chunks_mut(1 << 14)
-                .zip(xs.par_chunks(1 << 14))
-                .for_each(|(g, x)| {
-                    vectorized(|| {
-                        for (g, &v) in g.iter_mut().zip(x) {
-                            let s = sigmoid(v);
-                            *g *= s * (1.0 + v * (1.0 - s));
-                        }
-                    })
-                })
-        })?;
-        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
-    }
+    pointwise::<Gelu>(x, Tensor::gelu_erf)
 }
 
 /// SiLU (swish), `x·σ(x)`: fused with a backward pass on the CPU in f32 (the vectorisable
 /// [`sigmoid`] instead of libm's `exp`), candle's `silu` elsewhere.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return Ok(x.contiguous()?.apply_op1(SiluOp)?);
-    }
-    Ok(x.silu()?)
+    pointwise::<Silu>(x, Tensor::silu)
 }
 
 /// The activation of a feed-forward layer, as `config.json`'s `hidden_act` names it.

@@ -295,14 +295,7 @@ impl MultiHeadAttention {
             };
             Some(decode_attention(&queries, keys, values, &bias, shape))
         });
-        match context.flatten() {
-            Some(c) => Ok(Some(Tensor::from_vec(
-                c,
-                (batch, self.heads, 1, self.head_dim),
-                q.device(),
-            )?)),
-            None => Ok(None),
-        }
+        self.step_contexts(context.flatten(), batch, q.device())
     }
 
     /// Queries, keys and values of `x` (batch, seq, hidden), split into heads (batch, heads,
@@ -401,14 +394,21 @@ impl MultiHeadAttention {
                 && values.len() == keys.len();
             fits.then(|| cross_attention(&queries, keys, values, bias, shape, sources))
         });
-        match context.flatten() {
-            Some(c) => Ok(Some(Tensor::from_vec(
-                c,
-                (batch, self.heads, 1, self.head_dim),
-                q.device(),
-            )?)),
-            None => Ok(None),
-        }
+        self.step_contexts(context.flatten(), batch, q.device())
+    }
+
+    /// The contexts (batch, heads, 1, d) a decode-step kernel computed, as a tensor.
+    fn step_contexts(
+        &self,
+        context: Option<Vec<f32>>,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Option<Tensor>> {
+        let shape = (batch, self.heads, 1, self.head_dim);
+        Ok(match context {
+            Some(c) => Some(Tensor::from_vec(c, shape, device)?),
+            None => None,
+        })
     }
 
     /// The factor of the scores.
