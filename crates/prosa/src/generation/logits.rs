@@ -8,7 +8,7 @@ use rand::Rng;
 
 use super::config::GenerationConfig;
 pub use crate::nn::activation::exp_fast;
-use crate::nn::lanes::fold;
+use crate::nn::lanes::{fold, vectorized};
 
 /// Divides scores of tokens already in `sequence` by `penalty` when positive, multiplies them
 /// when negative (transformers' `RepetitionPenaltyLogitsProcessor`; every token of the row
@@ -107,30 +107,7 @@ pub fn softmax(scores: &[f32]) -> Vec<f32> {
 /// the maximum and the sum of exponentials ([`exp_fast`]) run in sixteen independent lanes the
 /// compiler keeps in vector registers — with AVX-512 where the CPU has it.
 pub fn log_softmax(scores: &[f32]) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { wide::log_softmax(scores) };
-    }
-    log_softmax_body(scores)
-}
-
-/// [`log_softmax`] and [`argmax`] compiled for AVX-512F (the portable build targets SSE2 only).
-#[cfg(target_arch = "x86_64")]
-mod wide {
-    /// # Safety
-    /// The CPU supports AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn log_softmax(scores: &[f32]) -> Vec<f32> {
-        super::log_softmax_body(scores)
-    }
-
-    /// # Safety
-    /// The CPU supports AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn argmax(scores: &[f32]) -> u32 {
-        super::argmax_body(scores)
-    }
+    vectorized(|| log_softmax_body(scores))
 }
 
 #[inline(always)]
@@ -143,12 +120,7 @@ fn log_softmax_body(scores: &[f32]) -> Vec<f32> {
 
 /// Index of the highest score (the first on ties, as torch.argmax).
 pub fn argmax(scores: &[f32]) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { wide::argmax(scores) };
-    }
-    argmax_body(scores)
+    vectorized(|| argmax_body(scores))
 }
 
 /// The maximum in vector lanes, then the first position holding it. A NaN is never the

@@ -7,6 +7,8 @@
 //! bits — with 8-bit quantized activations a last-digit difference in one layer can flip a
 //! rounding in the next product and grow from there.
 
+use super::lanes::vectorized;
+
 /// The shapes of a decode-step attention.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DecodeShape {
@@ -99,8 +101,8 @@ pub(crate) fn decode_attention_heads(
 }
 
 /// Query heads `heads` of row `b` over the keys, values and bias of row `from` into `out`
-/// (heads.len() × head_dim, zeroed), with AVX-512 where the CPU has it. The lanes of every sum
-/// are fixed by the code, so both builds give the same bits.
+/// (heads.len() × head_dim, zeroed), compiled for AVX-512 where the CPU has it. The lanes of
+/// every sum are fixed by the code, so both builds give the same bits.
 #[allow(clippy::too_many_arguments)]
 fn attend_heads(
     q: &[f32],
@@ -112,53 +114,12 @@ fn attend_heads(
     heads: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if super::panel_tasks::has_avx512f() {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { wide::attend_heads(q, keys, values, bias, shape, rows, heads, out) };
-    }
-    attend_heads_body(q, keys, values, bias, shape, rows, heads, out)
-}
-
-/// [`attend_heads`] compiled for AVX-512F (the portable build targets SSE2 only).
-#[cfg(target_arch = "x86_64")]
-mod wide {
-    use super::DecodeShape;
-
-    /// # Safety
-    /// The CPU supports AVX-512F.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn attend_heads(
-        q: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        bias: &[f32],
-        shape: DecodeShape,
-        rows: (usize, usize),
-        heads: std::ops::Range<usize>,
-        out: &mut [f32],
-    ) {
-        super::attend_heads_body(q, keys, values, bias, shape, rows, heads, out)
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn attend_heads_body(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    bias: &[f32],
-    shape: DecodeShape,
-    rows: (usize, usize),
-    heads: std::ops::Range<usize>,
-    out: &mut [f32],
-) {
-    let mut weights = vec![0f32; shape.len];
-    for (head, out) in heads.zip(out.chunks_exact_mut(shape.head_dim)) {
-        attend_head(q, keys, values, bias, shape, rows, head, &mut weights, out);
-    }
+    vectorized(|| {
+        let mut weights = vec![0f32; shape.len];
+        for (head, out) in heads.zip(out.chunks_exact_mut(shape.head_dim)) {
+            attend_head(q, keys, values, bias, shape, rows, head, &mut weights, out);
+        }
+    })
 }
 
 /// One query head of batch row `b` over the keys, values and bias of row `from` into `out`

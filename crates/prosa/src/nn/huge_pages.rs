@@ -15,7 +15,7 @@ const HUGE_PAGE: usize = 2 << 20;
 
 /// `len` zeros of `T`, the 2 MiB-aligned part of the allocation advised to Linux as huge-page
 /// memory before it is written (see the module's doc).
-pub fn zeroed_vec<T: Pod>(len: usize) -> Vec<T> {
+pub(crate) fn zeroed_vec<T: Pod>(len: usize) -> Vec<T> {
     let mut v: Vec<T> = Vec::with_capacity(len);
     advise_huge_pages(v.as_mut_ptr() as usize, len * size_of::<T>());
     v.resize(len, T::zeroed());

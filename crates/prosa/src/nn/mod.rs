@@ -28,7 +28,7 @@ mod fused_attention;
 mod fused_recurrent;
 pub(crate) mod gemm;
 pub mod gru_cell;
-pub mod huge_pages;
+pub(crate) mod huge_pages;
 pub mod kv_cache;
 pub(crate) mod lanes;
 pub mod linear;
