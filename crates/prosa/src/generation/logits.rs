@@ -107,7 +107,10 @@ pub fn softmax(scores: &[f32]) -> Vec<f32> {
 /// the maximum and the sum of exponentials ([`exp_fast`]) run in sixteen independent lanes the
 /// compiler keeps in vector registers — with AVX-512 where the CPU has it.
 pub fn log_softmax(scores: &[f32]) -> Vec<f32> {
-    vectorized(|| log_softmax_body(scores))
+    vectorized(
+        #[inline(always)]
+        || log_softmax_body(scores),
+    )
 }
 
 #[inline(always)]
@@ -120,7 +123,10 @@ fn log_softmax_body(scores: &[f32]) -> Vec<f32> {
 
 /// Index of the highest score (the first on ties, as torch.argmax).
 pub fn argmax(scores: &[f32]) -> u32 {
-    vectorized(|| argmax_body(scores))
+    vectorized(
+        #[inline(always)]
+        || argmax_body(scores),
+    )
 }
 
 /// The maximum in vector lanes, then the first position holding it. A NaN is never the

@@ -162,11 +162,14 @@ impl<P: Pointwise> CustomOp1 for PointwiseOp<P> {
         out.par_chunks_mut(1 << 14)
             .zip(x.par_chunks(1 << 14))
             .for_each(|(o, x)| {
-                vectorized(|| {
-                    for (o, &v) in o.iter_mut().zip(x) {
-                        *o = P::value(v);
-                    }
-                })
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for (o, &v) in o.iter_mut().zip(x) {
+                            *o = P::value(v);
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -177,11 +180,14 @@ impl<P: Pointwise> CustomOp1 for PointwiseOp<P> {
             dx.par_chunks_mut(1 << 14)
                 .zip(xs.par_chunks(1 << 14))
                 .for_each(|(g, x)| {
-                    vectorized(|| {
-                        for (g, &v) in g.iter_mut().zip(x) {
-                            *g *= P::slope(v);
-                        }
-                    })
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            for (g, &v) in g.iter_mut().zip(x) {
+                                *g *= P::slope(v);
+                            }
+                        },
+                    )
                 })
         })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))

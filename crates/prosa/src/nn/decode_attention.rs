@@ -114,12 +114,15 @@ fn attend_heads(
     heads: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
-    vectorized(|| {
-        let mut weights = vec![0f32; shape.len];
-        for (head, out) in heads.zip(out.chunks_exact_mut(shape.head_dim)) {
-            attend_head(q, keys, values, bias, shape, rows, head, &mut weights, out);
-        }
-    })
+    vectorized(
+        #[inline(always)]
+        || {
+            let mut weights = vec![0f32; shape.len];
+            for (head, out) in heads.zip(out.chunks_exact_mut(shape.head_dim)) {
+                attend_head(q, keys, values, bias, shape, rows, head, &mut weights, out);
+            }
+        },
+    )
 }
 
 /// One query head of batch row `b` over the keys, values and bias of row `from` into `out`

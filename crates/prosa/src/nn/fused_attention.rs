@@ -139,17 +139,20 @@ fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: 
             false,
         );
         // The masked softmax of each row: max and sum in vector lanes, the branch-free exp.
-        vectorized(|| {
-            for row in scores.chunks_exact_mut(keys) {
-                for (s, m) in row.iter_mut().zip(bias) {
-                    *s = *s * scale + m;
+        vectorized(
+            #[inline(always)]
+            || {
+                for row in scores.chunks_exact_mut(keys) {
+                    for (s, m) in row.iter_mut().zip(bias) {
+                        *s = *s * scale + m;
+                    }
+                    let max = fold(row, f32::NEG_INFINITY, f32::max, f32::max);
+                    row.iter_mut().for_each(|s| *s = exp_fast(*s - max));
+                    let inv = 1.0 / fold(row, 0.0, |a, s| a + s, |a, b| a + b);
+                    row.iter_mut().for_each(|s| *s *= inv);
                 }
-                let max = fold(row, f32::NEG_INFINITY, f32::max, f32::max);
-                row.iter_mut().for_each(|s| *s = exp_fast(*s - max));
-                let inv = 1.0 / fold(row, 0.0, |a, s| a + s, |a, b| a + b);
-                row.iter_mut().for_each(|s| *s *= inv);
-            }
-        });
+            },
+        );
         // out[:, h·d..(h+1)·d] (rows × d) = P (rows × keys) · V_h (keys × d).
         matmul(
             rows,

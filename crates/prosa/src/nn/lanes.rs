@@ -3,9 +3,10 @@
 //! [`fold`] sums in sixteen independent lanes instead of one chain of dependent additions
 //! (which no compiler may reorder).
 
-/// Runs `body`, compiled for AVX-512F when the CPU has it (the closure is inlined into a
-/// function with that target feature; the arithmetic is the same either way, only the vector
-/// width changes).
+/// Runs `body`, compiled for AVX-512F when the CPU has it: the closure is inlined into a
+/// function with that target feature, so callers mark it `#[inline(always)]` (LLVM leaves a
+/// large closure out of line otherwise, compiled for SSE2). The arithmetic is the same either
+/// way, only the vector width changes.
 #[inline(always)]
 pub(crate) fn vectorized<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

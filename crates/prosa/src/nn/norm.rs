@@ -51,14 +51,17 @@ impl CustomOp3 for LayerNormOp {
         out.par_chunks_mut(step)
             .zip(x.par_chunks(step))
             .for_each(|(out, x)| {
-                vectorized(|| {
-                    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                        let (mean, rstd) = moments(row, self.eps);
-                        for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
-                            *o = (v - mean) * rstd * g + b;
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                            let (mean, rstd) = moments(row, self.eps);
+                            for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
+                                *o = (v - mean) * rstd * g + b;
+                            }
                         }
-                    }
-                })
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -185,11 +188,14 @@ impl CustomOp2 for RmsNormOp {
         out.par_chunks_mut(step)
             .zip(x.par_chunks(step))
             .for_each(|(out, x)| {
-                vectorized(|| {
-                    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                        rms_norm_row(row, gamma, self.eps, o);
-                    }
-                })
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                            rms_norm_row(row, gamma, self.eps, o);
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

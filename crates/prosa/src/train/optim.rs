@@ -171,20 +171,23 @@ impl Rule {
                 let update = |theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]| {
                     // Zipped iterators (no bounds checks) so the loop vectorises, with AVX-512
                     // where the CPU has it.
-                    crate::nn::lanes::vectorized(|| {
-                        for (((p, &g), m), v) in theta
-                            .iter_mut()
-                            .zip(grad)
-                            .zip(m.iter_mut())
-                            .zip(v.iter_mut())
-                        {
-                            let g = g + l2 * *p;
-                            *m = b1 * *m + (1.0 - b1) * g;
-                            *v = b2 * *v + (1.0 - b2) * g * g;
-                            let step = (*m * inv_c1) / ((*v * inv_c2).sqrt() + eps);
-                            *p = *p * shrink - lr * step;
-                        }
-                    })
+                    crate::nn::lanes::vectorized(
+                        #[inline(always)]
+                        || {
+                            for (((p, &g), m), v) in theta
+                                .iter_mut()
+                                .zip(grad)
+                                .zip(m.iter_mut())
+                                .zip(v.iter_mut())
+                            {
+                                let g = g + l2 * *p;
+                                *m = b1 * *m + (1.0 - b1) * g;
+                                *v = b2 * *v + (1.0 - b2) * g * g;
+                                let step = (*m * inv_c1) / ((*v * inv_c2).sqrt() + eps);
+                                *p = *p * shrink - lr * step;
+                            }
+                        },
+                    )
                 };
                 if theta.len() < PARALLEL_UPDATE_MIN {
                     update(theta, grad, m, v);
