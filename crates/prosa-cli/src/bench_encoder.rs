@@ -89,6 +89,8 @@ struct EmbeddingMeasurement {
     sentences: usize,
     sentences_per_second: f64,
     batch_1_latency_ms: f64,
+    /// The median single-sentence call (steadier than the mean on a busy machine).
+    batch_1_median_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -148,14 +150,19 @@ fn bench_embeddings(a: &EncoderArgs, device: &Device) -> anyhow::Result<Embeddin
     let t = Instant::now();
     embedder.embed(&texts)?;
     let seconds = t.elapsed().as_secs_f64();
-    let t = Instant::now();
+    let mut calls_ms = Vec::with_capacity(a.latency_runs);
     for text in texts.iter().cycle().take(a.latency_runs) {
+        let t = Instant::now();
         embedder.embed(&[text])?;
+        calls_ms.push(1000.0 * t.elapsed().as_secs_f64());
     }
+    let mean = calls_ms.iter().sum::<f64>() / calls_ms.len().max(1) as f64;
+    calls_ms.sort_by(f64::total_cmp);
     Ok(EmbeddingMeasurement {
         sentences: texts.len(),
         sentences_per_second: texts.len() as f64 / seconds,
-        batch_1_latency_ms: 1000.0 * t.elapsed().as_secs_f64() / a.latency_runs.max(1) as f64,
+        batch_1_latency_ms: mean,
+        batch_1_median_ms: calls_ms.get(calls_ms.len() / 2).copied().unwrap_or(0.0),
     })
 }
 

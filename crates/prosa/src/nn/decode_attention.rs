@@ -8,6 +8,7 @@
 //! rounding in the next product and grow from there.
 
 use super::lanes::vectorized;
+use super::spin_pool;
 
 /// The shapes of a decode-step attention.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +66,6 @@ fn attend_rows(
     shape: DecodeShape,
     memory_row: impl Fn(usize) -> usize + Sync,
 ) -> Vec<f32> {
-    use rayon::prelude::*;
     let row = shape.heads * shape.head_dim;
     let mut context = vec![0f32; q.len()];
     let attend = |(b, out): (usize, &mut [f32])| {
@@ -75,7 +75,7 @@ fn attend_rows(
     // Multiply-adds of the scores and the mixing.
     let work = q.len() * shape.len * 2;
     if work >= PARALLEL_WORK && q.len() > row {
-        context.par_chunks_mut(row).enumerate().for_each(attend);
+        spin_pool::for_each_chunk_mut(&mut context, row, |b, out| attend((b, out)));
     } else {
         context.chunks_mut(row).enumerate().for_each(attend);
     }

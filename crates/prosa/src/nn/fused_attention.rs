@@ -6,8 +6,8 @@
 //! split-heads copies, no (batch, heads, seq, seq) score tensor, no merge transpose. The same
 //! arithmetic as the composed path of `attention.rs`; it has no backward pass.
 
+use super::spin_pool;
 use candle_core::{DType, Tensor};
-use rayon::prelude::*;
 
 use super::activation::exp_fast;
 use super::gemm::{matmul, with_f32};
@@ -103,14 +103,16 @@ fn attend(s: &Shape, x: &Inputs, scale: f32, out: &mut [f32]) {
     let threads = rayon::current_num_threads().max(1);
     let blocks_per_sequence = (2 * threads).div_ceil(s.batch).max(1);
     let block = s.queries.div_ceil(blocks_per_sequence).max(1);
-    out.par_chunks_mut(s.queries * s.width)
-        .enumerate()
-        .for_each(|(b, out_b)| {
-            out_b
-                .par_chunks_mut(block * s.width)
-                .enumerate()
-                .for_each(|(i, out_block)| attend_block(s, x, scale, b, i * block, out_block));
-        });
+    let blocks = s.queries.div_ceil(block);
+    // Task `t`: block `t % blocks` of sequence `t / blocks`, rows of `out` in that order.
+    let mut parts: Vec<&mut [f32]> = out
+        .chunks_mut(s.queries * s.width)
+        .flat_map(|out_b| out_b.chunks_mut(block * s.width))
+        .collect();
+    spin_pool::for_each_chunk_mut(&mut parts, 1, |t, part| {
+        let (b, i) = (t / blocks, t % blocks);
+        attend_block(s, x, scale, b, i * block, &mut *part[0]);
+    });
 }
 
 /// Every head for queries `first..first + rows` of sequence `b`, into `out` (rows × width).

@@ -8,7 +8,8 @@
 //!   through a packed copy, [`dense_panels`]), [`norm::Norm`],
 //!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
 //!   [`kv_cache`], its one-pass inference kernel (`fused_attention`) and its decode-step
-//!   kernel (`decode_attention`), and the decode step's spinning thread team (`decode_team`), [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
+//!   kernel (`decode_attention`), the decode step's spinning thread team (`decode_team`) and the inference passes' spinning
+//!   helpers (`spin_pool`), [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
 //!   their fused time loop) and [`gru_cell`] (one step), [`positional`] (sinusoidal);
 //! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors),
 //!   [`weights_file`] (checkpoints read one tensor at a time).
@@ -45,6 +46,7 @@ pub mod rope;
 pub mod scalar_mix;
 mod scratch;
 pub mod softmax;
+mod spin_pool;
 pub mod weights_file;
 
 pub use context::{AttentionKind, AttentionMap, ForwardCtx};

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::gemm::{cpu_f32 as f32_slice, with_f32};
 use super::lanes::{fold, vectorized};
 use super::params::{Init, ParamBuilder};
+use super::spin_pool;
 use crate::error::Result;
 
 /// Rows per parallel task: enough work per task to outweigh scheduling.
@@ -48,21 +49,20 @@ impl CustomOp3 for LayerNormOp {
         let d = gamma.len();
         let mut out = vec![0f32; x.len()];
         let step = rows_per_task(d) * d;
-        out.par_chunks_mut(step)
-            .zip(x.par_chunks(step))
-            .for_each(|(out, x)| {
-                vectorized(
-                    #[inline(always)]
-                    || {
-                        for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                            let (mean, rstd) = moments(row, self.eps);
-                            for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
-                                *o = (v - mean) * rstd * g + b;
-                            }
+        spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
+            let x = &x[i * step..i * step + out.len()];
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                        let (mean, rstd) = moments(row, self.eps);
+                        for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
+                            *o = (v - mean) * rstd * g + b;
                         }
-                    },
-                )
-            });
+                    }
+                },
+            )
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -185,18 +185,17 @@ impl CustomOp2 for RmsNormOp {
         let d = gamma.len();
         let mut out = vec![0f32; x.len()];
         let step = rows_per_task(d) * d;
-        out.par_chunks_mut(step)
-            .zip(x.par_chunks(step))
-            .for_each(|(out, x)| {
-                vectorized(
-                    #[inline(always)]
-                    || {
-                        for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                            rms_norm_row(row, gamma, self.eps, o);
-                        }
-                    },
-                )
-            });
+        spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
+            let x = &x[i * step..i * step + out.len()];
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                        rms_norm_row(row, gamma, self.eps, o);
+                    }
+                },
+            )
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 

@@ -2,7 +2,9 @@
 //! `m × rows` split by weight rows into a few tasks per thread, each owning whole panels; and
 //! the CPU check of the kernels that need AVX-512F.
 
-use rayon::prelude::*;
+use std::sync::Mutex;
+
+use super::spin_pool;
 
 /// The `m × rows` product computed by a few tasks per thread, each owning whole panels of
 /// `panel` weight rows: `task(first, n, part)` fills `part`, the output's columns
@@ -38,14 +40,13 @@ pub(crate) fn panel_tasks(
             part.rows.push(columns);
         }
     }
-    let run = |(start, mut part): (usize, TaskOutput)| {
-        task(start, task_rows.min(rows - start), &mut part)
-    };
-    if starts.len() > 1 {
-        starts.into_par_iter().zip(parts).for_each(run);
-    } else {
-        starts.into_iter().zip(parts).for_each(run);
-    }
+    // Each task locks only its own part (never contended): the lock hands the `&mut` rows to
+    // whichever thread runs the task.
+    let parts: Vec<Mutex<TaskOutput>> = parts.into_iter().map(Mutex::new).collect();
+    spin_pool::for_each_task(starts.len(), |t| {
+        let mut part = parts[t].lock().unwrap_or_else(|p| p.into_inner());
+        task(starts[t], task_rows.min(rows - starts[t]), &mut part)
+    });
     out
 }
 
