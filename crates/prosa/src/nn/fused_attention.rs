@@ -6,12 +6,12 @@
 //! split-heads copies, no (batch, heads, seq, seq) score tensor, no merge transpose. The same
 //! arithmetic as the composed path of `attention.rs`; it has no backward pass.
 
-use super::spin_pool;
 use candle_core::{DType, Tensor};
 
-use super::activation::exp_fast;
 use super::gemm::{matmul, with_f32};
-use super::lanes::{fold, vectorized};
+use super::lanes::vectorized;
+use super::softmax::softmax_in_place;
+use super::spin_pool;
 use crate::error::Result;
 
 /// Whether [`bidirectional_attention`] can run on the projections of `x`: f32 on the CPU.
@@ -148,10 +148,7 @@ fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: 
                     for (s, m) in row.iter_mut().zip(bias) {
                         *s = *s * scale + m;
                     }
-                    let max = fold(row, f32::NEG_INFINITY, f32::max, f32::max);
-                    row.iter_mut().for_each(|s| *s = exp_fast(*s - max));
-                    let inv = 1.0 / fold(row, 0.0, |a, s| a + s, |a, b| a + b);
-                    row.iter_mut().for_each(|s| *s *= inv);
+                    softmax_in_place(row);
                 }
             },
         );

@@ -1,13 +1,38 @@
 //! The last-dimension softmax, and the scaled softmax of attention scores with an additive
 //! padding bias (and optionally a causal mask), as candle ops with a backward pass: one pass per
-//! row over `f32` slices, rows in parallel.
+//! row over `f32` slices, rows in parallel, each row's loops in vector lanes (AVX-512 where
+//! present) with the branch-free [`exp_fast`].
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::activation::exp_fast;
 use super::gemm::cpu_f32 as f32_slice;
+use super::lanes::{fold, vectorized};
 use super::norm::rows_per_task;
 use crate::error::Result;
+
+/// `eˣ`, or exactly 0 below −87 (where [`exp_fast`] stops at ≈1e-38): masked keys, `−∞` or a
+/// large negative bias, get no weight at all.
+#[inline(always)]
+fn exp_or_zero(x: f32) -> f32 {
+    let e = exp_fast(x);
+    if x < -87.0 {
+        0.0
+    } else {
+        e
+    }
+}
+
+/// `row ← softmax(row)` in place: the maximum and the sum in sixteen lanes, entries more than 87
+/// below the maximum exactly 0. Inline it into a [`vectorized`] body.
+#[inline(always)]
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
+    let max = fold(row, f32::NEG_INFINITY, f32::max, f32::max);
+    row.iter_mut().for_each(|s| *s = exp_or_zero(*s - max));
+    let inv = 1.0 / fold(row, 0.0, |a, s| a + s, |a, b| a + b);
+    row.iter_mut().for_each(|s| *s *= inv);
+}
 
 struct SoftmaxOp;
 
@@ -21,16 +46,10 @@ impl CustomOp1 for SoftmaxOp {
         let d = l.dims().last().copied().unwrap_or(1);
         let mut out = x.to_vec();
         out.par_chunks_mut(rows_per_task(d) * d).for_each(|rows| {
-            for row in rows.chunks_exact_mut(d) {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for v in row.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
-                }
-                let inv = 1.0 / sum;
-                row.iter_mut().for_each(|v| *v *= inv);
-            }
+            vectorized(
+                #[inline(always)]
+                || rows.chunks_exact_mut(d).for_each(softmax_in_place),
+            )
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -49,14 +68,39 @@ fn softmax_grad(y: &Tensor, grad: &Tensor, scale: f32) -> candle_core::Result<Te
     dx.par_chunks_mut(rows_per_task(d) * d)
         .zip(ys.par_chunks(rows_per_task(d) * d))
         .for_each(|(dx, y)| {
-            for (dx, y) in dx.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
-                let dot: f32 = dx.iter().zip(y).map(|(g, y)| g * y).sum();
-                dx.iter_mut()
-                    .zip(y)
-                    .for_each(|(g, y)| *g = scale * y * (*g - dot));
-            }
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (dx, y) in dx.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
+                        let dot = dot_in_lanes(dx, y);
+                        dx.iter_mut()
+                            .zip(y)
+                            .for_each(|(g, y)| *g = scale * y * (*g - dot));
+                    }
+                },
+            )
         });
     Tensor::from_vec(dx, y.shape(), y.device())
+}
+
+/// `Σ aᵢ·bᵢ` in sixteen lanes.
+#[inline(always)]
+fn dot_in_lanes(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for ((lane, a), b) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += a * b;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Softmax over the last dimension, fused with a backward pass on the CPU in f32.
@@ -113,19 +157,16 @@ impl candle_core::CustomOp2 for MaskedSoftmaxOp {
                         Some(offset) => ((first_row + r) % queries + offset + 1).min(keys),
                         None => keys,
                     };
-                    let mut max = f32::NEG_INFINITY;
-                    for ((o, v), m) in o[..visible].iter_mut().zip(row).zip(mask) {
-                        *o = v * self.scale + m;
-                        max = max.max(*o);
-                    }
-                    o[visible..].iter_mut().for_each(|o| *o = f32::NEG_INFINITY);
-                    let mut sum = 0f32;
-                    for o in o.iter_mut() {
-                        *o = (*o - max).exp();
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
-                    o.iter_mut().for_each(|v| *v *= inv);
+                    // Keys after the query's position keep the allocation's zeros.
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            for ((o, v), m) in o[..visible].iter_mut().zip(row).zip(mask) {
+                                *o = v * self.scale + m;
+                            }
+                            softmax_in_place(&mut o[..visible]);
+                        },
+                    );
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
