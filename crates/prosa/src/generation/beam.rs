@@ -65,16 +65,14 @@ fn best_continuations(
     new_tokens: usize,
     g: &GenerationConfig,
 ) -> Vec<(usize, f32)> {
-    use rayon::prelude::*;
-    let mut merged: Vec<(f32, usize)> = hypotheses
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(b, hyp)| {
-            let mut lp = logits::log_softmax(&logits[b * vocab..(b + 1) * vocab]);
-            logits::process(&mut lp, &hyp.tokens, new_tokens, g);
-            top_k_scored(lp.into_iter().map(|v| v + hyp.score), b * vocab, keep)
-        })
-        .collect();
+    let mut per_beam: Vec<Vec<(f32, usize)>> = vec![Vec::new(); hypotheses.len()];
+    crate::nn::spin_pool::for_each_chunk_mut(&mut per_beam, 1, |b, best| {
+        let hyp = &hypotheses[b];
+        let mut lp = logits::log_softmax(&logits[b * vocab..(b + 1) * vocab]);
+        logits::process(&mut lp, &hyp.tokens, new_tokens, g);
+        best[0] = top_k_scored(lp.into_iter().map(|v| v + hyp.score), b * vocab, keep);
+    });
+    let mut merged: Vec<(f32, usize)> = per_beam.into_iter().flatten().collect();
     merged.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     merged.truncate(keep);
     merged.into_iter().map(|(s, i)| (i, s)).collect()

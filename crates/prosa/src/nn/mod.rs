@@ -46,7 +46,7 @@ pub mod rope;
 pub mod scalar_mix;
 mod scratch;
 pub mod softmax;
-mod spin_pool;
+pub(crate) mod spin_pool;
 pub mod weights_file;
 
 pub use context::{AttentionKind, AttentionMap, ForwardCtx};
