@@ -8,9 +8,10 @@
 //!   through a packed copy, [`dense_panels`]), [`norm::Norm`],
 //!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
 //!   [`kv_cache`], its one-pass inference kernel (`fused_attention`) and its decode-step
-//!   kernel (`decode_attention`), the decode step's spinning thread team (`decode_team`) and the inference passes' spinning
-//!   helpers (`spin_pool`), [`additive_attention`] (Bahdanau, Luong), [`recurrent`] (RNN, LSTM, GRU and
-//!   their fused time loop) and [`gru_cell`] (one step), [`positional`] (sinusoidal);
+//!   kernel (`decode_attention`), the decode step's spinning thread team (`decode_team`) and
+//!   the inference passes' spinning helpers (`spin_pool`), [`additive_attention`] (Bahdanau,
+//!   Luong), [`recurrent`] (RNN, LSTM, GRU and their fused time loop) and [`gru_cell`] (one
+//!   step), [`positional`] (sinusoidal);
 //! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors),
 //!   [`weights_file`] (checkpoints read one tensor at a time).
 

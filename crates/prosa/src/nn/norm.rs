@@ -16,6 +16,27 @@ pub(crate) fn rows_per_task(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)
 }
 
+/// A norm's forward pass: `row_fn(row, out_row)` for each row of width `d` of `x`, rows in
+/// parallel chunks (on the spinning helpers in inference), each chunk's loop compiled for
+/// AVX-512 where present (mark `row_fn` `#[inline(always)]`).
+#[inline(always)]
+fn map_rows(x: &[f32], d: usize, row_fn: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    let step = rows_per_task(d) * d;
+    spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
+        let x = &x[i * step..i * step + out.len()];
+        vectorized(
+            #[inline(always)]
+            || {
+                for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+                    row_fn(row, o);
+                }
+            },
+        )
+    });
+    out
+}
+
 /// Mean and 1/standard deviation of one row (sums in vector lanes).
 #[inline(always)]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
@@ -47,22 +68,17 @@ impl CustomOp3 for LayerNormOp {
         let gamma = f32_slice(s2, l2, "layer norm weight")?;
         let beta = f32_slice(s3, l3, "layer norm bias")?;
         let d = gamma.len();
-        let mut out = vec![0f32; x.len()];
-        let step = rows_per_task(d) * d;
-        spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
-            let x = &x[i * step..i * step + out.len()];
-            vectorized(
-                #[inline(always)]
-                || {
-                    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                        let (mean, rstd) = moments(row, self.eps);
-                        for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
-                            *o = (v - mean) * rstd * g + b;
-                        }
-                    }
-                },
-            )
-        });
+        let out = map_rows(
+            x,
+            d,
+            #[inline(always)]
+            |row, o| {
+                let (mean, rstd) = moments(row, self.eps);
+                for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
+                    *o = (v - mean) * rstd * g + b;
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -183,19 +199,12 @@ impl CustomOp2 for RmsNormOp {
         let x = f32_slice(s1, l1, "RMS norm input")?;
         let gamma = f32_slice(s2, l2, "RMS norm weight")?;
         let d = gamma.len();
-        let mut out = vec![0f32; x.len()];
-        let step = rows_per_task(d) * d;
-        spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
-            let x = &x[i * step..i * step + out.len()];
-            vectorized(
-                #[inline(always)]
-                || {
-                    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                        rms_norm_row(row, gamma, self.eps, o);
-                    }
-                },
-            )
-        });
+        let out = map_rows(
+            x,
+            d,
+            #[inline(always)]
+            |row, o| rms_norm_row(row, gamma, self.eps, o),
+        );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
