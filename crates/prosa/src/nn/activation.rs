@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::gemm::{cpu_f32 as f32_slice, with_f32};
 use super::lanes::vectorized;
-use super::spin_pool;
+use super::{spin_pool, uninit};
 use crate::error::Result;
 
 /// tanh as a rational function (odd degree-13 numerator, even degree-6 denominator, the
@@ -159,7 +159,7 @@ impl<P: Pointwise> CustomOp1 for PointwiseOp<P> {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "activation input")?;
-        let mut out = vec![0f32; x.len()];
+        let mut out = uninit::buffer(x.len());
         const STEP: usize = 1 << 14;
         spin_pool::for_each_chunk_mut(&mut out, STEP, |i, o| {
             let x = &x[i * STEP..i * STEP + o.len()];
@@ -167,11 +167,13 @@ impl<P: Pointwise> CustomOp1 for PointwiseOp<P> {
                 #[inline(always)]
                 || {
                     for (o, &v) in o.iter_mut().zip(x) {
-                        *o = P::value(v);
+                        o.write(P::value(v));
                     }
                 },
             )
         });
+        // SAFETY: each chunk's loop wrote every value of its chunk, and the chunks cover `out`.
+        let out = unsafe { uninit::assume_written(out) };
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 

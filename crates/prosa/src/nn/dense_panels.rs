@@ -117,14 +117,14 @@ impl DensePanels {
                             &mut lanes[..count],
                         );
                         for (j, sums) in lanes[..count].iter().enumerate() {
-                            let out = &mut part.row(i + j)[column..column + width];
+                            let sums = &sums[..width];
                             match bias {
-                                Some(b) => {
-                                    for ((o, s), b) in out.iter_mut().zip(sums).zip(&b[first..]) {
-                                        *o = s + b;
-                                    }
-                                }
-                                None => out.copy_from_slice(&sums[..width]),
+                                Some(b) => part.write(
+                                    i + j,
+                                    column,
+                                    sums.iter().zip(&b[first..]).map(|(s, b)| s + b),
+                                ),
+                                None => part.write(i + j, column, sums.iter().copied()),
                             }
                         }
                     }

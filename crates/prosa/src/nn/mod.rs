@@ -48,6 +48,7 @@ pub mod scalar_mix;
 mod scratch;
 pub mod softmax;
 pub(crate) mod spin_pool;
+mod uninit;
 pub mod weights_file;
 
 pub use context::{AttentionKind, AttentionMap, ForwardCtx};

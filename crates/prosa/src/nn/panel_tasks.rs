@@ -2,9 +2,10 @@
 //! `m × rows` split by weight rows into a few tasks per thread, each owning whole panels; and
 //! the CPU check of the kernels that need AVX-512F.
 
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
-use super::spin_pool;
+use super::{spin_pool, uninit};
 
 /// The `m × rows` product computed by a few tasks per thread, each owning whole panels of
 /// `panel` weight rows: `task(first, n, part)` fills `part`, the output's columns
@@ -18,9 +19,9 @@ pub(crate) fn panel_tasks(
     parallel: bool,
     task: impl Fn(usize, usize, &mut TaskOutput) + Sync,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; m * rows];
+    let mut out = uninit::buffer(m * rows);
     if out.is_empty() {
-        return out;
+        return Vec::new();
     }
     let tasks = if parallel {
         4 * rayon::current_num_threads()
@@ -47,18 +48,23 @@ pub(crate) fn panel_tasks(
         let mut part = parts[t].lock().unwrap_or_else(|p| p.into_inner());
         task(starts[t], task_rows.min(rows - starts[t]), &mut part)
     });
-    out
+    drop(parts);
+    // SAFETY: every task writes all of its columns of every row (`TaskOutput`'s contract), and
+    // the tasks' columns cover each row.
+    unsafe { uninit::assume_written(out) }
 }
 
-/// What one task of [`panel_tasks`] fills: its columns of every output row.
+/// What one task of [`panel_tasks`] fills: its columns of every output row. The task must
+/// write every one of them (the output is not zeroed first).
 pub(crate) struct TaskOutput<'a> {
-    rows: Vec<&'a mut [f32]>,
+    rows: Vec<&'a mut [MaybeUninit<f32>]>,
 }
 
 impl TaskOutput<'_> {
-    /// The task's columns of output row `i`.
-    pub(crate) fn row(&mut self, i: usize) -> &mut [f32] {
-        self.rows[i]
+    /// Writes `values` into the task's columns `column..` of output row `i`.
+    #[inline(always)]
+    pub(crate) fn write(&mut self, i: usize, column: usize, values: impl IntoIterator<Item = f32>) {
+        uninit::write(&mut self.rows[i][column..], values);
     }
 }
 

@@ -35,7 +35,7 @@ impl QuantMatrix {
                     let count = PASS.min(m - i);
                     let sums = pass(&panel, &x[i * cols..(i + count) * cols], cols);
                     for (j, lanes) in sums.iter().enumerate().take(count) {
-                        part.row(i + j)[column..column + width].copy_from_slice(&lanes[..width]);
+                        part.write(i + j, column, lanes[..width].iter().copied());
                     }
                 }
             }

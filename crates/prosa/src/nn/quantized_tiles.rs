@@ -85,7 +85,7 @@ impl QuantMatrix {
                 for i in (0..m).step_by(PASS) {
                     let sums = kernel(&panel, &activations, blocks, i, PASS.min(m - i));
                     for (j, lanes) in sums.iter().enumerate().take(PASS.min(m - i)) {
-                        part.row(i + j)[column..column + width].copy_from_slice(&lanes[..width]);
+                        part.write(i + j, column, lanes[..width].iter().copied());
                     }
                 }
             }
