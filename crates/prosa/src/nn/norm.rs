@@ -2,13 +2,15 @@
 //! fused versions have no gradient and its composed versions build a dozen temporaries; these
 //! run one pass per row over `f32` slices, rows in parallel.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{cpu_f32 as f32_slice, with_f32};
 use super::lanes::{fold, vectorized};
 use super::params::{Init, ParamBuilder};
-use super::spin_pool;
+use super::{spin_pool, uninit};
 use crate::error::Result;
 
 /// Rows per parallel task: enough work per task to outweigh scheduling.
@@ -18,10 +20,15 @@ pub(crate) fn rows_per_task(width: usize) -> usize {
 
 /// A norm's forward pass: `row_fn(row, out_row)` for each row of width `d` of `x`, rows in
 /// parallel chunks (on the spinning helpers in inference), each chunk's loop compiled for
-/// AVX-512 where present (mark `row_fn` `#[inline(always)]`).
+/// AVX-512 where present (mark `row_fn` `#[inline(always)]`). `row_fn` writes every value of
+/// its output row (the output is not zeroed first).
 #[inline(always)]
-fn map_rows(x: &[f32], d: usize, row_fn: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+fn map_rows(
+    x: &[f32],
+    d: usize,
+    row_fn: impl Fn(&[f32], &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut out = uninit::buffer(x.len());
     let step = rows_per_task(d) * d;
     spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
         let x = &x[i * step..i * step + out.len()];
@@ -34,7 +41,10 @@ fn map_rows(x: &[f32], d: usize, row_fn: impl Fn(&[f32], &mut [f32]) + Sync) -> 
             },
         )
     });
-    out
+    // SAFETY: the chunks cover `out` in whole rows (`step` is a multiple of `d`, and so is
+    // `x.len()`: both ops check that the input's last dimension is `d`), and `row_fn` writes
+    // each row whole.
+    unsafe { uninit::assume_written(out) }
 }
 
 /// Mean and 1/standard deviation of one row (sums in vector lanes).
@@ -68,15 +78,17 @@ impl CustomOp3 for LayerNormOp {
         let gamma = f32_slice(s2, l2, "layer norm weight")?;
         let beta = f32_slice(s3, l3, "layer norm bias")?;
         let d = gamma.len();
+        if l1.dims().last() != Some(&d) || beta.len() != d {
+            candle_core::bail!("norm input's last dimension or bias is not the weight's length {d}")
+        }
         let out = map_rows(
             x,
             d,
             #[inline(always)]
             |row, o| {
                 let (mean, rstd) = moments(row, self.eps);
-                for (((o, v), g), b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
-                    *o = (v - mean) * rstd * g + b;
-                }
+                let normed = row.iter().zip(gamma).zip(beta);
+                uninit::write(o, normed.map(|((v, g), b)| (v - mean) * rstd * g + b));
             },
         );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -199,11 +211,18 @@ impl CustomOp2 for RmsNormOp {
         let x = f32_slice(s1, l1, "RMS norm input")?;
         let gamma = f32_slice(s2, l2, "RMS norm weight")?;
         let d = gamma.len();
+        if l1.dims().last() != Some(&d) {
+            candle_core::bail!("norm input's last dimension is not the weight's length {d}")
+        }
         let out = map_rows(
             x,
             d,
             #[inline(always)]
-            |row, o| rms_norm_row(row, gamma, self.eps, o),
+            |row, o| {
+                // `rms_norm_row`'s arithmetic (the fused decode step's), into unset values.
+                let r = inverse_rms(row, self.eps);
+                uninit::write(o, row.iter().zip(gamma).map(|(v, g)| v * r * g));
+            },
         );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
