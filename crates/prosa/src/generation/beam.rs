@@ -56,7 +56,8 @@ fn top_k_scored(scores: impl Iterator<Item = f32>, first: usize, k: usize) -> Ve
 
 /// The `keep` best continuations of one prompt's beams, `(beam · vocab + token, score)`, best
 /// first: every beam's row is processed (log-softmax, the logits processors, plus the beam's
-/// score) and ranked on the thread pool, then the beams' short lists are merged.
+/// score) and ranked in parallel (on the spinning helpers of `nn::spin_pool`), then the
+/// beams' short lists are merged.
 fn best_continuations(
     hypotheses: &[Hypothesis],
     logits: &[f32],

@@ -8,6 +8,7 @@
 //! rounding in the next product and grow from there.
 
 use super::lanes::vectorized;
+use super::softmax::softmax_in_place;
 use super::spin_pool;
 
 /// The shapes of a decode-step attention.
@@ -167,14 +168,7 @@ fn attend_head(
         let p = done + p;
         *w = dots(query, [key(p)])[0] * scale + mask[p];
     }
-    let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for w in weights.iter_mut() {
-        *w = (*w - max).exp();
-        sum += *w;
-    }
-    let inv = 1.0 / sum;
-    weights.iter_mut().for_each(|w| *w *= inv);
+    softmax_in_place(weights);
     // Sixteen outputs at a time summed in registers over the positions, in position order.
     for (c, out) in out.chunks_mut(16).enumerate() {
         let mut sums = [0f32; 16];

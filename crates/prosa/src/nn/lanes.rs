@@ -1,7 +1,7 @@
 //! Loops the compiler can vectorise. The portable build targets SSE2, so element-wise loops run
 //! four lanes wide; [`vectorized`] compiles a loop for AVX-512F where the CPU has it, and
-//! [`fold`] sums in sixteen independent lanes instead of one chain of dependent additions
-//! (which no compiler may reorder).
+//! [`fold`] and [`dot`] sum in sixteen independent lanes instead of one chain of dependent
+//! additions (which no compiler may reorder).
 
 /// Runs `body`, compiled for AVX-512F when the CPU has it: the closure is inlined into a
 /// function with that target feature, so callers mark it `#[inline(always)]` (LLVM leaves a
@@ -44,6 +44,27 @@ pub(crate) fn fold(
     }
     let joined = lanes.into_iter().fold(init, &join);
     rest.iter().fold(joined, |a, &v| step(a, v))
+}
+
+/// `Σ aᵢ·bᵢ` over the shorter of the two, in sixteen independent lanes joined in order, the
+/// remainder last.
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for ((lane, a), b) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += a * b;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! the CPU check of the kernels that need AVX-512F.
 
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
 
 use super::{spin_pool, uninit};
 
@@ -41,14 +40,9 @@ pub(crate) fn panel_tasks(
             part.rows.push(columns);
         }
     }
-    // Each task locks only its own part (never contended): the lock hands the `&mut` rows to
-    // whichever thread runs the task.
-    let parts: Vec<Mutex<TaskOutput>> = parts.into_iter().map(Mutex::new).collect();
-    spin_pool::for_each_task(starts.len(), |t| {
-        let mut part = parts[t].lock().unwrap_or_else(|p| p.into_inner());
-        task(starts[t], task_rows.min(rows - starts[t]), &mut part)
+    spin_pool::for_each_chunk_mut(&mut parts, 1, |t, part| {
+        task(starts[t], task_rows.min(rows - starts[t]), &mut part[0])
     });
-    drop(parts);
     // SAFETY: every task writes all of its columns of every row (`TaskOutput`'s contract), and
     // the tasks' columns cover each row.
     unsafe { uninit::assume_written(out) }

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::activation::exp_fast;
 use super::gemm::cpu_f32 as f32_slice;
-use super::lanes::{fold, vectorized};
+use super::lanes::{dot, fold, vectorized};
 use super::norm::rows_per_task;
 use crate::error::Result;
 
@@ -72,7 +72,7 @@ fn softmax_grad(y: &Tensor, grad: &Tensor, scale: f32) -> candle_core::Result<Te
                 #[inline(always)]
                 || {
                     for (dx, y) in dx.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
-                        let dot = dot_in_lanes(dx, y);
+                        let dot = dot(dx, y);
                         dx.iter_mut()
                             .zip(y)
                             .for_each(|(g, y)| *g = scale * y * (*g - dot));
@@ -81,26 +81,6 @@ fn softmax_grad(y: &Tensor, grad: &Tensor, scale: f32) -> candle_core::Result<Te
             )
         });
     Tensor::from_vec(dx, y.shape(), y.device())
-}
-
-/// `Σ aᵢ·bᵢ` in sixteen lanes.
-#[inline(always)]
-fn dot_in_lanes(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut lanes = [0f32; LANES];
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (a, b) in a_chunks.zip(b_chunks) {
-        for ((lane, a), b) in lanes.iter_mut().zip(a).zip(b) {
-            *lane += a * b;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// Softmax over the last dimension, fused with a backward pass on the CPU in f32.
