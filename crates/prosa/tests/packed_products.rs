@@ -6,6 +6,15 @@ use candle_core::{Device, Tensor, Var};
 use prosa::nn::dense_panels;
 use prosa::nn::projection::{Projection, Weight};
 
+/// Held by the tests that write a variable in place or expect a packed copy to stay kept:
+/// in-place writes are counted process-wide (`candle_core::variable_writes`), so one test's
+/// write would make another's kept copy stale while it runs beside it.
+static VARIABLE_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    VARIABLE_WRITES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn values(shape: &[usize], seed: f64) -> Tensor {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
@@ -39,6 +48,7 @@ fn reference(x: &Tensor, w_out_in: &Tensor, b: Option<&Tensor>) -> Tensor {
 
 #[test]
 fn inference_products_equal_the_composed_product() {
+    let _serial = serial();
     // 70 and 130 outputs: a full group of 64 and a part-filled one.
     for outputs in [70, 130] {
         let w = values(&[outputs, 200], 0.7);
@@ -92,6 +102,7 @@ fn tracked_products_leave_the_weight_unpacked() {
 
 #[test]
 fn the_packed_weight_follows_writes_and_replacements() {
+    let _serial = serial();
     let w = Var::from_tensor(&values(&[130, 200], 0.7)).unwrap();
     let b = values(&[130], 0.5);
     let mut projection = Projection::new(Weight::Dense(w.as_tensor().clone()), Some(b.clone()));
@@ -118,6 +129,7 @@ fn the_packed_weight_follows_writes_and_replacements() {
 
 #[test]
 fn a_batch_against_a_large_weight_packs_it_for_the_call_only() {
+    let _serial = serial();
     // 1,030 × 1,024 values: past the 4 MiB a batch keeps packed (sums of 1,024 products: 1e-5).
     let w = values(&[1030, 1024], 0.3);
     let projection = Projection::new(Weight::Dense(w.clone()), None);
