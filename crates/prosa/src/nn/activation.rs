@@ -227,6 +227,72 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
     pointwise::<Silu>(x, Tensor::silu)
 }
 
+/// SwiGLU's gated product for one position: `out[i] = silu(gate[i])·up[i]`, with the
+/// vectorisable [`sigmoid`] (the value [`silu`] gives). [`swiglu`] (the fused decode step) and
+/// [`swiglu_stacked`] both take it, so the two paths agree bit for bit.
+#[inline(always)]
+fn swiglu_row(gate: &[f32], up: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        o.write(Silu::value(g) * u);
+    }
+}
+
+/// `silu(gate) ⊙ up` for one position (a decode step), vectorised on this thread.
+pub(crate) fn swiglu(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    let mut out = uninit::buffer(gate.len().min(up.len()));
+    vectorized(
+        #[inline(always)]
+        || swiglu_row(gate, up, &mut out),
+    );
+    // SAFETY: `swiglu_row` wrote every value: `out` is as long as the shorter input.
+    unsafe { uninit::assume_written(out) }
+}
+
+/// SwiGLU on rows stacked as `[gate | up]` (…, 2·`width`): `silu(gate) ⊙ up`, (…, `width`).
+/// Outside training, on the CPU in f32, one pass over the rows on the spinning helpers;
+/// otherwise [`silu`] and a product, which record their gradients.
+pub fn swiglu_stacked(both: &Tensor, width: usize) -> Result<Tensor> {
+    let last = both.rank().saturating_sub(1);
+    if both.dim(last)? != 2 * width {
+        return Err(crate::error::Error::config(
+            "swiglu",
+            format!("rows of {} values, expected 2 × {width}", both.dim(last)?),
+        ));
+    }
+    let fused = both.device().is_cpu()
+        && both.dtype() == DType::F32
+        && !candle_core::backprop::grad_tracking()
+        && width > 0;
+    if !fused {
+        let gate = both.narrow(last, 0, width)?;
+        let up = both.narrow(last, width, width)?;
+        return Ok((silu(&gate)? * up)?);
+    }
+    let mut shape = both.dims().to_vec();
+    shape[last] = width;
+    let out = with_f32(both, |values| {
+        let mut out = uninit::buffer(values.len() / 2);
+        // Rows per task: about 16k outputs.
+        let rows_per_task = ((1 << 14) / width).max(1);
+        spin_pool::for_each_chunk_mut(&mut out, rows_per_task * width, |i, o| {
+            let first = i * rows_per_task;
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (r, o) in o.chunks_exact_mut(width).enumerate() {
+                        let row = &values[(first + r) * 2 * width..(first + r + 1) * 2 * width];
+                        let (gate, up) = row.split_at(width);
+                        swiglu_row(gate, up, o);
+                    }
+                },
+            )
+        });
+        // SAFETY: every task wrote each of its rows in full, and the tasks cover `out`.
+        unsafe { uninit::assume_written(out) }
+    })?;
+    Ok(Tensor::from_vec(out, shape, both.device())?)
+}
+
 /// The activation of a feed-forward layer, as `config.json`'s `hidden_act` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {

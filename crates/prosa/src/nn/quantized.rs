@@ -18,9 +18,6 @@ use crate::error::{Error, Result};
 /// Values per block.
 const BLOCK: usize = 32;
 
-/// Adding and subtracting 1.5·2²³ rounds an f32 of magnitude below 2²² to the nearest integer.
-const ROUNDING: f32 = 12_582_912.0;
-
 /// From this many activation rows on (long prompts), products go through the integer tile
 /// kernels (`quantized_tiles.rs`: eight weight rows × four activation rows per pass, VNNI), or,
 /// without VNNI, weights are expanded to f32 tile by tile and multiplied by a gemm. Fewer rows —
@@ -60,38 +57,6 @@ impl std::fmt::Debug for QuantMatrix {
             self.packing, self.rows, self.cols
         )
     }
-}
-
-/// Activations of one row quantized to 8-bit blocks: scale, scale × Σq, and the quants.
-struct QuantizedRows {
-    scales: Vec<f32>,
-    sums: Vec<f32>,
-    quants: Vec<i8>,
-}
-
-fn quantize_rows(x: &[f32], cols: usize) -> QuantizedRows {
-    let blocks = x.len() / BLOCK;
-    let mut q = QuantizedRows {
-        scales: vec![0.0; blocks],
-        sums: vec![0.0; blocks],
-        quants: vec![0; x.len()],
-    };
-    debug_assert_eq!(x.len() % cols, 0);
-    for (b, values) in x.chunks_exact(BLOCK).enumerate() {
-        let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-        let mut sum = 0i32;
-        for (o, v) in q.quants[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(values) {
-            // Round to nearest by adding and removing 1.5·2²³ (vectorises, unlike `round`).
-            let v = ((v * inv + ROUNDING) - ROUNDING) as i32;
-            *o = v as i8;
-            sum += v;
-        }
-        q.scales[b] = d;
-        q.sums[b] = d * sum as f32;
-    }
-    q
 }
 
 impl QuantMatrix {
@@ -209,16 +174,12 @@ impl QuantMatrix {
                 format!("input width {cols}, weight width {}", self.cols),
             ));
         }
-        let values = x.flatten_all()?.to_vec1::<f32>()?;
+        let out = crate::nn::gemm::with_f32(x, |values| self.matmul_rows(values))?;
         let mut shape = dims;
         if let Some(last) = shape.last_mut() {
             *last = self.rows;
         }
-        Ok(Tensor::from_vec(
-            self.matmul_rows(&values),
-            shape,
-            x.device(),
-        )?)
+        Ok(Tensor::from_vec(out, shape, x.device())?)
     }
 
     /// `x · Wᵀ` for `x` holding whole rows of `cols` values: rows × `rows` values.
@@ -234,7 +195,7 @@ impl QuantMatrix {
                 None => self.matmul_dequantized(values, m),
             };
         }
-        let xq = quantize_rows(values, cols);
+        let xq = quantize_rows(values, cols, false);
         let mut out = vec![0f32; m * self.rows];
         // Tasks own a range of weight rows (each read once) and every activation row.
         // Two tasks per thread: few enough that waking the pool costs little per product.
@@ -520,6 +481,10 @@ mod tiles;
 #[path = "quantized_half_tiles.rs"]
 mod half_tiles;
 
+#[path = "quantized_activations.rs"]
+mod activations;
+use activations::{quantize_rows, QuantizedRows};
+
 #[path = "quantized_split.rs"]
 mod split;
 pub(crate) use split::QuantizedInput;
@@ -580,7 +545,11 @@ mod tests {
                 "{dtype:?}: error {got}, candle's {theirs}"
             );
             // The SIMD and the portable dot products agree.
-            let xq = quantize_rows(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), cols);
+            let xq = quantize_rows(
+                &x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                cols,
+                false,
+            );
             let blocks = cols / BLOCK;
             for r in 0..rows {
                 let (a, b) = (

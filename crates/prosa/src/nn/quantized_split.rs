@@ -25,7 +25,7 @@ impl QuantMatrix {
         match self.packing {
             Packing::Half => QuantizedInput(Prepared::Floats(x.to_vec())),
             Packing::Nibbles | Packing::Bytes => {
-                QuantizedInput(Prepared::Blocks(quantize_rows(x, self.cols)))
+                QuantizedInput(Prepared::Blocks(quantize_rows(x, self.cols, false)))
             }
         }
     }

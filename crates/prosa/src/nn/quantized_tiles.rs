@@ -18,7 +18,7 @@
 //! The kernels need VNNI (AVX-VNNI or AVX-512 VNNI); without it [`QuantMatrix::matmul_tiles`]
 //! answers `None` and the caller takes the f32 gemm path.
 
-use super::{quantize_rows, Packing, QuantMatrix, BLOCK};
+use super::{quantize_rows, Packing, QuantMatrix, QuantizedRows, BLOCK};
 use crate::nn::panel_tasks::panel_tasks;
 
 /// Weight rows per panel: the eight i32 lanes of a 256-bit vector.
@@ -53,11 +53,7 @@ impl Panel {
 
 /// The activation rows in the kernels' form: 8-bit quants (offset to unsigned for 8-bit
 /// weights), per block the scale and scale × Σq.
-struct Activations {
-    quants: Vec<u8>,
-    scales: Vec<f32>,
-    sums: Vec<f32>,
-}
+type Activations = QuantizedRows;
 
 impl QuantMatrix {
     /// `x · Wᵀ` for `m` activation rows through the integer tile kernels, or `None` where this
@@ -65,17 +61,7 @@ impl QuantMatrix {
     pub(super) fn matmul_tiles(&self, x: &[f32], m: usize) -> Option<Vec<f32>> {
         let kernel = tile_kernel(self.packing)?;
         let blocks = self.cols / BLOCK;
-        let q = quantize_rows(x, self.cols);
-        let offset = if self.packing == Packing::Bytes {
-            0x80
-        } else {
-            0
-        };
-        let activations = Activations {
-            quants: q.quants.iter().map(|&v| v as u8 ^ offset).collect(),
-            scales: q.scales,
-            sums: q.sums,
-        };
+        let activations = quantize_rows(x, self.cols, self.packing == Packing::Bytes);
         Some(panel_tasks(self.rows, m, PANEL, true, |start, n, part| {
             let mut panel = Panel::new(blocks);
             for first in (start..start + n).step_by(PANEL) {
@@ -128,23 +114,47 @@ impl QuantMatrix {
                         chunks[(c + 4) * PANEL + r] = (four >> 4) & 0x0F0F_0F0F;
                     }
                     panel.mins[lane] = self.mins[w];
-                } else {
-                    let q: &[u8; 32] = self.quants[w * 32..(w + 1) * 32]
-                        .try_into()
-                        .expect("an 8-bit block is 32 bytes");
-                    for c in 0..8 {
-                        chunks[c * PANEL + r] = u32::from_le_bytes([
-                            q[4 * c],
-                            q[4 * c + 1],
-                            q[4 * c + 2],
-                            q[4 * c + 3],
-                        ]);
-                    }
-                    let sum: i32 = q.iter().map(|&v| v as i8 as i32).sum();
-                    panel.offsets[lane] = -128 * sum;
                 }
             }
+            if !nibbles {
+                const ZERO: [u8; 32] = [0; 32];
+                let rows: [&[u8; 32]; PANEL] = std::array::from_fn(|r| {
+                    let w = (first + r) * blocks + b;
+                    match r < width {
+                        true => self.quants[w * 32..(w + 1) * 32]
+                            .try_into()
+                            .expect("an 8-bit block is 32 bytes"),
+                        false => &ZERO,
+                    }
+                });
+                let offsets: &mut [i32; PANEL] = (&mut panel.offsets[b * PANEL..(b + 1) * PANEL])
+                    .try_into()
+                    .expect("a panel block has eight offsets");
+                pack_bytes(&rows, chunks, offsets);
+            }
         }
+    }
+}
+
+/// One block of eight 8-bit weight rows into a panel block: word `c` (values `4c..4c + 4`) of
+/// row `r` into word `r` of chunk `c`, and each row's `−128·Σq`.
+fn pack_bytes(
+    rows: &[&[u8; 32]; PANEL],
+    chunks: &mut [u32; 8 * PANEL],
+    offsets: &mut [i32; PANEL],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        unsafe { x86::pack_bytes(rows, chunks, offsets) };
+        return;
+    }
+    for (r, q) in rows.iter().enumerate() {
+        for c in 0..8 {
+            chunks[c * PANEL + r] =
+                u32::from_le_bytes([q[4 * c], q[4 * c + 1], q[4 * c + 2], q[4 * c + 3]]);
+        }
+        offsets[r] = -128 * q.iter().map(|&v| v as i8 as i32).sum::<i32>();
     }
 }
 
@@ -283,6 +293,56 @@ mod x86 {
                 }
             }
         };
+    }
+
+    /// [`super::pack_bytes`] with AVX2: an 8 × 8 transpose of 32-bit words, and each row's sum
+    /// as `Σ(q + 128) − 32·128` from `vpsadbw`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pack_bytes(
+        rows: &[&[u8; 32]; PANEL],
+        chunks: &mut [u32; 8 * PANEL],
+        offsets: &mut [i32; PANEL],
+    ) {
+        let r = rows.map(|q| _mm256_loadu_si256(q.as_ptr() as *const __m256i));
+        // Rows (a, b): a0 b0 a1 b1 | a4 b4 a5 b5 and a2 b2 a3 b3 | a6 b6 a7 b7, word by word.
+        let t = [0, 2, 4, 6].map(|i| {
+            (
+                _mm256_unpacklo_epi32(r[i], r[i + 1]),
+                _mm256_unpackhi_epi32(r[i], r[i + 1]),
+            )
+        });
+        // Four rows: words 0/4, 1/5 (from the low halves), 2/6, 3/7 (from the high ones).
+        let four = |x: (__m256i, __m256i), y: (__m256i, __m256i)| {
+            [
+                _mm256_unpacklo_epi64(x.0, y.0),
+                _mm256_unpackhi_epi64(x.0, y.0),
+                _mm256_unpacklo_epi64(x.1, y.1),
+                _mm256_unpackhi_epi64(x.1, y.1),
+            ]
+        };
+        let (first, last) = (four(t[0], t[1]), four(t[2], t[3]));
+        let out = chunks.as_mut_ptr() as *mut __m256i;
+        for c in 0..4 {
+            // Word c of rows 0–3 then of rows 4–7 (low lanes), and word c + 4 (high lanes).
+            _mm256_storeu_si256(
+                out.add(c),
+                _mm256_permute2x128_si256(first[c], last[c], 0x20),
+            );
+            _mm256_storeu_si256(
+                out.add(c + 4),
+                _mm256_permute2x128_si256(first[c], last[c], 0x31),
+            );
+        }
+        let flip = _mm256_set1_epi8(-128);
+        for (o, row) in offsets.iter_mut().zip(r) {
+            let sums = _mm256_sad_epu8(_mm256_xor_si256(row, flip), _mm256_setzero_si256());
+            let pair = _mm_add_epi64(
+                _mm256_castsi256_si128(sums),
+                _mm256_extracti128_si256(sums, 1),
+            );
+            let total = _mm_cvtsi128_si64(pair) + _mm_extract_epi64(pair, 1);
+            *o = -128 * (total as i32 - 32 * 128);
+        }
     }
 
     tile_pass!("avx2,fma,avxvnni", pass_vex, kernel_vex, |acc, u, s| {

@@ -289,7 +289,7 @@ mod tests {
         }
         let (rows, cols) = (8, 160);
         let x: Vec<f32> = (0..4 * cols).map(|i| (i as f32 * 0.13).sin()).collect();
-        let xq = quantize_rows(&x, cols);
+        let xq = quantize_rows(&x, cols, false);
         let n = cols / BLOCK;
         let firsts = [0, 1, 2, 3].map(|i| i * n);
         let (xs, xsums, xqs) = (&xq.scales[..], &xq.sums[..], &xq.quants[..]);

@@ -246,10 +246,40 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
     });
 }
 
+/// `f(i, a_chunk, b_chunk)` for the `i`-th chunks of `a` (`a_step` items) and `b` (`b_step`
+/// items) together, through [`for_each_task`]; both slices must have the same number of chunks.
+pub(crate) fn for_each_chunk_pair_mut<T: Send, U: Send>(
+    a: &mut [T],
+    a_step: usize,
+    b: &mut [U],
+    b_step: usize,
+    f: impl Fn(usize, &mut [T], &mut [U]) + Sync,
+) {
+    let (a_step, b_step) = (a_step.max(1), b_step.max(1));
+    let (a_len, b_len) = (a.len(), b.len());
+    let chunks = a_len.div_ceil(a_step);
+    assert_eq!(chunks, b_len.div_ceil(b_step), "chunk counts differ");
+    let (a_base, b_base) = (SharedMut(a.as_mut_ptr()), SharedMut(b.as_mut_ptr()));
+    for_each_task(chunks, |i| {
+        let (a_start, b_start) = (i * a_step, i * b_step);
+        let a_end = (a_start + a_step).min(a_len);
+        let b_end = (b_start + b_step).min(b_len);
+        // SAFETY: as in `for_each_chunk_mut`, for each of the two slices.
+        let (a_part, b_part) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(a_base.at(a_start), a_end - a_start),
+                std::slice::from_raw_parts_mut(b_base.at(b_start), b_end - b_start),
+            )
+        };
+        f(i, a_part, b_part)
+    });
+}
+
 /// A pointer into a slice whose disjoint parts tasks on other threads write.
 struct SharedMut<T>(*mut T);
 
-// SAFETY: only used by `for_each_chunk_mut`, whose tasks touch disjoint parts.
+// SAFETY: only used by `for_each_chunk_mut` and `for_each_chunk_pair_mut`, whose tasks touch
+// disjoint parts.
 unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 impl<T> SharedMut<T> {

@@ -8,7 +8,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::nn::activation::gelu_tanh;
+use crate::nn::activation::{gelu_tanh, swiglu_stacked};
 use crate::nn::attention::{Mask, MultiHeadAttention, Rotary};
 use crate::nn::kv_cache::LayerCache;
 use crate::nn::norm::Norm;
@@ -56,10 +56,7 @@ impl Mlp {
                 intermediate,
             } => {
                 let both = gate_up.forward(x)?;
-                let last = both.rank() - 1;
-                let gate = both.narrow(last, 0, *intermediate)?;
-                let up = both.narrow(last, *intermediate, *intermediate)?;
-                down.forward(&(gate.silu()? * up)?)
+                down.forward(&swiglu_stacked(&both, *intermediate)?)
             }
             Mlp::SwiGlu { gate, up, down } => {
                 down.forward(&(gate.forward(x)?.silu()? * up.forward(x)?)?)

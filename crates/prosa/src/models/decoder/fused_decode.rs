@@ -19,6 +19,7 @@ use candle_core::{Device, Tensor};
 use super::block::{Block, Mlp};
 use super::config::{DecoderConfig, DecoderFamily};
 use crate::error::{Error, Result};
+use crate::nn::activation::swiglu;
 use crate::nn::attention::Qkv;
 use crate::nn::decode_attention::DecodeShape;
 use crate::nn::decode_team::{with_team, AttentionWork, Driver};
@@ -230,12 +231,8 @@ impl FusedDecoder {
             rms_norm_row(&x, &layer.norm2.0, layer.norm2.1, &mut normed);
             let gate_up = team.matvec(&layer.gate_up, &normed);
             let (gate, up) = gate_up.split_at(self.intermediate);
-            // candle's SiLU: g / (1 + e^(−g)).
-            let mixed: Vec<f32> = gate
-                .iter()
-                .zip(up)
-                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
-                .collect();
+            // The layers' SwiGLU, value for value.
+            let mixed = swiglu(gate, up);
             add(&mut x, &team.matvec(&layer.down, &mixed));
         }
         rms_norm_row(&x, &self.final_norm.0, self.final_norm.1, &mut normed);
