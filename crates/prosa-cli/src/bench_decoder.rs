@@ -57,9 +57,8 @@ pub fn bench_generate(
     let prompt: Vec<u32> = (0..a.prompt_tokens)
         .map(|_| rng.random_range(100..vocab))
         .collect();
-    let mut ctx = ForwardCtx::eval();
-    // As in `generate`: no backward graph is recorded.
-    let _no_grad = candle_core::no_grad();
+    // As in `generate` (`next_token_logits`): an inference context, no backward graph.
+    let mut ctx = ForwardCtx::inference();
     if a.rows > 1 {
         return bench_rows(a, &model, &prompt);
     }
@@ -117,7 +116,7 @@ fn bench_rows(
                 &position_ids(&mask),
                 &mask,
                 Some(&mut cache),
-                &mut ForwardCtx::eval(),
+                &mut ForwardCtx::inference(),
                 true,
             )?;
             tokens.push(argmax(&logits)?);

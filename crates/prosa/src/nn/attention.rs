@@ -180,6 +180,16 @@ impl MultiHeadAttention {
             }
         }
         let scale = self.scale_factor();
+        // A prompt (or any causal pass) with no backward pass and no maps to record: one fused
+        // pass per block of queries, keys and values read per group (no repeated copies).
+        if let Mask::Causal(bias) = mask {
+            let fusable = ctx.inference && !ctx.train && ctx.attention.is_none() && seq > 1;
+            if fusable && super::fused_attention::supported(&q) {
+                let context =
+                    super::fused_attention::causal_attention(&q, &k, &v, bias, scale as f32)?;
+                return dropout(&self.out.forward(&context)?, self.output_dropout, ctx);
+            }
+        }
         let group = h / kvh;
         let context = match mask {
             Mask::Causal(bias) if seq == 1 && group > 1 => {

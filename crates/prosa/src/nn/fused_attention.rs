@@ -1,10 +1,12 @@
-//! Bidirectional attention for inference in one pass (an encoder's self-attention when no
-//! backward pass follows): for each sequence and block of queries, every head's scores
+//! Attention for inference in one pass (an encoder's self-attention, or a decoder's prompt,
+//! when no backward pass follows): for each sequence and block of queries, every head's scores
 //! `Q·Kᵀ`, the scaled and masked softmax, and the mixing `P·V` are made in a buffer of the
-//! block's own, reading the queries, keys and values straight from the projections' outputs
-//! (batch, seq, heads·d) and writing the heads side by side (batch, seq, heads·d) — no
-//! split-heads copies, no (batch, heads, seq, seq) score tensor, no merge transpose. The same
-//! arithmetic as the composed path of `attention.rs`; it has no backward pass.
+//! block's own, reading the queries, keys and values where they lie — the projections' outputs
+//! (batch, seq, heads·d), or heads already split (batch, heads, seq, d) with keys and values
+//! from a cache, read per key/value head for every query head of its group — and writing the
+//! heads side by side (batch, seq, heads·d): no split-heads or repeated key/value copies, no
+//! (batch, heads, seq, seq) score tensor, no merge transpose. The same arithmetic as the
+//! composed path of `attention.rs`; it has no backward pass.
 
 use candle_core::{DType, Tensor};
 
@@ -12,7 +14,7 @@ use super::gemm::{matmul, with_f32};
 use super::lanes::vectorized;
 use super::softmax::softmax_in_place;
 use super::spin_pool;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Whether [`bidirectional_attention`] can run on the projections of `x`: f32 on the CPU.
 pub fn supported(x: &Tensor) -> bool {
@@ -38,43 +40,128 @@ pub fn bidirectional_attention(
         || heads == 0
         || width % heads != 0
     {
-        return Err(crate::error::Error::config(
-            "attention",
-            format!(
-                "fused attention: queries {:?}, keys {:?}, values {:?}, bias {:?}, {heads} heads",
-                q.dims(),
-                k.dims(),
-                v.dims(),
-                bias.dims()
-            ),
-        ));
+        return Err(mismatch(q, k, v, bias, heads));
+    }
+    let d = width / heads;
+    let shape = Shape {
+        batch,
+        queries,
+        keys,
+        heads,
+        group: 1,
+        head_dim: d,
+        causal_offset: None,
+    };
+    // Heads side by side: head h of row r at r·width + h·d.
+    let q_layout = Layout::new(queries * width, d, width);
+    let kv_layout = Layout::new(keys * width, d, width);
+    run(
+        q,
+        k,
+        v,
+        bias,
+        &shape,
+        [q_layout, kv_layout, kv_layout],
+        scale,
+    )
+}
+
+/// [`bidirectional_attention`] for a causal prompt with grouped keys and values: `q` (batch,
+/// heads, queries, d), `k` and `v` (batch, kv_heads, keys, d) — the queries are the last
+/// `queries` of the `keys` positions (earlier ones come from a cache) and query `i` sees keys
+/// up to its own position; query head `h` reads key/value head `h / (heads / kv_heads)`;
+/// `bias` (batch, 1, 1, keys) masks padding. Returns (batch, queries, heads·d).
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+    scale: f32,
+) -> Result<Tensor> {
+    let (batch, heads, queries, d) = q.dims4()?;
+    let (_, kv_heads, keys, _) = k.dims4()?;
+    if k.dims() != [batch, kv_heads, keys, d]
+        || v.dims() != k.dims()
+        || bias.elem_count() != batch * keys
+        || kv_heads == 0
+        || heads % kv_heads != 0
+        || queries > keys
+    {
+        return Err(mismatch(q, k, v, bias, heads));
     }
     let shape = Shape {
         batch,
         queries,
         keys,
-        width,
         heads,
-        head_dim: width / heads,
+        group: heads / kv_heads,
+        head_dim: d,
+        causal_offset: Some(keys - queries),
     };
+    let q_layout = Layout::new(heads * queries * d, queries * d, d);
+    let kv_layout = Layout::new(kv_heads * keys * d, keys * d, d);
+    run(
+        q,
+        k,
+        v,
+        bias,
+        &shape,
+        [q_layout, kv_layout, kv_layout],
+        scale,
+    )
+}
+
+fn mismatch(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, heads: usize) -> Error {
+    Error::config(
+        "attention",
+        format!(
+            "fused attention: queries {:?}, keys {:?}, values {:?}, bias {:?}, {heads} heads",
+            q.dims(),
+            k.dims(),
+            v.dims(),
+            bias.dims()
+        ),
+    )
+}
+
+/// The operands' values (contiguous copies where they were views), then [`attend`].
+fn run(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+    shape: &Shape,
+    [q_layout, k_layout, v_layout]: [Layout; 3],
+    scale: f32,
+) -> Result<Tensor> {
     let (q, k, v, bias) = (
         q.contiguous()?,
         k.contiguous()?,
         v.contiguous()?,
         bias.contiguous()?,
     );
-    let mut out = vec![0f32; batch * queries * width];
+    let width = shape.heads * shape.head_dim;
+    let mut out = vec![0f32; shape.batch * shape.queries * width];
     with_f32(&q, |qs| {
         with_f32(&k, |ks| {
             with_f32(&v, |vs| {
                 with_f32(&bias, |bs| {
-                    let inputs = Inputs { qs, ks, vs, bs };
-                    attend(&shape, &inputs, scale, &mut out)
+                    let inputs = Inputs {
+                        q: (qs, q_layout),
+                        k: (ks, k_layout),
+                        v: (vs, v_layout),
+                        bs,
+                    };
+                    attend(shape, &inputs, scale, &mut out)
                 })
             })
         })
     })????;
-    Ok(Tensor::from_vec(out, (batch, queries, width), q.device())?)
+    Ok(Tensor::from_vec(
+        out,
+        (shape.batch, shape.queries, width),
+        q.device(),
+    )?)
 }
 
 /// The extents of one call.
@@ -82,21 +169,44 @@ struct Shape {
     batch: usize,
     queries: usize,
     keys: usize,
-    width: usize,
     heads: usize,
+    /// Query heads per key/value head.
+    group: usize,
     head_dim: usize,
+    /// Causal: the position of the first query among the keys.
+    causal_offset: Option<usize>,
 }
 
-/// The operands' values, row-major.
+/// Where an operand's rows lie: row `r` of head `h` of sequence `b` starts at
+/// `b·batch + h·head + r·row`.
+#[derive(Clone, Copy)]
+struct Layout {
+    batch: usize,
+    head: usize,
+    row: usize,
+}
+
+impl Layout {
+    fn new(batch: usize, head: usize, row: usize) -> Self {
+        Self { batch, head, row }
+    }
+
+    fn start(&self, b: usize, h: usize, r: usize) -> usize {
+        b * self.batch + h * self.head + r * self.row
+    }
+}
+
+/// The operands' values, row-major, with their layouts.
 struct Inputs<'a> {
-    qs: &'a [f32],
-    ks: &'a [f32],
-    vs: &'a [f32],
+    q: (&'a [f32], Layout),
+    k: (&'a [f32], Layout),
+    v: (&'a [f32], Layout),
     bs: &'a [f32],
 }
 
 fn attend(s: &Shape, x: &Inputs, scale: f32, out: &mut [f32]) {
-    if s.batch == 0 || s.queries == 0 || s.width == 0 {
+    let width = s.heads * s.head_dim;
+    if s.batch == 0 || s.queries == 0 || width == 0 {
         return;
     }
     // Enough tasks for the pool even for one sequence: blocks of queries within a sequence.
@@ -106,8 +216,8 @@ fn attend(s: &Shape, x: &Inputs, scale: f32, out: &mut [f32]) {
     let blocks = s.queries.div_ceil(block);
     // Task `t`: block `t % blocks` of sequence `t / blocks`, rows of `out` in that order.
     let mut parts: Vec<&mut [f32]> = out
-        .chunks_mut(s.queries * s.width)
-        .flat_map(|out_b| out_b.chunks_mut(block * s.width))
+        .chunks_mut(s.queries * width)
+        .flat_map(|out_b| out_b.chunks_mut(block * width))
         .collect();
     spin_pool::for_each_chunk_mut(&mut parts, 1, |t, part| {
         let (b, i) = (t / blocks, t % blocks);
@@ -117,38 +227,51 @@ fn attend(s: &Shape, x: &Inputs, scale: f32, out: &mut [f32]) {
 
 /// Every head for queries `first..first + rows` of sequence `b`, into `out` (rows × width).
 fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: &mut [f32]) {
-    let (w, d, keys) = (s.width, s.head_dim, s.keys);
+    let (d, w) = (s.head_dim, s.heads * s.head_dim);
     let rows = out.len() / w;
-    let bias = &x.bs[b * keys..(b + 1) * keys];
+    // Causal: the block's last query sees keys up to its own position, so later keys are
+    // neither scored nor mixed.
+    let keys = match s.causal_offset {
+        Some(offset) => (offset + first + rows).min(s.keys),
+        None => s.keys,
+    };
+    let bias = &x.bs[b * s.keys..b * s.keys + keys];
     let mut scores = vec![0f32; rows * keys];
-    let (w_stride, k_stride) = (w as isize, keys as isize);
+    let ((qs, ql), (ks, kl), (vs, vl)) = (x.q, x.k, x.v);
     for h in 0..s.heads {
-        let q = &x.qs[(b * s.queries + first) * w + h * d..];
-        let k = &x.ks[b * keys * w + h * d..];
-        let v = &x.vs[b * keys * w + h * d..];
+        let q = &qs[ql.start(b, h, first)..];
+        let k = &ks[kl.start(b, h / s.group, 0)..];
+        let v = &vs[vl.start(b, h / s.group, 0)..];
         // scores (rows × keys) = Q_h (rows × d) · K_hᵀ (d × keys).
         matmul(
             rows,
             keys,
             d,
             &mut scores,
-            (1, k_stride),
+            (1, keys as isize),
             q,
-            (1, w_stride),
+            (1, ql.row as isize),
             k,
-            (w_stride, 1),
+            (kl.row as isize, 1),
             false,
             false,
         );
-        // The masked softmax of each row: max and sum in vector lanes, the branch-free exp.
+        // The masked softmax of each row: max and sum in vector lanes, the branch-free exp;
+        // causally hidden keys get weight 0.
         vectorized(
             #[inline(always)]
             || {
-                for row in scores.chunks_exact_mut(keys) {
-                    for (s, m) in row.iter_mut().zip(bias) {
+                for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
+                    let seen = match s.causal_offset {
+                        Some(offset) => (offset + first + i + 1).min(keys),
+                        None => keys,
+                    };
+                    let (seen_part, hidden) = row.split_at_mut(seen);
+                    for (s, m) in seen_part.iter_mut().zip(bias) {
                         *s = *s * scale + m;
                     }
-                    softmax_in_place(row);
+                    softmax_in_place(seen_part);
+                    hidden.fill(0.0);
                 }
             },
         );
@@ -158,11 +281,11 @@ fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: 
             d,
             keys,
             &mut out[h * d..],
-            (1, w_stride),
+            (1, w as isize),
             &scores,
-            (1, k_stride),
+            (1, keys as isize),
             v,
-            (1, w_stride),
+            (1, vl.row as isize),
             false,
             false,
         );
@@ -172,7 +295,7 @@ fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::softmax::masked_softmax;
+    use crate::nn::softmax::{causal_masked_softmax, masked_softmax};
 
     /// (batch, seq, heads·d) → (batch, heads, seq, d).
     fn split(x: &Tensor, heads: usize) -> Tensor {
@@ -234,5 +357,66 @@ mod tests {
             diff < 1e-6,
             "{batch}×{seq}, {heads} heads of {d}: largest difference {diff}"
         );
+    }
+
+    #[test]
+    fn causal_equals_the_composed_attention_with_a_cache_groups_and_padding() {
+        // (batch, queries, cached before them, heads, kv heads, d): a prompt alone, a prompt
+        // after cached positions, grouped and ungrouped heads, head widths a multiple of 16 and
+        // not, and more queries than the tasks' blocks.
+        for (batch, queries, cached, heads, kv_heads, d) in [
+            (2, 7, 0, 4, 2, 8),
+            (3, 9, 5, 3, 3, 40),
+            (1, 70, 3, 9, 3, 64),
+        ] {
+            let device = crate::device::host();
+            let keys = cached + queries;
+            let t = |seed: u64, dims: (usize, usize, usize, usize)| {
+                use rand::{Rng, SeedableRng};
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                let v: Vec<f32> = (0..dims.0 * dims.1 * dims.2 * dims.3)
+                    .map(|_| rng.random_range(-1.0..1.0))
+                    .collect();
+                Tensor::from_vec(v, dims, &device).unwrap()
+            };
+            let q = t(1, (batch, heads, queries, d));
+            let k = t(2, (batch, kv_heads, keys, d));
+            let v = t(3, (batch, kv_heads, keys, d));
+            // Left padding: sequence b's first b positions are masked (the first query rows of
+            // the padded sequences see only padding).
+            let bias: Vec<f32> = (0..batch)
+                .flat_map(|b| (0..keys).map(move |j| if j < b { f32::MIN } else { 0.0 }))
+                .collect();
+            let bias = Tensor::from_vec(bias, (batch, 1, 1, keys), &device).unwrap();
+            let scale = 1.0 / (d as f64).sqrt();
+            let fused = causal_attention(&q, &k, &v, &bias, scale as f32).unwrap();
+            // The composed path: keys and values repeated per query head.
+            let repeat = |x: &Tensor| {
+                let group = heads / kv_heads;
+                let parts: Vec<Tensor> = (0..heads)
+                    .map(|h| x.narrow(1, h / group, 1).unwrap())
+                    .collect();
+                Tensor::cat(&parts, 1).unwrap()
+            };
+            let scores = q.matmul(&repeat(&k).t().unwrap()).unwrap();
+            let composed = causal_masked_softmax(&scores, &bias, scale)
+                .unwrap()
+                .matmul(&repeat(&v))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .reshape((batch, queries, heads * d))
+                .unwrap();
+            let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let diff = values(fused)
+                .iter()
+                .zip(values(composed))
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff < 1e-6,
+                "{batch}×{queries} after {cached}, {heads}/{kv_heads} heads of {d}: {diff}"
+            );
+        }
     }
 }

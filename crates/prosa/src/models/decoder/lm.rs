@@ -121,7 +121,7 @@ pub fn perplexity(
             &positions,
             &mask,
             None,
-            &mut ForwardCtx::eval(),
+            &mut ForwardCtx::inference(),
             false,
         )?;
         let vocab = logits.dim(2)?;

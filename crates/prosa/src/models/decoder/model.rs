@@ -506,7 +506,8 @@ impl Generator for DecoderModel {
         if let Some(logits) = self.fused_next_token(ids, positions, attention_mask, cache)? {
             return Ok(logits);
         }
-        let mut ctx = ForwardCtx::eval();
+        // Generation: no backward pass follows, so the prompt takes the fused attention.
+        let mut ctx = ForwardCtx::inference();
         self.forward(ids, positions, attention_mask, Some(cache), &mut ctx, true)
     }
 
