@@ -308,6 +308,25 @@ mod tests {
             .unwrap()
     }
 
+    /// Values uniform in [−1, 1) from `seed`.
+    fn random(seed: u64, dims: &[usize]) -> Tensor {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let v: Vec<f32> = (0..dims.iter().product())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        Tensor::from_vec(v, dims, &crate::device::host()).unwrap()
+    }
+
+    fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        values(a)
+            .iter()
+            .zip(values(b))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max)
+    }
+
     #[test]
     fn equals_the_composed_attention_with_padding() {
         // Head widths a multiple of 16 and not, short and long sequences.
@@ -319,15 +338,7 @@ mod tests {
     fn check_against_composed(batch: usize, seq: usize, heads: usize, d: usize) {
         let device = crate::device::host();
         let w = heads * d;
-        let t = |seed: u64| {
-            use rand::{Rng, SeedableRng};
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let v: Vec<f32> = (0..batch * seq * w)
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            Tensor::from_vec(v, (batch, seq, w), &device).unwrap()
-        };
-        let (q, k, v) = (t(1), t(2), t(3));
+        let [q, k, v] = [1, 2, 3].map(|seed| random(seed, &[batch, seq, w]));
         // The padding bias of rows with seq, then fewer real tokens (7, 3, 6 of 7).
         let bias: Vec<f32> = (0..batch)
             .map(|b| [seq, seq / 2, seq - 1][b % 3])
@@ -347,12 +358,7 @@ mod tests {
             .unwrap()
             .reshape((batch, seq, w))
             .unwrap();
-        let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let diff = values(fused)
-            .iter()
-            .zip(values(composed))
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let diff = largest_difference(&fused, &composed);
         assert!(
             diff < 1e-6,
             "{batch}×{seq}, {heads} heads of {d}: largest difference {diff}"
@@ -371,17 +377,9 @@ mod tests {
         ] {
             let device = crate::device::host();
             let keys = cached + queries;
-            let t = |seed: u64, dims: (usize, usize, usize, usize)| {
-                use rand::{Rng, SeedableRng};
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-                let v: Vec<f32> = (0..dims.0 * dims.1 * dims.2 * dims.3)
-                    .map(|_| rng.random_range(-1.0..1.0))
-                    .collect();
-                Tensor::from_vec(v, dims, &device).unwrap()
-            };
-            let q = t(1, (batch, heads, queries, d));
-            let k = t(2, (batch, kv_heads, keys, d));
-            let v = t(3, (batch, kv_heads, keys, d));
+            let q = random(1, &[batch, heads, queries, d]);
+            let k = random(2, &[batch, kv_heads, keys, d]);
+            let v = random(3, &[batch, kv_heads, keys, d]);
             // Left padding: sequence b's first b positions are masked (the first query rows of
             // the padded sequences see only padding).
             let bias: Vec<f32> = (0..batch)
@@ -407,12 +405,7 @@ mod tests {
                 .unwrap()
                 .reshape((batch, queries, heads * d))
                 .unwrap();
-            let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let diff = values(fused)
-                .iter()
-                .zip(values(composed))
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let diff = largest_difference(&fused, &composed);
             assert!(
                 diff < 1e-6,
                 "{batch}×{queries} after {cached}, {heads}/{kv_heads} heads of {d}: {diff}"
