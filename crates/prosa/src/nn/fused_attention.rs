@@ -16,7 +16,8 @@ use super::softmax::softmax_in_place;
 use super::spin_pool;
 use crate::error::{Error, Result};
 
-/// Whether [`bidirectional_attention`] can run on the projections of `x`: f32 on the CPU.
+/// Whether the fused kernels ([`bidirectional_attention`], [`causal_attention`]) can run on
+/// `x`: f32 on the CPU.
 pub fn supported(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
 }

@@ -8,7 +8,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::nn::activation::{gelu_tanh, swiglu_stacked};
+use crate::nn::activation::{gelu_tanh, silu, swiglu_stacked};
 use crate::nn::attention::{Mask, MultiHeadAttention, Rotary};
 use crate::nn::kv_cache::LayerCache;
 use crate::nn::norm::Norm;
@@ -59,7 +59,7 @@ impl Mlp {
                 down.forward(&swiglu_stacked(&both, *intermediate)?)
             }
             Mlp::SwiGlu { gate, up, down } => {
-                down.forward(&(gate.forward(x)?.silu()? * up.forward(x)?)?)
+                down.forward(&(silu(&gate.forward(x)?)? * up.forward(x)?)?)
             }
         }
     }
