@@ -120,7 +120,17 @@ fn attend_heads(
         || {
             let mut weights = vec![0f32; shape.len];
             for (head, out) in heads.zip(out.chunks_exact_mut(shape.head_dim)) {
-                attend_head(q, keys, values, bias, shape, rows, head, &mut weights, out);
+                let w = &mut weights;
+                if shape.head_dim == 64 {
+                    // The common width as a constant: a copy whose loops the compiler unrolls.
+                    let shape = DecodeShape {
+                        head_dim: 64,
+                        ..shape
+                    };
+                    attend_head(q, keys, values, bias, shape, rows, head, w, out);
+                } else {
+                    attend_head(q, keys, values, bias, shape, rows, head, w, out);
+                }
             }
         },
     )
@@ -154,58 +164,75 @@ fn attend_head(
     let at = (b * heads + head) * dh;
     let query = &q[at..at + dh];
     let key = |p: usize| &keys[base + p * dh..base + (p + 1) * dh];
-    // Four keys at a time: four independent sums in flight, each key's the same as alone.
-    let mut quads = weights.chunks_exact_mut(4);
-    for (i, w) in (&mut quads).enumerate() {
-        let p = 4 * i;
-        let scores = dots(query, [key(p), key(p + 1), key(p + 2), key(p + 3)]);
-        for ((w, s), m) in w.iter_mut().zip(scores).zip(&mask[p..p + 4]) {
-            *w = s * scale + m;
-        }
-    }
-    let done = len / 4 * 4;
-    for (p, w) in quads.into_remainder().iter_mut().enumerate() {
-        let p = done + p;
-        *w = dots(query, [key(p)])[0] * scale + mask[p];
+    for (p, (w, m)) in weights.iter_mut().zip(mask).enumerate() {
+        *w = dot(query, key(p)) * scale + m;
     }
     softmax_in_place(weights);
-    // Sixteen outputs at a time summed in registers over the positions, in position order.
-    for (c, out) in out.chunks_mut(16).enumerate() {
-        let mut sums = [0f32; 16];
+    // The outputs summed over the positions in position order, 64 or 16 at a time in
+    // registers (independent sums, so the additions do not wait on each other).
+    let mut c = 0;
+    while c + 64 <= dh {
+        mix::<64>(weights, values, base + c, dh, &mut out[c..c + 64]);
+        c += 64;
+    }
+    while c + 16 <= dh {
+        mix::<16>(weights, values, base + c, dh, &mut out[c..c + 16]);
+        c += 16;
+    }
+    for (i, out) in out.iter_mut().enumerate().skip(c) {
+        let mut sum = 0f32;
         for (p, &weight) in weights.iter().enumerate() {
-            let at = base + p * dh + 16 * c;
-            for (s, v) in sums.iter_mut().zip(&values[at..at + out.len()]) {
-                *s += weight * v;
-            }
+            sum += weight * values[base + p * dh + i];
         }
-        out.copy_from_slice(&sums[..out.len()]);
+        *out = sum;
     }
 }
 
-/// `a · b` for each `b` of `bs`, each in eight lanes (every lane summing every eighth
-/// product, so the compiler keeps them in one vector register), the lanes then added in order,
-/// and any tail last.
+/// `out[i] = Σ_p weights[p] · values[at + p·stride + i]` for `W` outputs, summed in position
+/// order, the `W` sums held in registers (a fixed width, so the compiler never spills them).
 #[inline(always)]
-fn dots<const N: usize>(a: &[f32], bs: [&[f32]; N]) -> [f32; N] {
-    const LANES: usize = 8;
-    let mut lanes = [[0f32; LANES]; N];
-    let whole = a.len() / LANES * LANES;
-    for (c, x) in a[..whole].chunks_exact(LANES).enumerate() {
-        for (lanes, b) in lanes.iter_mut().zip(&bs) {
-            let y = &b[c * LANES..(c + 1) * LANES];
-            for i in 0..LANES {
-                lanes[i] += x[i] * y[i];
-            }
+fn mix<const W: usize>(weights: &[f32], values: &[f32], at: usize, stride: usize, out: &mut [f32]) {
+    let mut sums = [0f32; W];
+    for (p, &weight) in weights.iter().enumerate() {
+        let from = at + p * stride;
+        let row: &[f32; W] = values[from..from + W]
+            .try_into()
+            .expect("a slice of W values");
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += weight * v;
         }
     }
-    std::array::from_fn(|n| {
-        let tail: f32 = a[whole..]
-            .iter()
-            .zip(&bs[n][whole..])
-            .map(|(x, y)| x * y)
-            .sum();
-        lanes[n].iter().sum::<f32>() + tail
-    })
+    out.copy_from_slice(&sums);
+}
+
+/// `a · b` in sixteen lanes (every lane summing every sixteenth product, held in one vector
+/// register or two), the lanes then halved into each other (16 → 8 → 4 → 2 → 1), and any tail
+/// last. One key at a time: the keys' sums are independent, so the CPU overlaps them.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    let whole = a.len() / LANES * LANES;
+    for (x, y) in a[..whole]
+        .chunks_exact(LANES)
+        .zip(b[..whole].chunks_exact(LANES))
+    {
+        let x: &[f32; LANES] = x.try_into().expect("a whole chunk");
+        let y: &[f32; LANES] = y.try_into().expect("a whole chunk");
+        for i in 0..LANES {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
+    halving_sum(lanes) + tail
+}
+
+/// The sum of sixteen lanes, each half added to the other half until one is left.
+#[inline(always)]
+fn halving_sum(v: [f32; 16]) -> f32 {
+    let v: [f32; 8] = std::array::from_fn(|i| v[i] + v[i + 8]);
+    let v: [f32; 4] = std::array::from_fn(|i| v[i] + v[i + 4]);
+    (v[0] + v[2]) + (v[1] + v[3])
 }
 
 #[cfg(test)]
@@ -237,6 +264,52 @@ mod tests {
             let expected = [p0 * 1.0 + p2 * 3.0, p0 * 2.0 + p2 * 4.0];
             for (o, e) in out[head * dh..(head + 1) * dh].iter().zip(expected) {
                 assert!((o - e).abs() < 1e-6, "head {head}: {o} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_head_width_equals_a_plain_softmax_attention() {
+        // 64 (the unrolled copy), 80 (a 64-wide and a 16-wide part), 36 (16-wide and single
+        // outputs, a tail in the dot products); three heads sharing one key/value head.
+        for dh in [64, 80, 36] {
+            let (heads, capacity, len) = (3, 40, 37);
+            let value = |i: usize, f: f32| (i as f32 * f).sin();
+            let q: Vec<f32> = (0..heads * dh).map(|i| value(i, 0.31)).collect();
+            let keys: Vec<f32> = (0..capacity * dh).map(|i| value(i, 0.17)).collect();
+            let values: Vec<f32> = (0..capacity * dh).map(|i| value(i, 0.23)).collect();
+            let mut bias = vec![0f32; len];
+            bias[5] = -1e9;
+            let shape = DecodeShape {
+                heads,
+                kv_heads: 1,
+                head_dim: dh,
+                capacity,
+                len,
+                scale: 0.125,
+            };
+            let ours = decode_attention(&q, &keys, &values, &bias, shape);
+            for h in 0..heads {
+                let query = &q[h * dh..(h + 1) * dh];
+                let scores: Vec<f64> = (0..len)
+                    .map(|p| {
+                        let key = &keys[p * dh..(p + 1) * dh];
+                        let dot: f64 = query.iter().zip(key).map(|(a, b)| (a * b) as f64).sum();
+                        dot * 0.125 + bias[p] as f64
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+                let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                for i in 0..dh {
+                    let expected: f64 = (0..len)
+                        .map(|p| (scores[p] - max).exp() / total * values[p * dh + i] as f64)
+                        .sum();
+                    let got = ours[h * dh + i] as f64;
+                    assert!(
+                        (got - expected).abs() < 1e-5,
+                        "dh {dh} head {h} [{i}]: {got} vs {expected}"
+                    );
+                }
             }
         }
     }

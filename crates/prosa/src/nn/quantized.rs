@@ -6,7 +6,9 @@
 //! scalar unless the whole program is compiled for AVX2; these pick theirs at run time.
 //!
 //! Weights are repacked at load: per block a scale, a minimum (Q4 types; Q4_0's is `−8·scale`)
-//! and the packed quants, so the inner loop reads three flat arrays.
+//! and the packed quants, so the inner loop reads three flat arrays. Scales and minimums stay in
+//! half precision, as the file holds them, and the kernels widen them (F16C): a decode step is
+//! bound by the bytes it streams, and f32 copies would add a fifth to a Q4_1 model's.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Tensor;
@@ -42,8 +44,10 @@ pub struct QuantMatrix {
     packing: Packing,
     rows: usize,
     cols: usize,
-    scales: Vec<f32>,
-    mins: Vec<f32>,
+    /// Per block, as the GGUF file holds them (half precision: fewer bytes to stream).
+    scales: Vec<f16>,
+    /// Per block of the 4-bit packings (Q4_0's is `−8·scale`, exact in half precision).
+    mins: Vec<f16>,
     quants: Vec<u8>,
     /// The values of an F16 matrix (empty for the block packings).
     halves: Vec<f16>,
@@ -88,7 +92,7 @@ impl QuantMatrix {
                 ),
             ));
         }
-        let half = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let half = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]);
         let mut m = Self {
             packing,
             rows,
@@ -107,7 +111,13 @@ impl QuantMatrix {
             m.scales.push(d);
             match t.dtype() {
                 GgmlDType::Q4_0 => {
-                    m.mins.push(-8.0 * d);
+                    // Exact unless −8·scale overflows half precision (no real model's does):
+                    // such a tensor is left to candle's kernels.
+                    let min = f16::from_f32(-8.0 * d.to_f32());
+                    if !min.is_finite() {
+                        return Ok(None);
+                    }
+                    m.mins.push(min);
                     m.quants.extend_from_slice(&block[2..18]);
                 }
                 GgmlDType::Q4_1 => {
@@ -292,11 +302,11 @@ impl QuantMatrix {
         let blocks = self.cols / BLOCK;
         for (b, o) in out.chunks_exact_mut(BLOCK).enumerate() {
             let w = r * blocks + b;
-            let d = self.scales[w];
+            let d = self.scales[w].to_f32();
             match self.packing {
                 Packing::Nibbles => {
                     let q = &self.quants[w * 16..(w + 1) * 16];
-                    let m = self.mins[w];
+                    let m = self.mins[w].to_f32();
                     let (lo, hi) = o.split_at_mut(16);
                     for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(q) {
                         *l = d * (v & 0x0F) as f32 + m;
@@ -315,7 +325,7 @@ impl QuantMatrix {
     }
 
     /// Scales, minimums (4-bit packings) and quants of weight row `r` (`blocks` blocks).
-    fn weight_row(&self, r: usize, blocks: usize) -> (&[f32], &[f32], &[u8]) {
+    fn weight_row(&self, r: usize, blocks: usize) -> (&[f16], &[f16], &[u8]) {
         let (wb, per_block) = (r * blocks, self.quants.len() / self.scales.len().max(1));
         let mins = self.mins.get(wb..wb + blocks).unwrap_or(&[]);
         (
@@ -409,8 +419,8 @@ impl QuantMatrix {
                         dot += (q[j] & 0x0F) as i32 * xq[j] as i32;
                         dot += (q[j] >> 4) as i32 * xq[j + 16] as i32;
                     }
-                    total += self.scales[w] * x.scales[first + b] * dot as f32
-                        + self.mins[w] * x.sums[first + b];
+                    total += self.scales[w].to_f32() * x.scales[first + b] * dot as f32
+                        + self.mins[w].to_f32() * x.sums[first + b];
                 }
                 Packing::Bytes => {
                     let q = &self.quants[w * 32..(w + 1) * 32];
@@ -419,7 +429,7 @@ impl QuantMatrix {
                         .zip(xq)
                         .map(|(&a, &b)| (a as i8) as i32 * b as i32)
                         .sum();
-                    total += self.scales[w] * x.scales[first + b] * dot as f32;
+                    total += self.scales[w].to_f32() * x.scales[first + b] * dot as f32;
                 }
                 Packing::Half => unreachable!("{HALF_ROUTED}"),
             }
@@ -432,11 +442,14 @@ impl QuantMatrix {
 /// `quantized_half.rs`.
 const HALF_ROUTED: &str = "an F16 matrix in a block kernel";
 
+/// AVX2 with FMA and F16C (every AVX2 CPU has the last two), detected once.
 #[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
     static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *DETECTED.get_or_init(|| {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
     })
 }
 

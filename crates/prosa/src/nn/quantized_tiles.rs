@@ -96,7 +96,7 @@ impl QuantMatrix {
                 .expect("a panel block is 64 words");
             for r in 0..width {
                 let (w, lane) = ((first + r) * blocks + b, b * PANEL + r);
-                panel.scales[lane] = self.scales[w];
+                panel.scales[lane] = self.scales[w].to_f32();
                 // The block's 32 values as eight words of four bytes, word c into chunk c.
                 if nibbles {
                     let q: &[u8; 16] = self.quants[w * 16..(w + 1) * 16]
@@ -113,7 +113,7 @@ impl QuantMatrix {
                         chunks[c * PANEL + r] = four & 0x0F0F_0F0F;
                         chunks[(c + 4) * PANEL + r] = (four >> 4) & 0x0F0F_0F0F;
                     }
-                    panel.mins[lane] = self.mins[w];
+                    panel.mins[lane] = self.mins[w].to_f32();
                 }
             }
             if !nibbles {

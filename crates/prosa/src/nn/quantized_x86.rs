@@ -9,6 +9,14 @@
 
 use std::arch::x86_64::*;
 
+use half::f16;
+
+/// A weight block's half-precision scale or minimum as f32 (F16C; exact).
+#[inline(always)]
+unsafe fn widen(h: f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+}
+
 #[inline(always)]
 unsafe fn horizontal_sum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -21,12 +29,12 @@ unsafe fn horizontal_sum(v: __m256) -> f32 {
 /// the 4-bit blocks' minimums add. Every 4-bit kernel calls this one, so results stay
 /// bit-identical whether a row is multiplied alone or with three others.
 #[inline(always)]
-unsafe fn mins_dot(wm: *const f32, xsum: *const f32, n: usize) -> f32 {
+unsafe fn mins_dot(wm: *const f16, xsum: *const f32, n: usize) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut b = 0;
     while b + 8 <= n {
         acc = _mm256_fmadd_ps(
-            _mm256_loadu_ps(wm.add(b)),
+            _mm256_cvtph_ps(_mm_loadu_si128(wm.add(b) as *const __m128i)),
             _mm256_loadu_ps(xsum.add(b)),
             acc,
         );
@@ -34,7 +42,7 @@ unsafe fn mins_dot(wm: *const f32, xsum: *const f32, n: usize) -> f32 {
     }
     let mut sum = horizontal_sum(acc);
     while b < n {
-        sum += *wm.add(b) * *xsum.add(b);
+        sum += widen(*wm.add(b)) * *xsum.add(b);
         b += 1;
     }
     sum
@@ -42,8 +50,8 @@ unsafe fn mins_dot(wm: *const f32, xsum: *const f32, n: usize) -> f32 {
 
 /// Adds block `b`'s products `p` (8 lanes), weighted by the two scales, to `acc`.
 #[inline(always)]
-unsafe fn accumulate(acc: __m256, p: __m256, ws: *const f32, xs: *const f32, b: usize) -> __m256 {
-    _mm256_fmadd_ps(_mm256_set1_ps(*ws.add(b) * *xs.add(b)), p, acc)
+unsafe fn accumulate(acc: __m256, p: __m256, ws: *const f16, xs: *const f32, b: usize) -> __m256 {
+    _mm256_fmadd_ps(_mm256_set1_ps(widen(*ws.add(b)) * *xs.add(b)), p, acc)
 }
 
 /// Σ over blocks of `block(b)` into four accumulators, block `b` into accumulator `b % 4` in
@@ -52,7 +60,7 @@ unsafe fn accumulate(acc: __m256, p: __m256, ws: *const f32, xs: *const f32, b: 
 unsafe fn sum_blocks4(
     n: usize,
     block: impl Fn(usize) -> __m256,
-    ws: *const f32,
+    ws: *const f16,
     xs: *const f32,
 ) -> __m256 {
     let mut a = [_mm256_setzero_ps(); 4];
@@ -75,7 +83,7 @@ unsafe fn sum_blocks4(
 unsafe fn sum_blocks2(
     n: usize,
     block: impl Fn(usize) -> __m256,
-    ws: *const f32,
+    ws: *const f16,
     xs: *const f32,
 ) -> __m256 {
     let mut a = [_mm256_setzero_ps(); 2];
@@ -101,8 +109,8 @@ macro_rules! four_row_kernels {
         #[doc = concat!("One 4-bit weight row against four activation rows (", $features, ").")]
         #[target_feature(enable = $features)]
         pub(super) unsafe fn $nibbles(
-            ws: &[f32],
-            wm: &[f32],
+            ws: &[f16],
+            wm: &[f16],
             wq: &[u8],
             xs: &[f32],
             xsums: &[f32],
@@ -122,7 +130,7 @@ macro_rules! four_row_kernels {
                 let lo = _mm_and_si128(packed, low);
                 let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
                 let $u = _mm256_set_m128i(hi, lo);
-                let d = *wsp.add(b);
+                let d = widen(*wsp.add(b));
                 for (j, row) in acc.iter_mut().enumerate() {
                     let at = firsts[j] + b;
                     let $s = _mm256_loadu_si256(xqp.add(at * 32) as *const __m256i);
@@ -144,7 +152,7 @@ macro_rules! four_row_kernels {
         #[doc = concat!("One 8-bit weight row against four activation rows (", $features, ").")]
         #[target_feature(enable = $features)]
         pub(super) unsafe fn $bytes(
-            ws: &[f32],
+            ws: &[f16],
             wq: &[u8],
             xs: &[f32],
             xq: &[i8],
@@ -161,7 +169,7 @@ macro_rules! four_row_kernels {
                 let w = _mm256_loadu_si256(wqp.add(b * 32) as *const __m256i);
                 // The unsigned operand is |w|; the activations carry w's sign.
                 let $u = _mm256_sign_epi8(w, w);
-                let d = *wsp.add(b);
+                let d = widen(*wsp.add(b));
                 for (j, row) in acc.iter_mut().enumerate() {
                     let at = firsts[j] + b;
                     let x = _mm256_loadu_si256(xqp.add(at * 32) as *const __m256i);
@@ -192,8 +200,8 @@ macro_rules! row_kernels {
         #[doc = concat!("One 4-bit weight row against one activation row (", $features, ").")]
         #[target_feature(enable = $features)]
         pub(super) unsafe fn $nibbles(
-            ws: &[f32],
-            wm: &[f32],
+            ws: &[f16],
+            wm: &[f16],
             wq: &[u8],
             xs: &[f32],
             xsum: &[f32],
@@ -217,7 +225,7 @@ macro_rules! row_kernels {
 
         #[doc = concat!("One 8-bit weight row against one activation row (", $features, ").")]
         #[target_feature(enable = $features)]
-        pub(super) unsafe fn $bytes(ws: &[f32], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
+        pub(super) unsafe fn $bytes(ws: &[f16], wq: &[u8], xs: &[f32], xq: &[i8]) -> f32 {
             let n = ws.len();
             debug_assert!(xs.len() >= n && wq.len() >= n * 32 && xq.len() >= n * 32);
             let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
@@ -244,7 +252,7 @@ macro_rules! kernels {
 
 // AVX2: maddubs (u8 × i8 pairs summed to i16), then madd with ones (pairs summed to i32).
 kernels!(
-    "avx2,fma",
+    "avx2,fma,f16c",
     [dot_nibbles, dot_bytes, dot_nibbles_x4, dot_bytes_x4],
     |w, x| _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
 );
@@ -252,7 +260,7 @@ kernels!(
 // AVX-VNNI (VEX encoding: Intel from Alder Lake, AMD from Zen 5): `vpdpbusd` does maddubs +
 // madd in one instruction (and without saturation).
 kernels!(
-    "avx2,fma,avxvnni",
+    "avx2,fma,avxvnni,f16c",
     [
         dot_nibbles_vnni,
         dot_bytes_vnni,
@@ -264,7 +272,7 @@ kernels!(
 
 // AVX-512 VNNI on 256-bit vectors (EVEX encoding: Ice Lake and later Xeons, AMD Zen 4).
 kernels!(
-    "avx2,fma,avx512vnni,avx512vl",
+    "avx2,fma,avx512vnni,avx512vl,f16c",
     [
         dot_nibbles_vnni512,
         dot_bytes_vnni512,
