@@ -459,7 +459,7 @@ fn avx2() -> bool {
 enum Vnni {
     /// AVX-VNNI.
     Vex,
-    /// AVX-512 VNNI with AVX-512 VL.
+    /// AVX-512 VNNI with AVX-512 F, VL and BW (the single-row kernels run on 512-bit vectors).
     Evex,
 }
 
@@ -473,6 +473,8 @@ fn vnni() -> Option<Vnni> {
             Some(Vnni::Vex)
         } else if std::is_x86_feature_detected!("avx512vnni")
             && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
         {
             Some(Vnni::Evex)
         } else {

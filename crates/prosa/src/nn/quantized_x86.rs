@@ -270,17 +270,18 @@ kernels!(
     |w, x| _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w, x)
 );
 
-// AVX-512 VNNI on 256-bit vectors (EVEX encoding: Ice Lake and later Xeons, AMD Zen 4).
-kernels!(
+// AVX-512 VNNI (EVEX encoding: Ice Lake and later Xeons, AMD Zen 4): the four-row kernels on
+// 256-bit vectors, the single-row ones on 512-bit vectors (`quantized_x86_zmm.rs`).
+four_row_kernels!(
     "avx2,fma,avx512vnni,avx512vl,f16c",
-    [
-        dot_nibbles_vnni512,
-        dot_bytes_vnni512,
-        dot_nibbles_x4_vnni512,
-        dot_bytes_x4_vnni512
-    ],
+    dot_nibbles_x4_vnni512,
+    dot_bytes_x4_vnni512,
     |w, x| _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
 );
+
+#[path = "quantized_x86_zmm.rs"]
+mod zmm;
+pub(super) use zmm::{dot_bytes_vnni512, dot_nibbles_vnni512};
 
 #[cfg(test)]
 mod tests {
@@ -295,93 +296,107 @@ mod tests {
         if !avx2() {
             return;
         }
-        let (rows, cols) = (8, 160);
-        let x: Vec<f32> = (0..4 * cols).map(|i| (i as f32 * 0.13).sin()).collect();
-        let xq = quantize_rows(&x, cols, false);
-        let n = cols / BLOCK;
-        let firsts = [0, 1, 2, 3].map(|i| i * n);
-        let (xs, xsums, xqs) = (&xq.scales[..], &xq.sums[..], &xq.quants[..]);
-        let row = |f: usize| {
-            (
-                &xs[f..f + n],
-                &xsums[f..f + n],
-                &xqs[f * BLOCK..(f + n) * BLOCK],
-            )
-        };
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-            let q = QTensor::quantize(&weights(rows, cols), dtype).unwrap();
-            let m = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
-            for r in 0..rows {
-                let wb = r * n;
-                let (ws, wm) = (&m.scales[wb..wb + n], m.mins.get(wb..wb + n).unwrap_or(&[]));
-                // SAFETY: AVX2 and FMA checked above, each VNNI kind where `vnni()` finds it;
-                // every row has n blocks.
-                let (single, others): ([f32; 4], Vec<(&str, [f32; 4])>) = unsafe {
-                    match m.packing {
-                        Packing::Nibbles => {
-                            let wq = &m.quants[wb * 16..(wb + n) * 16];
-                            let one = |f: usize| {
-                                let (s, sums, q) = row(f);
-                                dot_nibbles(ws, wm, wq, s, sums, q)
-                            };
-                            let mut others =
-                                vec![("x4", dot_nibbles_x4(ws, wm, wq, xs, xsums, xqs, firsts))];
-                            let kind = vnni();
-                            if kind == Some(Vnni::Vex) {
-                                let one_vnni = |f: usize| {
+        // 5, 6, 7 and 18 blocks a row: every tail the wide kernels have (one block, a pair, a
+        // pair and one) and SmolLM2's width.
+        for cols in [160, 192, 224, 576] {
+            let rows = 8;
+            let x: Vec<f32> = (0..4 * cols).map(|i| (i as f32 * 0.13).sin()).collect();
+            let xq = quantize_rows(&x, cols, false);
+            let n = cols / BLOCK;
+            let firsts = [0, 1, 2, 3].map(|i| i * n);
+            let (xs, xsums, xqs) = (&xq.scales[..], &xq.sums[..], &xq.quants[..]);
+            let row = |f: usize| {
+                (
+                    &xs[f..f + n],
+                    &xsums[f..f + n],
+                    &xqs[f * BLOCK..(f + n) * BLOCK],
+                )
+            };
+            for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+                let q = QTensor::quantize(&weights(rows, cols), dtype).unwrap();
+                let m = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
+                for r in 0..rows {
+                    let wb = r * n;
+                    let (ws, wm) = (&m.scales[wb..wb + n], m.mins.get(wb..wb + n).unwrap_or(&[]));
+                    // SAFETY: AVX2 and FMA checked above, each VNNI kind where `vnni()` finds it;
+                    // every row has n blocks.
+                    let (single, others): ([f32; 4], Vec<(&str, [f32; 4])>) = unsafe {
+                        match m.packing {
+                            Packing::Nibbles => {
+                                let wq = &m.quants[wb * 16..(wb + n) * 16];
+                                let one = |f: usize| {
                                     let (s, sums, q) = row(f);
-                                    dot_nibbles_vnni(ws, wm, wq, s, sums, q)
+                                    dot_nibbles(ws, wm, wq, s, sums, q)
                                 };
-                                others.push(("vnni", firsts.map(one_vnni)));
-                                let four = dot_nibbles_x4_vnni(ws, wm, wq, xs, xsums, xqs, firsts);
-                                others.push(("vnni x4", four));
+                                let mut others = vec![(
+                                    "x4",
+                                    dot_nibbles_x4(ws, wm, wq, xs, xsums, xqs, firsts),
+                                )];
+                                let kind = vnni();
+                                if kind == Some(Vnni::Vex) {
+                                    let one_vnni = |f: usize| {
+                                        let (s, sums, q) = row(f);
+                                        dot_nibbles_vnni(ws, wm, wq, s, sums, q)
+                                    };
+                                    others.push(("vnni", firsts.map(one_vnni)));
+                                    let four =
+                                        dot_nibbles_x4_vnni(ws, wm, wq, xs, xsums, xqs, firsts);
+                                    others.push(("vnni x4", four));
+                                }
+                                if kind == Some(Vnni::Evex) {
+                                    let one_vnni = |f: usize| {
+                                        let (s, sums, q) = row(f);
+                                        dot_nibbles_vnni512(ws, wm, wq, s, sums, q)
+                                    };
+                                    others.push(("vnni512", firsts.map(one_vnni)));
+                                    let four =
+                                        dot_nibbles_x4_vnni512(ws, wm, wq, xs, xsums, xqs, firsts);
+                                    others.push(("vnni512 x4", four));
+                                }
+                                (firsts.map(one), others)
                             }
-                            if kind == Some(Vnni::Evex) {
-                                let one_vnni = |f: usize| {
-                                    let (s, sums, q) = row(f);
-                                    dot_nibbles_vnni512(ws, wm, wq, s, sums, q)
-                                };
-                                others.push(("vnni512", firsts.map(one_vnni)));
-                                let four =
-                                    dot_nibbles_x4_vnni512(ws, wm, wq, xs, xsums, xqs, firsts);
-                                others.push(("vnni512 x4", four));
-                            }
-                            (firsts.map(one), others)
-                        }
-                        Packing::Bytes => {
-                            let wq = &m.quants[wb * 32..(wb + n) * 32];
-                            let one = |f: usize| {
-                                let (s, _, q) = row(f);
-                                dot_bytes(ws, wq, s, q)
-                            };
-                            let mut others = vec![("x4", dot_bytes_x4(ws, wq, xs, xqs, firsts))];
-                            let kind = vnni();
-                            if kind == Some(Vnni::Vex) {
-                                let one_vnni = |f: usize| {
+                            Packing::Bytes => {
+                                let wq = &m.quants[wb * 32..(wb + n) * 32];
+                                let one = |f: usize| {
                                     let (s, _, q) = row(f);
-                                    dot_bytes_vnni(ws, wq, s, q)
+                                    dot_bytes(ws, wq, s, q)
                                 };
-                                others.push(("vnni", firsts.map(one_vnni)));
-                                others
-                                    .push(("vnni x4", dot_bytes_x4_vnni(ws, wq, xs, xqs, firsts)));
+                                let mut others =
+                                    vec![("x4", dot_bytes_x4(ws, wq, xs, xqs, firsts))];
+                                let kind = vnni();
+                                if kind == Some(Vnni::Vex) {
+                                    let one_vnni = |f: usize| {
+                                        let (s, _, q) = row(f);
+                                        dot_bytes_vnni(ws, wq, s, q)
+                                    };
+                                    others.push(("vnni", firsts.map(one_vnni)));
+                                    others.push((
+                                        "vnni x4",
+                                        dot_bytes_x4_vnni(ws, wq, xs, xqs, firsts),
+                                    ));
+                                }
+                                if kind == Some(Vnni::Evex) {
+                                    let one_vnni = |f: usize| {
+                                        let (s, _, q) = row(f);
+                                        dot_bytes_vnni512(ws, wq, s, q)
+                                    };
+                                    others.push(("vnni512", firsts.map(one_vnni)));
+                                    let four = dot_bytes_x4_vnni512(ws, wq, xs, xqs, firsts);
+                                    others.push(("vnni512 x4", four));
+                                }
+                                (firsts.map(one), others)
                             }
-                            if kind == Some(Vnni::Evex) {
-                                let one_vnni = |f: usize| {
-                                    let (s, _, q) = row(f);
-                                    dot_bytes_vnni512(ws, wq, s, q)
-                                };
-                                others.push(("vnni512", firsts.map(one_vnni)));
-                                let four = dot_bytes_x4_vnni512(ws, wq, xs, xqs, firsts);
-                                others.push(("vnni512 x4", four));
-                            }
-                            (firsts.map(one), others)
+                            Packing::Half => unreachable!("only block types are made above"),
                         }
-                        Packing::Half => unreachable!("only block types are made above"),
+                    };
+                    let bits = |v: [f32; 4]| v.map(f32::to_bits);
+                    for (name, v) in others {
+                        assert_eq!(
+                            bits(v),
+                            bits(single),
+                            "{dtype:?} {cols} columns, row {r}, {name}"
+                        );
                     }
-                };
-                let bits = |v: [f32; 4]| v.map(f32::to_bits);
-                for (name, v) in others {
-                    assert_eq!(bits(v), bits(single), "{dtype:?} row {r}, {name}");
                 }
             }
         }
