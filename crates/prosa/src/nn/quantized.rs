@@ -326,13 +326,50 @@ impl QuantMatrix {
 
     /// Scales, minimums (4-bit packings) and quants of weight row `r` (`blocks` blocks).
     fn weight_row(&self, r: usize, blocks: usize) -> (&[f16], &[f16], &[u8]) {
-        let (wb, per_block) = (r * blocks, self.quants.len() / self.scales.len().max(1));
+        // Bytes of quants per block, from the packing (not a division per row: this runs for
+        // every weight row of every decode step).
+        let per_block = match self.packing {
+            Packing::Nibbles => BLOCK / 2,
+            Packing::Bytes | Packing::Half => BLOCK,
+        };
+        let wb = r * blocks;
         let mins = self.mins.get(wb..wb + blocks).unwrap_or(&[]);
         (
             &self.scales[wb..wb + blocks],
             mins,
             &self.quants[wb * per_block..(wb + blocks) * per_block],
         )
+    }
+
+    /// Weight rows `rows` against one activation row of `blocks` blocks, the kernel chosen
+    /// once for all of them (the 512-bit kernels loop over the rows themselves).
+    fn rows_dot(&self, rows: std::ops::Range<usize>, x: &QuantizedRows, blocks: usize) -> Vec<f32> {
+        #[cfg(target_arch = "x86_64")]
+        if vnni() == Some(Vnni::Evex) && self.packing != Packing::Half {
+            let mut out = Vec::with_capacity(rows.len());
+            let (xs, xsum) = (&x.scales[..blocks], &x.sums[..blocks]);
+            let xq = &x.quants[..blocks * BLOCK];
+            // SAFETY: `vnni()` found AVX-512 VNNI, F, BW and VL besides AVX2, FMA and F16C;
+            // each row's slices are taken (bounds-checked) inside the loops.
+            unsafe {
+                match self.packing {
+                    Packing::Nibbles => x86::nibble_rows(
+                        &self.scales,
+                        &self.mins,
+                        &self.quants,
+                        (xs, xsum, xq),
+                        rows,
+                        blocks,
+                        &mut out,
+                    ),
+                    _ => {
+                        x86::byte_rows(&self.scales, &self.quants, (xs, xq), rows, blocks, &mut out)
+                    }
+                }
+            }
+            return out;
+        }
+        rows.map(|r| self.row_dot(r, x, 0, blocks)).collect()
     }
 
     /// Dot product of weight row `r` with the activation blocks starting at `first`.

@@ -36,7 +36,7 @@ impl QuantMatrix {
             Prepared::Floats(x) => rows.map(|r| self.half_dot(r, x)).collect(),
             Prepared::Blocks(x) => {
                 let blocks = self.cols / BLOCK;
-                rows.map(|r| self.row_dot(r, x, 0, blocks)).collect()
+                self.rows_dot(rows, x, blocks)
             }
         }
     }

@@ -281,7 +281,7 @@ four_row_kernels!(
 
 #[path = "quantized_x86_zmm.rs"]
 mod zmm;
-pub(super) use zmm::{dot_bytes_vnni512, dot_nibbles_vnni512};
+pub(super) use zmm::{byte_rows, dot_bytes_vnni512, dot_nibbles_vnni512, nibble_rows};
 
 #[cfg(test)]
 mod tests {

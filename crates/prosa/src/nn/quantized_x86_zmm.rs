@@ -9,6 +9,7 @@
 //! four-row passes, or on another CPU.
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use half::f16;
 
@@ -36,6 +37,7 @@ unsafe fn halves(v: __m512) -> (__m256, __m256) {
 /// One 4-bit weight row against one activation row: blocks `4i, 4i + 1` in one vector
 /// (accumulators 0 | 1), `4i + 2, 4i + 3` in another (2 | 3).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
 pub(in crate::nn::quantized) unsafe fn dot_nibbles_vnni512(
     ws: &[f16],
     wm: &[f16],
@@ -90,6 +92,7 @@ pub(in crate::nn::quantized) unsafe fn dot_nibbles_vnni512(
 /// One 8-bit weight row against one activation row: blocks `2i, 2i + 1` in one vector
 /// (accumulators 0 | 1).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
 pub(in crate::nn::quantized) unsafe fn dot_bytes_vnni512(
     ws: &[f16],
     wq: &[u8],
@@ -121,4 +124,46 @@ pub(in crate::nn::quantized) unsafe fn dot_bytes_vnni512(
         a0 = accumulate(a0, p, wsp, xsp, b);
     }
     horizontal_sum(_mm256_add_ps(a0, a1))
+}
+
+/// Weight rows `rows` of a 4-bit matrix (`n` blocks a row; its scales, minimums and quants)
+/// against one activation row, appended to `out`: the kernel inlined into the loop, so a
+/// decode step's ~150,000 rows pay no call or dispatch each.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in crate::nn::quantized) unsafe fn nibble_rows(
+    ws: &[f16],
+    wm: &[f16],
+    wq: &[u8],
+    (xs, xsum, xq): (&[f32], &[f32], &[i8]),
+    rows: Range<usize>,
+    n: usize,
+    out: &mut Vec<f32>,
+) {
+    for r in rows {
+        let b = r * n;
+        let (s, m, q) = (&ws[b..b + n], &wm[b..b + n], &wq[b * 16..(b + n) * 16]);
+        out.push(dot_nibbles_vnni512(s, m, q, xs, xsum, xq));
+    }
+}
+
+/// As [`nibble_rows`] for an 8-bit matrix.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(in crate::nn::quantized) unsafe fn byte_rows(
+    ws: &[f16],
+    wq: &[u8],
+    (xs, xq): (&[f32], &[i8]),
+    rows: Range<usize>,
+    n: usize,
+    out: &mut Vec<f32>,
+) {
+    for r in rows {
+        let b = r * n;
+        out.push(dot_bytes_vnni512(
+            &ws[b..b + n],
+            &wq[b * 32..(b + n) * 32],
+            xs,
+            xq,
+        ));
+    }
 }
