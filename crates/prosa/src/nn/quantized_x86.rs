@@ -17,6 +17,23 @@ unsafe fn widen(h: f16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
 }
 
+/// 4-bit block `b`'s 32 quants as bytes, in the activations' order: the low nibbles (values
+/// 0–15) in the low 128 bits, the high nibbles (values 16–31) in the high 128 bits.
+#[inline(always)]
+unsafe fn unpack_nibbles(wq: *const u8, b: usize) -> __m256i {
+    let packed = _mm_loadu_si128(wq.add(b * 16) as *const __m128i);
+    let low = _mm_set1_epi8(0x0F);
+    let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+    _mm256_set_m128i(hi, _mm_and_si128(packed, low))
+}
+
+/// An 8-bit weight block `w` and activation block `x` as the operands of an unsigned-by-signed
+/// byte product: `|w|`, and `x` carrying `w`'s sign.
+#[inline(always)]
+unsafe fn signed_operands(w: __m256i, x: __m256i) -> (__m256i, __m256i) {
+    (_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+}
+
 #[inline(always)]
 unsafe fn horizontal_sum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -122,14 +139,10 @@ macro_rules! four_row_kernels {
             debug_assert!(firsts
                 .iter()
                 .all(|&f| f + n <= xs.len() && (f + n) * 32 <= xq.len()));
-            let low = _mm_set1_epi8(0x0F);
             let mut acc = [[_mm256_setzero_ps(); 4]; 4];
             let (wsp, wqp, xsp, xqp) = (ws.as_ptr(), wq.as_ptr(), xs.as_ptr(), xq.as_ptr());
             for b in 0..n {
-                let packed = _mm_loadu_si128(wqp.add(b * 16) as *const __m128i);
-                let lo = _mm_and_si128(packed, low);
-                let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
-                let $u = _mm256_set_m128i(hi, lo);
+                let $u = unpack_nibbles(wqp, b);
                 let d = widen(*wsp.add(b));
                 for (j, row) in acc.iter_mut().enumerate() {
                     let at = firsts[j] + b;
@@ -167,13 +180,11 @@ macro_rules! four_row_kernels {
             let (wsp, wqp, xsp, xqp) = (ws.as_ptr(), wq.as_ptr(), xs.as_ptr(), xq.as_ptr());
             for b in 0..n {
                 let w = _mm256_loadu_si256(wqp.add(b * 32) as *const __m256i);
-                // The unsigned operand is |w|; the activations carry w's sign.
-                let $u = _mm256_sign_epi8(w, w);
                 let d = widen(*wsp.add(b));
                 for (j, row) in acc.iter_mut().enumerate() {
                     let at = firsts[j] + b;
                     let x = _mm256_loadu_si256(xqp.add(at * 32) as *const __m256i);
-                    let $s = _mm256_sign_epi8(x, w);
+                    let ($u, $s) = signed_operands(w, x);
                     let p = _mm256_cvtepi32_ps($dot);
                     let a = &mut row[b % 2];
                     *a = _mm256_fmadd_ps(_mm256_set1_ps(d * *xsp.add(at)), p, *a);
@@ -209,14 +220,10 @@ macro_rules! row_kernels {
         ) -> f32 {
             let n = ws.len();
             debug_assert!(xs.len() >= n && wq.len() >= n * 16 && xq.len() >= n * 32);
-            let low = _mm_set1_epi8(0x0F);
             let (wqp, xqp) = (wq.as_ptr(), xq.as_ptr());
             let block = |b: usize| {
-                let packed = _mm_loadu_si128(wqp.add(b * 16) as *const __m128i);
-                let lo = _mm_and_si128(packed, low);
-                let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
                 let $x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
-                let $w = _mm256_set_m128i(hi, lo);
+                let $w = unpack_nibbles(wqp, b);
                 _mm256_cvtepi32_ps($dot)
             };
             let sum = sum_blocks4(n, block, ws.as_ptr(), xs.as_ptr());
@@ -232,8 +239,7 @@ macro_rules! row_kernels {
             let block = |b: usize| {
                 let w = _mm256_loadu_si256(wqp.add(b * 32) as *const __m256i);
                 let x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
-                // The unsigned operand is |w|; the activations carry w's sign.
-                let ($w, $x) = (_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+                let ($w, $x) = signed_operands(w, x);
                 _mm256_cvtepi32_ps($dot)
             };
             horizontal_sum(sum_blocks2(n, block, ws.as_ptr(), xs.as_ptr()))

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use half::f16;
 
-use super::{accumulate, horizontal_sum, mins_dot};
+use super::{accumulate, horizontal_sum, mins_dot, signed_operands, unpack_nibbles};
 
 /// Blocks `b` and `b + 1`'s products' factors (`scale_w · scale_x`), the first over the low
 /// eight lanes, the second over the high eight.
@@ -77,11 +77,8 @@ pub(in crate::nn::quantized) unsafe fn dot_nibbles_vnni512(
     let ((a0, a1), (a2, a3)) = (halves(first), halves(second));
     let mut a = [a0, a1, a2, a3];
     for c in b..n {
-        let packed = _mm_loadu_si128(wqp.add(c * 16) as *const __m128i);
-        let lo = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
-        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F));
         let x = _mm256_loadu_si256(xqp.add(c * 32) as *const __m256i);
-        let w = _mm256_set_m128i(hi, lo);
+        let w = unpack_nibbles(wqp, c);
         let p = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x));
         a[c % 4] = accumulate(a[c % 4], p, wsp, xsp, c);
     }
@@ -119,7 +116,7 @@ pub(in crate::nn::quantized) unsafe fn dot_bytes_vnni512(
     if b < n {
         let w = _mm256_loadu_si256(wqp.add(b * 32) as *const __m256i);
         let x = _mm256_loadu_si256(xqp.add(b * 32) as *const __m256i);
-        let (u, s) = (_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+        let (u, s) = signed_operands(w, x);
         let p = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s));
         a0 = accumulate(a0, p, wsp, xsp, b);
     }
