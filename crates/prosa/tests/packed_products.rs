@@ -151,3 +151,36 @@ fn a_batch_against_a_large_weight_packs_it_for_the_call_only() {
     assert!(relative_diff(&y, &reference(&batch, &w, None)) < 1e-5);
     assert_eq!(projection.has_packed_weight(), dense_panels::supported());
 }
+
+/// Products of 7–32 rows run span by span of 64 input positions with the sums carried between
+/// spans (a decode step of a batch); each row's outputs must be the very bits the same row gets
+/// inside a larger batch, which takes whole groups per pass — the same products summed in the
+/// same order. Widths of 200 (a short last span) and 128 (whole spans); 300 outputs, so the
+/// product is split into tasks of several groups and each span's prefetch crosses into the
+/// next group.
+#[test]
+fn span_by_span_products_give_the_bits_of_whole_group_passes() {
+    let _serial = serial();
+    let _inference = candle_core::no_grad();
+    for inputs in [200, 128] {
+        let w = values(&[300, inputs], 0.4);
+        let b = values(&[300], 0.8);
+        for bias in [Some(b), None] {
+            let projection = Projection::new(Weight::Dense(w.clone()), bias.clone());
+            let batch = values(&[97, inputs], 1.3);
+            let whole = projection.forward(&batch).unwrap();
+            for rows in [7, 12, 16, 25, 32] {
+                let few = batch.narrow(0, 0, rows).unwrap();
+                let y = projection.forward(&few).unwrap();
+                let expected = whole.narrow(0, 0, rows).unwrap();
+                assert_eq!(
+                    y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    expected.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    "{inputs} inputs, {rows} rows, bias {}",
+                    bias.is_some()
+                );
+                assert!(relative_diff(&y, &reference(&few, &w, bias.as_ref())) < 1e-6);
+            }
+        }
+    }
+}

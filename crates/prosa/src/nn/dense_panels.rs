@@ -10,6 +10,13 @@
 //! block by block of 96 rows: with the packing already done, the two cores split the groups and
 //! run at 165–210 GFLOP/s together where `gemm` reaches 95–175 (384–1,024 rows × 384–3,072).
 //!
+//! A product of 7–32 rows (a greedy decode step of a batch of 16) takes several passes over
+//! each group, and only the first read the weights from memory: the core waited on memory in
+//! the first pass and on its FMA units in the others. Such products go span by span of 64
+//! input positions (16 KiB of the group, kept in L1 through the passes), the sums carried
+//! between spans, each pass prefetching its share of the next span into L2: the memory stream
+//! runs under the arithmetic. Same sums in the same order, so the same bits.
+//!
 //! The packed copy lives in the projection's [`PanelCache`], built on the first product that
 //! qualifies: no gradient is tracked through it (inference, [`candle_core::no_grad`]), f32 on
 //! the CPU, and a CPU with AVX-512F. It is as large as the weight. A product of more than 64
@@ -28,7 +35,7 @@ use rayon::prelude::*;
 use super::gemm::with_f32;
 use super::huge_pages;
 use super::linear::PARALLEL_WORK;
-use super::panel_tasks::panel_tasks;
+use super::panel_tasks::{panel_tasks, TaskOutput};
 use crate::error::Result;
 
 /// Outputs per group: four 16-lane vectors.
@@ -42,6 +49,16 @@ const MAX_ROWS_KEPT: usize = 64;
 
 /// Larger products keep it only for weights of at most this many values (4 MiB).
 const MAX_BATCH_KEPT: usize = 1 << 20;
+
+/// Products of more than [`PASS`] and at most this many rows (a greedy decode step of a batch,
+/// a short sentence) run span by span: they take several passes over each group, of which
+/// only the first reads memory. Fewer rows take one pass, bound by memory alone; more rows'
+/// sums and activations would crowd the span out of L1 (64 rows, beam search, measured no
+/// faster).
+const MAX_SPAN_ROWS: usize = 32;
+
+/// Input positions per span: 64 × 64 weights, 16 KiB, half of a Zen 4 core's L1 cache.
+const SPAN: usize = 64;
 
 /// Activation rows a task takes through all of its groups before the next rows: 96 rows of up
 /// to 2,048 inputs stay in the core's L2 cache beside the group being read.
@@ -87,6 +104,59 @@ impl DensePanels {
         data
     }
 
+    /// `x · Wᵀ (+ b)` for at most [`MAX_SPAN_ROWS`] rows of `x`, row-major `m × outputs`: each
+    /// group span by span of [`SPAN`] input positions, every pass over a span before the next
+    /// (the span stays in L1 while the passes after the first read it), the sums kept in
+    /// `lanes` between spans, and the weights of the span after it in memory prefetched a
+    /// share per pass — so the stream from memory overlaps the passes that compute from cache.
+    fn product_in_spans(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        parallel: bool,
+        span_pass: SpanKernel,
+    ) -> Vec<f32> {
+        let inputs = self.inputs;
+        panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
+            let mut lanes = vec![[0f32; GROUP]; m];
+            let per_pass = m.div_ceil(m.div_ceil(PASS)).max(1);
+            let passes = m.div_ceil(per_pass);
+            // The task's groups lie one after another: a span's successor is the next span.
+            let task_end = (start + n).div_ceil(GROUP) * GROUP * inputs;
+            for first in (start..start + n).step_by(GROUP) {
+                let width = GROUP.min(start + n - first);
+                for span in (0..inputs).step_by(SPAN) {
+                    let steps = SPAN.min(inputs - span);
+                    let at = first * inputs + span * GROUP;
+                    let weights = &self.data[at..at + steps * GROUP];
+                    let next = (at + steps * GROUP).min(task_end);
+                    let ahead = &self.data[next..task_end.min(next + steps * GROUP)];
+                    for (share, i) in (0..m).step_by(per_pass).enumerate() {
+                        let count = per_pass.min(m - i);
+                        let rows = &x[i * inputs + span..(i + count - 1) * inputs + span + steps];
+                        let prefetch = Prefetch {
+                            ahead,
+                            share,
+                            shares: passes,
+                        };
+                        let sums = &mut lanes[i..i + count];
+                        span_pass(weights, rows, inputs, sums, span == 0, prefetch);
+                    }
+                }
+                for (i, sums) in lanes.iter().enumerate() {
+                    write_sums(
+                        part,
+                        i,
+                        first - start,
+                        &sums[..width],
+                        bias.map(|b| &b[first..]),
+                    );
+                }
+            }
+        })
+    }
+
     /// `x · Wᵀ (+ b)` for `m` rows of `x`, row-major `m × outputs`: block by block of
     /// [`ROW_BLOCK`] rows (which stay in cache while every group of the task passes over them),
     /// each block in equal passes of at most [`PASS`] rows.
@@ -117,20 +187,21 @@ impl DensePanels {
                             &mut lanes[..count],
                         );
                         for (j, sums) in lanes[..count].iter().enumerate() {
-                            let sums = &sums[..width];
-                            match bias {
-                                Some(b) => part.write(
-                                    i + j,
-                                    column,
-                                    sums.iter().zip(&b[first..]).map(|(s, b)| s + b),
-                                ),
-                                None => part.write(i + j, column, sums.iter().copied()),
-                            }
+                            let bias = bias.map(|b| &b[first..]);
+                            write_sums(part, i + j, column, &sums[..width], bias);
                         }
                     }
                 }
             }
         })
+    }
+}
+
+/// Writes a group's `sums` for output row `i` at the task's `column`, each plus its `bias`.
+fn write_sums(part: &mut TaskOutput, i: usize, column: usize, sums: &[f32], bias: Option<&[f32]>) {
+    match bias {
+        Some(b) => part.write(i, column, sums.iter().zip(b).map(|(s, b)| s + b)),
+        None => part.write(i, column, sums.iter().copied()),
     }
 }
 
@@ -184,7 +255,7 @@ pub fn product(
     out_in: bool,
     cache: &PanelCache,
 ) -> Result<Option<Tensor>> {
-    let Some(pass) = pass_kernel() else {
+    let Some(kernels) = kernels() else {
         return Ok(None);
     };
     let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
@@ -206,9 +277,16 @@ pub fn product(
     let keep = rows <= MAX_ROWS_KEPT || outputs * inputs <= MAX_BATCH_KEPT;
     let panels = cache.panels(weight, out_in, keep)?;
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
+    let multiply = |xs: &[f32], bs: Option<&[f32]>| {
+        if (PASS + 1..=MAX_SPAN_ROWS).contains(&rows) {
+            panels.product_in_spans(xs, rows, bs, parallel, kernels.span)
+        } else {
+            panels.product(xs, rows, bs, parallel, kernels.pass)
+        }
+    };
     let y = with_f32(x, |xs| match bias {
-        Some(b) => with_f32(b, |bs| panels.product(xs, rows, Some(bs), parallel, pass)),
-        None => Ok(panels.product(xs, rows, None, parallel, pass)),
+        Some(b) => with_f32(b, |bs| multiply(xs, Some(bs))),
+        None => Ok(multiply(xs, None)),
     })??;
     let mut dims = x.dims().to_vec();
     if let Some(last) = dims.last_mut() {
@@ -217,28 +295,53 @@ pub fn product(
     Ok(Some(Tensor::from_vec(y, dims, x.device())?))
 }
 
-/// Whether this CPU has the kernel (AVX-512F); without it every product goes through `gemm`.
+/// Whether this CPU has the kernels (AVX-512F); without them every product goes through `gemm`.
 pub fn supported() -> bool {
-    pass_kernel().is_some()
+    kernels().is_some()
 }
 
 /// One pass: a group (`inputs × 64`) against `lanes.len()` (1–6) activation rows of `x`.
 type PassKernel = fn(&[f32], &[f32], &mut [[f32; GROUP]]);
 
-/// The pass kernel, where the CPU has AVX-512F.
-fn pass_kernel() -> Option<PassKernel> {
+/// One pass over a span: `weights` (`steps × 64`: a group's span) against `lanes.len()` (1–6)
+/// activation rows, `x[j·stride..j·stride + steps]` for row `j`, added to the sums in `lanes`
+/// (which start from zero when the flag says the span is a group's first), prefetching its
+/// share of the span after it.
+type SpanKernel = fn(&[f32], &[f32], usize, &mut [[f32; GROUP]], bool, Prefetch);
+
+/// What a span's pass prefetches: the positions `share`, `share + shares`, … of `ahead` (the
+/// weights after the span in memory, as many positions as it has or fewer), so that a span's
+/// `shares` passes together fetch all of them.
+#[derive(Clone, Copy)]
+struct Prefetch<'a> {
+    ahead: &'a [f32],
+    share: usize,
+    shares: usize,
+}
+
+/// The kernels, where the CPU has AVX-512F.
+#[derive(Clone, Copy)]
+struct Kernels {
+    pass: PassKernel,
+    span: SpanKernel,
+}
+
+fn kernels() -> Option<Kernels> {
     #[cfg(target_arch = "x86_64")]
-    let kernel: Option<PassKernel> = Some(x86::pass);
+    let kernels = Some(Kernels {
+        pass: x86::pass,
+        span: x86::span_pass,
+    });
     #[cfg(not(target_arch = "x86_64"))]
-    let kernel = None;
-    kernel.filter(|_| super::panel_tasks::has_avx512f())
+    let kernels = None;
+    kernels.filter(|_| super::panel_tasks::has_avx512f())
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{GROUP, PASS};
+    use super::{Prefetch, GROUP, PASS};
 
     /// A pass of the group kernel; only handed out by `pass_kernel` once the CPU was found to
     /// have AVX-512F.
@@ -280,6 +383,86 @@ mod x86 {
                     *a = _mm512_fmadd_ps(w, value, *a);
                 }
             }
+        }
+        for (out, row) in lanes.iter_mut().zip(acc) {
+            for (v, a) in row.into_iter().enumerate() {
+                _mm512_storeu_ps(out.as_mut_ptr().add(16 * v), a);
+            }
+        }
+    }
+
+    /// A pass over a span (`SpanKernel`); only handed out by `kernels` once the CPU was found
+    /// to have AVX-512F.
+    pub(super) fn span_pass(
+        weights: &[f32],
+        x: &[f32],
+        stride: usize,
+        lanes: &mut [[f32; GROUP]],
+        fresh: bool,
+        prefetch: Prefetch,
+    ) {
+        let rows = lanes.len();
+        let steps = weights.len() / GROUP;
+        assert!((1..=PASS).contains(&rows) && weights.len() == steps * GROUP);
+        assert!(steps <= stride && x.len() >= (rows - 1) * stride + steps);
+        assert!(prefetch.shares > prefetch.share);
+        let (w, xp) = (weights.as_ptr(), x.as_ptr());
+        // SAFETY: AVX-512F is present (checked by `kernels`); the asserts bound every read.
+        unsafe {
+            match rows {
+                1 => span::<1>(w, xp, stride, steps, lanes, fresh, prefetch),
+                2 => span::<2>(w, xp, stride, steps, lanes, fresh, prefetch),
+                3 => span::<3>(w, xp, stride, steps, lanes, fresh, prefetch),
+                4 => span::<4>(w, xp, stride, steps, lanes, fresh, prefetch),
+                5 => span::<5>(w, xp, stride, steps, lanes, fresh, prefetch),
+                _ => span::<6>(w, xp, stride, steps, lanes, fresh, prefetch),
+            }
+        }
+    }
+
+    /// `R` rows against a span, as [`kernel`] does over a whole group, the sums carried in
+    /// `lanes` from the span before: the same products added in the same order.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn span<const R: usize>(
+        weights: *const f32,
+        x: *const f32,
+        stride: usize,
+        steps: usize,
+        lanes: &mut [[f32; GROUP]],
+        fresh: bool,
+        prefetch: Prefetch,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        if !fresh {
+            for (row, sums) in acc.iter_mut().zip(lanes.iter()) {
+                for (v, a) in row.iter_mut().enumerate() {
+                    *a = _mm512_loadu_ps(sums.as_ptr().add(16 * v));
+                }
+            }
+        }
+        let ahead_steps = prefetch.ahead.len() / GROUP;
+        let mut k = 0;
+        while k < steps {
+            let target = k + prefetch.share;
+            if target < ahead_steps {
+                let line = prefetch.ahead.as_ptr().add(target * GROUP) as *const i8;
+                // Into L2: the span being read fills most of L1.
+                for v in 0..4 {
+                    _mm_prefetch::<_MM_HINT_T1>(line.add(64 * v));
+                }
+            }
+            let end = (k + prefetch.shares).min(steps);
+            for k in k..end {
+                let w = weights.add(k * GROUP);
+                let weights = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(w.add(16 * v)));
+                for (j, row) in acc.iter_mut().enumerate() {
+                    let value = _mm512_set1_ps(*x.add(j * stride + k));
+                    for (a, w) in row.iter_mut().zip(weights) {
+                        *a = _mm512_fmadd_ps(w, value, *a);
+                    }
+                }
+            }
+            k = end;
         }
         for (out, row) in lanes.iter_mut().zip(acc) {
             for (v, a) in row.into_iter().enumerate() {
