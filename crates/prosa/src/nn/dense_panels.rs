@@ -10,12 +10,13 @@
 //! block by block of 96 rows: with the packing already done, the two cores split the groups and
 //! run at 165–210 GFLOP/s together where `gemm` reaches 95–175 (384–1,024 rows × 384–3,072).
 //!
-//! A product of 7–32 rows (a greedy decode step of a batch of 16) takes several passes over
-//! each group, and only the first read the weights from memory: the core waited on memory in
-//! the first pass and on its FMA units in the others. Such products go span by span of 64
-//! input positions (16 KiB of the group, kept in L1 through the passes), the sums carried
-//! between spans, each pass prefetching its share of the next span into L2: the memory stream
-//! runs under the arithmetic. Same sums in the same order, so the same bits.
+//! A product of 7–64 rows (a greedy decode step of a batch of 16, beam search's 64) takes
+//! several passes over each group, and only the first read the weights from memory: the core
+//! waited on memory in the first pass and on its FMA units in the others. Such products go span
+//! by span of the group's input positions (64 of them, 16 KiB kept in L1 through the passes, up
+//! to 32 rows; 512 kept in L2 beyond), the sums carried between spans, each pass prefetching its
+//! share of the next span into L2: the memory stream runs under the arithmetic. Same sums in the
+//! same order, so the same bits.
 //!
 //! The packed copy lives in the projection's [`PanelCache`], built on the first product that
 //! qualifies: no gradient is tracked through it (inference, [`candle_core::no_grad`]), f32 on
@@ -50,15 +51,26 @@ const MAX_ROWS_KEPT: usize = 64;
 /// Larger products keep it only for weights of at most this many values (4 MiB).
 const MAX_BATCH_KEPT: usize = 1 << 20;
 
-/// Products of more than [`PASS`] and at most this many rows (a greedy decode step of a batch,
-/// a short sentence) run span by span: they take several passes over each group, of which
-/// only the first reads memory. Fewer rows take one pass, bound by memory alone; more rows'
-/// sums and activations would crowd the span out of L1 (64 rows, beam search, measured no
-/// faster).
-const MAX_SPAN_ROWS: usize = 32;
+/// Input positions per span of a product of 7–32 rows (a greedy decode step of a batch, a short
+/// sentence): 64 × 64 weights, 16 KiB, half of a Zen 4 core's L1 cache.
+const L1_SPAN: usize = 64;
 
-/// Input positions per span: 64 × 64 weights, 16 KiB, half of a Zen 4 core's L1 cache.
-const SPAN: usize = 64;
+/// Input positions per span of a product of 33–64 rows (beam search's steps): 128 KiB, in L2
+/// beside the rows' activations; in L1 their sums and activations would crowd the span out
+/// (64-position spans were slower at 64 rows; 512 gained ~2% in beam 4 over whole groups).
+const L2_SPAN: usize = 512;
+
+/// The span a product of `rows` rows runs in ([`DensePanels::product_in_spans`]), or `None`
+/// for whole groups per pass: fewer than seven rows take one pass, bound by memory alone, and
+/// batches of more than 64 take row blocks ([`DensePanels::product`]).
+fn span_len(rows: usize) -> Option<usize> {
+    match rows {
+        0..=PASS => None,
+        ..=32 => Some(L1_SPAN),
+        ..=64 => Some(L2_SPAN),
+        _ => None,
+    }
+}
 
 /// Activation rows a task takes through all of its groups before the next rows: 96 rows of up
 /// to 2,048 inputs stay in the core's L2 cache beside the group being read.
@@ -104,9 +116,9 @@ impl DensePanels {
         data
     }
 
-    /// `x · Wᵀ (+ b)` for at most [`MAX_SPAN_ROWS`] rows of `x`, row-major `m × outputs`: each
-    /// group span by span of [`SPAN`] input positions, every pass over a span before the next
-    /// (the span stays in L1 while the passes after the first read it), the sums kept in
+    /// `x · Wᵀ (+ b)` for 7–64 rows of `x`, row-major `m × outputs`: each group span by span of
+    /// `span_len` input positions, every pass over a span before the next (the span stays in
+    /// cache while the passes after the first read it), the sums kept in
     /// `lanes` between spans, and the weights of the span after it in memory prefetched a
     /// share per pass — so the stream from memory overlaps the passes that compute from cache.
     fn product_in_spans(
@@ -115,7 +127,8 @@ impl DensePanels {
         m: usize,
         bias: Option<&[f32]>,
         parallel: bool,
-        span_pass: SpanKernel,
+        span_len: usize,
+        pass: PassKernel,
     ) -> Vec<f32> {
         let inputs = self.inputs;
         panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
@@ -126,8 +139,8 @@ impl DensePanels {
             let task_end = (start + n).div_ceil(GROUP) * GROUP * inputs;
             for first in (start..start + n).step_by(GROUP) {
                 let width = GROUP.min(start + n - first);
-                for span in (0..inputs).step_by(SPAN) {
-                    let steps = SPAN.min(inputs - span);
+                for span in (0..inputs).step_by(span_len) {
+                    let steps = span_len.min(inputs - span);
                     let at = first * inputs + span * GROUP;
                     let weights = &self.data[at..at + steps * GROUP];
                     let next = (at + steps * GROUP).min(task_end);
@@ -141,7 +154,7 @@ impl DensePanels {
                             shares: passes,
                         };
                         let sums = &mut lanes[i..i + count];
-                        span_pass(weights, rows, inputs, sums, span == 0, prefetch);
+                        pass(weights, rows, inputs, sums, span == 0, prefetch);
                     }
                 }
                 for (i, sums) in lanes.iter().enumerate() {
@@ -181,10 +194,14 @@ impl DensePanels {
                     let group = &self.data[first * inputs..(first + GROUP) * inputs];
                     for i in (block..block + rows).step_by(per_pass) {
                         let count = per_pass.min(block + rows - i);
+                        let rows = &x[i * inputs..(i + count) * inputs];
                         pass(
                             group,
-                            &x[i * inputs..(i + count) * inputs],
+                            rows,
+                            inputs,
                             &mut lanes[..count],
+                            true,
+                            Prefetch::NONE,
                         );
                         for (j, sums) in lanes[..count].iter().enumerate() {
                             let bias = bias.map(|b| &b[first..]);
@@ -255,7 +272,7 @@ pub fn product(
     out_in: bool,
     cache: &PanelCache,
 ) -> Result<Option<Tensor>> {
-    let Some(kernels) = kernels() else {
+    let Some(kernel) = pass_kernel() else {
         return Ok(None);
     };
     let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
@@ -277,12 +294,9 @@ pub fn product(
     let keep = rows <= MAX_ROWS_KEPT || outputs * inputs <= MAX_BATCH_KEPT;
     let panels = cache.panels(weight, out_in, keep)?;
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
-    let multiply = |xs: &[f32], bs: Option<&[f32]>| {
-        if (PASS + 1..=MAX_SPAN_ROWS).contains(&rows) {
-            panels.product_in_spans(xs, rows, bs, parallel, kernels.span)
-        } else {
-            panels.product(xs, rows, bs, parallel, kernels.pass)
-        }
+    let multiply = |xs: &[f32], bs: Option<&[f32]>| match span_len(rows) {
+        Some(span) => panels.product_in_spans(xs, rows, bs, parallel, span, kernel),
+        None => panels.product(xs, rows, bs, parallel, kernel),
     };
     let y = with_f32(x, |xs| match bias {
         Some(b) => with_f32(b, |bs| multiply(xs, Some(bs))),
@@ -297,17 +311,14 @@ pub fn product(
 
 /// Whether this CPU has the kernels (AVX-512F); without them every product goes through `gemm`.
 pub fn supported() -> bool {
-    kernels().is_some()
+    pass_kernel().is_some()
 }
 
-/// One pass: a group (`inputs × 64`) against `lanes.len()` (1–6) activation rows of `x`.
-type PassKernel = fn(&[f32], &[f32], &mut [[f32; GROUP]]);
-
-/// One pass over a span: `weights` (`steps × 64`: a group's span) against `lanes.len()` (1–6)
-/// activation rows, `x[j·stride..j·stride + steps]` for row `j`, added to the sums in `lanes`
-/// (which start from zero when the flag says the span is a group's first), prefetching its
-/// share of the span after it.
-type SpanKernel = fn(&[f32], &[f32], usize, &mut [[f32; GROUP]], bool, Prefetch);
+/// One pass: `weights` (`steps × 64`: a group, or a span of its input positions) against
+/// `lanes.len()` (1–6) activation rows, `x[j·stride..j·stride + steps]` for row `j`, added to
+/// the sums in `lanes` (which start from zero when the flag says the span is a group's first),
+/// prefetching its share of the weights after it.
+type PassKernel = fn(&[f32], &[f32], usize, &mut [[f32; GROUP]], bool, Prefetch);
 
 /// What a span's pass prefetches: the positions `share`, `share + shares`, … of `ahead` (the
 /// weights after the span in memory, as many positions as it has or fewer), so that a span's
@@ -319,22 +330,22 @@ struct Prefetch<'a> {
     shares: usize,
 }
 
-/// The kernels, where the CPU has AVX-512F.
-#[derive(Clone, Copy)]
-struct Kernels {
-    pass: PassKernel,
-    span: SpanKernel,
+impl Prefetch<'_> {
+    /// Nothing to prefetch.
+    const NONE: Prefetch<'static> = Prefetch {
+        ahead: &[],
+        share: 0,
+        shares: 1,
+    };
 }
 
-fn kernels() -> Option<Kernels> {
+/// The pass kernel, where the CPU has AVX-512F.
+fn pass_kernel() -> Option<PassKernel> {
     #[cfg(target_arch = "x86_64")]
-    let kernels = Some(Kernels {
-        pass: x86::pass,
-        span: x86::span_pass,
-    });
+    let kernel: Option<PassKernel> = Some(x86::pass);
     #[cfg(not(target_arch = "x86_64"))]
-    let kernels = None;
-    kernels.filter(|_| super::panel_tasks::has_avx512f())
+    let kernel = None;
+    kernel.filter(|_| super::panel_tasks::has_avx512f())
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -343,57 +354,9 @@ mod x86 {
 
     use super::{Prefetch, GROUP, PASS};
 
-    /// A pass of the group kernel; only handed out by `pass_kernel` once the CPU was found to
-    /// have AVX-512F.
-    pub(super) fn pass(group: &[f32], x: &[f32], lanes: &mut [[f32; GROUP]]) {
-        let rows = lanes.len();
-        assert!((1..=PASS).contains(&rows) && x.len().is_multiple_of(rows));
-        let inputs = x.len() / rows;
-        assert!(group.len() >= inputs * GROUP);
-        let (g, xp) = (group.as_ptr(), x.as_ptr());
-        // SAFETY: AVX-512F is present (checked by `pass_kernel`); the asserts bound every read.
-        unsafe {
-            match rows {
-                1 => kernel::<1>(g, xp, inputs, lanes),
-                2 => kernel::<2>(g, xp, inputs, lanes),
-                3 => kernel::<3>(g, xp, inputs, lanes),
-                4 => kernel::<4>(g, xp, inputs, lanes),
-                5 => kernel::<5>(g, xp, inputs, lanes),
-                _ => kernel::<6>(g, xp, inputs, lanes),
-            }
-        }
-    }
-
-    /// `R` rows against one group: per input position, the group's four vectors loaded once
-    /// and multiplied with each row's value there, broadcast.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn kernel<const R: usize>(
-        group: *const f32,
-        x: *const f32,
-        inputs: usize,
-        lanes: &mut [[f32; GROUP]],
-    ) {
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        for k in 0..inputs {
-            let w = group.add(k * GROUP);
-            let weights = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(w.add(16 * v)));
-            for (j, row) in acc.iter_mut().enumerate() {
-                let value = _mm512_set1_ps(*x.add(j * inputs + k));
-                for (a, w) in row.iter_mut().zip(weights) {
-                    *a = _mm512_fmadd_ps(w, value, *a);
-                }
-            }
-        }
-        for (out, row) in lanes.iter_mut().zip(acc) {
-            for (v, a) in row.into_iter().enumerate() {
-                _mm512_storeu_ps(out.as_mut_ptr().add(16 * v), a);
-            }
-        }
-    }
-
-    /// A pass over a span (`SpanKernel`); only handed out by `kernels` once the CPU was found
-    /// to have AVX-512F.
-    pub(super) fn span_pass(
+    /// A pass (`PassKernel`); only handed out by `pass_kernel` once the CPU was found to have
+    /// AVX-512F.
+    pub(super) fn pass(
         weights: &[f32],
         x: &[f32],
         stride: usize,
@@ -407,7 +370,7 @@ mod x86 {
         assert!(steps <= stride && x.len() >= (rows - 1) * stride + steps);
         assert!(prefetch.shares > prefetch.share);
         let (w, xp) = (weights.as_ptr(), x.as_ptr());
-        // SAFETY: AVX-512F is present (checked by `kernels`); the asserts bound every read.
+        // SAFETY: AVX-512F is present (checked by `pass_kernel`); the asserts bound every read.
         unsafe {
             match rows {
                 1 => span::<1>(w, xp, stride, steps, lanes, fresh, prefetch),
@@ -420,8 +383,10 @@ mod x86 {
         }
     }
 
-    /// `R` rows against a span, as [`kernel`] does over a whole group, the sums carried in
-    /// `lanes` from the span before: the same products added in the same order.
+    /// `R` rows against a group's span: per input position, the span's four vectors loaded once
+    /// and multiplied with each row's value there, broadcast, into 24 sums at most whose lanes
+    /// are outputs — carried in `lanes` from the span before, so a group's sums are the same
+    /// products added in the same order however it is cut into spans.
     #[target_feature(enable = "avx512f")]
     unsafe fn span<const R: usize>(
         weights: *const f32,
@@ -440,29 +405,35 @@ mod x86 {
                 }
             }
         }
-        let ahead_steps = prefetch.ahead.len() / GROUP;
-        let mut k = 0;
-        while k < steps {
-            let target = k + prefetch.share;
-            if target < ahead_steps {
-                let line = prefetch.ahead.as_ptr().add(target * GROUP) as *const i8;
-                // Into L2: the span being read fills most of L1.
-                for v in 0..4 {
-                    _mm_prefetch::<_MM_HINT_T1>(line.add(64 * v));
+        let step = |acc: &mut [[__m512; 4]; R], k: usize| {
+            let w = weights.add(k * GROUP);
+            let weights = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(w.add(16 * v)));
+            for (j, row) in acc.iter_mut().enumerate() {
+                let value = _mm512_set1_ps(*x.add(j * stride + k));
+                for (a, w) in row.iter_mut().zip(weights) {
+                    *a = _mm512_fmadd_ps(w, value, *a);
                 }
             }
-            let end = (k + prefetch.shares).min(steps);
-            for k in k..end {
-                let w = weights.add(k * GROUP);
-                let weights = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(w.add(16 * v)));
-                for (j, row) in acc.iter_mut().enumerate() {
-                    let value = _mm512_set1_ps(*x.add(j * stride + k));
-                    for (a, w) in row.iter_mut().zip(weights) {
-                        *a = _mm512_fmadd_ps(w, value, *a);
+        };
+        let ahead_steps = prefetch.ahead.len() / GROUP;
+        if ahead_steps == 0 {
+            for k in 0..steps {
+                step(&mut acc, k);
+            }
+        } else {
+            for k in (0..steps).step_by(prefetch.shares) {
+                let target = k + prefetch.share;
+                if target < ahead_steps {
+                    let line = prefetch.ahead.as_ptr().add(target * GROUP) as *const i8;
+                    // Into L2: the span being read fills most of L1.
+                    for v in 0..4 {
+                        _mm_prefetch::<_MM_HINT_T1>(line.add(64 * v));
                     }
                 }
+                for k in k..(k + prefetch.shares).min(steps) {
+                    step(&mut acc, k);
+                }
             }
-            k = end;
         }
         for (out, row) in lanes.iter_mut().zip(acc) {
             for (v, a) in row.into_iter().enumerate() {
