@@ -64,11 +64,12 @@ const L2_SPAN: usize = 512;
 /// for whole groups per pass: fewer than seven rows take one pass, bound by memory alone, and
 /// batches of more than 64 take row blocks ([`DensePanels::product`]).
 fn span_len(rows: usize) -> Option<usize> {
-    match rows {
-        0..=PASS => None,
-        ..=32 => Some(L1_SPAN),
-        ..=64 => Some(L2_SPAN),
-        _ => None,
+    if rows <= PASS || rows > 64 {
+        None
+    } else if rows <= 32 {
+        Some(L1_SPAN)
+    } else {
+        Some(L2_SPAN)
     }
 }
 
