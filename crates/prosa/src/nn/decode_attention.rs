@@ -282,9 +282,8 @@ mod tests {
     #[test]
     fn a_head_of_width_64_is_dotted_to_the_bits_of_the_portable_loop() {
         // Values of mixed signs and magnitudes, so the order of the additions shows in the bits.
-        let value = |i: usize, seed: f32| {
-            ((i as f32 * 0.618 + seed).sin() * 10f32.powi((i % 7) as i32 - 3))
-        };
+        let value =
+            |i: usize, seed: f32| (i as f32 * 0.618 + seed).sin() * 10f32.powi((i % 7) as i32 - 3);
         for seed in 0..200 {
             let a: Vec<f32> = (0..64).map(|i| value(i, seed as f32)).collect();
             let b: Vec<f32> = (0..64).map(|i| value(i + 5, seed as f32 * 1.3)).collect();
