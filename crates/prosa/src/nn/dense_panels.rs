@@ -73,6 +73,12 @@ fn span_len(rows: usize) -> Option<usize> {
     }
 }
 
+/// Rows per pass when `rows` are split into equal passes of at most [`PASS`]: 20 rows as
+/// 5 + 5 + 5 + 5 rather than 6 + 6 + 6 + 2.
+fn rows_per_pass(rows: usize) -> usize {
+    rows.div_ceil(rows.div_ceil(PASS)).max(1)
+}
+
 /// Activation rows a task takes through all of its groups before the next rows: 96 rows of up
 /// to 2,048 inputs stay in the core's L2 cache beside the group being read.
 const ROW_BLOCK: usize = 96;
@@ -134,7 +140,7 @@ impl DensePanels {
         let inputs = self.inputs;
         panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
             let mut lanes = vec![[0f32; GROUP]; m];
-            let per_pass = m.div_ceil(m.div_ceil(PASS)).max(1);
+            let per_pass = rows_per_pass(m);
             let passes = m.div_ceil(per_pass);
             // The task's groups lie one after another: a span's successor is the next span.
             let task_end = (start + n).div_ceil(GROUP) * GROUP * inputs;
@@ -187,8 +193,7 @@ impl DensePanels {
             let mut lanes = [[0f32; GROUP]; PASS];
             for block in (0..m).step_by(ROW_BLOCK) {
                 let rows = ROW_BLOCK.min(m - block);
-                // Equal passes: 20 rows as 5 + 5 + 5 + 5 rather than 6 + 6 + 6 + 2.
-                let per_pass = rows.div_ceil(rows.div_ceil(PASS)).max(1);
+                let per_pass = rows_per_pass(rows);
                 for first in (start..start + n).step_by(GROUP) {
                     let width = GROUP.min(start + n - first);
                     let column = first - start;
