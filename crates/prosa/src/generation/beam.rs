@@ -10,6 +10,8 @@ use super::logits;
 use super::{hits_stop_string, GenerationCache, GenerationOutput, Generator, Start};
 use crate::error::Result;
 use crate::nn::attention::position_ids;
+use crate::nn::gemm::with_f32;
+use candle_core::Tensor;
 
 /// A score that marks "not a candidate".
 const EXCLUDED: f32 = -1.0e9;
@@ -54,29 +56,55 @@ fn top_k_scored(scores: impl Iterator<Item = f32>, first: usize, k: usize) -> Ve
     best
 }
 
-/// The `keep` best continuations of one prompt's beams, `(beam · vocab + token, score)`, best
-/// first: every beam's row is processed (log-softmax, the logits processors, plus the beam's
-/// score) and ranked in parallel (on the spinning helpers of `nn::spin_pool`), then the
-/// beams' short lists are merged.
+/// The `keep` best continuations of every prompt's beams, `(beam · vocab + token, score)`,
+/// best first. Every beam's row of `logits` (all prompts' beams, one after another) is
+/// processed and ranked in one parallel sweep (on the spinning helpers of `nn::spin_pool`),
+/// then each prompt's short lists are merged.
 fn best_continuations(
-    hypotheses: &[Hypothesis],
+    running: &[Vec<Hypothesis>],
     logits: &[f32],
     vocab: usize,
     keep: usize,
     new_tokens: usize,
     g: &GenerationConfig,
-) -> Vec<(usize, f32)> {
-    let mut per_beam: Vec<Vec<(f32, usize)>> = vec![Vec::new(); hypotheses.len()];
-    crate::nn::spin_pool::for_each_chunk_mut(&mut per_beam, 1, |b, best| {
-        let hyp = &hypotheses[b];
-        let mut lp = logits::log_softmax(&logits[b * vocab..(b + 1) * vocab]);
-        logits::process(&mut lp, &hyp.tokens, new_tokens, g);
-        best[0] = top_k_scored(lp.into_iter().map(|v| v + hyp.score), b * vocab, keep);
+) -> Vec<Vec<(usize, f32)>> {
+    let beams = running.first().map_or(1, Vec::len);
+    let mut per_row: Vec<Vec<(f32, usize)>> = vec![Vec::new(); running.len() * beams];
+    crate::nn::spin_pool::for_each_chunk_mut(&mut per_row, 1, |r, best| {
+        let hyp = &running[r / beams][r % beams];
+        let row = &logits[r * vocab..(r + 1) * vocab];
+        best[0] = row_continuations(row, hyp, (r % beams) * vocab, keep, new_tokens, g);
     });
-    let mut merged: Vec<(f32, usize)> = per_beam.into_iter().flatten().collect();
-    merged.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    merged.truncate(keep);
-    merged.into_iter().map(|(s, i)| (i, s)).collect()
+    per_row
+        .chunks(beams)
+        .map(|rows| {
+            let mut merged: Vec<(f32, usize)> = rows.iter().flatten().copied().collect();
+            merged.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            merged.truncate(keep);
+            merged.into_iter().map(|(s, i)| (i, s)).collect()
+        })
+        .collect()
+}
+
+/// The `keep` best `(score, first + token)` continuations of one beam: its log-probabilities
+/// after the logits processors, plus its score. When no processor acts, the log-probabilities
+/// are ranked as they are computed, without writing them out (the same bits).
+fn row_continuations(
+    row: &[f32],
+    hyp: &Hypothesis,
+    first: usize,
+    keep: usize,
+    new_tokens: usize,
+    g: &GenerationConfig,
+) -> Vec<(f32, usize)> {
+    let processors = logits::Processors::plan(hyp.tokens.len(), new_tokens, g);
+    if processors.is_empty() {
+        let log_sum = logits::log_sum_exp(row);
+        return top_k_scored(row.iter().map(|&s| (s - log_sum) + hyp.score), first, keep);
+    }
+    let mut lp = logits::log_softmax(row);
+    processors.apply(&mut lp, &hyp.tokens, g);
+    top_k_scored(lp.into_iter().map(|v| v + hyp.score), first, keep)
 }
 
 /// Runs beam search from `start` (left-padded prompts, or decoder start tokens with an
@@ -113,11 +141,8 @@ pub(super) fn beam_search<M: Generator>(
     let expand: Vec<u32> = (0..batch * beams).map(|r| (r / beams) as u32).collect();
     cache.select_rows(&expand)?;
     let vocab = prefill.dim(2)?;
-    let prefill = prefill.flatten_all()?.to_vec1::<f32>()?;
-    let mut step_logits: Vec<f32> = expand
-        .iter()
-        .flat_map(|&r| prefill[r as usize * vocab..(r as usize + 1) * vocab].to_vec())
-        .collect();
+    let index = Tensor::new(expand.as_slice(), prefill.device())?;
+    let mut step_logits = prefill.index_select(&index, 0)?;
 
     let mut running: Vec<Vec<Hypothesis>> = ids
         .iter()
@@ -152,17 +177,12 @@ pub(super) fn beam_search<M: Generator>(
     loop {
         let mut all_hit = true;
         let mut parents: Vec<u32> = Vec::with_capacity(batch * beams);
-        for item in 0..batch {
-            // The best of every (beam, token) continuation by accumulated log-probability.
-            let rows = &step_logits[item * beams * vocab..(item + 1) * beams * vocab];
-            let top = best_continuations(
-                &running[item],
-                rows,
-                vocab,
-                keep,
-                cur_len - prompt_length,
-                g,
-            );
+        // The best of every (beam, token) continuation by accumulated log-probability.
+        let new_tokens = cur_len - prompt_length;
+        let tops = with_f32(&step_logits, |all| {
+            best_continuations(&running, all, vocab, keep, new_tokens, g)
+        })?;
+        for (item, top) in tops.into_iter().enumerate() {
             let candidates: Vec<(usize, u32, f32, bool)> = top
                 .iter()
                 .map(|&(i, score)| {
@@ -269,8 +289,7 @@ pub(super) fn beam_search<M: Generator>(
             .collect();
         let positions: Vec<Vec<u32>> = next_position.iter().map(|&p| vec![p]).collect();
         next_position.iter_mut().for_each(|p| *p += 1);
-        let logits = model.next_token_logits(&step, &positions, &row_mask, &mut cache)?;
-        step_logits = logits.flatten_all()?.to_vec1::<f32>()?;
+        step_logits = model.next_token_logits(&step, &positions, &row_mask, &mut cache)?;
     }
 
     let returned: Vec<&Hypothesis> = done
@@ -321,5 +340,41 @@ mod tests {
             assert_eq!(indices, full, "k = {k}");
             assert!(scored.iter().all(|&(s, i)| s == values[i - 1000]));
         }
+    }
+
+    #[test]
+    fn a_row_without_processors_ranks_the_bits_of_written_out_log_probabilities() {
+        // A vocabulary-sized row of mixed magnitudes with ties, as logits come.
+        let row: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919) % 997) as f32 * 0.013 - 6.0 + (i % 3) as f32 * 1e-3)
+            .collect();
+        let hyp = Hypothesis {
+            tokens: vec![0, 5, 9],
+            score: -2.75,
+            finished: false,
+        };
+        let plain = GenerationConfig::default();
+        let written: Vec<(f32, usize)> = top_k_scored(
+            logits::log_softmax(&row).into_iter().map(|v| v + hyp.score),
+            3 * 5000,
+            8,
+        );
+        assert_eq!(
+            row_continuations(&row, &hyp, 3 * 5000, 8, 2, &plain),
+            written
+        );
+        // With a processor acting, the written-out path still applies it.
+        let no_repeat = GenerationConfig {
+            no_repeat_ngram_size: 1,
+            ..GenerationConfig::default()
+        };
+        let best = written[0].1 - 3 * 5000;
+        let banned = Hypothesis {
+            tokens: vec![best as u32],
+            ..hyp
+        };
+        let ranked = row_continuations(&row, &banned, 3 * 5000, 8, 2, &no_repeat);
+        assert!(ranked.iter().all(|&(_, i)| i != written[0].1));
+        assert_eq!(ranked[0], written[1]);
     }
 }

@@ -115,10 +115,24 @@ pub fn log_softmax(scores: &[f32]) -> Vec<f32> {
 
 #[inline(always)]
 fn log_softmax_body(scores: &[f32]) -> Vec<f32> {
+    let log_sum = log_sum_exp_body(scores);
+    scores.iter().map(|s| s - log_sum).collect()
+}
+
+/// `ln Σ exp(s)` of a row, the part [`log_softmax`] subtracts from every score (`s − it` is
+/// the log-probability, to the bit).
+pub fn log_sum_exp(scores: &[f32]) -> f32 {
+    vectorized(
+        #[inline(always)]
+        || log_sum_exp_body(scores),
+    )
+}
+
+#[inline(always)]
+fn log_sum_exp_body(scores: &[f32]) -> f32 {
     let max = fold(scores, f32::NEG_INFINITY, f32::max, f32::max);
     let sum = fold(scores, 0.0, |a, s| a + exp_fast(s - max), |a, b| a + b);
-    let log_sum = sum.ln() + max;
-    scores.iter().map(|s| s - log_sum).collect()
+    sum.ln() + max
 }
 
 /// Index of the highest score (the first on ties, as torch.argmax).
@@ -157,23 +171,59 @@ pub fn sample(scores: &[f32], rng: &mut impl Rng) -> u32 {
 /// The processors that do not depend on sampling, in transformers' order; `new_tokens` is how
 /// many tokens have been generated so far.
 pub fn process(scores: &mut [f32], sequence: &[u32], new_tokens: usize, g: &GenerationConfig) {
-    if g.repetition_penalty != 1.0 {
-        repetition_penalty(scores, sequence, g.repetition_penalty);
+    Processors::plan(sequence.len(), new_tokens, g).apply(scores, sequence, g);
+}
+
+/// Which of [`process`]'s processors act on a row at one step — known before the row's scores
+/// are: beam search skips writing out a row's log-probabilities when none acts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Processors {
+    repetition_penalty: Option<f32>,
+    no_repeat_ngram: Option<usize>,
+    ban_end_tokens: bool,
+    force_bos: Option<u32>,
+    force_eos: Option<u32>,
+}
+
+impl Processors {
+    /// The processors that act on a row of `sequence_len` tokens after `new_tokens` new ones.
+    pub fn plan(sequence_len: usize, new_tokens: usize, g: &GenerationConfig) -> Self {
+        let n = g.no_repeat_ngram_size;
+        // transformers' ForcedBOS / ForcedEOS processors: the first token of a one-token start,
+        // and the end token at the last position the maximum length leaves.
+        let last_position = g.forced_eos_token_id.is_some_and(|_| {
+            sequence_len + 1 == g.max_total_length(sequence_len - new_tokens.min(sequence_len))
+        });
+        Self {
+            repetition_penalty: (g.repetition_penalty != 1.0).then_some(g.repetition_penalty),
+            // No complete n-gram yet: nothing to ban (an encoder–decoder's first step).
+            no_repeat_ngram: (n > 0 && sequence_len >= n).then_some(n),
+            ban_end_tokens: sequence_len < g.min_length || new_tokens < g.min_new_tokens,
+            force_bos: g.forced_bos_token_id.filter(|_| sequence_len == 1),
+            force_eos: g.forced_eos_token_id.filter(|_| last_position),
+        }
     }
-    if g.no_repeat_ngram_size > 0 {
-        no_repeat_ngram(scores, sequence, g.no_repeat_ngram_size);
+
+    /// True when no processor acts: the row's scores stay as they are.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
     }
-    let cur_len = sequence.len();
-    if cur_len < g.min_length || new_tokens < g.min_new_tokens {
-        ban_tokens(scores, &g.eos_token_ids);
-    }
-    // transformers' ForcedBOS / ForcedEOS processors: the first token of a one-token start, and
-    // the end token at the last position the maximum length leaves.
-    if let (Some(bos), 1) = (g.forced_bos_token_id, cur_len) {
-        force_token(scores, bos);
-    }
-    if let Some(eos) = g.forced_eos_token_id {
-        if cur_len + 1 == g.max_total_length(cur_len - new_tokens.min(cur_len)) {
+
+    /// Applies the processors to `scores`, the row that continues `sequence`.
+    pub fn apply(&self, scores: &mut [f32], sequence: &[u32], g: &GenerationConfig) {
+        if let Some(penalty) = self.repetition_penalty {
+            repetition_penalty(scores, sequence, penalty);
+        }
+        if let Some(n) = self.no_repeat_ngram {
+            no_repeat_ngram(scores, sequence, n);
+        }
+        if self.ban_end_tokens {
+            ban_tokens(scores, &g.eos_token_ids);
+        }
+        if let Some(bos) = self.force_bos {
+            force_token(scores, bos);
+        }
+        if let Some(eos) = self.force_eos {
             force_token(scores, eos);
         }
     }
@@ -260,6 +310,59 @@ mod tests {
         assert_eq!(argmax(&scores), 40);
         assert_eq!(argmax(&[f32::NEG_INFINITY; 3]), 0);
         assert_eq!(argmax(&[]), 0);
+    }
+
+    #[test]
+    fn a_row_is_left_as_it_is_exactly_when_no_processor_is_planned() {
+        let row: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+        let sequence = [3u32, 7, 3];
+        let base = GenerationConfig {
+            eos_token_ids: vec![2],
+            max_new_tokens: Some(4),
+            ..GenerationConfig::default()
+        };
+        let configs = [
+            base.clone(),
+            GenerationConfig {
+                repetition_penalty: 1.3,
+                ..base.clone()
+            },
+            GenerationConfig {
+                no_repeat_ngram_size: 2,
+                ..base.clone()
+            },
+            GenerationConfig {
+                min_new_tokens: 3,
+                ..base.clone()
+            },
+            GenerationConfig {
+                min_length: 4,
+                ..base.clone()
+            },
+            GenerationConfig {
+                forced_bos_token_id: Some(5),
+                ..base.clone()
+            },
+            GenerationConfig {
+                forced_eos_token_id: Some(2),
+                ..base.clone()
+            },
+        ];
+        let mut acting = 0;
+        for (c, g) in configs.iter().enumerate() {
+            for (len, new_tokens) in [(1, 0), (3, 1), (3, 3), (5, 3)] {
+                let mut scores = row.clone();
+                process(&mut scores, &sequence[..len.min(3)], new_tokens, g);
+                let planned = !Processors::plan(len.min(3), new_tokens, g).is_empty();
+                assert_eq!(
+                    scores != row,
+                    planned,
+                    "config {c}, length {len}, new {new_tokens}"
+                );
+                acting += planned as usize;
+            }
+        }
+        assert!(acting >= 6, "every processor acts somewhere: {acting}");
     }
 
     #[test]

@@ -107,6 +107,20 @@ impl Projection {
         }
     }
 
+    /// `x·Wᵀ + offset` for a projection without a bias of its own, the offset (out, or 1 × out;
+    /// not trained) added to the finished product as a separate step, as transformers adds
+    /// BART's `final_logits_bias`. The packed few-row product adds it as it writes its sums,
+    /// which gives the same bits.
+    pub fn forward_offset(&self, x: &Tensor, offset: &Tensor) -> Result<Tensor> {
+        if let (Weight::Dense(w) | Weight::Conv1d(w), None) = (&self.weight, &self.bias) {
+            let out_in = matches!(self.weight, Weight::Dense(_));
+            if let Some(y) = dense_panels::product(x, w, Some(offset), out_in, &self.panels)? {
+                return Ok(y);
+            }
+        }
+        Ok(self.forward(x)?.broadcast_add(offset)?)
+    }
+
     /// Whether a packed copy of the weight is held: made by a few-row inference product on a
     /// CPU that has the kernel, as large as the weight ([`super::dense_panels`]).
     pub fn has_packed_weight(&self) -> bool {

@@ -397,9 +397,9 @@ impl BartForConditionalGeneration {
     }
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let logits = self.lm_head.forward(hidden)?;
         // A buffer in transformers: saved, never trained.
-        Ok(logits.broadcast_add(&self.final_logits_bias.detach())?)
+        self.lm_head
+            .forward_offset(hidden, &self.final_logits_bias.detach())
     }
 
     /// Logits (batch, target, vocab) of teacher-forced decoder ids given the sources.
