@@ -69,7 +69,8 @@ pub fn exp_fast(x: f32) -> f32 {
     // Adding and removing 1.5·2²³ rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * LOG2E + ROUND) - ROUND;
+    let rounded = x * LOG2E + ROUND;
+    let k = rounded - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -78,7 +79,10 @@ pub fn exp_fast(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    // `rounded` and ROUND share their exponent (ulp 1), so their bits differ by k: the integer
+    // read without a float-to-int conversion, which LLVM would do one lane at a time.
+    let k_int = rounded.to_bits().wrapping_sub(ROUND.to_bits());
+    e * f32::from_bits(k_int.wrapping_add(127) << 23)
 }
 
 /// √(2/π), of the tanh GELU.
@@ -333,7 +337,33 @@ impl Activation {
 
 #[cfg(test)]
 mod tests {
-    use super::{sigmoid, tanh};
+    use super::{exp_fast, sigmoid, tanh};
+
+    #[test]
+    fn exp_fast_reads_the_exponent_to_the_bits_of_a_float_to_int_conversion() {
+        // The same reduction and polynomial, with 2ᵏ made from `k as i32`.
+        let by_conversion = |x: f32| {
+            let x = x.clamp(-87.0, 88.0);
+            let k = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+            let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4;
+            let p = 1.987_569_1e-4;
+            let p = p * r + 1.398_199_9e-3;
+            let p = p * r + 8.333_452e-3;
+            let p = p * r + 4.166_579_6e-2;
+            let p = p * r + 1.666_666_5e-1;
+            let p = p * r + 0.5;
+            let e = p * r * r + r + 1.0;
+            e * f32::from_bits(((k as i32 + 127) as u32) << 23)
+        };
+        for i in 0..=400_000 {
+            let x = -100.0 + 200.0 * i as f32 / 400_000.0;
+            assert_eq!(exp_fast(x).to_bits(), by_conversion(x).to_bits(), "x = {x}");
+        }
+        for x in [f32::NEG_INFINITY, -87.0, -0.0, 0.0, 88.0, f32::INFINITY] {
+            assert_eq!(exp_fast(x).to_bits(), by_conversion(x).to_bits(), "x = {x}");
+        }
+        assert!(exp_fast(f32::NAN).is_nan());
+    }
 
     #[test]
     fn fast_activations_are_within_1e6_of_libm() {
