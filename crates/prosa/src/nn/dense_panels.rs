@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 use super::gemm::with_f32;
 use super::huge_pages;
+use super::lanes::vectorized;
 use super::linear::PARALLEL_WORK;
 use super::panel_tasks::{panel_tasks, TaskOutput};
 use crate::error::Result;
@@ -164,15 +165,17 @@ impl DensePanels {
                         pass(weights, rows, inputs, sums, span == 0, prefetch);
                     }
                 }
-                for (i, sums) in lanes.iter().enumerate() {
-                    write_sums(
-                        part,
-                        i,
-                        first - start,
-                        &sums[..width],
-                        bias.map(|b| &b[first..]),
-                    );
-                }
+                vectorized(|| {
+                    for (i, sums) in lanes.iter().enumerate() {
+                        write_sums(
+                            part,
+                            i,
+                            first - start,
+                            &sums[..width],
+                            bias.map(|b| &b[first..]),
+                        );
+                    }
+                });
             }
         })
     }
@@ -209,10 +212,12 @@ impl DensePanels {
                             true,
                             Prefetch::NONE,
                         );
-                        for (j, sums) in lanes[..count].iter().enumerate() {
-                            let bias = bias.map(|b| &b[first..]);
-                            write_sums(part, i + j, column, &sums[..width], bias);
-                        }
+                        vectorized(|| {
+                            for (j, sums) in lanes[..count].iter().enumerate() {
+                                let bias = bias.map(|b| &b[first..]);
+                                write_sums(part, i + j, column, &sums[..width], bias);
+                            }
+                        });
                     }
                 }
             }
@@ -220,7 +225,9 @@ impl DensePanels {
     }
 }
 
-/// Writes a group's `sums` for output row `i` at the task's `column`, each plus its `bias`.
+/// Writes a group's `sums` for output row `i` at the task's `column`, each plus its `bias`
+/// (called inside [`vectorized`], so the copy runs in 16-lane registers).
+#[inline(always)]
 fn write_sums(part: &mut TaskOutput, i: usize, column: usize, sums: &[f32], bias: Option<&[f32]>) {
     match bias {
         Some(b) => part.write(i, column, sums.iter().zip(b).map(|(s, b)| s + b)),
