@@ -11,6 +11,7 @@ use super::{hits_stop_string, GenerationCache, GenerationOutput, Generator, Star
 use crate::error::Result;
 use crate::nn::attention::position_ids;
 use crate::nn::gemm::with_f32;
+use crate::nn::lanes::vectorized;
 use candle_core::Tensor;
 
 /// A score that marks "not a candidate".
@@ -36,24 +37,57 @@ fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
     order
 }
 
-/// The `k` best `(score, index)` pairs of `scores` (index offset by `first`), best first, earlier
-/// index first on ties: one pass with a comparison against the worst kept, for a vocabulary-
-/// sized row where `k` is a handful.
-fn top_k_scored(scores: impl Iterator<Item = f32>, first: usize, k: usize) -> Vec<(f32, usize)> {
-    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+/// The `k` best `(score, index)` pairs of a row's scores `(value − minus) + plus` (index offset
+/// by `first`), best first, earlier index first on ties: one pass with a comparison against the
+/// worst kept, for a vocabulary-sized row where `k` is a handful. The scores rise with the
+/// values, so a block of sixteen values none above the worst kept one's value is passed over
+/// with one vector comparison.
+fn top_k_scored(
+    values: &[f32],
+    minus: f32,
+    plus: f32,
+    first: usize,
+    k: usize,
+) -> Vec<(f32, usize)> {
+    vectorized(
+        #[inline(always)]
+        || top_k_scored_body(values, minus, plus, first, k),
+    )
+}
+
+#[inline(always)]
+fn top_k_scored_body(
+    values: &[f32],
+    minus: f32,
+    plus: f32,
+    first: usize,
+    k: usize,
+) -> Vec<(f32, usize)> {
+    const BLOCK: usize = 16;
+    // (score, index, value), best first.
+    let mut best: Vec<(f32, usize, f32)> = Vec::with_capacity(k + 1);
     if k == 0 {
-        return best;
+        return Vec::new();
     }
-    for (i, s) in scores.enumerate() {
-        if best.len() == k && s.total_cmp(&best[k - 1].0).is_le() {
-            continue;
+    for (b, block) in values.chunks(BLOCK).enumerate() {
+        if let Some(&(_, _, worst)) = best.get(k - 1) {
+            // `<=` is false for a NaN, which then takes the exact path.
+            if block.iter().fold(true, |all, &v| all & (v <= worst)) {
+                continue;
+            }
         }
-        // After every kept score at least as high (earlier indices win ties).
-        let at = best.partition_point(|(b, _)| b.total_cmp(&s).is_ge());
-        best.insert(at, (s, first + i));
-        best.truncate(k);
+        for (j, &v) in block.iter().enumerate() {
+            let s = (v - minus) + plus;
+            if best.len() == k && s.total_cmp(&best[k - 1].0).is_le() {
+                continue;
+            }
+            // After every kept score at least as high (earlier indices win ties).
+            let at = best.partition_point(|(b, _, _)| b.total_cmp(&s).is_ge());
+            best.insert(at, (s, first + b * BLOCK + j, v));
+            best.truncate(k);
+        }
     }
-    best
+    best.into_iter().map(|(s, i, _)| (s, i)).collect()
 }
 
 /// The `keep` best continuations of every prompt's beams, `(beam · vocab + token, score)`,
@@ -100,11 +134,12 @@ fn row_continuations(
     let processors = logits::Processors::plan(hyp.tokens.len(), new_tokens, g);
     if processors.is_empty() {
         let log_sum = logits::log_sum_exp(row);
-        return top_k_scored(row.iter().map(|&s| (s - log_sum) + hyp.score), first, keep);
+        return top_k_scored(row, log_sum, hyp.score, first, keep);
     }
     let mut lp = logits::log_softmax(row);
     processors.apply(&mut lp, &hyp.tokens, g);
-    top_k_scored(lp.into_iter().map(|v| v + hyp.score), first, keep)
+    // `v − 0` is `v`, to the bit.
+    top_k_scored(&lp, 0.0, hyp.score, first, keep)
 }
 
 /// Runs beam search from `start` (left-padded prompts, or decoder start tokens with an
@@ -335,10 +370,19 @@ mod tests {
             .collect();
         for k in [1, 3, 8, 499, 500, 600] {
             let full = top_k_indices(&values, k);
-            let scored = top_k_scored(values.iter().copied(), 1000, k);
+            let scored = top_k_scored(&values, 0.0, 0.0, 1000, k);
             let indices: Vec<usize> = scored.iter().map(|&(_, i)| i - 1000).collect();
             assert_eq!(indices, full, "k = {k}");
             assert!(scored.iter().all(|&(s, i)| s == values[i - 1000]));
+            // Shifted scores, where rounding makes ties of values that differ.
+            let (minus, plus) = (3.0e7, 1.5);
+            let shifted: Vec<f32> = values.iter().map(|&v| (v - minus) + plus).collect();
+            let scored = top_k_scored(&values, minus, plus, 0, k);
+            let expected: Vec<(f32, usize)> = top_k_indices(&shifted, k)
+                .into_iter()
+                .map(|i| (shifted[i], i))
+                .collect();
+            assert_eq!(scored, expected, "shifted, k = {k}");
         }
     }
 
@@ -354,11 +398,15 @@ mod tests {
             finished: false,
         };
         let plain = GenerationConfig::default();
-        let written: Vec<(f32, usize)> = top_k_scored(
-            logits::log_softmax(&row).into_iter().map(|v| v + hyp.score),
-            3 * 5000,
-            8,
-        );
+        // The reference: every score written out, then fully sorted.
+        let scores: Vec<f32> = logits::log_softmax(&row)
+            .into_iter()
+            .map(|v| v + hyp.score)
+            .collect();
+        let written: Vec<(f32, usize)> = top_k_indices(&scores, 8)
+            .into_iter()
+            .map(|i| (scores[i], 3 * 5000 + i))
+            .collect();
         assert_eq!(
             row_continuations(&row, &hyp, 3 * 5000, 8, 2, &plain),
             written
