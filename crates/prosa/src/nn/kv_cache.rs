@@ -138,22 +138,26 @@ impl KvCache {
             return Ok(());
         };
         let index = Tensor::new(rows, &device)?;
+        // Buffers reordered in place, each with its cached length and the outcome.
+        let mut in_place: Vec<(Tensor, usize, Result<()>)> = Vec::new();
         for layer in &mut self.layers {
             if let (Some(k), Some(v)) = (&layer.keys, &layer.values) {
                 if device.is_cpu() && k.dtype() == DType::F32 && k.dim(0)? == rows.len() {
-                    let reorder = ReorderRows {
-                        rows,
-                        len: layer.len,
-                    };
-                    k.inplace_op1(&reorder)?;
-                    v.inplace_op1(&reorder)?;
+                    in_place.push((k.clone(), layer.len, Ok(())));
+                    in_place.push((v.clone(), layer.len, Ok(())));
                 } else {
                     layer.keys = Some(k.index_select(&index, 0)?);
                     layer.values = Some(v.index_select(&index, 0)?);
                 }
             }
         }
-        Ok(())
+        // The buffers are independent: the threads share them out.
+        super::spin_pool::for_each_chunk_mut(&mut in_place, 1, |_, item| {
+            let (buffer, len, outcome) = &mut item[0];
+            let reorder = ReorderRows { rows, len: *len };
+            *outcome = buffer.inplace_op1(&reorder).map_err(Into::into);
+        });
+        in_place.into_iter().try_for_each(|(_, _, outcome)| outcome)
     }
 }
 
@@ -192,11 +196,13 @@ impl candle_core::InplaceOp1 for ReorderRows<'_> {
                 self.rows.len()
             );
         }
-        // The cached part of every row some other row takes, copied before anything is written.
+        // The cached part of every row some other row takes and that is itself overwritten,
+        // copied before anything is written; the other sources are read where they are.
+        let overwritten = |r: usize| self.rows[r] as usize != r;
         let mut sources: Vec<(usize, Vec<f32>)> = Vec::new();
         for (to, &from) in self.rows.iter().enumerate() {
             let from = from as usize;
-            if from != to && !sources.iter().any(|(r, _)| *r == from) {
+            if from != to && overwritten(from) && !sources.iter().any(|(r, _)| *r == from) {
                 let mut copy = Vec::with_capacity(heads * used);
                 for h in 0..heads {
                     let at = from * row_size + h * head_size;
@@ -210,13 +216,23 @@ impl candle_core::InplaceOp1 for ReorderRows<'_> {
             if from == to {
                 continue;
             }
-            let (_, copy) = sources
-                .iter()
-                .find(|(r, _)| *r == from)
-                .expect("copied above");
-            for h in 0..heads {
-                let at = to * row_size + h * head_size;
-                values[at..at + used].copy_from_slice(&copy[h * used..(h + 1) * used]);
+            match sources.iter().find(|(r, _)| *r == from) {
+                Some((_, copy)) => {
+                    for h in 0..heads {
+                        let at = to * row_size + h * head_size;
+                        values[at..at + used].copy_from_slice(&copy[h * used..(h + 1) * used]);
+                    }
+                }
+                // A row that keeps itself: never written, so read in place.
+                None => {
+                    for h in 0..heads {
+                        let (at, src) = (
+                            to * row_size + h * head_size,
+                            from * row_size + h * head_size,
+                        );
+                        values.copy_within(src..src + used, at);
+                    }
+                }
             }
         }
         Ok(())
@@ -327,27 +343,39 @@ mod tests {
 
     #[test]
     fn an_in_place_reordering_keeps_what_a_gather_keeps() -> Result<()> {
-        let mut cache = KvCache::new(1);
-        let mut cached = None;
-        for t in 0..3 {
-            let (k, v) = cache
-                .layer(0)
-                .append(step(100.0 * t as f64)?, step(-100.0 * t as f64)?)?;
-            cached = Some((k.contiguous()?.copy()?, v.contiguous()?.copy()?));
-        }
-        let (keys, values) = cached.expect("three steps");
-        let rows = [2u32, 2, 0, 3];
-        let index = Tensor::new(&rows, &Device::Cpu)?;
-        cache.select_rows(&rows)?;
-        let (new_keys, new_values) = cache.layer(0).append(step(1e3)?, step(-1e3)?)?;
-        for (got, before) in [(new_keys, keys), (new_values, values)] {
-            assert_eq!(
-                got.narrow(2, 0, 3)?.flatten_all()?.to_vec1::<f32>()?,
-                before
-                    .index_select(&index, 0)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-            );
+        // Sources that are overwritten, sources that keep themselves, a row copied to three.
+        for rows in [
+            [2u32, 2, 0, 3],
+            [0, 0, 1, 3],
+            [1, 1, 1, 0],
+            [3, 2, 1, 0],
+            [0, 1, 2, 3],
+        ] {
+            let mut cache = KvCache::new(3);
+            let mut cached = Vec::new();
+            for t in 0..3 {
+                cached.clear();
+                for layer in 0..3 {
+                    let seed = 100.0 * t as f64 + layer as f64;
+                    let (k, v) = cache.layer(layer).append(step(seed)?, step(-seed)?)?;
+                    cached.push((k.contiguous()?.copy()?, v.contiguous()?.copy()?));
+                }
+            }
+            let index = Tensor::new(&rows, &Device::Cpu)?;
+            cache.select_rows(&rows)?;
+            for (layer, (keys, values)) in cached.iter().enumerate() {
+                let (new_keys, new_values) = cache.layer(layer).append(step(1e3)?, step(-1e3)?)?;
+                for (got, before) in [(new_keys, keys), (new_values, values)] {
+                    assert_eq!(
+                        got.narrow(2, 0, 3)?.flatten_all()?.to_vec1::<f32>()?,
+                        before
+                            .index_select(&index, 0)?
+                            .flatten_all()?
+                            .to_vec1::<f32>()?,
+                        "rows {rows:?}, layer {layer}"
+                    );
+                }
+            }
         }
         Ok(())
     }
