@@ -160,7 +160,13 @@ fn attend_head(
         scale,
     } = shape;
     let mask = &bias[from * len..(from + 1) * len];
-    let base = ((from * kv_heads) + head / (heads / kv_heads)) * capacity * dh;
+    // Query heads per key/value head: no division where each has its own.
+    let kv_head = if heads == kv_heads {
+        head
+    } else {
+        head / (heads / kv_heads)
+    };
+    let base = ((from * kv_heads) + kv_head) * capacity * dh;
     let at = (b * heads + head) * dh;
     let query = &q[at..at + dh];
     let key = |p: usize| &keys[base + p * dh..base + (p + 1) * dh];
