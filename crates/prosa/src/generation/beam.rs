@@ -51,43 +51,34 @@ fn top_k_scored(
 ) -> Vec<(f32, usize)> {
     vectorized(
         #[inline(always)]
-        || top_k_scored_body(values, minus, plus, first, k),
+        || {
+            const BLOCK: usize = 16;
+            // (score, index, value), best first.
+            let mut best: Vec<(f32, usize, f32)> = Vec::with_capacity(k + 1);
+            if k == 0 {
+                return Vec::new();
+            }
+            for (b, block) in values.chunks(BLOCK).enumerate() {
+                if let Some(&(_, _, worst)) = best.get(k - 1) {
+                    // `<=` is false for a NaN, which then takes the exact path.
+                    if block.iter().fold(true, |all, &v| all & (v <= worst)) {
+                        continue;
+                    }
+                }
+                for (j, &v) in block.iter().enumerate() {
+                    let s = (v - minus) + plus;
+                    if best.len() == k && s.total_cmp(&best[k - 1].0).is_le() {
+                        continue;
+                    }
+                    // After every kept score at least as high (earlier indices win ties).
+                    let at = best.partition_point(|(b, _, _)| b.total_cmp(&s).is_ge());
+                    best.insert(at, (s, first + b * BLOCK + j, v));
+                    best.truncate(k);
+                }
+            }
+            best.into_iter().map(|(s, i, _)| (s, i)).collect()
+        },
     )
-}
-
-#[inline(always)]
-fn top_k_scored_body(
-    values: &[f32],
-    minus: f32,
-    plus: f32,
-    first: usize,
-    k: usize,
-) -> Vec<(f32, usize)> {
-    const BLOCK: usize = 16;
-    // (score, index, value), best first.
-    let mut best: Vec<(f32, usize, f32)> = Vec::with_capacity(k + 1);
-    if k == 0 {
-        return Vec::new();
-    }
-    for (b, block) in values.chunks(BLOCK).enumerate() {
-        if let Some(&(_, _, worst)) = best.get(k - 1) {
-            // `<=` is false for a NaN, which then takes the exact path.
-            if block.iter().fold(true, |all, &v| all & (v <= worst)) {
-                continue;
-            }
-        }
-        for (j, &v) in block.iter().enumerate() {
-            let s = (v - minus) + plus;
-            if best.len() == k && s.total_cmp(&best[k - 1].0).is_le() {
-                continue;
-            }
-            // After every kept score at least as high (earlier indices win ties).
-            let at = best.partition_point(|(b, _, _)| b.total_cmp(&s).is_ge());
-            best.insert(at, (s, first + b * BLOCK + j, v));
-            best.truncate(k);
-        }
-    }
-    best.into_iter().map(|(s, i, _)| (s, i)).collect()
 }
 
 /// The `keep` best continuations of every prompt's beams, `(beam · vocab + token, score)`,

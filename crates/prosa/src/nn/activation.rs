@@ -63,11 +63,22 @@ pub(crate) fn erf(x: f32) -> f32 {
 /// `2ᵏ·eʳ`, |r| ≤ ln2/2, and Cephes' degree-6 polynomial, in branch-free arithmetic.
 #[inline(always)]
 pub fn exp_fast(x: f32) -> f32 {
+    let (e, rounded) = exp_reduced(x);
+    // `rounded` and ROUND share their exponent (ulp 1), so their bits differ by k: the integer
+    // read without a float-to-int conversion, which LLVM would do one lane at a time.
+    let k_int = rounded.to_bits().wrapping_sub(ROUND.to_bits());
+    e * f32::from_bits(k_int.wrapping_add(127) << 23)
+}
+
+/// Adding and removing 1.5·2²³ rounds to the nearest integer.
+const ROUND: f32 = 12_582_912.0;
+
+/// [`exp_fast`] but for the factor 2ᵏ: `eʳ` and `k + ROUND` (k = x·log₂e rounded).
+#[inline(always)]
+fn exp_reduced(x: f32) -> (f32, f32) {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and removing 1.5·2²³ rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
     let rounded = x * LOG2E + ROUND;
     let k = rounded - ROUND;
@@ -78,11 +89,7 @@ pub fn exp_fast(x: f32) -> f32 {
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
-    let e = p * r * r + r + 1.0;
-    // `rounded` and ROUND share their exponent (ulp 1), so their bits differ by k: the integer
-    // read without a float-to-int conversion, which LLVM would do one lane at a time.
-    let k_int = rounded.to_bits().wrapping_sub(ROUND.to_bits());
-    e * f32::from_bits(k_int.wrapping_add(127) << 23)
+    (p * r * r + r + 1.0, rounded)
 }
 
 /// √(2/π), of the tanh GELU.
@@ -337,22 +344,14 @@ impl Activation {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_fast, sigmoid, tanh};
+    use super::{exp_fast, exp_reduced, sigmoid, tanh, ROUND};
 
     #[test]
     fn exp_fast_reads_the_exponent_to_the_bits_of_a_float_to_int_conversion() {
         // The same reduction and polynomial, with 2ᵏ made from `k as i32`.
         let by_conversion = |x: f32| {
-            let x = x.clamp(-87.0, 88.0);
-            let k = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
-            let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4;
-            let p = 1.987_569_1e-4;
-            let p = p * r + 1.398_199_9e-3;
-            let p = p * r + 8.333_452e-3;
-            let p = p * r + 4.166_579_6e-2;
-            let p = p * r + 1.666_666_5e-1;
-            let p = p * r + 0.5;
-            let e = p * r * r + r + 1.0;
+            let (e, rounded) = exp_reduced(x);
+            let k = rounded - ROUND;
             e * f32::from_bits(((k as i32 + 127) as u32) << 23)
         };
         for i in 0..=400_000 {
