@@ -83,12 +83,8 @@ impl Projection {
 
     /// Applies the projection to `x` (…, in).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Weight::Dense(w) | Weight::Conv1d(w) = &self.weight {
-            let out_in = matches!(self.weight, Weight::Dense(_));
-            if let Some(y) = dense_panels::product(x, w, self.bias.as_ref(), out_in, &self.panels)?
-            {
-                return Ok(y);
-            }
+        if let Some(y) = self.packed_product(x, self.bias.as_ref())? {
+            return Ok(y);
         }
         match &self.weight {
             Weight::Dense(w) => match &self.bias {
@@ -112,13 +108,22 @@ impl Projection {
     /// BART's `final_logits_bias`. The packed few-row product adds it as it writes its sums,
     /// which gives the same bits.
     pub fn forward_offset(&self, x: &Tensor, offset: &Tensor) -> Result<Tensor> {
-        if let (Weight::Dense(w) | Weight::Conv1d(w), None) = (&self.weight, &self.bias) {
-            let out_in = matches!(self.weight, Weight::Dense(_));
-            if let Some(y) = dense_panels::product(x, w, Some(offset), out_in, &self.panels)? {
+        if self.bias.is_none() {
+            if let Some(y) = self.packed_product(x, Some(offset))? {
                 return Ok(y);
             }
         }
         Ok(self.forward(x)?.broadcast_add(offset)?)
+    }
+
+    /// `x·Wᵀ + bias` through the packed dense weight, or `None` where that path does not apply
+    /// (a quantized weight, or see [`dense_panels::product`]).
+    fn packed_product(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Option<Tensor>> {
+        match &self.weight {
+            Weight::Dense(w) => dense_panels::product(x, w, bias, true, &self.panels),
+            Weight::Conv1d(w) => dense_panels::product(x, w, bias, false, &self.panels),
+            Weight::Blocks(_) | Weight::Quantized(_) => Ok(None),
+        }
     }
 
     /// Whether a packed copy of the weight is held: made by a few-row inference product on a
