@@ -6,7 +6,7 @@
 //! contains a stop string ends like one that made an end token.
 
 use super::config::{EarlyStopping, GenerationConfig};
-use super::logits;
+use super::logits::{self, Effect};
 use super::{hits_stop_string, GenerationCache, GenerationOutput, Generator, Start};
 use crate::error::Result;
 use crate::nn::attention::position_ids;
@@ -38,12 +38,14 @@ fn top_k_indices(values: &[f32], k: usize) -> Vec<usize> {
 }
 
 /// The `k` best `(score, index)` pairs of a row's scores `(value − minus) + plus` (index offset
-/// by `first`), best first, earlier index first on ties: one pass with a comparison against the
-/// worst kept, for a vocabulary-sized row where `k` is a handful. The scores rise with the
-/// values, so a block of sixteen values none above the worst kept one's value is passed over
-/// with one vector comparison.
+/// by `first`), best first, earlier index first on ties, the values at indices `bans`
+/// (ascending) taken as −∞: one pass with a comparison against the worst kept, for a
+/// vocabulary-sized row where `k` is a handful. The scores rise with the values, so a block of
+/// sixteen values none above the worst kept one's value is passed over with one vector
+/// comparison (a banned value only lowers its score: still passed over).
 fn top_k_scored(
     values: &[f32],
+    bans: &[u32],
     minus: f32,
     plus: f32,
     first: usize,
@@ -58,7 +60,10 @@ fn top_k_scored(
             if k == 0 {
                 return Vec::new();
             }
+            let mut bans = bans.iter().map(|&t| t as usize).peekable();
             for (b, block) in values.chunks(BLOCK).enumerate() {
+                // Bans in blocks passed over.
+                while bans.next_if(|&t| t < b * BLOCK).is_some() {}
                 if let Some(&(_, _, worst)) = best.get(k - 1) {
                     // `<=` is false for a NaN, which then takes the exact path.
                     if block.iter().fold(true, |all, &v| all & (v <= worst)) {
@@ -66,7 +71,13 @@ fn top_k_scored(
                     }
                 }
                 for (j, &v) in block.iter().enumerate() {
-                    let s = (v - minus) + plus;
+                    let banned = bans.next_if_eq(&(b * BLOCK + j)).is_some();
+                    // A banned log-probability is −∞ before the beam's score is added.
+                    let (v, s) = if banned {
+                        (f32::NEG_INFINITY, (f32::NEG_INFINITY - 0.0) + plus)
+                    } else {
+                        (v, (v - minus) + plus)
+                    };
                     if best.len() == k && s.total_cmp(&best[k - 1].0).is_le() {
                         continue;
                     }
@@ -112,8 +123,9 @@ fn best_continuations(
 }
 
 /// The `keep` best `(score, first + token)` continuations of one beam: its log-probabilities
-/// after the logits processors, plus its score. When no processor acts, the log-probabilities
-/// are ranked as they are computed, without writing them out (the same bits).
+/// after the logits processors, plus its score. Where the processors only remove tokens (or
+/// none acts), the log-probabilities are ranked as they are computed, without writing them out;
+/// where they force a token, the row is not read. The same bits either way.
 fn row_continuations(
     row: &[f32],
     hyp: &Hypothesis,
@@ -123,14 +135,45 @@ fn row_continuations(
     g: &GenerationConfig,
 ) -> Vec<(f32, usize)> {
     let processors = logits::Processors::plan(hyp.tokens.len(), new_tokens, g);
-    if processors.is_empty() {
-        let log_sum = logits::log_sum_exp(row);
-        return top_k_scored(row, log_sum, hyp.score, first, keep);
+    match processors.effect(&hyp.tokens, row.len(), g) {
+        Effect::Bans(bans) => {
+            let log_sum = logits::log_sum_exp(row);
+            top_k_scored(row, &bans, log_sum, hyp.score, first, keep)
+        }
+        Effect::Forces(token) => forced_continuations(row.len(), token, hyp.score, first, keep),
+        Effect::Rescores => {
+            let mut lp = logits::log_softmax(row);
+            processors.apply(&mut lp, &hyp.tokens, g);
+            // `v − 0` is `v`, to the bit.
+            top_k_scored(&lp, &[], 0.0, hyp.score, first, keep)
+        }
     }
-    let mut lp = logits::log_softmax(row);
-    processors.apply(&mut lp, &hyp.tokens, g);
-    // `v − 0` is `v`, to the bit.
-    top_k_scored(&lp, 0.0, hyp.score, first, keep)
+}
+
+/// The `keep` best continuations of a row of `vocab` log-probabilities all −∞ but `token`'s, 0
+/// (a token out of the row: all −∞), plus `plus`: ranked as [`top_k_scored`] ranks them.
+fn forced_continuations(
+    vocab: usize,
+    token: u32,
+    plus: f32,
+    first: usize,
+    keep: usize,
+) -> Vec<(f32, usize)> {
+    let token = token as usize;
+    let removed = (f32::NEG_INFINITY - 0.0) + plus;
+    // Every −∞ scores the same: only the first `keep` indices besides the token can rank.
+    let mut ranked: Vec<(f32, usize)> = (0..vocab)
+        .filter(|&i| i != token)
+        .take(keep)
+        .map(|i| (removed, first + i))
+        .collect();
+    if token < vocab {
+        // `(0 − 0) + plus`, as the written-out path computes it.
+        ranked.push((0.0 + plus, first + token));
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked.truncate(keep);
+    ranked
 }
 
 /// Runs beam search from `start` (left-padded prompts, or decoder start tokens with an
@@ -361,20 +404,106 @@ mod tests {
             .collect();
         for k in [1, 3, 8, 499, 500, 600] {
             let full = top_k_indices(&values, k);
-            let scored = top_k_scored(&values, 0.0, 0.0, 1000, k);
+            let scored = top_k_scored(&values, &[], 0.0, 0.0, 1000, k);
             let indices: Vec<usize> = scored.iter().map(|&(_, i)| i - 1000).collect();
             assert_eq!(indices, full, "k = {k}");
             assert!(scored.iter().all(|&(s, i)| s == values[i - 1000]));
             // Shifted scores, where rounding makes ties of values that differ.
             let (minus, plus) = (3.0e7, 1.5);
             let shifted: Vec<f32> = values.iter().map(|&v| (v - minus) + plus).collect();
-            let scored = top_k_scored(&values, minus, plus, 0, k);
+            let scored = top_k_scored(&values, &[], minus, plus, 0, k);
             let expected: Vec<(f32, usize)> = top_k_indices(&shifted, k)
                 .into_iter()
                 .map(|i| (shifted[i], i))
                 .collect();
             assert_eq!(scored, expected, "shifted, k = {k}");
         }
+    }
+
+    #[test]
+    fn every_processor_effect_ranks_the_bits_of_processed_written_out_log_probabilities() {
+        // Ties and a −∞ logit, as rows come; tokens 5 → 9 make a bigram to ban.
+        let mut row: Vec<f32> = (0..300)
+            .map(|i| ((i * 7919) % 37) as f32 * 0.25 - 4.0)
+            .collect();
+        row[11] = f32::NEG_INFINITY;
+        let base = GenerationConfig {
+            eos_token_ids: vec![2, 7],
+            max_new_tokens: Some(3),
+            ..GenerationConfig::default()
+        };
+        let configs = [
+            base.clone(),
+            GenerationConfig {
+                min_new_tokens: 3,
+                ..base.clone()
+            },
+            GenerationConfig {
+                no_repeat_ngram_size: 2,
+                ..base.clone()
+            },
+            GenerationConfig {
+                no_repeat_ngram_size: 1,
+                min_new_tokens: 3,
+                ..base.clone()
+            },
+            GenerationConfig {
+                repetition_penalty: 1.7,
+                no_repeat_ngram_size: 2,
+                ..base.clone()
+            },
+            GenerationConfig {
+                forced_eos_token_id: Some(7),
+                min_new_tokens: 3,
+                ..base.clone()
+            },
+            GenerationConfig {
+                forced_bos_token_id: Some(13),
+                ..base.clone()
+            },
+            GenerationConfig {
+                forced_eos_token_id: Some(900),
+                ..base.clone()
+            },
+        ];
+        let mut effects = Vec::new();
+        for (c, g) in configs.iter().enumerate() {
+            for (tokens, new_tokens) in [
+                (vec![0], 0),
+                (vec![0, 5, 9, 5], 1),
+                (vec![0, 5, 9, 5, 4], 2),
+            ] {
+                for (score, keep) in [(0.0, 8), (-2.5, 3), (EXCLUDED, 12)] {
+                    let hyp = Hypothesis {
+                        tokens: tokens.clone(),
+                        score,
+                        finished: false,
+                    };
+                    let mut lp = logits::log_softmax(&row);
+                    logits::process(&mut lp, &tokens, new_tokens, g);
+                    let scores: Vec<f32> = lp.iter().map(|v| v + score).collect();
+                    let written: Vec<(f32, usize)> = top_k_indices(&scores, keep)
+                        .into_iter()
+                        .map(|i| (scores[i], 600 + i))
+                        .collect();
+                    let ranked = row_continuations(&row, &hyp, 600, keep, new_tokens, g);
+                    let context = format!("config {c}, {tokens:?}, score {score}, keep {keep}");
+                    assert_eq!(ranked.len(), written.len(), "{context}");
+                    for (r, w) in ranked.iter().zip(&written) {
+                        assert_eq!((r.0.to_bits(), r.1), (w.0.to_bits(), w.1), "{context}");
+                    }
+                    let plan = logits::Processors::plan(tokens.len(), new_tokens, g);
+                    effects.push(plan.effect(&tokens, row.len(), g));
+                }
+            }
+        }
+        // Each kind of effect was met: nothing, bans, a forced token, a rescored row.
+        assert!(effects.contains(&Effect::Bans(Vec::new())));
+        assert!(effects.contains(&Effect::Bans(vec![2, 7])));
+        assert!(effects.contains(&Effect::Bans(vec![0, 2, 5, 7, 9])));
+        assert!(effects.contains(&Effect::Forces(7)));
+        assert!(effects.contains(&Effect::Forces(13)));
+        assert!(effects.contains(&Effect::Rescores));
     }
 
     #[test]

@@ -24,20 +24,23 @@ pub fn repetition_penalty(scores: &mut [f32], sequence: &[u32], penalty: f32) {
 
 /// Bans every token that would complete an n-gram of size `n` already present in `sequence`.
 pub fn no_repeat_ngram(scores: &mut [f32], sequence: &[u32], n: usize) {
+    ban_tokens(scores, &no_repeat_bans(sequence, n));
+}
+
+/// The tokens [`no_repeat_ngram`] bans: the last of every n-gram of `sequence` whose first
+/// `n − 1` tokens are the sequence's last `n − 1` (repeats possible, in order of appearance).
+fn no_repeat_bans(sequence: &[u32], n: usize) -> Vec<u32> {
     let len = sequence.len();
     // No complete n-gram yet (an encoder–decoder's first step has only its start token).
     if n == 0 || len < n {
-        return;
+        return Vec::new();
     }
     let prefix = &sequence[len + 1 - n..];
-    for start in 0..=(len - n) {
-        let gram = &sequence[start..start + n];
-        if gram[..n - 1] == *prefix {
-            if let Some(s) = scores.get_mut(gram[n - 1] as usize) {
-                *s = f32::NEG_INFINITY;
-            }
-        }
-    }
+    sequence
+        .windows(n)
+        .filter(|gram| gram[..n - 1] == *prefix)
+        .map(|gram| gram[n - 1])
+        .collect()
 }
 
 /// Bans the end-of-sequence tokens.
@@ -209,6 +212,28 @@ impl Processors {
         *self == Self::default()
     }
 
+    /// What the processors do to the row that continues `sequence`, in a row of `vocab`
+    /// scores, where that is known without the scores: remove tokens, force one, or neither.
+    pub fn effect(&self, sequence: &[u32], vocab: usize, g: &GenerationConfig) -> Effect {
+        // A forced token overwrites the whole row, whatever came before it (EOS after BOS).
+        if let Some(token) = self.force_eos.or(self.force_bos) {
+            return Effect::Forces(token);
+        }
+        if self.repetition_penalty.is_some() {
+            return Effect::Rescores;
+        }
+        let mut bans = self
+            .no_repeat_ngram
+            .map_or_else(Vec::new, |n| no_repeat_bans(sequence, n));
+        if self.ban_end_tokens {
+            bans.extend_from_slice(&g.eos_token_ids);
+        }
+        bans.retain(|&t| (t as usize) < vocab);
+        bans.sort_unstable();
+        bans.dedup();
+        Effect::Bans(bans)
+    }
+
     /// Applies the processors to `scores`, the row that continues `sequence`.
     pub fn apply(&self, scores: &mut [f32], sequence: &[u32], g: &GenerationConfig) {
         if let Some(penalty) = self.repetition_penalty {
@@ -227,6 +252,18 @@ impl Processors {
             force_token(scores, eos);
         }
     }
+}
+
+/// What [`Processors::apply`] does to a row, as [`Processors::effect`] tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// These tokens (ascending, each once, all inside the row) get −∞; the rest stay as they
+    /// are (none listed: the row is left as it is).
+    Bans(Vec<u32>),
+    /// Every score becomes −∞ but this token's, which becomes 0 ([`force_token`]).
+    Forces(u32),
+    /// Scores change otherwise (the repetition penalty).
+    Rescores,
 }
 
 /// Leaves `token` the only possible choice (score 0, every other −∞).
