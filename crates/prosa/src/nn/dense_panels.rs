@@ -152,7 +152,7 @@ impl DensePanels {
                     let at = first * inputs + span * GROUP;
                     let weights = &self.data[at..at + steps * GROUP];
                     let next = (at + steps * GROUP).min(task_end);
-                    let ahead = &self.data[next..task_end.min(next + steps * GROUP)];
+                    let ahead = f32_bytes(&self.data[next..task_end.min(next + steps * GROUP)]);
                     for (share, i) in (0..m).step_by(per_pass).enumerate() {
                         let count = per_pass.min(m - i);
                         let rows = &x[i * inputs + span..(i + count - 1) * inputs + span + steps];
@@ -193,35 +193,105 @@ impl DensePanels {
     ) -> Vec<f32> {
         let inputs = self.inputs;
         panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
-            let mut lanes = [[0f32; GROUP]; PASS];
             for block in (0..m).step_by(ROW_BLOCK) {
-                let rows = ROW_BLOCK.min(m - block);
-                let per_pass = rows_per_pass(rows);
+                let rows = block..block + ROW_BLOCK.min(m - block);
                 for first in (start..start + n).step_by(GROUP) {
-                    let width = GROUP.min(start + n - first);
-                    let column = first - start;
                     let group = &self.data[first * inputs..(first + GROUP) * inputs];
-                    for i in (block..block + rows).step_by(per_pass) {
-                        let count = per_pass.min(block + rows - i);
-                        let rows = &x[i * inputs..(i + count) * inputs];
-                        pass(
-                            group,
-                            rows,
-                            inputs,
-                            &mut lanes[..count],
-                            true,
-                            Prefetch::NONE,
-                        );
-                        vectorized(|| {
-                            for (j, sums) in lanes[..count].iter().enumerate() {
-                                let bias = bias.map(|b| &b[first..]);
-                                write_sums(part, i + j, column, &sums[..width], bias);
-                            }
-                        });
-                    }
+                    let at = GroupAt {
+                        first,
+                        width: GROUP.min(start + n - first),
+                        column: first - start,
+                    };
+                    let rows = rows.clone();
+                    rows_over_group(pass, group, x, inputs, rows, at, bias, &[], part);
                 }
             }
         })
+    }
+}
+
+/// Where a group's sums go: outputs `first..first + width`, at the task's `column`.
+#[derive(Clone, Copy)]
+struct GroupAt {
+    first: usize,
+    width: usize,
+    column: usize,
+}
+
+/// Rows `rows` of `x` (`inputs` wide) against one packed `group`, in equal passes of at most
+/// [`PASS`], each pass's sums (plus `bias`) written to the task's output at once; the passes
+/// share out prefetching `ahead` (what the next group will be made from) into L2.
+#[allow(clippy::too_many_arguments)]
+fn rows_over_group(
+    pass: PassKernel,
+    group: &[f32],
+    x: &[f32],
+    inputs: usize,
+    rows: std::ops::Range<usize>,
+    at: GroupAt,
+    bias: Option<&[f32]>,
+    ahead: &[u8],
+    part: &mut TaskOutput,
+) {
+    let mut lanes = [[0f32; GROUP]; PASS];
+    let per_pass = rows_per_pass(rows.len());
+    let shares = rows.len().div_ceil(per_pass);
+    for (share, i) in rows.clone().step_by(per_pass).enumerate() {
+        let count = per_pass.min(rows.end - i);
+        let xs = &x[i * inputs..(i + count) * inputs];
+        let prefetch = Prefetch {
+            ahead,
+            share,
+            shares,
+        };
+        pass(group, xs, inputs, &mut lanes[..count], true, prefetch);
+        vectorized(|| {
+            for (j, sums) in lanes[..count].iter().enumerate() {
+                let bias = bias.map(|b| &b[at.first..]);
+                write_sums(part, i + j, at.column, &sums[..at.width], bias);
+            }
+        });
+    }
+}
+
+/// `x · Wᵀ` for `m` rows of `x` (row-major, `inputs` wide) and a weight of `outputs` rows held
+/// in another form, which `fill(first, group)` hands over one group of 64 outputs at a time,
+/// packed as this module packs a dense weight (output `first + j`'s input `k` at `k·64 + j`;
+/// zero past `outputs`), reading the memory `source(first, end)` names for outputs
+/// `first..end` (prefetched while the group before is multiplied). Each task fills a group once
+/// and passes every row over it, so each output is the same sum, in the same order, as the
+/// kept packed weight gives. `None` where the CPU lacks the kernel.
+pub(crate) fn product_of_groups<'w>(
+    outputs: usize,
+    inputs: usize,
+    x: &[f32],
+    m: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+    source: impl Fn(usize, usize) -> &'w [u8] + Sync,
+) -> Option<Vec<f32>> {
+    let pass = pass_kernel()?;
+    Some(panel_tasks(outputs, m, GROUP, true, |start, n, part| {
+        let mut group = vec![0f32; inputs * GROUP];
+        let end = start + n;
+        for first in (start..end).step_by(GROUP) {
+            fill(first, &mut group);
+            let at = GroupAt {
+                first,
+                width: GROUP.min(end - first),
+                column: first - start,
+            };
+            let next = (first + GROUP).min(end);
+            let ahead = source(next, (next + GROUP).min(end));
+            rows_over_group(pass, &group, x, inputs, 0..m, at, None, ahead, part);
+        }
+    }))
+}
+
+/// The bytes of `values` (prefetching reads only their addresses).
+fn f32_bytes(values: &[f32]) -> &[u8] {
+    // SAFETY: the bytes of initialised f32 values, borrowed as long as they are.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr() as *const u8, std::mem::size_of_val(values))
     }
 }
 
@@ -333,23 +403,15 @@ pub fn supported() -> bool {
 /// prefetching its share of the weights after it.
 type PassKernel = fn(&[f32], &[f32], usize, &mut [[f32; GROUP]], bool, Prefetch);
 
-/// What a span's pass prefetches: the positions `share`, `share + shares`, … of `ahead` (the
+/// What a span's pass prefetches: the positions (256 bytes each: a position of a packed group)
+/// `share`, `share + shares`, … of `ahead` (the
 /// weights after the span in memory, as many positions as it has or fewer), so that a span's
 /// `shares` passes together fetch all of them.
 #[derive(Clone, Copy)]
 struct Prefetch<'a> {
-    ahead: &'a [f32],
+    ahead: &'a [u8],
     share: usize,
     shares: usize,
-}
-
-impl Prefetch<'_> {
-    /// Nothing to prefetch.
-    const NONE: Prefetch<'static> = Prefetch {
-        ahead: &[],
-        share: 0,
-        shares: 1,
-    };
 }
 
 /// The pass kernel, where the CPU has AVX-512F.
@@ -428,7 +490,7 @@ mod x86 {
                 }
             }
         };
-        let ahead_steps = prefetch.ahead.len() / GROUP;
+        let ahead_steps = prefetch.ahead.len() / (4 * GROUP);
         if ahead_steps == 0 {
             for k in 0..steps {
                 step(&mut acc, k);
@@ -437,7 +499,7 @@ mod x86 {
             for k in (0..steps).step_by(prefetch.shares) {
                 let target = k + prefetch.share;
                 if target < ahead_steps {
-                    let line = prefetch.ahead.as_ptr().add(target * GROUP) as *const i8;
+                    let line = prefetch.ahead.as_ptr().add(target * 4 * GROUP) as *const i8;
                     // Into L2: the span being read fills most of L1.
                     for v in 0..4 {
                         _mm_prefetch::<_MM_HINT_T1>(line.add(64 * v));
