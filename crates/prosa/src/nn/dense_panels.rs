@@ -37,7 +37,8 @@ use super::gemm::with_f32;
 use super::huge_pages;
 use super::lanes::vectorized;
 use super::linear::PARALLEL_WORK;
-use super::panel_tasks::{panel_tasks, TaskOutput};
+use super::panel_tasks::{balanced_panel_tasks, panel_tasks, TaskOutput};
+use super::scratch::Scratch;
 use crate::error::Result;
 
 /// Outputs per group: four 16-lane vectors.
@@ -270,21 +271,27 @@ pub(crate) fn product_of_groups<'w>(
     source: impl Fn(usize, usize) -> &'w [u8] + Sync,
 ) -> Option<Vec<f32>> {
     let pass = pass_kernel()?;
-    Some(panel_tasks(outputs, m, GROUP, true, |start, n, part| {
-        let mut group = vec![0f32; inputs * GROUP];
-        let end = start + n;
-        for first in (start..end).step_by(GROUP) {
-            fill(first, &mut group);
-            let at = GroupAt {
-                first,
-                width: GROUP.min(end - first),
-                column: first - start,
-            };
-            let next = (first + GROUP).min(end);
-            let ahead = source(next, (next + GROUP).min(end));
-            rows_over_group(pass, &group, x, inputs, 0..m, at, None, ahead, part);
-        }
-    }))
+    Some(balanced_panel_tasks(
+        outputs,
+        m,
+        GROUP,
+        |start, n, rows, part| {
+            // Recycled: `fill` writes every value.
+            let mut group = Scratch::take(inputs * GROUP);
+            let end = start + n;
+            for first in (start..end).step_by(GROUP) {
+                fill(first, &mut group);
+                let at = GroupAt {
+                    first,
+                    width: GROUP.min(end - first),
+                    column: first - start,
+                };
+                let next = (first + GROUP).min(end);
+                let ahead = source(next, (next + GROUP).min(end));
+                rows_over_group(pass, &group, x, inputs, rows.clone(), at, None, ahead, part);
+            }
+        },
+    ))
 }
 
 /// The bytes of `values` (prefetching reads only their addresses).

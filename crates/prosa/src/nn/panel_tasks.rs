@@ -3,6 +3,7 @@
 //! the CPU check of the kernels that need AVX-512F.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use super::{spin_pool, uninit};
 
@@ -32,6 +33,7 @@ pub(crate) fn panel_tasks(
     let mut parts: Vec<TaskOutput> = starts
         .iter()
         .map(|_| TaskOutput {
+            first_row: 0,
             rows: Vec::with_capacity(m),
         })
         .collect();
@@ -48,9 +50,70 @@ pub(crate) fn panel_tasks(
     unsafe { uninit::assume_written(out) }
 }
 
-/// What one task of [`panel_tasks`] fills: its columns of every output row. The task must
-/// write every one of them (the output is not zeroed first).
+/// As [`panel_tasks`], for products whose panels a task prepares before using them (F16
+/// weights widened to f32): the panels that divide evenly among the threads go out whole, one
+/// run of consecutive panels per thread, and those left over (a 576-output product has nine
+/// panels of 64 for two threads) go out by rows instead, one share of the rows per thread —
+/// so no thread waits on another's extra panel. `task(first, n, rows, part)` fills columns
+/// `first..first + n` of output rows `rows`.
+pub(crate) fn balanced_panel_tasks(
+    columns: usize,
+    m: usize,
+    panel: usize,
+    task: impl Fn(usize, usize, Range<usize>, &mut TaskOutput) + Sync,
+) -> Vec<f32> {
+    let mut out = uninit::buffer(m * columns);
+    if out.is_empty() {
+        return Vec::new();
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let per_thread = columns.div_ceil(panel) / threads * panel;
+    let whole = (per_thread * threads).min(columns);
+    let share = m.div_ceil(threads);
+    // (first column, columns, rows) of each task: whole runs first, then the rows' shares.
+    let mut specs: Vec<(usize, usize, Range<usize>)> = (0..whole)
+        .step_by(per_thread.max(1))
+        .map(|first| (first, per_thread.min(whole - first), 0..m))
+        .collect();
+    let by_rows = specs.len();
+    if whole < columns {
+        specs.extend(
+            (0..m)
+                .step_by(share)
+                .map(|r| (whole, columns - whole, r..(r + share).min(m))),
+        );
+    }
+    let mut parts: Vec<TaskOutput> = specs
+        .iter()
+        .map(|(_, _, rows)| TaskOutput {
+            first_row: rows.start,
+            rows: Vec::with_capacity(rows.len()),
+        })
+        .collect();
+    for (i, row) in out.chunks_mut(columns).enumerate() {
+        let (left, right) = row.split_at_mut(whole);
+        for (part, run) in parts.iter_mut().zip(left.chunks_mut(per_thread.max(1))) {
+            part.rows.push(run);
+        }
+        if !right.is_empty() {
+            parts[by_rows + i / share].rows.push(right);
+        }
+    }
+    spin_pool::for_each_chunk_mut(&mut parts, 1, |t, part| {
+        let (first, n, rows) = &specs[t];
+        task(*first, *n, rows.clone(), &mut part[0])
+    });
+    // SAFETY: every task writes all of its columns of each of its rows (`TaskOutput`'s
+    // contract), and the tasks' columns and rows cover the output.
+    unsafe { uninit::assume_written(out) }
+}
+
+/// What one task of [`panel_tasks`] fills: its columns of every output row (of its rows, for
+/// [`balanced_panel_tasks`]). The task must write every one of them (the output is not zeroed
+/// first).
 pub(crate) struct TaskOutput<'a> {
+    /// The first output row the task fills.
+    first_row: usize,
     rows: Vec<&'a mut [MaybeUninit<f32>]>,
 }
 
@@ -58,7 +121,7 @@ impl TaskOutput<'_> {
     /// Writes `values` into the task's columns `column..` of output row `i`.
     #[inline(always)]
     pub(crate) fn write(&mut self, i: usize, column: usize, values: impl IntoIterator<Item = f32>) {
-        uninit::write(&mut self.rows[i][column..], values);
+        uninit::write(&mut self.rows[i - self.first_row][column..], values);
     }
 }
 

@@ -128,25 +128,16 @@ mod tests {
     use half::f16;
 
     use super::*;
-    use crate::nn::quantized::Packing;
 
     #[test]
     fn f16_prompt_products_add_each_outputs_products_in_position_order() {
         // 70 and 130 rows end inside a group and inside a sixteen-row block; 100 positions end
         // with a tail of four past the widened blocks.
         for (rows, cols, m) in [(70, 100, 13), (130, 576, 70)] {
-            let halves: Vec<f16> = (0..rows * cols)
-                .map(|i| f16::from_f32((i as f32 * 0.37).sin() * 0.8))
+            let bytes: Vec<u8> = (0..rows * cols)
+                .flat_map(|i| f16::from_f32((i as f32 * 0.37).sin() * 0.8).to_le_bytes())
                 .collect();
-            let matrix = QuantMatrix {
-                packing: Packing::Half,
-                rows,
-                cols,
-                scales: Vec::new(),
-                mins: Vec::new(),
-                quants: Vec::new(),
-                halves,
-            };
+            let matrix = QuantMatrix::from_f16_bytes(rows, cols, &bytes).expect("whole rows");
             let x: Vec<f32> = (0..m * cols).map(|i| (i as f32 * 0.11).cos()).collect();
             let Some(got) = matrix.half_matmul_tiles(&x, m) else {
                 return; // no AVX-512F: the caller takes the gemm
