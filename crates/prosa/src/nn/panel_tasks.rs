@@ -54,8 +54,9 @@ pub(crate) fn panel_tasks(
 /// weights widened to f32): the panels that divide evenly among the threads go out whole, one
 /// run of consecutive panels per thread, and those left over (a 576-output product has nine
 /// panels of 64 for two threads) go out by rows instead, one share of the rows per thread —
-/// so no thread waits on another's extra panel. `task(first, n, rows, part)` fills columns
-/// `first..first + n` of output rows `rows`.
+/// so no thread waits on another's extra panel (when each thread's share has at least
+/// [`MIN_SHARE`] rows; otherwise every panel goes out whole, one task each). `task(first, n,
+/// rows, part)` fills columns `first..first + n` of output rows `rows`.
 pub(crate) fn balanced_panel_tasks(
     columns: usize,
     m: usize,
@@ -67,9 +68,15 @@ pub(crate) fn balanced_panel_tasks(
         return Vec::new();
     }
     let threads = rayon::current_num_threads().max(1);
-    let per_thread = columns.div_ceil(panel) / threads * panel;
-    let whole = (per_thread * threads).min(columns);
     let share = m.div_ceil(threads);
+    // A share of fewer rows would spend more on preparing its panels than on using them: then
+    // every panel is a task of its own, as in `panel_tasks`.
+    let (per_thread, whole) = if share >= MIN_SHARE {
+        let per_thread = columns.div_ceil(panel) / threads * panel;
+        (per_thread, (per_thread * threads).min(columns))
+    } else {
+        (panel, columns)
+    };
     // (first column, columns, rows) of each task: whole runs first, then the rows' shares.
     let mut specs: Vec<(usize, usize, Range<usize>)> = (0..whole)
         .step_by(per_thread.max(1))
@@ -107,6 +114,9 @@ pub(crate) fn balanced_panel_tasks(
     // contract), and the tasks' columns and rows cover the output.
     unsafe { uninit::assume_written(out) }
 }
+
+/// Fewest rows a task of [`balanced_panel_tasks`] takes when panels go out by rows.
+const MIN_SHARE: usize = 32;
 
 /// What one task of [`panel_tasks`] fills: its columns of every output row (of its rows, for
 /// [`balanced_panel_tasks`]). The task must write every one of them (the output is not zeroed
