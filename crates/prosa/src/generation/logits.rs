@@ -178,7 +178,8 @@ pub fn process(scores: &mut [f32], sequence: &[u32], new_tokens: usize, g: &Gene
 }
 
 /// Which of [`process`]'s processors act on a row at one step — known before the row's scores
-/// are: beam search skips writing out a row's log-probabilities when none acts.
+/// are: beam search asks for their [`effect`](Self::effect) and writes out a row's
+/// log-probabilities only when they rescore it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Processors {
     repetition_penalty: Option<f32>,

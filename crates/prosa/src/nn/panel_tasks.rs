@@ -1,6 +1,7 @@
-//! The driver of the panel kernels (integer tiles, F16 panels, dense f32 panels): a product
-//! `m × rows` split by weight rows into a few tasks per thread, each owning whole panels; and
-//! the CPU check of the kernels that need AVX-512F.
+//! The driver of the panel kernels (integer tiles, dense f32 panels, F16 groups widened for
+//! them): a product `m × rows` split by weight rows into a few tasks per thread, each owning
+//! whole panels (or, for the last panels, shares of the rows); and the CPU check of the kernels
+//! that need AVX-512F.
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -135,7 +136,7 @@ impl TaskOutput<'_> {
     }
 }
 
-/// Whether the CPU has AVX-512F, which the F16 panels and the dense f32 groups need (std caches
+/// Whether the CPU has AVX-512F, which the dense f32 groups (and F16 prompts through them) need (std caches
 /// the detection).
 pub(crate) fn has_avx512f() -> bool {
     #[cfg(target_arch = "x86_64")]

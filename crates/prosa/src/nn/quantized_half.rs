@@ -5,8 +5,9 @@
 //!
 //! A decode step reads every weight once, so its speed is the memory's: each row is converted
 //! as it streams in, never expanded to f32 in memory. Long prompts (from
-//! [`DEQUANTIZED_GEMM_ROWS`] rows on) go through F16 panels (`quantized_half_tiles.rs`) where the
-//! CPU has AVX-512F, and otherwise expand tiles to f32 for the gemm like the other packings.
+//! [`DEQUANTIZED_GEMM_ROWS`] rows on) go through the dense f32 kernel, a group of rows widened at
+//! a time (`quantized_half_tiles.rs`), where the CPU has AVX-512F, and otherwise expand tiles to
+//! f32 for the gemm like the other packings.
 
 use half::f16;
 use rayon::prelude::*;
@@ -178,7 +179,7 @@ mod tests {
         let (rows, cols) = (24, 100);
         let (m, w) = matrix(rows, cols);
         assert_eq!(m.dequantize(), w);
-        // 3 rows take the row kernels, 70 the F16 panels (with AVX-512F; else the gemm).
+        // 3 rows take the row kernels, 70 the widened groups (with AVX-512F; else the gemm).
         for n in [1, 3, 70] {
             let x: Vec<f32> = (0..n * cols).map(|i| (i as f32 * 0.11).cos()).collect();
             let got = m.matmul_rows(&x);
