@@ -18,6 +18,7 @@
 pub mod activation;
 pub mod additive_attention;
 pub mod attention;
+mod attention_rows;
 pub mod batch_norm;
 mod cell;
 mod context;
