@@ -1,4 +1,4 @@
-//! One head of a fused attention block ([`super::fused_attention`]) row by row in AVX-512
+//! One head of a fused attention block (`fused_attention.rs`) row by row in AVX-512
 //! registers, for heads of a multiple of 16 values: each query row's scores against keys
 //! transposed once per head (16 keys per vector), the scaled, masked softmax on those vectors
 //! (masked lanes instead of scalar tails) and the mixing of the values — no `gemm` call and no
