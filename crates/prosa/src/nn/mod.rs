@@ -26,6 +26,7 @@ pub(crate) mod decode_attention;
 pub(crate) mod decode_team;
 pub mod dense_panels;
 pub mod dropout;
+pub mod elementwise;
 pub mod embedding;
 mod fused_attention;
 mod fused_recurrent;

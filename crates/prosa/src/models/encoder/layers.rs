@@ -8,11 +8,14 @@
 //!
 //! The three families compute the same; only their parameter names differ.
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 
 use super::config::{Activation, EncoderConfig, Family};
 use crate::error::Result;
 use crate::nn::attention::{Mask, MultiHeadAttention, Qkv};
+use crate::nn::elementwise::add;
+use crate::nn::gemm::with_f32;
+use crate::nn::lanes::vectorized;
 use crate::nn::norm::Norm;
 use crate::nn::projection::Projection;
 use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder};
@@ -186,20 +189,55 @@ impl TransformerLayer {
         let attended = self
             .attention
             .forward(x, Mask::Bidirectional(pad_bias), None, None, ctx)?;
-        let x = self.attention_norm.forward(&(x + attended)?)?;
+        let x = self.attention_norm.forward(&add(x, &attended)?)?;
         let inner = self.activation.apply(&self.ffn_in.forward(&x)?)?;
         let out = dropout(&self.ffn_out.forward(&inner)?, self.dropout, ctx)?;
-        self.output_norm.forward(&(x + out)?)
+        self.output_norm.forward(&add(&x, &out)?)
     }
 }
 
 /// Mean of the hidden states (batch, seq, hidden) over the unmasked tokens: (batch, hidden).
 pub fn mean_pool(hidden: &Tensor, mask: &[Vec<u32>]) -> Result<Tensor> {
     let (batch, seq) = (mask.len(), mask.first().map_or(0, Vec::len));
+    let plain = !hidden.track_op() && hidden.device().is_cpu() && hidden.dtype() == DType::F32;
+    if plain && hidden.dims().len() == 3 && hidden.dims()[..2] == [batch, seq] {
+        return mean_pool_rows(hidden, mask);
+    }
     let m: Vec<f32> = mask.iter().flatten().map(|&v| v as f32).collect();
     let m = Tensor::from_vec(m, (batch, seq, 1), hidden.device())?.to_dtype(hidden.dtype())?;
     let count = m.sum(1)?.clamp(1e-9, f64::MAX)?;
     Ok(hidden.broadcast_mul(&m)?.sum(1)?.broadcast_div(&count)?)
+}
+
+/// [`mean_pool`] without a gradient: each sequence's unmasked rows added in order, then divided
+/// by their count (at least 1e-9), on the calling thread — a few hundred thousand additions
+/// per batch, where candle's broadcast product and sum made two passes and a temporary.
+fn mean_pool_rows(hidden: &Tensor, mask: &[Vec<u32>]) -> Result<Tensor> {
+    let (batch, seq, width) = hidden.dims3()?;
+    let pooled = with_f32(hidden, |values| {
+        let mut pooled = vec![0f32; batch * width];
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((sum, rows), mask) in pooled
+                    .chunks_exact_mut(width)
+                    .zip(values.chunks_exact(seq * width))
+                    .zip(mask)
+                {
+                    let mut count = 0f32;
+                    for (row, &m) in rows.chunks_exact(width).zip(mask) {
+                        let m = m as f32;
+                        count += m;
+                        sum.iter_mut().zip(row).for_each(|(s, v)| *s += v * m);
+                    }
+                    let count = count.max(1e-9);
+                    sum.iter_mut().for_each(|s| *s /= count);
+                }
+            },
+        );
+        pooled
+    })?;
+    Ok(Tensor::from_vec(pooled, (batch, width), hidden.device())?)
 }
 
 /// Divides each row by its L2 norm.
