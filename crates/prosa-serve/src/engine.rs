@@ -158,7 +158,9 @@ impl Worker {
             let mut cache = self.model.new_cache();
             let n = request.prompt.len();
             let positions: Vec<u32> = (0..n as u32).collect();
-            let mut ctx = ForwardCtx::eval();
+            // No backward pass follows: the prompt goes through the kernels `generate()` uses
+            // (fused causal attention), so a request gets the tokens the library gives.
+            let mut ctx = ForwardCtx::inference();
             let logits = self.model.forward(
                 std::slice::from_ref(&request.prompt),
                 &[positions],

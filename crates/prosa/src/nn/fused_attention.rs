@@ -404,6 +404,7 @@ mod tests {
             (3, 9, 5, 3, 3, 40),
             (1, 70, 3, 9, 3, 64),
             (2, 140, 20, 2, 1, 16),
+            (1, 37, 0, 9, 3, 64),
         ] {
             let device = crate::device::host();
             let keys = cached + queries;
