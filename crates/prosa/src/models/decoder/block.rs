@@ -10,6 +10,7 @@ use candle_core::Tensor;
 use crate::error::Result;
 use crate::nn::activation::{gelu_tanh, silu, swiglu_stacked};
 use crate::nn::attention::{Mask, MultiHeadAttention, Rotary};
+use crate::nn::elementwise::add;
 use crate::nn::kv_cache::LayerCache;
 use crate::nn::norm::Norm;
 use crate::nn::projection::Projection;
@@ -98,13 +99,13 @@ impl Block {
             cache,
             ctx,
         )?;
-        let x = (x + attended)?;
+        let x = add(x, &attended)?;
         let fed = dropout(
             &self.mlp.forward(&self.norm2.forward(&x)?)?,
             self.dropout,
             ctx,
         )?;
-        Ok((x + fed)?)
+        add(&x, &fed)
     }
 
     /// One new position per sequence, each sequence with its own cache (continuous batching):
@@ -118,8 +119,8 @@ impl Block {
         let attended = self
             .attention
             .forward_rows(&self.norm1.forward(x)?, rotary, caches)?;
-        let x = (x + attended)?;
+        let x = add(x, &attended)?;
         let fed = self.mlp.forward(&self.norm2.forward(&x)?)?;
-        Ok((x + fed)?)
+        add(&x, &fed)
     }
 }
