@@ -132,8 +132,17 @@ mod x86 {
             let q = h.q.as_ptr().add(first * h.q_row);
             for at in (0..padded).step_by(16 * VECTORS) {
                 let n = ((padded - at) / 16).min(VECTORS);
-                let (kt, s) = (keys_t.as_ptr().add(at), scores.as_mut_ptr().add(at));
-                dispatch!(r, n, score_vectors(q, h.q_row, kt, padded, d, s));
+                // Scores: each row's query values against the transposed keys.
+                let sums = Broadcast {
+                    weights: q,
+                    weight_row: h.q_row,
+                    vectors: keys_t.as_ptr().add(at),
+                    vector_row: padded,
+                    steps: d,
+                    out: scores.as_mut_ptr().add(at),
+                    out_row: padded,
+                };
+                dispatch!(r, n, broadcast_sums(sums));
             }
             for (i, row) in scores.chunks_exact_mut(padded).take(r).enumerate() {
                 softmax(row, h.bias, h.scale, seen_by(first + i));
@@ -143,37 +152,54 @@ mod x86 {
             let o = out.as_mut_ptr().add(first * out_row);
             for at in (0..d).step_by(16 * VECTORS) {
                 let n = ((d - at) / 16).min(VECTORS);
-                let (p, v) = (scores.as_ptr(), h.v.as_ptr().add(at));
-                dispatch!(r, n, mix(p, padded, seen, v, h.kv_row, o.add(at), out_row));
+                // Mixing: each row's weights against the value rows.
+                let sums = Broadcast {
+                    weights: scores.as_ptr(),
+                    weight_row: padded,
+                    vectors: h.v.as_ptr().add(at),
+                    vector_row: h.kv_row,
+                    steps: seen,
+                    out: o.add(at),
+                    out_row,
+                };
+                dispatch!(r, n, broadcast_sums(sums));
             }
         }
     }
 
-    /// `N` vectors of scores for `R` rows: `s[r·padded + 16t..][..16] = Σ_c q[r·q_row + c] ·
-    /// kt[c·padded + 16t..][..16]`.
+    /// Where one of the kernel's two products lies: `R` rows of `steps` weights (row `r`'s
+    /// weight `j` at `weights[r·weight_row + j]`) against `steps` rows of vectors (`N` vectors
+    /// of 16 from `vectors[j·vector_row]`), row `r`'s `N` sums written from `out[r·out_row]`.
+    #[derive(Clone, Copy)]
+    struct Broadcast {
+        weights: *const f32,
+        weight_row: usize,
+        vectors: *const f32,
+        vector_row: usize,
+        steps: usize,
+        out: *mut f32,
+        out_row: usize,
+    }
+
+    /// `out[r·out_row + 16t..][..16] = Σ_j weights[r·weight_row + j] ·
+    /// vectors[j·vector_row + 16t..][..16]` for `R` rows and `N` vectors: each step's vectors
+    /// loaded once for the rows, each weight broadcast.
     #[inline(always)]
-    unsafe fn score_vectors<const R: usize, const N: usize>(
-        q: *const f32,
-        q_row: usize,
-        kt: *const f32,
-        padded: usize,
-        d: usize,
-        s: *mut f32,
-    ) {
+    unsafe fn broadcast_sums<const R: usize, const N: usize>(b: Broadcast) {
         let mut acc = [[_mm512_setzero_ps(); N]; R];
-        for c in 0..d {
-            let row = kt.add(c * padded);
-            let keys = std::array::from_fn::<__m512, N, _>(|t| _mm512_loadu_ps(row.add(16 * t)));
+        for j in 0..b.steps {
+            let row = b.vectors.add(j * b.vector_row);
+            let vectors = std::array::from_fn::<__m512, N, _>(|t| _mm512_loadu_ps(row.add(16 * t)));
             for (r, sums) in acc.iter_mut().enumerate() {
-                let value = _mm512_set1_ps(*q.add(r * q_row + c));
-                for (a, k) in sums.iter_mut().zip(keys) {
-                    *a = _mm512_fmadd_ps(k, value, *a);
+                let weight = _mm512_set1_ps(*b.weights.add(r * b.weight_row + j));
+                for (a, v) in sums.iter_mut().zip(vectors) {
+                    *a = _mm512_fmadd_ps(v, weight, *a);
                 }
             }
         }
         for (r, sums) in acc.into_iter().enumerate() {
             for (t, a) in sums.into_iter().enumerate() {
-                _mm512_storeu_ps(s.add(r * padded + 16 * t), a);
+                _mm512_storeu_ps(b.out.add(r * b.out_row + 16 * t), a);
             }
         }
     }
@@ -218,36 +244,6 @@ mod x86 {
                 s.add(16 * t),
                 _mm512_mul_ps(_mm512_loadu_ps(s.add(16 * t)), inv),
             );
-        }
-    }
-
-    /// `N` vectors of `R` rows' mixings: `o[r·out_row + 16t..][..16] = Σ_{j < seen}
-    /// p[r·padded + j] · v[j·kv_row + 16t..][..16]`.
-    #[inline(always)]
-    unsafe fn mix<const R: usize, const N: usize>(
-        p: *const f32,
-        padded: usize,
-        seen: usize,
-        v: *const f32,
-        kv_row: usize,
-        o: *mut f32,
-        out_row: usize,
-    ) {
-        let mut acc = [[_mm512_setzero_ps(); N]; R];
-        for j in 0..seen {
-            let row = v.add(j * kv_row);
-            let values = std::array::from_fn::<__m512, N, _>(|t| _mm512_loadu_ps(row.add(16 * t)));
-            for (r, sums) in acc.iter_mut().enumerate() {
-                let weight = _mm512_set1_ps(*p.add(r * padded + j));
-                for (a, v) in sums.iter_mut().zip(values) {
-                    *a = _mm512_fmadd_ps(v, weight, *a);
-                }
-            }
-        }
-        for (r, sums) in acc.into_iter().enumerate() {
-            for (t, a) in sums.into_iter().enumerate() {
-                _mm512_storeu_ps(o.add(r * out_row + 16 * t), a);
-            }
         }
     }
 }
