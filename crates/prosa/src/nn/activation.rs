@@ -406,6 +406,31 @@ mod tests {
         assert!(exp_fast(f32::NAN).is_nan());
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn exp_fast_lanes_gives_exp_fasts_bits() {
+        use std::arch::x86_64::{_mm512_loadu_ps, _mm512_storeu_ps};
+        if !crate::nn::panel_tasks::has_avx512f() {
+            return;
+        }
+        let xs: Vec<f32> = (0..=400_000)
+            .map(|i| -100.0 + 200.0 * i as f32 / 400_000.0)
+            .chain([f32::NEG_INFINITY, -87.0, -0.0, 0.0, 88.0])
+            .collect();
+        for chunk in xs.chunks(16) {
+            let mut lanes = [0f32; 16];
+            lanes[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: the CPU has AVX-512F (checked above); both pointers cover 16 values.
+            unsafe {
+                let e = super::exp_fast_lanes(_mm512_loadu_ps(lanes.as_ptr()));
+                _mm512_storeu_ps(lanes.as_mut_ptr(), e);
+            }
+            for (x, e) in chunk.iter().zip(lanes) {
+                assert_eq!(e.to_bits(), exp_fast(*x).to_bits(), "x = {x}");
+            }
+        }
+    }
+
     #[test]
     fn fast_activations_are_within_1e6_of_libm() {
         let mut worst = (0f32, 0f32);
