@@ -87,17 +87,11 @@ pub(crate) unsafe fn exp_fast_lanes(x: std::arch::x86_64::__m512) -> std::arch::
     );
     let k = _mm512_sub_ps(rounded, splat(ROUND));
     let r = _mm512_sub_ps(
-        _mm512_sub_ps(x, _mm512_mul_ps(k, splat(0.693_359_4))),
-        _mm512_mul_ps(k, splat(-2.121_944_4e-4)),
+        _mm512_sub_ps(x, _mm512_mul_ps(k, splat(LN2_HI))),
+        _mm512_mul_ps(k, splat(LN2_LO)),
     );
-    let mut p = splat(1.987_569_1e-4);
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
+    let mut p = splat(EXP_FIRST);
+    for c in EXP_NEXT {
         p = _mm512_add_ps(_mm512_mul_ps(p, r), splat(c));
     }
     let e = _mm512_add_ps(
@@ -115,22 +109,29 @@ pub(crate) unsafe fn exp_fast_lanes(x: std::arch::x86_64::__m512) -> std::arch::
 /// Adding and removing 1.5·2²³ rounds to the nearest integer.
 const ROUND: f32 = 12_582_912.0;
 
+/// ln 2 in two parts (Cody–Waite): `k·LN2_HI` is exact for the `k` that occur.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// Cephes' polynomial for `eʳ`: `p = EXP_FIRST`, then `p = p·r + c` for each `c`, then
+/// `eʳ ≈ p·r² + r + 1`.
+const EXP_FIRST: f32 = 1.987_569_1e-4;
+const EXP_NEXT: [f32; 5] = [
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
 /// [`exp_fast`] but for the factor 2ᵏ: `eʳ` and `k + ROUND` (k = x·log₂e rounded).
 #[inline(always)]
 fn exp_reduced(x: f32) -> (f32, f32) {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
-    let rounded = x * LOG2E + ROUND;
+    let rounded = x * std::f32::consts::LOG2_E + ROUND;
     let k = rounded - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
+    let p = EXP_NEXT.iter().fold(EXP_FIRST, |p, &c| p * r + c);
     (p * r * r + r + 1.0, rounded)
 }
 
