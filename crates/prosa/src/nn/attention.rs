@@ -316,16 +316,36 @@ impl MultiHeadAttention {
         rotary: Option<&Rotary>,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let (h, kvh, dh) = (self.heads, self.kv_heads, self.head_dim);
+        // Inference: each of the three split (and rotated) in one pass from where the
+        // projection wrote it.
+        let split = |all: &Tensor, first, heads, rotary| {
+            super::head_split::split_heads(all, first, heads, dh, rotary)
+        };
         let (q, k, v) = match &self.qkv {
             Qkv::Fused(p) => {
                 let all = p.forward(x)?;
+                let q = split(&all, 0, h, rotary)?;
+                let k = split(&all, h * dh, kvh, rotary)?;
+                let v = split(&all, (h + kvh) * dh, kvh, None)?;
+                if let (Some(q), Some(k), Some(v)) = (q, k, v) {
+                    return Ok((q, k, v));
+                }
                 (
                     all.narrow(2, 0, h * dh)?,
                     all.narrow(2, h * dh, kvh * dh)?,
                     all.narrow(2, (h + kvh) * dh, kvh * dh)?,
                 )
             }
-            Qkv::Separate { q, k, v } => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
+            Qkv::Separate { q, k, v } => {
+                let (q, k, v) = (q.forward(x)?, k.forward(x)?, v.forward(x)?);
+                let split_q = split(&q, 0, h, rotary)?;
+                let split_k = split(&k, 0, kvh, rotary)?;
+                let split_v = split(&v, 0, kvh, None)?;
+                if let (Some(q), Some(k), Some(v)) = (split_q, split_k, split_v) {
+                    return Ok((q, k, v));
+                }
+                (q, k, v)
+            }
         };
         let (mut q, mut k, v) = (
             split_heads(&q, h, dh)?,

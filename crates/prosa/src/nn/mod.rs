@@ -32,6 +32,7 @@ mod fused_attention;
 mod fused_recurrent;
 pub(crate) mod gemm;
 pub mod gru_cell;
+mod head_split;
 pub(crate) mod huge_pages;
 pub mod kv_cache;
 pub(crate) mod lanes;
