@@ -81,7 +81,10 @@ impl Work {
     fn share(&self, t: usize, threads: usize) -> Vec<f32> {
         match self {
             Work::Product(matrix, input) => {
-                matrix.dot_rows(input, share(matrix.dims().0, t, threads))
+                let granule = matrix.row_granule();
+                let units = share(matrix.dims().0.div_ceil(granule), t, threads);
+                let rows = units.start * granule..(units.end * granule).min(matrix.dims().0);
+                matrix.dot_rows(input, rows)
             }
             Work::Attention(a) => {
                 let heads = share(a.shape.heads, t, threads);

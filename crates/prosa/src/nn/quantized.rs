@@ -49,7 +49,8 @@ pub struct QuantMatrix {
     /// Per block of the 4-bit packings (Q4_0's is `−8·scale`, exact in half precision).
     mins: Vec<f16>,
     quants: Vec<u8>,
-    /// The values of an F16 matrix (empty for the block packings).
+    /// The values of an F16 matrix in groups of 64 rows, position by position
+    /// (`quantized_half.rs`; empty for the block packings).
     halves: Vec<f16>,
 }
 
@@ -140,6 +141,21 @@ impl QuantMatrix {
         {
             return None;
         }
+        if first.packing == Packing::Half {
+            // Groups of 64 rows stack as they are only when every part fills its last one.
+            let rows = parts.iter().map(|p| p.rows).sum();
+            if parts.iter().all(|p| p.rows % half_rows::HALF_GROUP == 0) {
+                let mut m = Self::from_f16_rows(0, first.cols, &[]);
+                m.rows = rows;
+                m.halves = parts
+                    .iter()
+                    .flat_map(|p| p.halves.iter().copied())
+                    .collect();
+                return Some(m);
+            }
+            let values: Vec<f16> = parts.iter().flat_map(|p| p.half_rows()).collect();
+            return Some(Self::from_f16_rows(rows, first.cols, &values));
+        }
         Some(Self {
             packing: first.packing,
             rows: parts.iter().map(|p| p.rows).sum(),
@@ -153,16 +169,22 @@ impl QuantMatrix {
                 .iter()
                 .flat_map(|p| p.quants.iter().copied())
                 .collect(),
-            halves: parts
-                .iter()
-                .flat_map(|p| p.halves.iter().copied())
-                .collect(),
+            halves: Vec::new(),
         })
     }
 
     /// (rows, cols).
     pub fn dims(&self) -> (usize, usize) {
         (self.rows, self.cols)
+    }
+
+    /// The rows a product computes together (an F16 matrix's groups): threads sharing a
+    /// product split it at multiples of this.
+    pub(crate) fn row_granule(&self) -> usize {
+        match self.packing {
+            Packing::Half => half_rows::HALF_GROUP,
+            Packing::Nibbles | Packing::Bytes => 1,
+        }
     }
 
     /// The weights as f32 (rows × cols), for embedding lookups and tests.
@@ -295,8 +317,9 @@ impl QuantMatrix {
     /// Expands weight row `r` into `out` (cols values).
     fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         if self.packing == Packing::Half {
-            // `half` converts with F16C where the CPU has it.
-            half::slice::HalfFloatSliceExt::convert_to_f32_slice(self.half_row(r), out);
+            for (o, v) in out.iter_mut().zip(self.half_row(r)) {
+                *o = v.to_f32();
+            }
             return;
         }
         let blocks = self.cols / BLOCK;

@@ -1,19 +1,29 @@
-//! GGUF F16 weights in [`QuantMatrix`]: rows of IEEE half-precision values multiplied with f32
-//! activations in f32 (F16C converts eight weights at a time, FMA accumulates), so F16 files
+//! GGUF F16 weights in [`QuantMatrix`], multiplied with f32 activations in f32, so F16 files
 //! take the same products — and the fused decode step — as the block-quantized ones. The
 //! activations are not quantized: an F16 product is as exact as the weights.
 //!
-//! A decode step reads every weight once, so its speed is the memory's: each row is converted
-//! as it streams in, never expanded to f32 in memory. Long prompts (from
-//! [`DEQUANTIZED_GEMM_ROWS`] rows on) go through the dense f32 kernel, a group of rows widened at
-//! a time (`quantized_half_tiles.rs`), where the CPU has AVX-512F, and otherwise expand tiles to
-//! f32 for the gemm like the other packings.
+//! The values are repacked at load in groups of 64 rows, position by position: for every input
+//! position, the 64 rows' values side by side — the layout of the dense f32 kernel's weights
+//! (`dense_panels.rs`), in half precision. A long prompt widens a group with one F16C
+//! conversion per sixteen values and no transpose (`quantized_half_tiles.rs`; from the GGUF
+//! file's row order, the transpose cost sixteen permutes per sixteen values, ~6% of SmolLM2's
+//! prompt). A decode step streams the groups once, converting four vectors of sixteen per
+//! position as they arrive, 64 sums in lanes: no horizontal sums, no f32 copy in memory.
+//!
+//! Every output, whatever the number of activation rows, is its products added in position
+//! order from zero, each a fused multiply-add — the dense kernel's sums — so a prompt's last row
+//! and the decode step of the same row agree bit for bit, on every CPU.
+
+use std::ops::Range;
 
 use half::f16;
-use rayon::prelude::*;
 
 use super::{Packing, QuantMatrix, DEQUANTIZED_GEMM_ROWS};
 use crate::error::{Error, Result};
+use crate::nn::panel_tasks::panel_tasks;
+
+/// Weight rows per group of the packed layout.
+pub(super) const HALF_GROUP: usize = 64;
 
 impl QuantMatrix {
     /// A (rows × cols) matrix from the little-endian F16 values of a GGUF tensor.
@@ -24,91 +34,134 @@ impl QuantMatrix {
                 format!("{} bytes for {rows}×{cols} F16 values", data.len()),
             ));
         }
-        Ok(Self {
+        let values: Vec<f16> = data
+            .chunks_exact(2)
+            .map(|b| f16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        Ok(Self::from_f16_rows(rows, cols, &values))
+    }
+
+    /// A (rows × cols) F16 matrix from its values row by row.
+    pub(super) fn from_f16_rows(rows: usize, cols: usize, values: &[f16]) -> Self {
+        Self {
             packing: Packing::Half,
             rows,
             cols,
             scales: Vec::new(),
             mins: Vec::new(),
             quants: Vec::new(),
-            halves: data
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-        })
+            halves: pack_groups(values, rows, cols),
+        }
     }
 
-    /// Weight row `r` of an F16 matrix.
-    pub(super) fn half_row(&self, r: usize) -> &[f16] {
-        &self.halves[r * self.cols..(r + 1) * self.cols]
+    /// Weight rows `64g..64g + 64`, position by position (zero past the last row).
+    pub(super) fn half_group(&self, g: usize) -> &[f16] {
+        let len = self.cols * HALF_GROUP;
+        &self.halves[g * len..(g + 1) * len]
     }
 
-    /// Dot product of F16 weight row `r` with `x` (cols values); every F16 product of one
-    /// activation row goes through here, so shared and whole products agree bit for bit.
-    pub(super) fn half_dot(&self, r: usize, x: &[f32]) -> f32 {
-        dot(self.half_row(r), x)
+    /// The values of weight row `r`, in order.
+    pub(super) fn half_row(&self, r: usize) -> impl Iterator<Item = f16> + '_ {
+        let (group, lane) = (self.half_group(r / HALF_GROUP), r % HALF_GROUP);
+        group.iter().skip(lane).step_by(HALF_GROUP).copied()
+    }
+
+    /// The values of an F16 matrix row by row (to stack matrices whose rows do not fill
+    /// whole groups).
+    pub(super) fn half_rows(&self) -> Vec<f16> {
+        (0..self.rows).flat_map(|r| self.half_row(r)).collect()
+    }
+
+    /// Rows `rows` of `x · Wᵀ` for one activation row `x` (cols values): each group that holds
+    /// them once over `x`.
+    pub(super) fn half_dot_rows(&self, x: &[f32], rows: Range<usize>) -> Vec<f32> {
+        let mut out = Vec::with_capacity(rows.len());
+        if rows.is_empty() {
+            return out;
+        }
+        let mut sums = [0f32; HALF_GROUP];
+        for g in rows.start / HALF_GROUP..rows.end.div_ceil(HALF_GROUP) {
+            group_sums(self.half_group(g), x, &mut sums);
+            let first = g * HALF_GROUP;
+            let wanted = rows.start.max(first) - first..rows.end.min(first + HALF_GROUP) - first;
+            out.extend_from_slice(&sums[wanted]);
+        }
+        out
     }
 
     /// `x · Wᵀ` for an F16 matrix and `values` holding whole rows of `cols` values.
     pub(super) fn half_matmul_rows(&self, values: &[f32]) -> Vec<f32> {
         let cols = self.cols.max(1);
         let m = values.len() / cols;
-        if m >= DEQUANTIZED_GEMM_ROWS {
-            return match self.half_matmul_tiles(values, m) {
-                Some(out) => out,
-                None => self.matmul_dequantized(values, m),
-            };
-        }
-        // Tasks own a range of weight rows, each read once for every activation row.
-        let tasks = 2 * rayon::current_num_threads();
-        let rows_per_task = self.rows.div_ceil(tasks).max(8);
-        let tiles: Vec<(usize, Vec<f32>)> = (0..self.rows)
-            .step_by(rows_per_task)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|start| {
-                let end = (start + rows_per_task).min(self.rows);
-                let mut tile = Vec::with_capacity((end - start) * m);
-                for r in start..end {
-                    tile.extend(values.chunks_exact(cols).map(|x| self.half_dot(r, x)));
-                }
-                (start, tile)
-            })
-            .collect();
-        let mut out = vec![0f32; m * self.rows];
-        for (start, tile) in tiles {
-            for (r, products) in tile.chunks_exact(m.max(1)).enumerate() {
-                for (i, p) in products.iter().enumerate() {
-                    out[i * self.rows + start + r] = *p;
-                }
+        if m > 1 {
+            if let Some(out) = self.half_matmul_tiles(values, m) {
+                return out;
+            }
+            if m >= DEQUANTIZED_GEMM_ROWS {
+                return self.matmul_dequantized(values, m);
             }
         }
-        out
+        // Tasks own groups of weight rows, each read once for every activation row.
+        let parallel = m * self.rows * cols > crate::nn::linear::PARALLEL_WORK;
+        panel_tasks(self.rows, m, HALF_GROUP, parallel, |first, n, part| {
+            let mut sums = [0f32; HALF_GROUP];
+            for top in (first..first + n).step_by(HALF_GROUP) {
+                let width = HALF_GROUP.min(first + n - top);
+                for (i, x) in values.chunks_exact(cols).enumerate() {
+                    group_sums(self.half_group(top / HALF_GROUP), x, &mut sums);
+                    part.write(i, top - first, sums[..width].iter().copied());
+                }
+            }
+        })
     }
 }
 
-/// Σ w[i]·x[i], on F16C + FMA where the CPU has them.
-fn dot(w: &[f16], x: &[f32]) -> f32 {
-    debug_assert_eq!(w.len(), x.len());
+/// `values` (rows × cols, row by row) in groups of 64 rows, position by position: row
+/// `64g + j`'s position `k` at `(g·cols + k)·64 + j`; zero past the last row.
+fn pack_groups(values: &[f16], rows: usize, cols: usize) -> Vec<f16> {
+    use rayon::prelude::*;
+    let mut out = vec![f16::ZERO; rows.div_ceil(HALF_GROUP) * cols * HALF_GROUP];
+    out.par_chunks_mut((cols * HALF_GROUP).max(1))
+        .enumerate()
+        .for_each(|(g, group)| {
+            for j in 0..HALF_GROUP.min(rows - g * HALF_GROUP) {
+                let row = &values[(g * HALF_GROUP + j) * cols..][..cols];
+                for (position, &v) in group.chunks_exact_mut(HALF_GROUP).zip(row) {
+                    position[j] = v;
+                }
+            }
+        });
+    out
+}
+
+/// The 64 sums of a packed `group` (cols positions of 64 rows) over `x`: each row's products
+/// added in position order from zero, fused — with AVX-512F or AVX2, FMA and F16C where the
+/// CPU has them, the same bits either way.
+fn group_sums(group: &[f16], x: &[f32], sums: &mut [f32; HALF_GROUP]) {
+    let cols = group.len() / HALF_GROUP;
+    assert!(
+        x.len() >= cols,
+        "{} activations for {cols} positions",
+        x.len()
+    );
     #[cfg(target_arch = "x86_64")]
     {
-        if f16c() {
-            // SAFETY: AVX2, FMA and F16C are present (checked); both slices hold w.len() values.
-            return unsafe { x86::dot(w, x) };
+        if crate::nn::panel_tasks::has_avx512f() {
+            // SAFETY: AVX-512F is present (checked); the group holds `cols` positions of 64
+            // and `x` at least `cols` values (asserted).
+            return unsafe { x86::group_sums_zmm(group, x, sums) };
+        }
+        if super::avx2() {
+            // SAFETY: AVX2, FMA and F16C are present (checked); extents as above.
+            return unsafe { x86::group_sums_ymm(group, x, sums) };
         }
     }
-    dot_portable(w, x)
-}
-
-fn dot_portable(w: &[f16], x: &[f32]) -> f32 {
-    w.iter().zip(x).map(|(w, x)| w.to_f32() * x).sum()
-}
-
-/// F16C (with AVX2 and FMA).
-#[cfg(target_arch = "x86_64")]
-fn f16c() -> bool {
-    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DETECTED.get_or_init(|| super::avx2() && std::is_x86_feature_detected!("f16c"))
+    *sums = [0.0; HALF_GROUP];
+    for (position, &value) in group.chunks_exact(HALF_GROUP).zip(x) {
+        for (sum, w) in sums.iter_mut().zip(position) {
+            *sum = w.to_f32().mul_add(value, *sum);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -117,35 +170,48 @@ mod x86 {
 
     use half::f16;
 
-    /// Σ w[i]·x[i]: 32 values per pass into four accumulators, then the rest one by one.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot(w: &[f16], x: &[f32]) -> f32 {
-        let n = w.len().min(x.len());
-        let (wp, xp) = (w.as_ptr() as *const __m128i, x.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 32 <= n {
-            for (j, a) in acc.iter_mut().enumerate() {
-                let at = i + 8 * j;
-                let weights = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(at / 8)));
-                *a = _mm256_fmadd_ps(weights, _mm256_loadu_ps(xp.add(at)), *a);
+    use super::HALF_GROUP;
+
+    /// [`super::group_sums`] in four 16-lane sums.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `group` holds whole positions of 64 and `x` one value per position.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn group_sums_zmm(group: &[f16], x: &[f32], sums: &mut [f32; HALF_GROUP]) {
+        let cols = group.len() / HALF_GROUP;
+        let (w, xp) = (group.as_ptr() as *const __m256i, x.as_ptr());
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for k in 0..cols {
+            let value = _mm512_set1_ps(*xp.add(k));
+            for (v, a) in acc.iter_mut().enumerate() {
+                let weights = _mm512_cvtph_ps(_mm256_loadu_si256(w.add(4 * k + v)));
+                *a = _mm512_fmadd_ps(weights, value, *a);
             }
-            i += 32;
         }
-        while i + 8 <= n {
-            let weights = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(i / 8)));
-            acc[0] = _mm256_fmadd_ps(weights, _mm256_loadu_ps(xp.add(i)), acc[0]);
-            i += 8;
+        for (v, a) in acc.into_iter().enumerate() {
+            _mm512_storeu_ps(sums.as_mut_ptr().add(16 * v), a);
         }
-        let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let mut sum = _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
-        while i < n {
-            sum += w[i].to_f32() * x[i];
-            i += 1;
+    }
+
+    /// [`super::group_sums`] in eight 8-lane sums.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; extents as for [`group_sums_zmm`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn group_sums_ymm(group: &[f16], x: &[f32], sums: &mut [f32; HALF_GROUP]) {
+        let cols = group.len() / HALF_GROUP;
+        let (w, xp) = (group.as_ptr() as *const __m128i, x.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for k in 0..cols {
+            let value = _mm256_set1_ps(*xp.add(k));
+            for (v, a) in acc.iter_mut().enumerate() {
+                let weights = _mm256_cvtph_ps(_mm_loadu_si128(w.add(8 * k + v)));
+                *a = _mm256_fmadd_ps(weights, value, *a);
+            }
         }
-        sum
+        for (v, a) in acc.into_iter().enumerate() {
+            _mm256_storeu_ps(sums.as_mut_ptr().add(8 * v), a);
+        }
     }
 }
 
@@ -155,7 +221,7 @@ mod tests {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
-    /// An F16 matrix of (rows × cols) made the way a GGUF file holds one.
+    /// An F16 matrix of (rows × cols) made the way a GGUF file holds one, and its values.
     fn matrix(rows: usize, cols: usize) -> (QuantMatrix, Vec<f32>) {
         let values: Vec<f32> = (0..rows * cols)
             .map(|i| (i as f32 * 0.37).sin() * 0.8)
@@ -174,44 +240,55 @@ mod tests {
     }
 
     #[test]
-    fn f16_products_equal_the_f32_product_of_the_same_weights() {
-        // 100 columns: three passes of 32, a pass of 8 and a tail of 4.
-        let (rows, cols) = (24, 100);
+    fn every_f16_product_adds_each_outputs_products_in_position_order() {
+        // 70 rows: a group and six rows of the next (padding past them); 1 and 3 activation
+        // rows take the group sums, 70 the widened groups (with AVX-512F; else the gemm, whose
+        // order differs: compared to f32 rounding there).
+        let (rows, cols) = (70, 100);
         let (m, w) = matrix(rows, cols);
         assert_eq!(m.dequantize(), w);
-        // 3 rows take the row kernels, 70 the widened groups (with AVX-512F; else the gemm).
+        let exact_kernels = crate::nn::panel_tasks::has_avx512f();
         for n in [1, 3, 70] {
             let x: Vec<f32> = (0..n * cols).map(|i| (i as f32 * 0.11).cos()).collect();
             let got = m.matmul_rows(&x);
             for i in 0..n {
                 for r in 0..rows {
-                    let exact: f32 = (0..cols).map(|c| x[i * cols + c] * w[r * cols + c]).sum();
+                    let expected = (0..cols)
+                        .fold(0f32, |acc, c| w[r * cols + c].mul_add(x[i * cols + c], acc));
                     let g = got[i * rows + r];
-                    let close = (g - exact).abs() <= 1e-5 * exact.abs().max(1.0);
-                    assert!(close, "{n} rows, ({i}, {r}): {g} vs {exact}");
+                    if n < DEQUANTIZED_GEMM_ROWS || exact_kernels {
+                        assert_eq!(g.to_bits(), expected.to_bits(), "{n} rows, ({i}, {r})");
+                    } else {
+                        let close = (g - expected).abs() <= 1e-5 * expected.abs().max(1.0);
+                        assert!(close, "{n} rows, ({i}, {r}): {g} vs {expected}");
+                    }
                 }
             }
         }
     }
 
     #[test]
-    fn f16_kernel_agrees_with_the_portable_dot_and_shared_products_with_the_whole() {
-        let (rows, cols) = (19, 576);
-        let (m, _) = matrix(rows, cols);
+    fn shared_f16_products_equal_the_whole_and_stacking_keeps_rows() {
+        let (rows, cols) = (150, 96);
+        let (m, w) = matrix(rows, cols);
         let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
-        for r in 0..rows {
-            let (a, b) = (m.half_dot(r, &x), dot_portable(m.half_row(r), &x));
-            // Sums of 576 terms in another order: equal to f32 rounding.
-            assert!(
-                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                "row {r}: {a} vs {b}"
-            );
-        }
         let whole = m.matmul_rows(&x);
         let input = m.quantize_input(&x);
         let mut parts = m.dot_rows(&input, 0..7);
-        parts.extend(m.dot_rows(&input, 7..rows));
+        parts.extend(m.dot_rows(&input, 7..100));
+        parts.extend(m.dot_rows(&input, 100..rows));
         assert_eq!(parts, whole);
+        // Stacked with a matrix that ends inside a group, then with one of whole groups.
+        let (small, small_w) = matrix(5, cols);
+        let stacked = QuantMatrix::stack(&[&m, &small, &m]).unwrap();
+        let expected: Vec<f32> = [&w[..], &small_w[..], &w[..]].concat();
+        assert_eq!(stacked.dequantize(), expected);
+        let (whole_groups, _) = matrix(128, cols);
+        let stacked = QuantMatrix::stack(&[&whole_groups, &whole_groups]).unwrap();
+        assert_eq!(
+            stacked.dequantize()[128 * cols..],
+            whole_groups.dequantize()[..]
+        );
     }
 
     #[test]

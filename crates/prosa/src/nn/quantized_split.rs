@@ -33,7 +33,7 @@ impl QuantMatrix {
     /// Rows `rows` of `x · Wᵀ`, for an input this matrix (or one of its packing) prepared.
     pub(crate) fn dot_rows(&self, x: &QuantizedInput, rows: Range<usize>) -> Vec<f32> {
         match &x.0 {
-            Prepared::Floats(x) => rows.map(|r| self.half_dot(r, x)).collect(),
+            Prepared::Floats(x) => self.half_dot_rows(x, rows),
             Prepared::Blocks(x) => {
                 let blocks = self.cols / BLOCK;
                 self.rows_dot(rows, x, blocks)
