@@ -29,6 +29,9 @@ pub(super) struct HeadBlock<'a> {
 #[derive(Default)]
 pub(super) struct Buffers {
     keys_t: Vec<f32>,
+    /// Where the keys in `keys_t` came from (first key's address, keys, row stride, head
+    /// width): the query heads of a group read the same keys, transposed once.
+    keys_from: Option<(usize, usize, usize, usize)>,
     scores: Vec<f32>,
 }
 
@@ -63,14 +66,18 @@ pub(super) fn attend_head(
     assert!(h.v.len() >= (keys - 1) * h.kv_row + d);
     assert!(h.q.len() >= (rows - 1) * h.q_row + d);
     // Key j's value c at c·padded + j; keys past the last are 0.
+    let source = (h.k.as_ptr() as usize, keys, h.kv_row, d);
     let keys_t = &mut buffers.keys_t;
-    keys_t.clear();
-    keys_t.resize(d * padded, 0.0);
-    for j in 0..keys {
-        let key = &h.k[j * h.kv_row..j * h.kv_row + d];
-        for (c, &value) in key.iter().enumerate() {
-            keys_t[c * padded + j] = value;
+    if buffers.keys_from != Some(source) {
+        keys_t.clear();
+        keys_t.resize(d * padded, 0.0);
+        for j in 0..keys {
+            let key = &h.k[j * h.kv_row..j * h.kv_row + d];
+            for (c, &value) in key.iter().enumerate() {
+                keys_t[c * padded + j] = value;
+            }
         }
+        buffers.keys_from = Some(source);
     }
     buffers.scores.resize(ROWS * padded, 0.0);
     #[cfg(target_arch = "x86_64")]
@@ -135,8 +142,11 @@ mod x86 {
         for first in (0..rows).step_by(ROWS) {
             let r = ROWS.min(rows - first);
             let q = h.q.as_ptr().add(first * h.q_row);
-            for at in (0..padded).step_by(16 * VECTORS) {
-                let n = ((padded - at) / 16).min(VECTORS);
+            // Causal: no row of these sees keys past the last row's; their scores are not made.
+            let seen = seen_by(first + r - 1);
+            let span = seen.div_ceil(16) * 16;
+            for at in (0..span).step_by(16 * VECTORS) {
+                let n = ((span - at) / 16).min(VECTORS);
                 // Scores: each row's query values against the transposed keys.
                 let sums = Broadcast {
                     weights: q,
@@ -150,10 +160,9 @@ mod x86 {
                 dispatch!(r, n, broadcast_sums(sums));
             }
             for (i, row) in scores.chunks_exact_mut(padded).take(r).enumerate() {
-                softmax(row, h.bias, h.scale, seen_by(first + i));
+                softmax(&mut row[..span], h.bias, h.scale, seen_by(first + i));
             }
             // Mixing: the weights of keys past the last row's `seen` are 0 for every row.
-            let seen = seen_by(first + r - 1);
             let o = out.as_mut_ptr().add(first * out_row);
             for at in (0..d).step_by(16 * VECTORS) {
                 let n = ((d - at) / 16).min(VECTORS);

@@ -212,17 +212,30 @@ fn attend(s: &Shape, x: &Inputs, scale: f32, out: &mut [f32]) {
         return;
     }
     // Enough tasks for the pool even for one sequence: blocks of queries within a sequence.
+    // A causal block's work grows with its position, so causal passes cut finer and hand out
+    // the last (largest) blocks first: the small ones even out the threads at the end.
     let threads = rayon::current_num_threads().max(1);
-    let blocks_per_sequence = (2 * threads).div_ceil(s.batch).max(1);
+    let per_thread = if s.causal_offset.is_some() { 4 } else { 2 };
+    let blocks_per_sequence = (per_thread * threads).div_ceil(s.batch).max(1);
     let block = s.queries.div_ceil(blocks_per_sequence).max(1);
     let blocks = s.queries.div_ceil(block);
-    // Task `t`: block `t % blocks` of sequence `t / blocks`, rows of `out` in that order.
+    // Task `t`: block `t % blocks` of sequence `t / blocks` (counted from the last block when
+    // causal), rows of `out` in that order.
     let mut parts: Vec<&mut [f32]> = out
         .chunks_mut(s.queries * width)
-        .flat_map(|out_b| out_b.chunks_mut(block * width))
+        .flat_map(|out_b| {
+            let mut blocks: Vec<&mut [f32]> = out_b.chunks_mut(block * width).collect();
+            if s.causal_offset.is_some() {
+                blocks.reverse();
+            }
+            blocks
+        })
         .collect();
     spin_pool::for_each_chunk_mut(&mut parts, 1, |t, part| {
-        let (b, i) = (t / blocks, t % blocks);
+        let (b, mut i) = (t / blocks, t % blocks);
+        if s.causal_offset.is_some() {
+            i = blocks - 1 - i;
+        }
         attend_block(s, x, scale, b, i * block, &mut *part[0]);
     });
 }
