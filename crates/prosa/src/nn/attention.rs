@@ -318,14 +318,15 @@ impl MultiHeadAttention {
         let (h, kvh, dh) = (self.heads, self.kv_heads, self.head_dim);
         // Inference: each of the three split (and rotated) in one pass from where the
         // projection wrote it.
-        let split = |all: &Tensor, first, heads, rotary| {
-            super::head_split::split_heads(all, first, heads, dh, rotary)
+        let rotation = rotary.map(|r| (r.cos, r.sin, r.style));
+        let split = |all: &Tensor, first, heads, rotation| {
+            super::head_split::split_heads(all, first, heads, dh, rotation)
         };
         let (q, k, v) = match &self.qkv {
             Qkv::Fused(p) => {
                 let all = p.forward(x)?;
-                let q = split(&all, 0, h, rotary)?;
-                let k = split(&all, h * dh, kvh, rotary)?;
+                let q = split(&all, 0, h, rotation)?;
+                let k = split(&all, h * dh, kvh, rotation)?;
                 let v = split(&all, (h + kvh) * dh, kvh, None)?;
                 if let (Some(q), Some(k), Some(v)) = (q, k, v) {
                     return Ok((q, k, v));
@@ -338,8 +339,8 @@ impl MultiHeadAttention {
             }
             Qkv::Separate { q, k, v } => {
                 let (q, k, v) = (q.forward(x)?, k.forward(x)?, v.forward(x)?);
-                let split_q = split(&q, 0, h, rotary)?;
-                let split_k = split(&k, 0, kvh, rotary)?;
+                let split_q = split(&q, 0, h, rotation)?;
+                let split_k = split(&k, 0, kvh, rotation)?;
                 let split_v = split(&v, 0, kvh, None)?;
                 if let (Some(q), Some(k), Some(v)) = (split_q, split_k, split_v) {
                     return Ok((q, k, v));

@@ -8,11 +8,14 @@
 
 use candle_core::{DType, Tensor};
 
-use super::attention::Rotary;
 use super::gemm::with_f32;
-use super::rope::rotate_head;
+use super::rope::{rotate_head, RopeStyle};
 use super::{spin_pool, uninit};
 use crate::error::{Error, Result};
+
+/// How heads are rotated: the cosines and sines, (seq, d/2) or (batch, seq, d/2), and the
+/// channel pairing.
+pub(crate) type Rotation<'a> = (&'a Tensor, &'a Tensor, RopeStyle);
 
 /// Columns `first..first + heads·d` of `all` (batch, seq, width) as heads (batch, heads, seq,
 /// d), each position's head rotated by `rotary`'s angles when given. `None` where a gradient is
@@ -23,10 +26,10 @@ pub(crate) fn split_heads(
     first: usize,
     heads: usize,
     d: usize,
-    rotary: Option<&Rotary>,
+    rotary: Option<Rotation>,
 ) -> Result<Option<Tensor>> {
     let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
-    let tables_f32 = rotary.is_none_or(|r| f32_cpu(r.cos) && f32_cpu(r.sin));
+    let tables_f32 = rotary.is_none_or(|(cos, sin, _)| f32_cpu(cos) && f32_cpu(sin));
     if all.track_op() || !f32_cpu(all) || !tables_f32 || d == 0 {
         return Ok(None);
     }
@@ -38,7 +41,7 @@ pub(crate) fn split_heads(
         ));
     }
     let empty = Tensor::zeros(0, DType::F32, all.device())?;
-    let (cos, sin) = rotary.map_or((&empty, &empty), |r| (r.cos, r.sin));
+    let (cos, sin) = rotary.map_or((&empty, &empty), |(cos, sin, _)| (cos, sin));
     let split = with_f32(all, |values| {
         with_f32(cos, |cos| {
             with_f32(sin, |sin| {
@@ -66,10 +69,10 @@ pub(crate) fn split_heads(
                         let at = (b * seq + p) * width + first + h * d;
                         let source = &values[at..at + d];
                         match rotary {
-                            Some(r) => {
+                            Some((_, _, style)) => {
                                 let angles = table + p * half..table + (p + 1) * half;
                                 let (c, s) = (&cos[angles.clone()], &sin[angles]);
-                                rotate_head(source, c, s, r.style, 1.0, &mut rotated);
+                                rotate_head(source, c, s, style, 1.0, &mut rotated);
                                 uninit::write(row, rotated.iter().copied());
                             }
                             None => uninit::write(row, source.iter().copied()),
@@ -94,7 +97,6 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use super::split_heads;
-    use crate::nn::attention::Rotary;
     use crate::nn::rope::{rope, rope_tables, RopeStyle};
 
     fn bits(t: &Tensor) -> Vec<u32> {
@@ -120,12 +122,8 @@ mod tests {
             .contiguous()
             .unwrap();
         for style in [RopeStyle::Half, RopeStyle::Interleaved] {
-            let rotary = Rotary {
-                cos: &cos,
-                sin: &sin,
-                style,
-            };
-            let got = split_heads(&all, first, heads, d, Some(&rotary))
+            let rotary = (&cos, &sin, style);
+            let got = split_heads(&all, first, heads, d, Some(rotary))
                 .unwrap()
                 .unwrap();
             let expected = rope(&composed, &cos, &sin, style).unwrap();
