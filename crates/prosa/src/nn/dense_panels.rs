@@ -28,6 +28,7 @@
 //! ([`candle_core::variable_writes`]: optimizer steps, loading a checkpoint), so evaluating
 //! between training steps repacks once per evaluation.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{Tensor, TensorId};
@@ -255,40 +256,77 @@ fn rows_over_group(
     }
 }
 
+/// Input positions per span of a group filled by [`product_of_groups`] when a whole group would
+/// crowd the rows out of L2 (inputs past twice this: Llama's down projection, 1,536 × 64 f32
+/// values, 384 KiB, beside 128 rows of 1,536 activations, 768 KiB).
+const FILLED_SPAN: usize = 512;
+
 /// `x · Wᵀ` for `m` rows of `x` (row-major, `inputs` wide) and a weight of `outputs` rows held
-/// in another form, which `fill(first, group)` hands over one group of 64 outputs at a time,
-/// packed as this module packs a dense weight (output `first + j`'s input `k` at `k·64 + j`;
-/// zero past `outputs`), reading the memory `source(first, end)` names for outputs
-/// `first..end` (prefetched while the group before is multiplied). Each task fills a group once
-/// and passes every row over it, so each output is the same sum, in the same order, as the
-/// kept packed weight gives. `None` where the CPU lacks the kernel.
+/// in another form, which `fill(first, positions, span)` hands over one group of 64 outputs at
+/// a time, a span of its input positions at a time, packed as this module packs a dense weight
+/// (output `first + j`'s input `positions.start + k` at `k·64 + j`; zero past `outputs`),
+/// reading the memory `source(first, end)` names for outputs `first..end` (prefetched while
+/// the group before is multiplied). Each task fills each span of a group once and passes every
+/// row over it, the sums carried from span to span, so each output is the same sum, in the
+/// same order, as the kept packed weight gives. `None` where the CPU lacks the kernel.
 pub(crate) fn product_of_groups<'w>(
     outputs: usize,
     inputs: usize,
     x: &[f32],
     m: usize,
-    fill: impl Fn(usize, &mut [f32]) + Sync,
+    fill: impl Fn(usize, Range<usize>, &mut [f32]) + Sync,
     source: impl Fn(usize, usize) -> &'w [u8] + Sync,
 ) -> Option<Vec<f32>> {
     let pass = pass_kernel()?;
+    let span = if inputs > 2 * FILLED_SPAN {
+        FILLED_SPAN
+    } else {
+        inputs.max(1)
+    };
     Some(balanced_panel_tasks(
         outputs,
         m,
         GROUP,
         |start, n, rows, part| {
-            // Recycled: `fill` writes every value.
-            let mut group = Scratch::take(inputs * GROUP);
+            // Recycled: `fill` writes every value of its span.
+            let mut group = Scratch::take(span * GROUP);
+            let mut lanes = vec![[0f32; GROUP]; rows.len()];
+            let per_pass = rows_per_pass(rows.len());
+            let shares = rows.len().div_ceil(per_pass);
             let end = start + n;
             for first in (start..end).step_by(GROUP) {
-                fill(first, &mut group);
-                let at = GroupAt {
-                    first,
-                    width: GROUP.min(end - first),
-                    column: first - start,
-                };
-                let next = (first + GROUP).min(end);
-                let ahead = source(next, (next + GROUP).min(end));
-                rows_over_group(pass, &group, x, inputs, rows.clone(), at, None, ahead, part);
+                let width = GROUP.min(end - first);
+                for at in (0..inputs).step_by(span) {
+                    let steps = span.min(inputs - at);
+                    let weights = &mut group[..steps * GROUP];
+                    fill(first, at..at + steps, weights);
+                    // What the group's next span, or the next group, is read from.
+                    let ahead = if at + steps < inputs {
+                        let group = source(first, width + first);
+                        let per_position = group.len() / inputs;
+                        let next = at + steps..(at + 2 * steps).min(inputs);
+                        &group[next.start * per_position..next.end * per_position]
+                    } else {
+                        let next = (first + GROUP).min(end);
+                        source(next, (next + GROUP).min(end))
+                    };
+                    for (share, i) in rows.clone().step_by(per_pass).enumerate() {
+                        let count = per_pass.min(rows.end - i);
+                        let xs = &x[i * inputs + at..(i + count - 1) * inputs + at + steps];
+                        let sums = &mut lanes[i - rows.start..][..count];
+                        let prefetch = Prefetch {
+                            ahead,
+                            share,
+                            shares,
+                        };
+                        pass(weights, xs, inputs, sums, at == 0, prefetch);
+                    }
+                }
+                vectorized(|| {
+                    for (i, sums) in rows.clone().zip(&lanes) {
+                        write_sums(part, i, first - start, &sums[..width], None);
+                    }
+                });
             }
         },
     ))

@@ -10,6 +10,8 @@
 //! Needs AVX-512F; elsewhere [`QuantMatrix::half_matmul_tiles`] answers `None` and the caller
 //! expands tiles to f32 for the gemm.
 
+use std::ops::Range;
+
 use super::half_rows::HALF_GROUP;
 use super::QuantMatrix;
 use crate::nn::dense_panels::product_of_groups;
@@ -18,8 +20,13 @@ impl QuantMatrix {
     /// `x · Wᵀ` for `m` rows of `x` and an F16 matrix through the dense kernel, or `None`
     /// where the CPU lacks AVX-512F.
     pub(super) fn half_matmul_tiles(&self, x: &[f32], m: usize) -> Option<Vec<f32>> {
-        let fill =
-            |first: usize, group: &mut [f32]| widen(self.half_group(first / HALF_GROUP), group);
+        let fill = |first: usize, positions: Range<usize>, span: &mut [f32]| {
+            let group = self.half_group(first / HALF_GROUP);
+            widen(
+                &group[positions.start * HALF_GROUP..positions.end * HALF_GROUP],
+                span,
+            )
+        };
         let source = |first: usize, end: usize| {
             let len = self.cols * HALF_GROUP;
             let groups = first / HALF_GROUP..end.div_ceil(HALF_GROUP);
@@ -72,9 +79,9 @@ mod tests {
 
     #[test]
     fn f16_prompt_products_add_each_outputs_products_in_position_order() {
-        // 70 and 130 rows end inside a group and inside a sixteen-row block; 100 positions end
-        // with a tail of four past the widened blocks.
-        for (rows, cols, m) in [(70, 100, 13), (130, 576, 70)] {
+        // 70 and 130 rows end inside a group; 1,100 positions are filled in spans (512, 512,
+        // 76), the sums carried from span to span.
+        for (rows, cols, m) in [(70, 100, 13), (130, 576, 70), (70, 1100, 13)] {
             let bytes: Vec<u8> = (0..rows * cols)
                 .flat_map(|i| f16::from_f32((i as f32 * 0.37).sin() * 0.8).to_le_bytes())
                 .collect();
