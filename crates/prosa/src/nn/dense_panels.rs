@@ -205,7 +205,7 @@ impl DensePanels {
                         column: first - start,
                     };
                     let rows = rows.clone();
-                    rows_over_group(pass, group, x, inputs, rows, at, bias, &[], part);
+                    rows_over_group(pass, group, x, inputs, rows, at, bias, part);
                 }
             }
         })
@@ -221,32 +221,29 @@ struct GroupAt {
 }
 
 /// Rows `rows` of `x` (`inputs` wide) against one packed `group`, in equal passes of at most
-/// [`PASS`], each pass's sums (plus `bias`) written to the task's output at once; the passes
-/// share out prefetching `ahead` (what the next group will be made from) into L2.
+/// [`PASS`], each pass's sums (plus `bias`) written to the task's output at once.
 #[allow(clippy::too_many_arguments)]
 fn rows_over_group(
     pass: PassKernel,
     group: &[f32],
     x: &[f32],
     inputs: usize,
-    rows: std::ops::Range<usize>,
+    rows: Range<usize>,
     at: GroupAt,
     bias: Option<&[f32]>,
-    ahead: &[u8],
     part: &mut TaskOutput,
 ) {
     let mut lanes = [[0f32; GROUP]; PASS];
     let per_pass = rows_per_pass(rows.len());
-    let shares = rows.len().div_ceil(per_pass);
-    for (share, i) in rows.clone().step_by(per_pass).enumerate() {
+    for i in rows.clone().step_by(per_pass) {
         let count = per_pass.min(rows.end - i);
         let xs = &x[i * inputs..(i + count) * inputs];
-        let prefetch = Prefetch {
-            ahead,
-            share,
-            shares,
+        let nothing = Prefetch {
+            ahead: &[],
+            share: 0,
+            shares: 1,
         };
-        pass(group, xs, inputs, &mut lanes[..count], true, prefetch);
+        pass(group, xs, inputs, &mut lanes[..count], true, nothing);
         vectorized(|| {
             for (j, sums) in lanes[..count].iter().enumerate() {
                 let bias = bias.map(|b| &b[at.first..]);
