@@ -143,41 +143,23 @@ impl DensePanels {
         let inputs = self.inputs;
         panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
             let mut lanes = vec![[0f32; GROUP]; m];
-            let per_pass = rows_per_pass(m);
-            let passes = m.div_ceil(per_pass);
             // The task's groups lie one after another: a span's successor is the next span.
             let task_end = (start + n).div_ceil(GROUP) * GROUP * inputs;
             for first in (start..start + n).step_by(GROUP) {
-                let width = GROUP.min(start + n - first);
                 for span in (0..inputs).step_by(span_len) {
                     let steps = span_len.min(inputs - span);
                     let at = first * inputs + span * GROUP;
                     let weights = &self.data[at..at + steps * GROUP];
                     let next = (at + steps * GROUP).min(task_end);
                     let ahead = f32_bytes(&self.data[next..task_end.min(next + steps * GROUP)]);
-                    for (share, i) in (0..m).step_by(per_pass).enumerate() {
-                        let count = per_pass.min(m - i);
-                        let rows = &x[i * inputs + span..(i + count - 1) * inputs + span + steps];
-                        let prefetch = Prefetch {
-                            ahead,
-                            share,
-                            shares: passes,
-                        };
-                        let sums = &mut lanes[i..i + count];
-                        pass(weights, rows, inputs, sums, span == 0, prefetch);
-                    }
+                    span_passes(pass, weights, x, inputs, 0..m, span, &mut lanes, ahead);
                 }
-                vectorized(|| {
-                    for (i, sums) in lanes.iter().enumerate() {
-                        write_sums(
-                            part,
-                            i,
-                            first - start,
-                            &sums[..width],
-                            bias.map(|b| &b[first..]),
-                        );
-                    }
-                });
+                let at = GroupAt {
+                    first,
+                    width: GROUP.min(start + n - first),
+                    column: first - start,
+                };
+                write_group(part, 0..m, &lanes, at, bias);
             }
         })
     }
@@ -238,19 +220,57 @@ fn rows_over_group(
     for i in rows.clone().step_by(per_pass) {
         let count = per_pass.min(rows.end - i);
         let xs = &x[i * inputs..(i + count) * inputs];
-        let nothing = Prefetch {
-            ahead: &[],
-            share: 0,
-            shares: 1,
-        };
-        pass(group, xs, inputs, &mut lanes[..count], true, nothing);
-        vectorized(|| {
-            for (j, sums) in lanes[..count].iter().enumerate() {
-                let bias = bias.map(|b| &b[at.first..]);
-                write_sums(part, i + j, at.column, &sums[..at.width], bias);
-            }
-        });
+        pass(group, xs, inputs, &mut lanes[..count], true, Prefetch::NONE);
+        write_group(part, i..i + count, &lanes[..count], at, bias);
     }
+}
+
+/// Rows `rows` of `x` (`inputs` wide) over a group's input positions `at..at + steps`
+/// (`weights`, `steps × 64`), in equal passes of at most [`PASS`], each adding its rows' products
+/// to their sums in `lanes` (`lanes[j]`: row `rows.start + j`; from zero at the group's first
+/// span), the passes sharing out prefetching `ahead` into L2.
+#[allow(clippy::too_many_arguments)]
+fn span_passes(
+    pass: PassKernel,
+    weights: &[f32],
+    x: &[f32],
+    inputs: usize,
+    rows: Range<usize>,
+    at: usize,
+    lanes: &mut [[f32; GROUP]],
+    ahead: &[u8],
+) {
+    let steps = weights.len() / GROUP;
+    let per_pass = rows_per_pass(rows.len());
+    let shares = rows.len().div_ceil(per_pass);
+    for (share, i) in rows.clone().step_by(per_pass).enumerate() {
+        let count = per_pass.min(rows.end - i);
+        let xs = &x[i * inputs + at..(i + count - 1) * inputs + at + steps];
+        let sums = &mut lanes[i - rows.start..][..count];
+        let prefetch = Prefetch {
+            ahead,
+            share,
+            shares,
+        };
+        pass(weights, xs, inputs, sums, at == 0, prefetch);
+    }
+}
+
+/// A group's sums for rows `rows` (`lanes[j]`: row `rows.start + j`) written to the task's
+/// output `at`, each plus its `bias`.
+fn write_group(
+    part: &mut TaskOutput,
+    rows: Range<usize>,
+    lanes: &[[f32; GROUP]],
+    at: GroupAt,
+    bias: Option<&[f32]>,
+) {
+    vectorized(|| {
+        for (i, sums) in rows.zip(lanes) {
+            let bias = bias.map(|b| &b[at.first..]);
+            write_sums(part, i, at.column, &sums[..at.width], bias);
+        }
+    });
 }
 
 /// Input positions per span of a group filled by [`product_of_groups`] when a whole group would
@@ -288,8 +308,6 @@ pub(crate) fn product_of_groups<'w>(
             // Recycled: `fill` writes every value of its span.
             let mut group = Scratch::take(span * GROUP);
             let mut lanes = vec![[0f32; GROUP]; rows.len()];
-            let per_pass = rows_per_pass(rows.len());
-            let shares = rows.len().div_ceil(per_pass);
             let end = start + n;
             for first in (start..end).step_by(GROUP) {
                 let width = GROUP.min(end - first);
@@ -307,23 +325,23 @@ pub(crate) fn product_of_groups<'w>(
                         let next = (first + GROUP).min(end);
                         source(next, (next + GROUP).min(end))
                     };
-                    for (share, i) in rows.clone().step_by(per_pass).enumerate() {
-                        let count = per_pass.min(rows.end - i);
-                        let xs = &x[i * inputs + at..(i + count - 1) * inputs + at + steps];
-                        let sums = &mut lanes[i - rows.start..][..count];
-                        let prefetch = Prefetch {
-                            ahead,
-                            share,
-                            shares,
-                        };
-                        pass(weights, xs, inputs, sums, at == 0, prefetch);
-                    }
+                    span_passes(
+                        pass,
+                        weights,
+                        x,
+                        inputs,
+                        rows.clone(),
+                        at,
+                        &mut lanes,
+                        ahead,
+                    );
                 }
-                vectorized(|| {
-                    for (i, sums) in rows.clone().zip(&lanes) {
-                        write_sums(part, i, first - start, &sums[..width], None);
-                    }
-                });
+                let at = GroupAt {
+                    first,
+                    width,
+                    column: first - start,
+                };
+                write_group(part, rows.clone(), &lanes, at, None);
             }
         },
     ))
@@ -454,6 +472,15 @@ struct Prefetch<'a> {
     ahead: &'a [u8],
     share: usize,
     shares: usize,
+}
+
+impl Prefetch<'_> {
+    /// Nothing to prefetch.
+    const NONE: Prefetch<'static> = Prefetch {
+        ahead: &[],
+        share: 0,
+        shares: 1,
+    };
 }
 
 /// The pass kernel, where the CPU has AVX-512F.
