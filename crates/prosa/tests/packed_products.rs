@@ -186,3 +186,58 @@ fn span_by_span_products_give_the_bits_of_whole_group_passes() {
         }
     }
 }
+
+/// Projections of the same input stacked by outputs (an attention's queries, keys and values)
+/// give, side by side, the very bits each gives alone — every output is the same sum in the
+/// same order — with biases, one without a bias, widths that do not fill a group (70 + 130 +
+/// 50), every row count's path, and a packed stack that follows an in-place write of one of its
+/// weights.
+#[test]
+fn stacked_projections_give_the_bits_of_each_alone() {
+    let _serial = serial();
+    let w = Var::from_tensor(&values(&[130, 200], 0.7)).unwrap();
+    let parts = [
+        Projection::new(
+            Weight::Dense(values(&[70, 200], 0.3)),
+            Some(values(&[70], 0.1)),
+        ),
+        Projection::new(Weight::Dense(w.as_tensor().clone()), None),
+        Projection::new(
+            Weight::Dense(values(&[50, 200], 0.9)),
+            Some(values(&[50], 0.6)),
+        ),
+    ];
+    let stack = dense_panels::PanelCache::default();
+    let check = |rows: usize| {
+        let _inference = candle_core::no_grad();
+        let x = values(&[1, rows, 200], rows as f64);
+        let stacked =
+            Projection::stacked_forward(&[&parts[0], &parts[1], &parts[2]], &x, &stack).unwrap();
+        let Some(stacked) = stacked else {
+            assert!(
+                !dense_panels::supported(),
+                "no stacked product with the kernel"
+            );
+            return;
+        };
+        let alone: Vec<Tensor> = parts.iter().map(|p| p.forward(&x).unwrap()).collect();
+        let expected = Tensor::cat(&alone, 2).unwrap();
+        assert_eq!(stacked.dims(), [1, rows, 250]);
+        assert_eq!(
+            stacked.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            expected.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            "{rows} rows"
+        );
+    };
+    for rows in [1, 5, 20, 64, 97] {
+        check(rows);
+    }
+    w.set(&values(&[130, 200], 2.9)).unwrap();
+    check(20);
+    // A stack of a weight in another form does not apply.
+    let conv = Projection::new(Weight::Conv1d(values(&[200, 70], 0.2)), None);
+    let _inference = candle_core::no_grad();
+    let x = values(&[3, 200], 0.4);
+    let none = Projection::stacked_forward(&[&parts[0], &conv], &x, &stack).unwrap();
+    assert!(none.is_none());
+}

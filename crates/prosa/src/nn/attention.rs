@@ -20,6 +20,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::context::{AttentionKind, ForwardCtx};
 use super::decode_attention::{cross_attention, decode_attention, DecodeShape};
+use super::dense_panels::PanelCache;
 use super::dropout::dropout;
 use super::kv_cache::{CrossMemory, LayerCache};
 use super::projection::Projection;
@@ -106,7 +107,34 @@ pub enum Qkv {
         k: Projection,
         /// Values.
         v: Projection,
+        /// The three dense weights packed side by side, made by the first inference product
+        /// that can use it: queries, keys and values in one product ([`Qkv::separate`]).
+        stacked: PanelCache,
     },
+}
+
+impl Qkv {
+    /// Separate projections, their stacked packed copy not made yet.
+    pub fn separate(q: Projection, k: Projection, v: Projection) -> Self {
+        Qkv::Separate {
+            q,
+            k,
+            v,
+            stacked: PanelCache::default(),
+        }
+    }
+
+    /// The queries, keys and values of `x` side by side (…, q + k + v widths) in one product
+    /// through the stacked packed weights, where the projections are separate dense `nn.Linear`
+    /// weights and the packed path applies ([`dense_panels::stacked_product`]).
+    fn stacked(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        match self {
+            Qkv::Separate { q, k, v, stacked } => {
+                Projection::stacked_forward(&[q, k, v], x, stacked)
+            }
+            Qkv::Fused(_) => Ok(None),
+        }
+    }
 }
 
 /// Multi-head attention with its projections.
@@ -143,7 +171,7 @@ impl MultiHeadAttention {
         cache: Option<&mut LayerCache>,
         ctx: &mut ForwardCtx,
     ) -> Result<Tensor> {
-        if let (Mask::Bidirectional(bias), Qkv::Separate { q, k, v }, None, None) =
+        if let (Mask::Bidirectional(bias), Qkv::Separate { q, k, v, .. }, None, None) =
             (mask, &self.qkv, rotary, &cache)
         {
             let fusable = ctx.inference
@@ -151,14 +179,20 @@ impl MultiHeadAttention {
                 && ctx.attention.is_none()
                 && self.heads == self.kv_heads;
             if fusable && super::fused_attention::supported(x) {
-                let context = super::fused_attention::bidirectional_attention(
-                    &q.forward(x)?,
-                    &k.forward(x)?,
-                    &v.forward(x)?,
-                    bias,
-                    self.heads,
-                    self.scale_factor() as f32,
-                )?;
+                let scale = self.scale_factor() as f32;
+                let context = match self.qkv.stacked(x)? {
+                    Some(all) => super::fused_attention::stacked_bidirectional_attention(
+                        &all, bias, self.heads, scale,
+                    )?,
+                    None => super::fused_attention::bidirectional_attention(
+                        &q.forward(x)?,
+                        &k.forward(x)?,
+                        &v.forward(x)?,
+                        bias,
+                        self.heads,
+                        scale,
+                    )?,
+                };
                 return self.out.forward(&context);
             }
         }
@@ -322,9 +356,13 @@ impl MultiHeadAttention {
         let split = |all: &Tensor, first, heads, rotation| {
             super::head_split::split_heads(all, first, heads, dh, rotation)
         };
-        let (q, k, v) = match &self.qkv {
-            Qkv::Fused(p) => {
-                let all = p.forward(x)?;
+        // All three side by side from one product, or the separate projections to run.
+        let side_by_side = match &self.qkv {
+            Qkv::Fused(p) => Ok(p.forward(x)?),
+            Qkv::Separate { q, k, v, .. } => self.qkv.stacked(x)?.ok_or((q, k, v)),
+        };
+        let (q, k, v) = match side_by_side {
+            Ok(all) => {
                 let q = split(&all, 0, h, rotation)?;
                 let k = split(&all, h * dh, kvh, rotation)?;
                 let v = split(&all, (h + kvh) * dh, kvh, None)?;
@@ -337,7 +375,7 @@ impl MultiHeadAttention {
                     all.narrow(2, (h + kvh) * dh, kvh * dh)?,
                 )
             }
-            Qkv::Separate { q, k, v } => {
+            Err((q, k, v)) => {
                 let (q, k, v) = (q.forward(x)?, k.forward(x)?, v.forward(x)?);
                 let split_q = split(&q, 0, h, rotation)?;
                 let split_k = split(&k, 0, kvh, rotation)?;

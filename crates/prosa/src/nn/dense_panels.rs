@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{Tensor, TensorId};
 use rayon::prelude::*;
 
+use super::dense_pass::{pass_kernel, PassKernel, Prefetch, GROUP, PASS};
 use super::gemm::with_f32;
 use super::huge_pages;
 use super::lanes::vectorized;
@@ -41,12 +42,6 @@ use super::linear::PARALLEL_WORK;
 use super::panel_tasks::{balanced_panel_tasks, panel_tasks, TaskOutput};
 use super::scratch::Scratch;
 use crate::error::Result;
-
-/// Outputs per group: four 16-lane vectors.
-const GROUP: usize = 64;
-
-/// Activation rows per pass, at most (24 accumulators of 32 registers).
-const PASS: usize = 6;
 
 /// Products of at most this many rows keep the packed weight (decode steps, a sentence).
 const MAX_ROWS_KEPT: usize = 64;
@@ -86,10 +81,11 @@ fn rows_per_pass(rows: usize) -> usize {
 /// to 2,048 inputs stay in the core's L2 cache beside the group being read.
 const ROW_BLOCK: usize = 96;
 
-/// A weight repacked for the group kernel.
+/// A weight repacked for the group kernel: one tensor, or several stacked by outputs (their
+/// products side by side, as one product).
 struct DensePanels {
-    /// The tensor it was packed from.
-    weight: TensorId,
+    /// The tensors it was packed from.
+    weights: Vec<TensorId>,
     /// [`candle_core::variable_writes`] read before packing.
     generation: u64,
     outputs: usize,
@@ -101,9 +97,21 @@ struct DensePanels {
 }
 
 impl DensePanels {
-    /// Packs `w`, in `nn.Linear`'s layout (outputs, inputs) when `out_in`, else `Conv1D`'s.
-    fn pack(w: &[f32], outputs: usize, inputs: usize, out_in: bool) -> Vec<f32> {
+    /// Packs `parts` stacked by outputs, each `inputs` wide: in `nn.Linear`'s layout (outputs,
+    /// inputs) when `out_in`, else one weight in `Conv1D`'s.
+    fn pack(parts: &[&[f32]], outputs: usize, inputs: usize, out_in: bool) -> Vec<f32> {
         let mut data = huge_pages::zeroed_vec(outputs.div_ceil(GROUP) * inputs * GROUP);
+        // Output `o`'s weights when `out_in`: row `o` of the stack.
+        let row = |o: usize| {
+            let mut at = o * inputs;
+            for part in parts {
+                if at < part.len() {
+                    return &part[at..at + inputs];
+                }
+                at -= part.len();
+            }
+            unreachable!("output {o} past the stack's {outputs}")
+        };
         data.par_chunks_mut((inputs * GROUP).max(1))
             .enumerate()
             .for_each(|(g, block)| {
@@ -111,12 +119,12 @@ impl DensePanels {
                 let width = GROUP.min(outputs - first);
                 if out_in {
                     for j in 0..width {
-                        let row = &w[(first + j) * inputs..(first + j + 1) * inputs];
-                        for (k, &v) in row.iter().enumerate() {
+                        for (k, &v) in row(first + j).iter().enumerate() {
                             block[k * GROUP + j] = v;
                         }
                     }
                 } else {
+                    let w = parts[0];
                     for (k, position) in block.chunks_exact_mut(GROUP).enumerate() {
                         let at = k * outputs + first;
                         position[..width].copy_from_slice(&w[at..at + width]);
@@ -375,24 +383,32 @@ impl PanelCache {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
-    /// The packed form of `weight`: the one kept when it is still valid, else packed now —
-    /// and kept only when `keep`.
-    fn panels(&self, weight: &Tensor, out_in: bool, keep: bool) -> Result<Arc<DensePanels>> {
-        // Read before the weight's values: a write after this read makes the next call repack.
+    /// The packed form of `weights` stacked by outputs (`outputs` in all, `inputs` wide; one
+    /// weight unless `out_in`): the one kept when it is still valid, else packed now — and kept
+    /// only when `keep`.
+    fn panels(
+        &self,
+        weights: &[&Tensor],
+        (outputs, inputs): (usize, usize),
+        out_in: bool,
+        keep: bool,
+    ) -> Result<Arc<DensePanels>> {
+        // Read before the weights' values: a write after this read makes the next call repack.
         let generation = candle_core::variable_writes();
+        let ids: Vec<TensorId> = weights.iter().map(|w| w.id()).collect();
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = kept.as_ref() {
-            if p.weight == weight.id() && p.generation == generation {
+            if p.weights == ids && p.generation == generation {
                 return Ok(p.clone());
             }
         }
-        // A stale copy goes first, so the weight is never held packed twice.
+        // A stale copy goes first, so the weights are never held packed twice.
         *kept = None;
-        let (a, b) = weight.dims2()?;
-        let (outputs, inputs) = if out_in { (a, b) } else { (b, a) };
-        let data = with_f32(weight, |w| DensePanels::pack(w, outputs, inputs, out_in))?;
+        let data = with_f32_all(weights, &mut |parts| {
+            DensePanels::pack(parts, outputs, inputs, out_in)
+        })?;
         let packed = Arc::new(DensePanels {
-            weight: weight.id(),
+            weights: ids,
             generation,
             outputs,
             inputs,
@@ -415,35 +431,75 @@ pub fn product(
     out_in: bool,
     cache: &PanelCache,
 ) -> Result<Option<Tensor>> {
+    product_of_stack(x, &[(weight, bias)], out_in, cache)
+}
+
+/// The products `x · Wᵢᵀ + bᵢ` of several weights in `nn.Linear`'s layout (outputs, inputs),
+/// all as wide as the last dimension of `x`, side by side in one output (…, Σ outputs): one
+/// product through `cache`'s packed copy of the weights stacked by outputs (an attention's
+/// queries, keys and values). `None` where [`product`] would not apply to one of them.
+pub fn stacked_product(
+    x: &Tensor,
+    parts: &[(&Tensor, Option<&Tensor>)],
+    cache: &PanelCache,
+) -> Result<Option<Tensor>> {
+    product_of_stack(x, parts, true, cache)
+}
+
+/// [`product`] of one weight or [`stacked_product`] of several (those only when `out_in`).
+fn product_of_stack(
+    x: &Tensor,
+    parts: &[(&Tensor, Option<&Tensor>)],
+    out_in: bool,
+    cache: &PanelCache,
+) -> Result<Option<Tensor>> {
     let Some(kernel) = pass_kernel() else {
         return Ok(None);
     };
-    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
-    let tracked = x.track_op() || weight.track_op() || bias.is_some_and(|b| b.track_op());
-    if tracked || !f32_cpu(x) || !f32_cpu(weight) || !bias.is_none_or(f32_cpu) {
+    if parts.is_empty() || (!out_in && parts.len() > 1) {
         return Ok(None);
     }
-    let (a, b) = weight.dims2()?;
-    let (outputs, inputs) = if out_in { (a, b) } else { (b, a) };
+    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
+    let mut extents = Vec::with_capacity(parts.len());
+    for (weight, bias) in parts {
+        let tracked = weight.track_op() || bias.is_some_and(|b| b.track_op());
+        if tracked || !f32_cpu(weight) || !bias.is_none_or(f32_cpu) {
+            return Ok(None);
+        }
+        let (a, b) = weight.dims2()?;
+        let (outputs, inputs) = if out_in { (a, b) } else { (b, a) };
+        // Mismatched extents are left to the linear op, which names them in its error.
+        if bias.is_some_and(|b| b.elem_count() != outputs) {
+            return Ok(None);
+        }
+        extents.push((outputs, inputs));
+    }
+    let inputs = extents[0].1;
+    let outputs: usize = extents.iter().map(|e| e.0).sum();
     let rows = x.elem_count() / inputs.max(1);
-    // Mismatched extents are left to the linear op, which names them in its error.
-    let bias_fits = bias.is_none_or(|b| b.elem_count() == outputs);
-    if x.dims().last() != Some(&inputs) || !bias_fits || rows == 0 {
+    let same_inputs = extents.iter().all(|e| e.1 == inputs);
+    if x.track_op() || !f32_cpu(x) || x.dims().last() != Some(&inputs) || !same_inputs || rows == 0
+    {
         return Ok(None);
     }
     // A batch against a large weight packs it for the call only (packing is a few percent of
     // such a product), so a model used only in batches (BERT-base on 8 × 128 ids) does not hold
-    // a second copy of its largest weights; few-row products keep theirs.
-    let keep = rows <= MAX_ROWS_KEPT || outputs * inputs <= MAX_BATCH_KEPT;
-    let panels = cache.panels(weight, out_in, keep)?;
+    // a second copy of its largest weights; few-row products keep theirs. A stack is kept when
+    // each of its weights would be.
+    let largest = extents.iter().map(|(o, i)| o * i).max().unwrap_or(0);
+    let keep = rows <= MAX_ROWS_KEPT || largest <= MAX_BATCH_KEPT;
+    let weights: Vec<&Tensor> = parts.iter().map(|p| p.0).collect();
+    let panels = cache.panels(&weights, (outputs, inputs), out_in, keep)?;
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
     let multiply = |xs: &[f32], bs: Option<&[f32]>| match span_len(rows) {
         Some(span) => panels.product_in_spans(xs, rows, bs, parallel, span, kernel),
         None => panels.product(xs, rows, bs, parallel, kernel),
     };
-    let y = with_f32(x, |xs| match bias {
-        Some(b) => with_f32(b, |bs| multiply(xs, Some(bs))),
-        None => Ok(multiply(xs, None)),
+    let y = with_f32(x, |xs| match parts {
+        [(_, None)] => Ok(multiply(xs, None)),
+        [(_, Some(b))] => with_f32(b, |bs| multiply(xs, Some(bs))),
+        _ if parts.iter().all(|p| p.1.is_none()) => Ok(multiply(xs, None)),
+        _ => stacked_bias(parts).map(|bs| multiply(xs, Some(&bs))),
     })??;
     let mut dims = x.dims().to_vec();
     if let Some(last) = dims.last_mut() {
@@ -452,137 +508,38 @@ pub fn product(
     Ok(Some(Tensor::from_vec(y, dims, x.device())?))
 }
 
+/// The biases of a stack side by side, zeros for a weight without one.
+fn stacked_bias(parts: &[(&Tensor, Option<&Tensor>)]) -> candle_core::Result<Vec<f32>> {
+    let mut all = Vec::new();
+    for (weight, bias) in parts {
+        match bias {
+            Some(b) => all.extend(b.flatten_all()?.to_vec1::<f32>()?),
+            None => all.resize(all.len() + weight.dim(0)?, 0.0),
+        }
+    }
+    Ok(all)
+}
+
+/// Runs `f` on the values of every tensor of `ts` (see [`with_f32`]).
+fn with_f32_all<R>(ts: &[&Tensor], f: &mut dyn FnMut(&[&[f32]]) -> R) -> candle_core::Result<R> {
+    fn nest<R>(
+        held: &[&[f32]],
+        rest: &[&Tensor],
+        f: &mut dyn FnMut(&[&[f32]]) -> R,
+    ) -> candle_core::Result<R> {
+        match rest.split_first() {
+            None => Ok(f(held)),
+            Some((t, rest)) => with_f32(t, |values| {
+                let mut held = held.to_vec();
+                held.push(values);
+                nest(&held, rest, f)
+            })?,
+        }
+    }
+    nest(&[], ts, f)
+}
+
 /// Whether this CPU has the kernels (AVX-512F); without them every product goes through `gemm`.
 pub fn supported() -> bool {
     pass_kernel().is_some()
-}
-
-/// One pass: `weights` (`steps × 64`: a group, or a span of its input positions) against
-/// `lanes.len()` (1–6) activation rows, `x[j·stride..j·stride + steps]` for row `j`, added to
-/// the sums in `lanes` (which start from zero when the flag says the span is a group's first),
-/// prefetching its share of the weights after it.
-type PassKernel = fn(&[f32], &[f32], usize, &mut [[f32; GROUP]], bool, Prefetch);
-
-/// What a span's pass prefetches: the positions (256 bytes each: a position of a packed group)
-/// `share`, `share + shares`, … of `ahead` (the
-/// weights after the span in memory, as many positions as it has or fewer), so that a span's
-/// `shares` passes together fetch all of them.
-#[derive(Clone, Copy)]
-struct Prefetch<'a> {
-    ahead: &'a [u8],
-    share: usize,
-    shares: usize,
-}
-
-impl Prefetch<'_> {
-    /// Nothing to prefetch.
-    const NONE: Prefetch<'static> = Prefetch {
-        ahead: &[],
-        share: 0,
-        shares: 1,
-    };
-}
-
-/// The pass kernel, where the CPU has AVX-512F.
-fn pass_kernel() -> Option<PassKernel> {
-    #[cfg(target_arch = "x86_64")]
-    let kernel: Option<PassKernel> = Some(x86::pass);
-    #[cfg(not(target_arch = "x86_64"))]
-    let kernel = None;
-    kernel.filter(|_| super::panel_tasks::has_avx512f())
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    use super::{Prefetch, GROUP, PASS};
-
-    /// A pass (`PassKernel`); only handed out by `pass_kernel` once the CPU was found to have
-    /// AVX-512F.
-    pub(super) fn pass(
-        weights: &[f32],
-        x: &[f32],
-        stride: usize,
-        lanes: &mut [[f32; GROUP]],
-        fresh: bool,
-        prefetch: Prefetch,
-    ) {
-        let rows = lanes.len();
-        let steps = weights.len() / GROUP;
-        assert!((1..=PASS).contains(&rows) && weights.len() == steps * GROUP);
-        assert!(steps <= stride && x.len() >= (rows - 1) * stride + steps);
-        assert!(prefetch.shares > prefetch.share);
-        let (w, xp) = (weights.as_ptr(), x.as_ptr());
-        // SAFETY: AVX-512F is present (checked by `pass_kernel`); the asserts bound every read.
-        unsafe {
-            match rows {
-                1 => span::<1>(w, xp, stride, steps, lanes, fresh, prefetch),
-                2 => span::<2>(w, xp, stride, steps, lanes, fresh, prefetch),
-                3 => span::<3>(w, xp, stride, steps, lanes, fresh, prefetch),
-                4 => span::<4>(w, xp, stride, steps, lanes, fresh, prefetch),
-                5 => span::<5>(w, xp, stride, steps, lanes, fresh, prefetch),
-                _ => span::<6>(w, xp, stride, steps, lanes, fresh, prefetch),
-            }
-        }
-    }
-
-    /// `R` rows against a group's span: per input position, the span's four vectors loaded once
-    /// and multiplied with each row's value there, broadcast, into 24 sums at most whose lanes
-    /// are outputs — carried in `lanes` from the span before, so a group's sums are the same
-    /// products added in the same order however it is cut into spans.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn span<const R: usize>(
-        weights: *const f32,
-        x: *const f32,
-        stride: usize,
-        steps: usize,
-        lanes: &mut [[f32; GROUP]],
-        fresh: bool,
-        prefetch: Prefetch,
-    ) {
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        if !fresh {
-            for (row, sums) in acc.iter_mut().zip(lanes.iter()) {
-                for (v, a) in row.iter_mut().enumerate() {
-                    *a = _mm512_loadu_ps(sums.as_ptr().add(16 * v));
-                }
-            }
-        }
-        let step = |acc: &mut [[__m512; 4]; R], k: usize| {
-            let w = weights.add(k * GROUP);
-            let weights = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(w.add(16 * v)));
-            for (j, row) in acc.iter_mut().enumerate() {
-                let value = _mm512_set1_ps(*x.add(j * stride + k));
-                for (a, w) in row.iter_mut().zip(weights) {
-                    *a = _mm512_fmadd_ps(w, value, *a);
-                }
-            }
-        };
-        let ahead_steps = prefetch.ahead.len() / (4 * GROUP);
-        if ahead_steps == 0 {
-            for k in 0..steps {
-                step(&mut acc, k);
-            }
-        } else {
-            for k in (0..steps).step_by(prefetch.shares) {
-                let target = k + prefetch.share;
-                if target < ahead_steps {
-                    let line = prefetch.ahead.as_ptr().add(target * 4 * GROUP) as *const i8;
-                    // Into L2: the span being read fills most of L1.
-                    for v in 0..4 {
-                        _mm_prefetch::<_MM_HINT_T1>(line.add(64 * v));
-                    }
-                }
-                for k in k..(k + prefetch.shares).min(steps) {
-                    step(&mut acc, k);
-                }
-            }
-        }
-        for (out, row) in lanes.iter_mut().zip(acc) {
-            for (v, a) in row.into_iter().enumerate() {
-                _mm512_storeu_ps(out.as_mut_ptr().add(16 * v), a);
-            }
-        }
-    }
 }

@@ -68,6 +68,47 @@ pub fn bidirectional_attention(
     )
 }
 
+/// [`bidirectional_attention`] of queries, keys and values side by side in one tensor, as one
+/// product of the stacked projections wrote them: `qkv` (batch, seq, 3·heads·d). Returns
+/// (batch, seq, heads·d).
+pub fn stacked_bidirectional_attention(
+    qkv: &Tensor,
+    bias: &Tensor,
+    heads: usize,
+    scale: f32,
+) -> Result<Tensor> {
+    let (batch, seq, all) = qkv.dims3()?;
+    let width = all / 3;
+    if all % 3 != 0 || bias.elem_count() != batch * seq || heads == 0 || width % heads != 0 {
+        return Err(Error::config(
+            "attention",
+            format!(
+                "fused attention: stacked queries, keys and values {:?}, bias {:?}, {heads} heads",
+                qkv.dims(),
+                bias.dims()
+            ),
+        ));
+    }
+    let shape = Shape {
+        batch,
+        queries: seq,
+        keys: seq,
+        heads,
+        group: 1,
+        head_dim: width / heads,
+        causal_offset: None,
+    };
+    // Head h of row r: queries at r·all + h·d, keys `width` after them, values `2·width`.
+    let layout = Layout::new(seq * all, width / heads, all);
+    let qkv = qkv.contiguous()?;
+    with_f32(&qkv, |values| {
+        let operand = |offset: usize| (&values[offset..], layout);
+        let operands = [operand(0), operand(width), operand(2 * width)];
+        attend_operands(&shape, operands, bias, scale)
+    })?
+    .and_then(|out| finish(out, &shape, qkv.device()))
+}
+
 /// [`bidirectional_attention`] for a causal prompt with grouped keys and values: `q` (batch,
 /// heads, queries, d), `k` and `v` (batch, kv_heads, keys, d) — the queries are the last
 /// `queries` of the `keys` positions (earlier ones come from a cache) and query `i` sees keys
@@ -136,34 +177,38 @@ fn run(
     [q_layout, k_layout, v_layout]: [Layout; 3],
     scale: f32,
 ) -> Result<Tensor> {
-    let (q, k, v, bias) = (
-        q.contiguous()?,
-        k.contiguous()?,
-        v.contiguous()?,
-        bias.contiguous()?,
-    );
-    let width = shape.heads * shape.head_dim;
-    let mut out = vec![0f32; shape.batch * shape.queries * width];
-    with_f32(&q, |qs| {
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let out = with_f32(&q, |qs| {
         with_f32(&k, |ks| {
             with_f32(&v, |vs| {
-                with_f32(&bias, |bs| {
-                    let inputs = Inputs {
-                        q: (qs, q_layout),
-                        k: (ks, k_layout),
-                        v: (vs, v_layout),
-                        bs,
-                    };
-                    attend(shape, &inputs, scale, &mut out)
-                })
+                let operands = [(qs, q_layout), (ks, k_layout), (vs, v_layout)];
+                attend_operands(shape, operands, bias, scale)
             })
         })
     })????;
-    Ok(Tensor::from_vec(
-        out,
-        (shape.batch, shape.queries, width),
-        q.device(),
-    )?)
+    finish(out, shape, q.device())
+}
+
+/// [`attend`] on the operands' values and layouts, with `bias`'s values: the heads side by
+/// side, (batch, queries, heads·d) row-major.
+fn attend_operands(
+    shape: &Shape,
+    [q, k, v]: [(&[f32], Layout); 3],
+    bias: &Tensor,
+    scale: f32,
+) -> Result<Vec<f32>> {
+    let bias = bias.contiguous()?;
+    let mut out = vec![0f32; shape.batch * shape.queries * shape.heads * shape.head_dim];
+    with_f32(&bias, |bs| {
+        attend(shape, &Inputs { q, k, v, bs }, scale, &mut out)
+    })?;
+    Ok(out)
+}
+
+/// The output of [`attend_operands`] as a tensor on `device`.
+fn finish(out: Vec<f32>, s: &Shape, device: &candle_core::Device) -> Result<Tensor> {
+    let width = s.heads * s.head_dim;
+    Ok(Tensor::from_vec(out, (s.batch, s.queries, width), device)?)
 }
 
 /// The extents of one call.
@@ -404,6 +449,14 @@ mod tests {
         assert!(
             diff < 1e-6,
             "{batch}×{seq}, {heads} heads of {d}: largest difference {diff}"
+        );
+        // Side by side in one tensor, as the stacked projections write them: the same bits.
+        let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
+        let stacked = stacked_bidirectional_attention(&qkv, &bias, heads, scale as f32).unwrap();
+        assert_eq!(
+            largest_difference(&stacked, &fused),
+            0.0,
+            "stacked, {batch}×{seq}"
         );
     }
 

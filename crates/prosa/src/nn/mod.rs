@@ -25,6 +25,7 @@ mod context;
 pub(crate) mod decode_attention;
 pub(crate) mod decode_team;
 pub mod dense_panels;
+mod dense_pass;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;

@@ -126,6 +126,25 @@ impl Projection {
         }
     }
 
+    /// The products of several projections of the same `x`, side by side (…, Σ outputs), as
+    /// one product through `stack`'s packed copy of their weights stacked by outputs; `None`
+    /// unless every weight is a dense `nn.Linear` one and the packed path applies
+    /// ([`dense_panels::stacked_product`]).
+    pub fn stacked_forward(
+        parts: &[&Projection],
+        x: &Tensor,
+        stack: &PanelCache,
+    ) -> Result<Option<Tensor>> {
+        let mut dense = Vec::with_capacity(parts.len());
+        for p in parts {
+            let Weight::Dense(w) = &p.weight else {
+                return Ok(None);
+            };
+            dense.push((w, p.bias.as_ref()));
+        }
+        dense_panels::stacked_product(x, &dense, stack)
+    }
+
     /// Whether a packed copy of the weight is held: made by a few-row inference product on a
     /// CPU that has the kernel, as large as the weight ([`super::dense_panels`]).
     pub fn has_packed_weight(&self) -> bool {

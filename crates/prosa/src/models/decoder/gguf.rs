@@ -230,11 +230,11 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
             attention: MultiHeadAttention {
                 qkv: match g.stacked(&[p("attn_q"), p("attn_k"), p("attn_v")])? {
                     Some(fused) => Qkv::Fused(fused),
-                    None => Qkv::Separate {
-                        q: g.qmatmul(&p("attn_q"))?,
-                        k: g.qmatmul(&p("attn_k"))?,
-                        v: g.qmatmul(&p("attn_v"))?,
-                    },
+                    None => Qkv::separate(
+                        g.qmatmul(&p("attn_q"))?,
+                        g.qmatmul(&p("attn_k"))?,
+                        g.qmatmul(&p("attn_v"))?,
+                    ),
                 },
                 out: g.qmatmul(&p("attn_output"))?,
                 heads,

@@ -38,11 +38,11 @@ pub(crate) fn build(c: &DecoderConfig, vb: &ParamBuilder) -> Result<Parts> {
         blocks.push(Block {
             norm1: Norm::rms(&vb, "input_layernorm", h, c.norm_eps)?,
             attention: MultiHeadAttention {
-                qkv: Qkv::Separate {
-                    q: dense(&vb, "self_attn.q_proj", h, nh * dh, bias)?,
-                    k: dense(&vb, "self_attn.k_proj", h, kvh * dh, bias)?,
-                    v: dense(&vb, "self_attn.v_proj", h, kvh * dh, bias)?,
-                },
+                qkv: Qkv::separate(
+                    dense(&vb, "self_attn.q_proj", h, nh * dh, bias)?,
+                    dense(&vb, "self_attn.k_proj", h, kvh * dh, bias)?,
+                    dense(&vb, "self_attn.v_proj", h, kvh * dh, bias)?,
+                ),
                 out: dense(&vb, "self_attn.o_proj", nh * dh, h, false)?,
                 heads: nh,
                 kv_heads: kvh,

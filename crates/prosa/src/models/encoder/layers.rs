@@ -166,7 +166,7 @@ impl TransformerLayer {
         };
         Ok(Self {
             attention: MultiHeadAttention {
-                qkv: Qkv::Separate { q, k, v },
+                qkv: Qkv::separate(q, k, v),
                 out,
                 heads: c.num_heads,
                 kv_heads: c.num_heads,

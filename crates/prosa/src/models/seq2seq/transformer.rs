@@ -67,11 +67,7 @@ fn attention(vb: &ParamBuilder, s: &TransformerShape) -> Result<MultiHeadAttenti
     };
     let linear_bound = 1.0 / (d as f64).sqrt();
     Ok(MultiHeadAttention {
-        qkv: Qkv::Separate {
-            q: part(0)?,
-            k: part(1)?,
-            v: part(2)?,
-        },
+        qkv: Qkv::separate(part(0)?, part(1)?, part(2)?),
         out: Projection::dense(
             vb,
             "out_proj",

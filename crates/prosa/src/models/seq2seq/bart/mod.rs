@@ -41,11 +41,7 @@ fn attention(
 ) -> Result<MultiHeadAttention> {
     let dense = |name: &str| Projection::dense(vb, name, d, d, Init::Normal { std: 0.02 }, true);
     Ok(MultiHeadAttention {
-        qkv: Qkv::Separate {
-            q: dense("q_proj")?,
-            k: dense("k_proj")?,
-            v: dense("v_proj")?,
-        },
+        qkv: Qkv::separate(dense("q_proj")?, dense("k_proj")?, dense("v_proj")?),
         out: dense("out_proj")?,
         heads,
         kv_heads: heads,

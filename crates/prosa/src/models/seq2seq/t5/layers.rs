@@ -99,11 +99,11 @@ fn attention(vb: &ParamBuilder, c: &T5Config) -> Result<MultiHeadAttention> {
     };
     let d = c.d_model as f64;
     Ok(MultiHeadAttention {
-        qkv: Qkv::Separate {
-            q: dense("q", c.d_model, inner, (d * c.d_kv as f64).powf(-0.5))?,
-            k: dense("k", c.d_model, inner, d.powf(-0.5))?,
-            v: dense("v", c.d_model, inner, d.powf(-0.5))?,
-        },
+        qkv: Qkv::separate(
+            dense("q", c.d_model, inner, (d * c.d_kv as f64).powf(-0.5))?,
+            dense("k", c.d_model, inner, d.powf(-0.5))?,
+            dense("v", c.d_model, inner, d.powf(-0.5))?,
+        ),
         out: dense("o", inner, c.d_model, (inner as f64).powf(-0.5))?,
         heads: c.num_heads,
         kv_heads: c.num_heads,
