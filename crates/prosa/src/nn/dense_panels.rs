@@ -273,12 +273,17 @@ fn write_group(
     at: GroupAt,
     bias: Option<&[f32]>,
 ) {
-    vectorized(|| {
-        for (i, sums) in rows.zip(lanes) {
-            let bias = bias.map(|b| &b[at.first..]);
-            write_sums(part, i, at.column, &sums[..at.width], bias);
-        }
-    });
+    vectorized(
+        // Inlined into `vectorized`'s AVX-512F function: out of line it was compiled for SSE2,
+        // sixteen 16-byte stores per row where four 64-byte ones do.
+        #[inline(always)]
+        || {
+            for (i, sums) in rows.zip(lanes) {
+                let bias = bias.map(|b| &b[at.first..]);
+                write_sums(part, i, at.column, &sums[..at.width], bias);
+            }
+        },
+    );
 }
 
 /// Input positions per span of a group filled by [`product_of_groups`] when a whole group would
