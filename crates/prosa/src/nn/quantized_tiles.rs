@@ -165,8 +165,8 @@ type TileKernel = fn(&Panel, &Activations, usize, usize, usize) -> [[f32; PANEL]
 fn tile_kernel(packing: Packing) -> Option<TileKernel> {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::{vnni, Vnni};
-        match (packing, vnni()?) {
+        use super::{tile_vnni, Vnni};
+        match (packing, tile_vnni()?) {
             (Packing::Half, _) => None,
             (Packing::Nibbles, Vnni::Vex) => Some(x86::pass_vex::<true>),
             (Packing::Bytes, Vnni::Vex) => Some(x86::pass_vex::<false>),

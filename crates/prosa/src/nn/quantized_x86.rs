@@ -293,7 +293,7 @@ pub(super) use zmm::{byte_rows, dot_bytes_vnni512, dot_nibbles_vnni512, nibble_r
 mod tests {
     use super::*;
     use crate::nn::quantized::tests::weights;
-    use crate::nn::quantized::{avx2, quantize_rows, vnni, Packing, QuantMatrix, Vnni, BLOCK};
+    use crate::nn::quantized::{avx2, avx512_vnni, quantize_rows, Packing, QuantMatrix, BLOCK};
     use candle_core::quantized::{GgmlDType, QTensor};
 
     #[cfg(target_arch = "x86_64")]
@@ -324,7 +324,7 @@ mod tests {
                 for r in 0..rows {
                     let wb = r * n;
                     let (ws, wm) = (&m.scales[wb..wb + n], m.mins.get(wb..wb + n).unwrap_or(&[]));
-                    // SAFETY: AVX2 and FMA checked above, each VNNI kind where `vnni()` finds it;
+                    // SAFETY: AVX2 and FMA checked above, each VNNI kind where the CPU has it;
                     // every row has n blocks.
                     let (single, others): ([f32; 4], Vec<(&str, [f32; 4])>) = unsafe {
                         match m.packing {
@@ -338,8 +338,9 @@ mod tests {
                                     "x4",
                                     dot_nibbles_x4(ws, wm, wq, xs, xsums, xqs, firsts),
                                 )];
-                                let kind = vnni();
-                                if kind == Some(Vnni::Vex) {
+                                let (vex, evex) =
+                                    (std::is_x86_feature_detected!("avxvnni"), avx512_vnni());
+                                if vex {
                                     let one_vnni = |f: usize| {
                                         let (s, sums, q) = row(f);
                                         dot_nibbles_vnni(ws, wm, wq, s, sums, q)
@@ -349,7 +350,7 @@ mod tests {
                                         dot_nibbles_x4_vnni(ws, wm, wq, xs, xsums, xqs, firsts);
                                     others.push(("vnni x4", four));
                                 }
-                                if kind == Some(Vnni::Evex) {
+                                if evex {
                                     let one_vnni = |f: usize| {
                                         let (s, sums, q) = row(f);
                                         dot_nibbles_vnni512(ws, wm, wq, s, sums, q)
@@ -369,8 +370,9 @@ mod tests {
                                 };
                                 let mut others =
                                     vec![("x4", dot_bytes_x4(ws, wq, xs, xqs, firsts))];
-                                let kind = vnni();
-                                if kind == Some(Vnni::Vex) {
+                                let (vex, evex) =
+                                    (std::is_x86_feature_detected!("avxvnni"), avx512_vnni());
+                                if vex {
                                     let one_vnni = |f: usize| {
                                         let (s, _, q) = row(f);
                                         dot_bytes_vnni(ws, wq, s, q)
@@ -381,7 +383,7 @@ mod tests {
                                         dot_bytes_x4_vnni(ws, wq, xs, xqs, firsts),
                                     ));
                                 }
-                                if kind == Some(Vnni::Evex) {
+                                if evex {
                                     let one_vnni = |f: usize| {
                                         let (s, _, q) = row(f);
                                         dot_bytes_vnni512(ws, wq, s, q)
