@@ -45,15 +45,7 @@ pub fn bidirectional_attention(
         return Err(mismatch(q, k, v, bias, heads));
     }
     let d = width / heads;
-    let shape = Shape {
-        batch,
-        queries,
-        keys,
-        heads,
-        group: 1,
-        head_dim: d,
-        causal_offset: None,
-    };
+    let shape = Shape::bidirectional(batch, queries, keys, heads, d);
     // Heads side by side: head h of row r at r·width + h·d.
     let q_layout = Layout::new(queries * width, d, width);
     let kv_layout = Layout::new(keys * width, d, width);
@@ -89,15 +81,7 @@ pub fn stacked_bidirectional_attention(
             ),
         ));
     }
-    let shape = Shape {
-        batch,
-        queries: seq,
-        keys: seq,
-        heads,
-        group: 1,
-        head_dim: width / heads,
-        causal_offset: None,
-    };
+    let shape = Shape::bidirectional(batch, seq, seq, heads, width / heads);
     // Head h of row r: queries at r·all + h·d, keys `width` after them, values `2·width`.
     let layout = Layout::new(seq * all, width / heads, all);
     let qkv = qkv.contiguous()?;
@@ -222,6 +206,27 @@ struct Shape {
     head_dim: usize,
     /// Causal: the position of the first query among the keys.
     causal_offset: Option<usize>,
+}
+
+impl Shape {
+    /// Every query sees every key; one key/value head per query head.
+    fn bidirectional(
+        batch: usize,
+        queries: usize,
+        keys: usize,
+        heads: usize,
+        head_dim: usize,
+    ) -> Self {
+        Self {
+            batch,
+            queries,
+            keys,
+            heads,
+            group: 1,
+            head_dim,
+            causal_offset: None,
+        }
+    }
 }
 
 /// Where an operand's rows lie: row `r` of head `h` of sequence `b` starts at
