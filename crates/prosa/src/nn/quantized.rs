@@ -542,25 +542,6 @@ fn vnni() -> Option<Vnni> {
     })
 }
 
-/// The VNNI kind of the prompt tiles (`quantized_tiles.rs`, 256-bit either way): AVX-VNNI where
-/// the CPU has it (its VEX `vpdpbusd` ran Q8_0 prompts ~15% faster than the EVEX encoding on the
-/// same Zen 5 core), else AVX-512 VNNI.
-#[cfg(target_arch = "x86_64")]
-fn tile_vnni() -> Option<Vnni> {
-    static DETECTED: std::sync::OnceLock<Option<Vnni>> = std::sync::OnceLock::new();
-    *DETECTED.get_or_init(|| {
-        if !avx2() {
-            None
-        } else if std::is_x86_feature_detected!("avxvnni") {
-            Some(Vnni::Vex)
-        } else if avx512_vnni() {
-            Some(Vnni::Evex)
-        } else {
-            None
-        }
-    })
-}
-
 /// AVX-512 VNNI with the F, VL and BW subsets the EVEX kernels use.
 #[cfg(target_arch = "x86_64")]
 fn avx512_vnni() -> bool {
