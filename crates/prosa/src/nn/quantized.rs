@@ -22,10 +22,10 @@ const BLOCK: usize = 32;
 
 /// From this many activation rows on (long prompts), products go through the integer tile
 /// kernels (`quantized_tiles.rs`: eight weight rows — sixteen with AVX-512 VNNI — × four
-/// activation rows per pass, VNNI), or,
-/// without VNNI, weights are expanded to f32 tile by tile and multiplied by a gemm. Fewer rows —
-/// decode steps, continuous batches of up to 63 sequences, short prompts — take the integer row
-/// kernels, whose results do not depend on the number of rows.
+/// activation rows per pass, VNNI), or, without VNNI, weights are expanded to f32 tile by tile
+/// and multiplied by a gemm. Fewer rows — decode steps, continuous batches of up to 63
+/// sequences, short prompts — take the integer row kernels, whose results do not depend on the
+/// number of rows.
 pub const DEQUANTIZED_GEMM_ROWS: usize = 64;
 
 /// The packing of the quants.
