@@ -84,13 +84,27 @@ impl QuantMatrix {
         kernel: Pass<P>,
     ) -> Vec<f32> {
         let blocks = self.cols / BLOCK;
+        let row_bytes = blocks
+            * if self.packing == Packing::Nibbles {
+                16
+            } else {
+                32
+            };
+        let passes = m.div_ceil(PASS);
         panel_tasks(self.rows, m, P, true, |start, n, part| {
             let mut panel = Panel::<P>::new(blocks);
             for first in (start..start + n).step_by(P) {
                 let width = P.min(start + n - first);
                 self.pack_panel(first, width, &mut panel);
                 let column = first - start;
-                for i in (0..m).step_by(PASS) {
+                // The next panel's quants come into L2 a share per pass while this one is
+                // multiplied, so packing it reads cache rather than waiting on memory.
+                let next = (first + P).min(start + n)..(first + 2 * P).min(start + n);
+                let ahead = &self.quants[next.start * row_bytes..next.end * row_bytes];
+                let share = ahead.len().div_ceil(64).div_ceil(passes) * 64;
+                for (k, i) in (0..m).step_by(PASS).enumerate() {
+                    let from = (k * share).min(ahead.len());
+                    prefetch(&ahead[from..(from + share).min(ahead.len())]);
                     let sums = kernel(&panel, activations, blocks, i, PASS.min(m - i));
                     for (j, lanes) in sums.iter().enumerate().take(PASS.min(m - i)) {
                         part.write(i + j, column, lanes[..width].iter().copied());
@@ -152,6 +166,18 @@ impl QuantMatrix {
                     pack_bytes(&rows, &mut chunks[lane..], P, offsets);
                 }
             }
+        }
+    }
+}
+
+/// Asks for the cache lines of `bytes` in L2 (a hint; it reads nothing).
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch of an address inside `bytes` reads and writes nothing.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+            _mm_prefetch::<_MM_HINT_T1>(line.as_ptr() as *const i8);
         }
     }
 }
