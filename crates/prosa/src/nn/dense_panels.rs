@@ -84,8 +84,11 @@ const ROW_BLOCK: usize = 96;
 /// A weight repacked for the group kernel: one tensor, or several stacked by outputs (their
 /// products side by side, as one product).
 struct DensePanels {
-    /// The tensors it was packed from.
-    weights: Vec<TensorId>,
+    /// The tensors it was packed from ([`stack_sources`]).
+    sources: Vec<Option<TensorId>>,
+    /// A stack's biases side by side, zeros for a weight without one (`None` for one weight,
+    /// whose bias is read in place, or a stack without biases).
+    bias: Option<Vec<f32>>,
     /// [`candle_core::variable_writes`] read before packing.
     generation: u64,
     outputs: usize,
@@ -393,27 +396,31 @@ impl PanelCache {
     /// only when `keep`.
     fn panels(
         &self,
-        weights: &[&Tensor],
+        parts: &[(&Tensor, Option<&Tensor>)],
         (outputs, inputs): (usize, usize),
         out_in: bool,
         keep: bool,
     ) -> Result<Arc<DensePanels>> {
         // Read before the weights' values: a write after this read makes the next call repack.
         let generation = candle_core::variable_writes();
-        let ids: Vec<TensorId> = weights.iter().map(|w| w.id()).collect();
+        let sources = stack_sources(parts);
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = kept.as_ref() {
-            if p.weights == ids && p.generation == generation {
+            if p.sources == sources && p.generation == generation {
                 return Ok(p.clone());
             }
         }
         // A stale copy goes first, so the weights are never held packed twice.
         *kept = None;
-        let data = with_f32_all(weights, &mut |parts| {
-            DensePanels::pack(parts, outputs, inputs, out_in)
+        let weights: Vec<&Tensor> = parts.iter().map(|p| p.0).collect();
+        let data = with_f32_all(&weights, &mut |values| {
+            DensePanels::pack(values, outputs, inputs, out_in)
         })?;
+        let stacked = parts.len() > 1 && parts.iter().any(|p| p.1.is_some());
+        let bias = stacked.then(|| stacked_bias(parts)).transpose()?;
         let packed = Arc::new(DensePanels {
-            weights: ids,
+            sources,
+            bias,
             generation,
             outputs,
             inputs,
@@ -493,24 +500,32 @@ fn product_of_stack(
     // each of its weights would be.
     let largest = extents.iter().map(|(o, i)| o * i).max().unwrap_or(0);
     let keep = rows <= MAX_ROWS_KEPT || largest <= MAX_BATCH_KEPT;
-    let weights: Vec<&Tensor> = parts.iter().map(|p| p.0).collect();
-    let panels = cache.panels(&weights, (outputs, inputs), out_in, keep)?;
+    let panels = cache.panels(parts, (outputs, inputs), out_in, keep)?;
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
     let multiply = |xs: &[f32], bs: Option<&[f32]>| match span_len(rows) {
         Some(span) => panels.product_in_spans(xs, rows, bs, parallel, span, kernel),
         None => panels.product(xs, rows, bs, parallel, kernel),
     };
     let y = with_f32(x, |xs| match parts {
-        [(_, None)] => Ok(multiply(xs, None)),
         [(_, Some(b))] => with_f32(b, |bs| multiply(xs, Some(bs))),
-        _ if parts.iter().all(|p| p.1.is_none()) => Ok(multiply(xs, None)),
-        _ => stacked_bias(parts).map(|bs| multiply(xs, Some(&bs))),
+        _ => Ok(multiply(xs, panels.bias.as_deref())),
     })??;
     let mut dims = x.dims().to_vec();
     if let Some(last) = dims.last_mut() {
         *last = outputs;
     }
     Ok(Some(Tensor::from_vec(y, dims, x.device())?))
+}
+
+/// What a packed copy of `parts` was made from: the weights, and a stack's biases (packed with
+/// it); one weight's bias is read in place at every call, so it is not part of the key.
+fn stack_sources(parts: &[(&Tensor, Option<&Tensor>)]) -> Vec<Option<TensorId>> {
+    let weights = parts.iter().map(|p| Some(p.0.id()));
+    let biases = parts.iter().map(|p| p.1.map(|b| b.id()));
+    match parts.len() {
+        1 => weights.collect(),
+        _ => weights.chain(biases).collect(),
+    }
 }
 
 /// The biases of a stack side by side, zeros for a weight without one.
