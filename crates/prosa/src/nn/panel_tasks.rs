@@ -24,8 +24,9 @@ pub(crate) fn panel_tasks(
     if out.is_empty() {
         return Vec::new();
     }
-    let tasks = if parallel {
-        4 * rayon::current_num_threads()
+    let threads = rayon::current_num_threads();
+    let tasks = if parallel && threads > 1 {
+        4 * threads
     } else {
         1
     };

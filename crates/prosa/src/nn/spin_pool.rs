@@ -207,7 +207,8 @@ fn pool() -> Option<&'static Shared> {
 /// `gemm` products use rayon's workers: helpers spinning beside them would take their cores),
 /// when the pool is busy, or when the job is too large.
 pub(crate) fn for_each_task(tasks: usize, task: impl Fn(usize) + Sync) {
-    if tasks <= 1 {
+    // Inside a pool of one thread (a `side_by_side` worker) the job is the thread's alone.
+    if tasks <= 1 || rayon::current_num_threads() <= 1 {
         (0..tasks).for_each(task);
         return;
     }

@@ -12,7 +12,7 @@ use super::registry::{input_texts, to_values, Params, Pipeline};
 
 use crate::error::{Error, Result};
 use crate::models::encoder::layers::{l2_normalize, mean_pool};
-use crate::models::encoder::model::length_batches;
+use crate::models::encoder::model::map_length_batches;
 use crate::models::encoder::{EncoderInput, EncoderModel, Task};
 use crate::models::folder::read_json_file;
 use crate::nn::ForwardCtx;
@@ -92,23 +92,23 @@ impl SentenceEmbedder {
     /// One vector per text, in the order given. Texts are tokenized first and batched by
     /// token count, so a batch pads little.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let mut out = vec![Vec::new(); texts.len()];
-        let (model, tokenizer) = (&self.model, &self.tokenizer);
         let batches = (self.max_length, self.batch_size);
-        for_each_batch(model, tokenizer, texts, batches, |batch, input, hidden| {
-            let mut pooled = match self.pooling {
-                PoolingMode::Mean => mean_pool(&hidden, &input.attention_mask)?,
-                PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-            };
-            if self.normalize {
-                pooled = l2_normalize(&pooled)?;
-            }
-            for (&i, v) in batch.iter().zip(pooled.to_vec2::<f32>()?) {
-                out[i] = v;
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        map_batches(
+            &self.model,
+            &self.tokenizer,
+            texts,
+            batches,
+            |input, hidden| {
+                let mut pooled = match self.pooling {
+                    PoolingMode::Mean => mean_pool(&hidden, &input.attention_mask)?,
+                    PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+                };
+                if self.normalize {
+                    pooled = l2_normalize(&pooled)?;
+                }
+                Ok(pooled.to_vec2::<f32>()?)
+            },
+        )
     }
 }
 
@@ -154,39 +154,35 @@ impl FeatureExtraction {
     /// For each text, the last hidden state of each of its tokens (special tokens included),
     /// (tokens, hidden). Texts longer than the model are cut to its positions.
     pub fn extract(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
-        let mut out = vec![Vec::new(); texts.len()];
         let batches = (self.model.config.max_position_embeddings, self.batch_size);
-        for_each_batch(
+        map_batches(
             &self.model,
             &self.tokenizer,
             texts,
             batches,
-            |batch, input, hidden| {
-                for ((&i, mut states), mask) in batch
-                    .iter()
-                    .zip(hidden.to_vec3::<f32>()?)
-                    .zip(&input.attention_mask)
-                {
-                    states.truncate(mask.iter().filter(|&&m| m == 1).count());
-                    out[i] = states;
+            |input, hidden| {
+                let mut states = hidden.to_vec3::<f32>()?;
+                for (row, mask) in states.iter_mut().zip(&input.attention_mask) {
+                    row.truncate(mask.iter().filter(|&&m| m == 1).count());
                 }
-                Ok(())
+                Ok(states)
             },
-        )?;
-        Ok(out)
+        )
     }
 }
 
 /// Tokenizes `texts` (cut to `max_length` tokens), cuts them into batches of `batch_size` texts
-/// of similar lengths (so a batch pads little), runs the encoder on each, and hands `each` the
-/// batch's text indices, its padded input and its last hidden states (batch, seq, hidden).
-fn for_each_batch(
+/// of similar lengths (so a batch pads little), runs the encoder on each, and answers, in the
+/// order of `texts`, what `each` makes of a batch's padded input and last hidden states
+/// (batch, seq, hidden): one item per text of the batch. Several batches run side by side
+/// ([`map_length_batches`]).
+fn map_batches<T: Send>(
     model: &EncoderModel,
     tokenizer: &SubwordTokenizer,
     texts: &[&str],
     (max_length, batch_size): (usize, usize),
-    mut each: impl FnMut(&[usize], &EncoderInput, Tensor) -> Result<()>,
-) -> Result<()> {
+    each: impl Fn(&EncoderInput, Tensor) -> Result<Vec<T>> + Sync,
+) -> Result<Vec<T>> {
     let options = EncodeOptions {
         padding: Padding::None,
         truncation: true,
@@ -195,15 +191,14 @@ fn for_each_batch(
     };
     let ids = tokenizer.encode_batch(texts, None, &options)?.input_ids;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-    for batch in length_batches(&lengths, batch_size) {
+    map_length_batches(&lengths, batch_size, |batch| {
         let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
         let input = EncoderInput::from_rows(&rows, model.config.pad_token_id);
         let hidden = model
             .forward(&input, &mut ForwardCtx::inference())?
             .last_hidden_state;
-        each(&batch, &input, hidden)?;
-    }
-    Ok(())
+        each(&input, hidden)
+    })
 }
 
 impl Pipeline for FeatureExtraction {

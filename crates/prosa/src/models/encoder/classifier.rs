@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::Device;
 
 use super::config::Task;
-use super::model::{length_batches, EncoderInput, EncoderModel};
+use super::model::{map_length_batches, EncoderInput, EncoderModel};
 use crate::data::LabelMap;
 use crate::error::{Error, Result};
 use crate::models::TextClassifier;
@@ -138,20 +138,15 @@ impl TextClassifier for EncoderClassifier {
     fn predict_proba(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let ids = self.encode(texts)?;
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let mut out = vec![Vec::new(); ids.len()];
-        for chunk in length_batches(&lengths, 32) {
+        map_length_batches(&lengths, 32, |chunk| {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let logits = self
                 .model
                 .forward(&self.collate(&rows), &mut ForwardCtx::inference())?
                 .logits
                 .ok_or_else(|| Error::config("head", "the model made no logits"))?;
-            let probs = crate::nn::softmax::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
-            for (&i, p) in chunk.iter().zip(probs) {
-                out[i] = p;
-            }
-        }
-        Ok(out)
+            Ok(crate::nn::softmax::softmax_last_dim(&logits)?.to_vec2::<f32>()?)
+        })
     }
 
     fn save(&self, dir: &Path) -> Result<()> {

@@ -13,7 +13,7 @@ use crate::models::checkpoint::{load_checkpoint, read_weights};
 use crate::nn::attention::padding_bias;
 use crate::nn::norm::Norm;
 use crate::nn::projection::Projection;
-use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder, ParamStore};
+use crate::nn::{dropout, side_by_side, ForwardCtx, Init, ParamBuilder, ParamStore};
 use crate::text::SubwordTokenizer;
 use crate::train::ParamGroup;
 
@@ -54,6 +54,25 @@ pub fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
         .chunks(batch_size.max(1))
         .map(<[usize]>::to_vec)
         .collect()
+}
+
+/// What `each` makes of every batch of [`length_batches`], one item per index of the batch,
+/// answered in the order of `lengths`. With several batches they run side by side, one per
+/// thread ([`side_by_side`]), longest first so that the last to finish are short ones.
+pub fn map_length_batches<T: Send>(
+    lengths: &[usize],
+    batch_size: usize,
+    each: impl Fn(&[usize]) -> Result<Vec<T>> + Sync,
+) -> Result<Vec<T>> {
+    let mut batches = length_batches(lengths, batch_size);
+    batches.reverse();
+    let answers = side_by_side::map(batches.len(), |b| each(&batches[b]))?;
+    // Each batch's items in the order of its indices; every index is in one batch.
+    let mut items: Vec<(usize, T)> = (batches.iter().flatten().copied())
+        .zip(answers.into_iter().flatten())
+        .collect();
+    items.sort_unstable_by_key(|item| item.0);
+    Ok(items.into_iter().map(|item| item.1).collect())
 }
 
 /// What a forward pass returns; the fields a head does not make are `None`.
