@@ -71,10 +71,22 @@ fn span_len(rows: usize) -> Option<usize> {
     }
 }
 
-/// Rows per pass when `rows` are split into equal passes of at most [`PASS`]: 20 rows as
-/// 5 + 5 + 5 + 5 rather than 6 + 6 + 6 + 2.
-fn rows_per_pass(rows: usize) -> usize {
-    rows.div_ceil(rows.div_ceil(PASS)).max(1)
+/// `rows` cut into as few passes of at most [`PASS`] rows as can be, their sizes differing by
+/// one at most (larger first): 20 rows as 5 + 5 + 5 + 5 rather than 6 + 6 + 6 + 2, 128 as
+/// eighteen passes of 6 and four of 5 rather than twenty-one of 6 and one of 2 (a pass of few
+/// rows loads as many weight vectors per position as a full one, for fewer sums).
+fn passes(rows: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+    let count = rows.len().div_ceil(PASS);
+    let (base, larger) = match count {
+        0 => (0, 0),
+        n => (rows.len() / n, rows.len() % n),
+    };
+    (0..count).scan(rows.start, move |start, p| {
+        let len = base + usize::from(p < larger);
+        let pass = *start..*start + len;
+        *start += len;
+        Some(pass)
+    })
 }
 
 /// Activation rows a task takes through all of its groups before the next rows: 96 rows of up
@@ -177,7 +189,7 @@ impl DensePanels {
 
     /// `x · Wᵀ (+ b)` for `m` rows of `x`, row-major `m × outputs`: block by block of
     /// [`ROW_BLOCK`] rows (which stay in cache while every group of the task passes over them),
-    /// each block in equal passes of at most [`PASS`] rows.
+    /// each block in even [`passes`] of at most [`PASS`] rows.
     fn product(
         &self,
         x: &[f32],
@@ -213,7 +225,7 @@ struct GroupAt {
     column: usize,
 }
 
-/// Rows `rows` of `x` (`inputs` wide) against one packed `group`, in equal passes of at most
+/// Rows `rows` of `x` (`inputs` wide) against one packed `group`, in even [`passes`] of at most
 /// [`PASS`], each pass's sums (plus `bias`) written to the task's output at once.
 #[allow(clippy::too_many_arguments)]
 fn rows_over_group(
@@ -227,9 +239,8 @@ fn rows_over_group(
     part: &mut TaskOutput,
 ) {
     let mut lanes = [[0f32; GROUP]; PASS];
-    let per_pass = rows_per_pass(rows.len());
-    for i in rows.clone().step_by(per_pass) {
-        let count = per_pass.min(rows.end - i);
+    for pass_rows in passes(rows) {
+        let (i, count) = (pass_rows.start, pass_rows.len());
         let xs = &x[i * inputs..(i + count) * inputs];
         pass(group, xs, inputs, &mut lanes[..count], true, Prefetch::NONE);
         write_group(part, i..i + count, &lanes[..count], at, bias);
@@ -237,7 +248,7 @@ fn rows_over_group(
 }
 
 /// Rows `rows` of `x` (`inputs` wide) over a group's input positions `at..at + steps`
-/// (`weights`, `steps × 64`), in equal passes of at most [`PASS`], each adding its rows' products
+/// (`weights`, `steps × 64`), in even [`passes`] of at most [`PASS`], each adding its rows' products
 /// to their sums in `lanes` (`lanes[j]`: row `rows.start + j`; from zero at the group's first
 /// span), the passes sharing out prefetching `ahead` into L2.
 #[allow(clippy::too_many_arguments)]
@@ -252,10 +263,9 @@ fn span_passes(
     ahead: &[u8],
 ) {
     let steps = weights.len() / GROUP;
-    let per_pass = rows_per_pass(rows.len());
-    let shares = rows.len().div_ceil(per_pass);
-    for (share, i) in rows.clone().step_by(per_pass).enumerate() {
-        let count = per_pass.min(rows.end - i);
+    let shares = rows.len().div_ceil(PASS);
+    for (share, pass_rows) in passes(rows.clone()).enumerate() {
+        let (i, count) = (pass_rows.start, pass_rows.len());
         let xs = &x[i * inputs + at..(i + count - 1) * inputs + at + steps];
         let sums = &mut lanes[i - rows.start..][..count];
         let prefetch = Prefetch {
@@ -562,4 +572,18 @@ fn with_f32_all<R>(ts: &[&Tensor], f: &mut dyn FnMut(&[&[f32]]) -> R) -> candle_
 /// Whether this CPU has the kernels (AVX-512F); without them every product goes through `gemm`.
 pub fn supported() -> bool {
     pass_kernel().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passes_cover_the_rows_in_sizes_a_row_apart() {
+        let sizes = |n: usize| super::passes(3..3 + n).map(|p| p.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(128), [[6; 18].as_slice(), &[5; 4]].concat());
+        assert_eq!(
+            (sizes(20), sizes(32), sizes(6), sizes(0)),
+            (vec![5; 4], vec![6, 6, 5, 5, 5, 5], vec![6], vec![])
+        );
+        assert!(super::passes(3..10).map(|p| p.start).eq([3, 7]));
+    }
 }
