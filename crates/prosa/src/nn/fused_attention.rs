@@ -8,11 +8,13 @@
 //! (batch, heads, seq, seq) score tensor, no merge transpose. The same arithmetic as the
 //! composed path of `attention.rs`; it has no backward pass.
 
+use std::ops::Range;
+
 use candle_core::{DType, Tensor};
 
 use super::attention_rows;
 use super::gemm::{matmul, with_f32};
-use super::lanes::vectorized;
+use super::lanes::{prefetch_l2, vectorized};
 use super::softmax::softmax_in_place;
 use super::spin_pool;
 use crate::error::{Error, Result};
@@ -290,6 +292,33 @@ fn attend(s: &Shape, x: &Inputs, scale: f32, out: &mut [f32]) {
     });
 }
 
+/// Operands (the keys' buffer) of more bytes than this have the next head's rows prefetched.
+const PREFETCH_ABOVE: usize = 1 << 20;
+
+/// Asks for the L2 lines of head `h` of sequence `b`: its query rows `queries` and its first
+/// `keys` keys and values (unless head `h − 1`, attended now, reads the same ones).
+fn prefetch_head(
+    s: &Shape,
+    x: &Inputs,
+    (b, h): (usize, usize),
+    queries: Range<usize>,
+    keys: usize,
+) {
+    let d = s.head_dim;
+    let ((qs, ql), (ks, kl), (vs, vl)) = (x.q, x.k, x.v);
+    let rows = |values: &[f32], layout: Layout, head: usize, range: Range<usize>| {
+        for r in range {
+            let at = layout.start(b, head, r).min(values.len());
+            prefetch_l2(&values[at..(at + d).min(values.len())]);
+        }
+    };
+    rows(qs, ql, h, queries);
+    if h == 0 || (h - 1) / s.group != h / s.group {
+        rows(ks, kl, h / s.group, 0..keys);
+        rows(vs, vl, h / s.group, 0..keys);
+    }
+}
+
 /// Every head for queries `first..first + rows` of sequence `b`, into `out` (rows × width).
 fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: &mut [f32]) {
     let (d, w) = (s.head_dim, s.heads * s.head_dim);
@@ -305,6 +334,16 @@ fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: 
     if attention_rows::applies(d) && kl.row == vl.row {
         let mut buffers = attention_rows::Buffers::default();
         for h in 0..s.heads {
+            // The next head's rows come into L2 while this one is attended: the projection wrote
+            // them a whole batch earlier, so they would be read from L3 (operands that fit in L2
+            // are left to it).
+            if size_of_val(x.k.0) > PREFETCH_ABOVE {
+                match (h + 1 < s.heads, b + 1 < s.batch) {
+                    (true, _) => prefetch_head(s, x, (b, h + 1), first..first + rows, keys),
+                    (false, true) => prefetch_head(s, x, (b + 1, 0), first..first + rows, keys),
+                    (false, false) => {}
+                }
+            }
             let head = attention_rows::HeadBlock {
                 q: &qs[ql.start(b, h, first)..],
                 q_row: ql.row,

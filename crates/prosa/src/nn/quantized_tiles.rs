@@ -24,6 +24,7 @@
 //! answers `None` and the caller takes the f32 gemm path.
 
 use super::{quantize_rows, Packing, QuantMatrix, QuantizedRows, BLOCK};
+use crate::nn::lanes::prefetch_l2;
 use crate::nn::panel_tasks::panel_tasks;
 
 /// Weight rows per panel for the 256-bit kernels: the eight i32 lanes of a vector.
@@ -104,7 +105,7 @@ impl QuantMatrix {
                 let share = ahead.len().div_ceil(64).div_ceil(passes) * 64;
                 for (k, i) in (0..m).step_by(PASS).enumerate() {
                     let from = (k * share).min(ahead.len());
-                    prefetch(&ahead[from..(from + share).min(ahead.len())]);
+                    prefetch_l2(&ahead[from..(from + share).min(ahead.len())]);
                     let sums = kernel(&panel, activations, blocks, i, PASS.min(m - i));
                     for (j, lanes) in sums.iter().enumerate().take(PASS.min(m - i)) {
                         part.write(i + j, column, lanes[..width].iter().copied());
@@ -166,18 +167,6 @@ impl QuantMatrix {
                     pack_bytes(&rows, &mut chunks[lane..], P, offsets);
                 }
             }
-        }
-    }
-}
-
-/// Asks for the cache lines of `bytes` in L2 (a hint; it reads nothing).
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: a prefetch of an address inside `bytes` reads and writes nothing.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-            _mm_prefetch::<_MM_HINT_T1>(line.as_ptr() as *const i8);
         }
     }
 }
