@@ -93,22 +93,17 @@ impl SentenceEmbedder {
     /// token count, so a batch pads little.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let batches = (self.max_length, self.batch_size);
-        map_batches(
-            &self.model,
-            &self.tokenizer,
-            texts,
-            batches,
-            |input, hidden| {
-                let mut pooled = match self.pooling {
-                    PoolingMode::Mean => mean_pool(&hidden, &input.attention_mask)?,
-                    PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-                };
-                if self.normalize {
-                    pooled = l2_normalize(&pooled)?;
-                }
-                Ok(pooled.to_vec2::<f32>()?)
-            },
-        )
+        let encoder = (&self.model, &self.tokenizer);
+        map_batches(encoder, texts, batches, |input, hidden| {
+            let mut pooled = match self.pooling {
+                PoolingMode::Mean => mean_pool(&hidden, &input.attention_mask)?,
+                PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            };
+            if self.normalize {
+                pooled = l2_normalize(&pooled)?;
+            }
+            Ok(pooled.to_vec2::<f32>()?)
+        })
     }
 }
 
@@ -155,19 +150,14 @@ impl FeatureExtraction {
     /// (tokens, hidden). Texts longer than the model are cut to its positions.
     pub fn extract(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
         let batches = (self.model.config.max_position_embeddings, self.batch_size);
-        map_batches(
-            &self.model,
-            &self.tokenizer,
-            texts,
-            batches,
-            |input, hidden| {
-                let mut states = hidden.to_vec3::<f32>()?;
-                for (row, mask) in states.iter_mut().zip(&input.attention_mask) {
-                    row.truncate(mask.iter().filter(|&&m| m == 1).count());
-                }
-                Ok(states)
-            },
-        )
+        let encoder = (&self.model, &self.tokenizer);
+        map_batches(encoder, texts, batches, |input, hidden| {
+            let mut states = hidden.to_vec3::<f32>()?;
+            for (row, mask) in states.iter_mut().zip(&input.attention_mask) {
+                row.truncate(mask.iter().filter(|&&m| m == 1).count());
+            }
+            Ok(states)
+        })
     }
 }
 
@@ -177,8 +167,7 @@ impl FeatureExtraction {
 /// (batch, seq, hidden): one item per text of the batch. Several batches run side by side
 /// ([`map_length_batches`]).
 fn map_batches<T: Send>(
-    model: &EncoderModel,
-    tokenizer: &SubwordTokenizer,
+    (model, tokenizer): (&EncoderModel, &SubwordTokenizer),
     texts: &[&str],
     (max_length, batch_size): (usize, usize),
     each: impl Fn(&EncoderInput, Tensor) -> Result<Vec<T>> + Sync,
