@@ -2,7 +2,7 @@
 //! erf (each within 1e-6 of libm, so loops over them vectorise), and the erf and tanh GELUs as
 //! candle ops with a backward pass.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{cpu_f32 as f32_slice, with_f32};
@@ -265,6 +265,42 @@ fn pointwise<P: Pointwise>(
     Ok(other(x)?)
 }
 
+/// [`PointwiseOp`] over its own input: the same values, written where the input was.
+impl<P: Pointwise> InplaceOp1 for PointwiseOp<P> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        let (CpuStorage::F32(values), Some((start, end))) = (s, l.contiguous_offsets()) else {
+            candle_core::bail!("{}: in place needs contiguous f32 values", P::NAME)
+        };
+        const STEP: usize = 1 << 14;
+        spin_pool::for_each_chunk_mut(&mut values[start..end], STEP, |_, chunk| {
+            vectorized(
+                #[inline(always)]
+                || chunk.iter_mut().for_each(|v| *v = P::value(*v)),
+            )
+        });
+        Ok(())
+    }
+}
+
+/// `P` over `x`, written over `x`'s own values where nothing records a gradient and `x` is
+/// contiguous f32 on the CPU (the caller owns `x`: a projection's fresh output); `P`'s op
+/// otherwise. Saves a buffer the size of `x` and the pass writing it.
+fn pointwise_owned<P: Pointwise>(
+    x: Tensor,
+    other: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Tensor> {
+    let plain = x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous();
+    if plain && !x.track_op() {
+        x.inplace_op1(&PointwiseOp::<P>(std::marker::PhantomData))?;
+        return Ok(x);
+    }
+    pointwise::<P>(&x, other)
+}
+
 /// The tanh approximation of GELU (transformers' `gelu_new`, GPT-2's activation), fused with a
 /// backward pass on the CPU in f32; candle's `gelu` elsewhere.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
@@ -374,6 +410,17 @@ impl Activation {
         }
     }
 
+    /// Applies the activation to a tensor the caller owns and will not read again (a
+    /// projection's output): in inference, in place.
+    pub fn apply_owned(self, x: Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Gelu => pointwise_owned::<Gelu>(x, Tensor::gelu_erf),
+            Activation::GeluTanh => pointwise_owned::<GeluTanh>(x, Tensor::gelu),
+            Activation::Silu => pointwise_owned::<Silu>(x, Tensor::silu),
+            Activation::Relu => Ok(x.relu()?),
+        }
+    }
+
     /// Applies the activation.
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
@@ -387,7 +434,33 @@ impl Activation {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_fast, exp_reduced, sigmoid, tanh, ROUND};
+    use super::{exp_fast, exp_reduced, sigmoid, tanh, Activation, ROUND};
+
+    #[test]
+    fn an_owned_input_takes_the_activation_in_place_with_the_same_bits() {
+        let device = candle_core::Device::Cpu;
+        let values: Vec<f32> = (0..40_000)
+            .map(|i| (i as f32 * 0.013).sin() * 6.0)
+            .collect();
+        for act in [Activation::Gelu, Activation::GeluTanh, Activation::Silu] {
+            let x = candle_core::Tensor::from_vec(values.clone(), (200, 200), &device).unwrap();
+            let fresh = act.apply(&x).unwrap().flatten_all().unwrap();
+            let _no_grad = candle_core::no_grad();
+            let owned = act.apply_owned(x.narrow(0, 50, 100).unwrap()).unwrap();
+            let expected = fresh.narrow(0, 50 * 200, 100 * 200).unwrap();
+            assert_eq!(
+                owned.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                expected.to_vec1::<f32>().unwrap(),
+                "{act:?}"
+            );
+            // Written over the input's own rows (the view shares them): no copy was made.
+            let input_rows = x.narrow(0, 50, 100).unwrap().flatten_all().unwrap();
+            assert_eq!(
+                input_rows.to_vec1::<f32>().unwrap(),
+                expected.to_vec1::<f32>().unwrap()
+            );
+        }
+    }
 
     #[test]
     fn exp_fast_reads_the_exponent_to_the_bits_of_a_float_to_int_conversion() {
