@@ -411,8 +411,9 @@ impl Activation {
     }
 
     /// Applies the activation to a tensor the caller owns and will not read again (a
-    /// projection's output): in inference, in place.
-    pub fn apply_owned(self, x: Tensor) -> Result<Tensor> {
+    /// projection's fresh output): in inference, in place — so any tensor sharing `x`'s storage
+    /// (a clone, a view) sees the activated values. Crate-only for that reason.
+    pub(crate) fn apply_owned(self, x: Tensor) -> Result<Tensor> {
         match self {
             Activation::Gelu => pointwise_owned::<Gelu>(x, Tensor::gelu_erf),
             Activation::GeluTanh => pointwise_owned::<GeluTanh>(x, Tensor::gelu),

@@ -333,11 +333,12 @@ fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: 
     let ((qs, ql), (ks, kl), (vs, vl)) = (x.q, x.k, x.v);
     if attention_rows::applies(d) && kl.row == vl.row {
         let mut buffers = attention_rows::Buffers::default();
+        // The next head's rows come into L2 while a head is attended: the projection wrote them
+        // a whole batch earlier, so they would be read from L3 (operands that fit in L2 are left
+        // to it).
+        let prefetch = size_of_val(x.k.0) > PREFETCH_ABOVE;
         for h in 0..s.heads {
-            // The next head's rows come into L2 while this one is attended: the projection wrote
-            // them a whole batch earlier, so they would be read from L3 (operands that fit in L2
-            // are left to it).
-            if size_of_val(x.k.0) > PREFETCH_ABOVE {
+            if prefetch {
                 match (h + 1 < s.heads, b + 1 < s.batch) {
                     (true, _) => prefetch_head(s, x, (b, h + 1), first..first + rows, keys),
                     (false, true) => prefetch_head(s, x, (b + 1, 0), first..first + rows, keys),
