@@ -1,10 +1,12 @@
 //! One head of a fused attention block (`fused_attention.rs`) row by row in AVX-512
 //! registers, for heads of a multiple of 16 values: each query row's scores against keys
-//! transposed once per head (16 keys per vector), the scaled, masked softmax on those vectors
-//! (masked lanes instead of scalar tails) and the mixing of the values — no `gemm` call and no
-//! scalar loop per row. A tweet's attention (30 keys, heads of 32) is short rows: through two
-//! `gemm` calls per head and a softmax with a 14-value scalar tail per row it took a tenth of
-//! MiniLM's time (~9% of the profile; ~4.5% now).
+//! transposed once per head (16 × 16 blocks in registers; 16 keys per vector), the scaled,
+//! masked softmax on those vectors (masked lanes instead of scalar tails; in registers, before
+//! the weights are stored, when a row has at most 64 keys) and the mixing of the values — no
+//! `gemm` call and no scalar loop per row. A tweet's attention (30 keys, heads of 32) is short
+//! rows: through two `gemm` calls per head and a softmax with a 14-value scalar tail per row it
+//! took a tenth of MiniLM's time (~9% of the profile; 6.1% with the kernel's first form, whose
+//! keys were transposed one value at a time and softmax made on stored scores; 4.5% now).
 
 /// What one head of a block of query rows reads.
 pub(super) struct HeadBlock<'a> {
@@ -68,22 +70,19 @@ pub(super) fn attend_head(
     // Key j's value c at c·padded + j; keys past the last are 0.
     let source = (h.k.as_ptr() as usize, keys, h.kv_row, d);
     let keys_t = &mut buffers.keys_t;
-    if buffers.keys_from != Some(source) {
-        keys_t.clear();
+    if keys_t.len() < d * padded {
         keys_t.resize(d * padded, 0.0);
-        for j in 0..keys {
-            let key = &h.k[j * h.kv_row..j * h.kv_row + d];
-            for (c, &value) in key.iter().enumerate() {
-                keys_t[c * padded + j] = value;
-            }
-        }
-        buffers.keys_from = Some(source);
     }
     buffers.scores.resize(ROWS * padded, 0.0);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (`applies`); the asserts above bound every row read and
-    // written, and the buffers are `d × padded` (keys) and `ROWS × padded` (scores) long.
+    // written, and the buffers are at least `d × padded` (keys) and `ROWS × padded` (scores)
+    // long.
     unsafe {
+        if buffers.keys_from != Some(source) {
+            x86::transpose_keys(h, &mut keys_t[..d * padded]);
+            buffers.keys_from = Some(source);
+        }
         x86::rows(h, rows, out, out_row, keys_t, &mut buffers.scores)
     }
 }
@@ -126,6 +125,68 @@ mod x86 {
         };
     }
 
+    /// Writes key `j`'s value `c` at `keys_t[c·padded + j]`, `padded` = `keys_t.len() / d`
+    /// (a multiple of 16), keys past the last as 0: 16 × 16 blocks transposed in registers.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose_keys(h: &HeadBlock, keys_t: &mut [f32]) {
+        let (keys, d) = (h.keys, h.head_dim);
+        let padded = keys_t.len() / d;
+        let out = keys_t.as_mut_ptr();
+        for first_key in (0..padded).step_by(16) {
+            for first_value in (0..d).step_by(16) {
+                let rows: [__m512; 16] = std::array::from_fn(|j| {
+                    let key = first_key + j;
+                    if key < keys {
+                        _mm512_loadu_ps(h.k.as_ptr().add(key * h.kv_row + first_value))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                for (c, column) in transpose16(rows).into_iter().enumerate() {
+                    _mm512_storeu_ps(out.add((first_value + c) * padded + first_key), column);
+                }
+            }
+        }
+    }
+
+    /// The columns of 16 rows of 16 values: interleaved by pairs of values, then by pairs of
+    /// pairs within each 128-bit lane, then lanes gathered across rows in two steps.
+    #[inline(always)]
+    unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        // t[2i] lane L: row 2i and 2i+1's values 4L, 4L+1 interleaved; t[2i+1]: 4L+2, 4L+3.
+        let t: [__m512; 16] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        // u[4g + k] lane L: value 4L + k of rows 4g..4g + 4.
+        let u: [__m512; 16] = std::array::from_fn(|i| {
+            let (g, k) = (i / 4, i % 4);
+            let (x, y) = (t[4 * g + k / 2], t[4 * g + 2 + k / 2]);
+            if k % 2 == 0 {
+                _mm512_shuffle_ps::<0x44>(x, y)
+            } else {
+                _mm512_shuffle_ps::<0xEE>(x, y)
+            }
+        });
+        let mut columns = [_mm512_setzero_ps(); 16];
+        for k in 0..4 {
+            // Lanes 0 and 2, then 1 and 3, of row groups 0 and 1, and of 2 and 3.
+            let even01 = _mm512_shuffle_f32x4::<0x88>(u[k], u[4 + k]);
+            let odd01 = _mm512_shuffle_f32x4::<0xDD>(u[k], u[4 + k]);
+            let even23 = _mm512_shuffle_f32x4::<0x88>(u[8 + k], u[12 + k]);
+            let odd23 = _mm512_shuffle_f32x4::<0xDD>(u[8 + k], u[12 + k]);
+            columns[k] = _mm512_shuffle_f32x4::<0x88>(even01, even23);
+            columns[8 + k] = _mm512_shuffle_f32x4::<0xDD>(even01, even23);
+            columns[4 + k] = _mm512_shuffle_f32x4::<0x88>(odd01, odd23);
+            columns[12 + k] = _mm512_shuffle_f32x4::<0xDD>(odd01, odd23);
+        }
+        columns
+    }
+
     /// `scores` holds [`ROWS`] rows of `padded` scores.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows(
@@ -145,22 +206,27 @@ mod x86 {
             // Causal: no row of these sees keys past the last row's; their scores are not made.
             let seen = seen_by(first + r - 1);
             let span = seen.div_ceil(16) * 16;
-            for at in (0..span).step_by(16 * VECTORS) {
-                let n = ((span - at) / 16).min(VECTORS);
-                // Scores: each row's query values against the transposed keys.
+            if span <= 16 * VECTORS {
+                // The whole rows fit in registers: their softmax is taken there, before the
+                // weights are stored.
                 let sums = Broadcast {
                     weights: q,
                     weight_row: h.q_row,
-                    vectors: keys_t.as_ptr().add(at),
+                    vectors: keys_t.as_ptr(),
                     vector_row: padded,
                     steps: d,
-                    out: scores.as_mut_ptr().add(at),
+                    out: scores.as_mut_ptr(),
                     out_row: padded,
                 };
-                dispatch!(r, n, broadcast_sums(sums));
-            }
-            for (i, row) in scores.chunks_exact_mut(padded).take(r).enumerate() {
-                softmax(&mut row[..span], h.bias, h.scale, seen_by(first + i));
+                let softmax = RowSoftmax {
+                    bias: h.bias.as_ptr(),
+                    scale: h.scale,
+                    keys,
+                    first_seen: h.first_seen.map(|f| f + first),
+                };
+                dispatch!(r, span / 16, scores_in_registers(sums, &softmax));
+            } else {
+                scores_then_softmax(h, (first, r), keys_t, scores, &seen_by);
             }
             // Mixing: the weights of keys past the last row's `seen` are 0 for every row.
             let o = out.as_mut_ptr().add(first * out_row);
@@ -178,6 +244,38 @@ mod x86 {
                 };
                 dispatch!(r, n, broadcast_sums(sums));
             }
+        }
+    }
+
+    /// Rows' scores past [`VECTORS`] vectors: made a vector chunk at a time into `scores`, then
+    /// each row's softmax over them there.
+    #[inline(always)]
+    unsafe fn scores_then_softmax(
+        h: &HeadBlock,
+        (first, r): (usize, usize),
+        keys_t: &[f32],
+        scores: &mut [f32],
+        seen_by: &dyn Fn(usize) -> usize,
+    ) {
+        let padded = scores.len() / ROWS;
+        let q = h.q.as_ptr().add(first * h.q_row);
+        let span = seen_by(first + r - 1).div_ceil(16) * 16;
+        for at in (0..span).step_by(16 * VECTORS) {
+            let n = ((span - at) / 16).min(VECTORS);
+            // Scores: each row's query values against the transposed keys.
+            let sums = Broadcast {
+                weights: q,
+                weight_row: h.q_row,
+                vectors: keys_t.as_ptr().add(at),
+                vector_row: padded,
+                steps: h.head_dim,
+                out: scores.as_mut_ptr().add(at),
+                out_row: padded,
+            };
+            dispatch!(r, n, broadcast_sums(sums));
+        }
+        for (i, row) in scores.chunks_exact_mut(padded).take(r).enumerate() {
+            softmax(&mut row[..span], h.bias, h.scale, seen_by(first + i));
         }
     }
 
@@ -200,6 +298,77 @@ mod x86 {
     /// loaded once for the rows, each weight broadcast.
     #[inline(always)]
     unsafe fn broadcast_sums<const R: usize, const N: usize>(b: Broadcast) {
+        for (r, sums) in sums::<R, N>(&b).into_iter().enumerate() {
+            for (t, a) in sums.into_iter().enumerate() {
+                _mm512_storeu_ps(b.out.add(r * b.out_row + 16 * t), a);
+            }
+        }
+    }
+
+    /// What a row's softmax adds to its scores: the padding bias and the scale; and the keys
+    /// that row `r` of the rows taken together sees: `keys`, or when causal
+    /// `first_seen + r + 1` of them (at most `keys`).
+    struct RowSoftmax {
+        bias: *const f32,
+        scale: f32,
+        keys: usize,
+        first_seen: Option<usize>,
+    }
+
+    /// [`broadcast_sums`] of the scores, each row's [`softmax`] taken in registers before the
+    /// weights are stored: `N` vectors are the whole (padded) row.
+    #[inline(always)]
+    unsafe fn scores_in_registers<const R: usize, const N: usize>(
+        b: Broadcast,
+        softmax: &RowSoftmax,
+    ) {
+        let scale = _mm512_set1_ps(softmax.scale);
+        let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
+        for (r, mut row) in sums::<R, N>(&b).into_iter().enumerate() {
+            let seen = softmax
+                .first_seen
+                .map_or(softmax.keys, |f| (f + r + 1).min(softmax.keys));
+            let mut max = minus_inf;
+            for (t, x) in row.iter_mut().enumerate() {
+                let mask = seen_lanes(seen, t);
+                let bias = _mm512_maskz_loadu_ps(mask, softmax.bias.add(16 * t));
+                let scaled = _mm512_add_ps(_mm512_mul_ps(*x, scale), bias);
+                *x = _mm512_mask_blend_ps(mask, minus_inf, scaled);
+                max = _mm512_max_ps(max, *x);
+            }
+            let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+            let mut sum = _mm512_setzero_ps();
+            for x in row.iter_mut() {
+                *x = exp_or_zero(_mm512_sub_ps(*x, max));
+                sum = _mm512_add_ps(sum, *x);
+            }
+            let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+            for (t, x) in row.into_iter().enumerate() {
+                _mm512_storeu_ps(b.out.add(r * b.out_row + 16 * t), _mm512_mul_ps(x, inv));
+            }
+        }
+    }
+
+    /// The lanes of vector `t` of a row (keys `16t..16t + 16`) among its first `seen` keys.
+    #[inline(always)]
+    fn seen_lanes(seen: usize, t: usize) -> __mmask16 {
+        let n = seen.saturating_sub(16 * t).min(16);
+        ((1u32 << n) - 1) as __mmask16
+    }
+
+    /// `exp(x)`, exactly 0 below −87 (masked lanes: −∞).
+    #[inline(always)]
+    unsafe fn exp_or_zero(x: __m512) -> __m512 {
+        let e = exp_fast_lanes(x);
+        _mm512_maskz_mov_ps(
+            _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(-87.0)),
+            e,
+        )
+    }
+
+    /// The `R` rows' `N` sums of [`broadcast_sums`], in registers.
+    #[inline(always)]
+    unsafe fn sums<const R: usize, const N: usize>(b: &Broadcast) -> [[__m512; N]; R] {
         let mut acc = [[_mm512_setzero_ps(); N]; R];
         for j in 0..b.steps {
             let row = b.vectors.add(j * b.vector_row);
@@ -211,11 +380,7 @@ mod x86 {
                 }
             }
         }
-        for (r, sums) in acc.into_iter().enumerate() {
-            for (t, a) in sums.into_iter().enumerate() {
-                _mm512_storeu_ps(b.out.add(r * b.out_row + 16 * t), a);
-            }
-        }
+        acc
     }
 
     /// `scores ← softmax(scale · scores + bias)` over the first `seen` keys, 0 past them (the
@@ -227,12 +392,8 @@ mod x86 {
         let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
         let mut max = minus_inf;
         let vectors = scores.len() / 16;
-        let lanes = |t: usize| -> __mmask16 {
-            let n = seen.saturating_sub(16 * t).min(16);
-            ((1u32 << n) - 1) as __mmask16
-        };
         for t in 0..vectors {
-            let mask = lanes(t);
+            let mask = seen_lanes(seen, t);
             let b = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(16 * t));
             let x = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(s.add(16 * t)), scale_v), b);
             let x = _mm512_mask_blend_ps(mask, minus_inf, x);
@@ -242,13 +403,7 @@ mod x86 {
         let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
         let mut sum = _mm512_setzero_ps();
         for t in 0..vectors {
-            let x = _mm512_sub_ps(_mm512_loadu_ps(s.add(16 * t)), max);
-            // exp_or_zero: below −87 (masked lanes: −∞) exactly 0.
-            let e = exp_fast_lanes(x);
-            let e = _mm512_maskz_mov_ps(
-                _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(-87.0)),
-                e,
-            );
+            let e = exp_or_zero(_mm512_sub_ps(_mm512_loadu_ps(s.add(16 * t)), max));
             _mm512_storeu_ps(s.add(16 * t), e);
             sum = _mm512_add_ps(sum, e);
         }
@@ -258,6 +413,43 @@ mod x86 {
                 s.add(16 * t),
                 _mm512_mul_ps(_mm512_loadu_ps(s.add(16 * t)), inv),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_transposed_with_zeros_past_the_last() {
+        if !applies(16) {
+            return;
+        }
+        // 37 keys (three blocks of 16, the last partly padding), heads of 48, rows of 100.
+        let (keys, d, row) = (37, 48, 100);
+        let k: Vec<f32> = (0..keys * row).map(|i| i as f32).collect();
+        let head = HeadBlock {
+            q: &[],
+            q_row: 0,
+            k: &k,
+            v: &k,
+            kv_row: row,
+            keys,
+            head_dim: d,
+            bias: &[],
+            scale: 1.0,
+            first_seen: None,
+        };
+        let padded = 48;
+        let mut keys_t = vec![f32::NAN; d * padded];
+        // SAFETY: AVX-512F is present (`applies`); 37 rows of 100 values hold every key read.
+        unsafe { x86::transpose_keys(&head, &mut keys_t) };
+        for c in 0..d {
+            for j in 0..padded {
+                let expected = if j < keys { k[j * row + c] } else { 0.0 };
+                assert_eq!(keys_t[c * padded + j], expected, "value {c} of key {j}");
+            }
         }
     }
 }
