@@ -241,3 +241,38 @@ fn stacked_projections_give_the_bits_of_each_alone() {
     let none = Projection::stacked_forward(&[&parts[0], &conv], &x, &stack).unwrap();
     assert!(none.is_none());
 }
+
+#[test]
+fn activated_products_give_the_bits_of_the_activation_after_the_product() {
+    use prosa::nn::activation::Activation;
+    let _serial = serial();
+    let w = values(&[130, 200], 0.7);
+    let b = values(&[130], 0.5);
+    let projection = Projection::new(Weight::Dense(w), Some(b));
+    let _inference = candle_core::no_grad();
+    let bits = |t: &Tensor| {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+    };
+    for activation in [
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::Silu,
+        Activation::Relu,
+    ] {
+        // One pass, spans, row blocks.
+        for rows in [1, 5, 7, 20, 65, 200] {
+            let x = values(&[1, rows, 200], rows as f64);
+            let fused = projection.forward_activated(&x, activation).unwrap();
+            let apart = activation.apply(&projection.forward(&x).unwrap()).unwrap();
+            assert_eq!(fused.dims(), apart.dims());
+            assert!(
+                bits(&fused) == bits(&apart),
+                "{activation:?}, {rows} rows: largest difference {}",
+                max_diff(&fused, &apart)
+            );
+            // The activation was taken: negative sums are pulled toward (or to) zero.
+            assert!(max_diff(&fused, &projection.forward(&x).unwrap()) > 0.1);
+        }
+    }
+}

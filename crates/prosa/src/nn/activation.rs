@@ -385,6 +385,36 @@ pub fn swiglu_stacked(both: &Tensor, width: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(out, shape, both.device())?)
 }
 
+/// The activations' functions of one value, as their ops compute each output (a product that
+/// takes the activation as it writes its sums gives the same bits).
+pub(crate) mod values {
+    use super::{Gelu, GeluTanh, Pointwise, Silu};
+
+    /// Exact (erf) GELU.
+    #[inline(always)]
+    pub(crate) fn gelu(v: f32) -> f32 {
+        Gelu::value(v)
+    }
+
+    /// tanh-approximated GELU.
+    #[inline(always)]
+    pub(crate) fn gelu_tanh(v: f32) -> f32 {
+        GeluTanh::value(v)
+    }
+
+    /// SiLU.
+    #[inline(always)]
+    pub(crate) fn silu(v: f32) -> f32 {
+        Silu::value(v)
+    }
+
+    /// ReLU.
+    #[inline(always)]
+    pub(crate) fn relu(v: f32) -> f32 {
+        v.max(0.0)
+    }
+}
+
 /// The activation of a feed-forward layer, as `config.json`'s `hidden_act` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {

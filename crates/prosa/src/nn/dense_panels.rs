@@ -34,13 +34,13 @@ use std::sync::{Arc, Mutex};
 use candle_core::{Tensor, TensorId};
 use rayon::prelude::*;
 
+use super::activation::{values, Activation};
 use super::dense_pass::{pass_kernel, PassKernel, Prefetch, GROUP, PASS};
 use super::gemm::with_f32;
 use super::huge_pages;
 use super::lanes::vectorized;
 use super::linear::PARALLEL_WORK;
-use super::panel_tasks::{balanced_panel_tasks, panel_tasks, TaskOutput};
-use super::scratch::Scratch;
+use super::panel_tasks::{panel_tasks, TaskOutput};
 use crate::error::Result;
 
 /// Products of at most this many rows keep the packed weight (decode steps, a sentence).
@@ -154,6 +154,7 @@ impl DensePanels {
     /// cache while the passes after the first read it), the sums kept in
     /// `lanes` between spans, and the weights of the span after it in memory prefetched a
     /// share per pass — so the stream from memory overlaps the passes that compute from cache.
+    #[allow(clippy::too_many_arguments)]
     fn product_in_spans(
         &self,
         x: &[f32],
@@ -162,6 +163,7 @@ impl DensePanels {
         parallel: bool,
         span_len: usize,
         pass: PassKernel,
+        epilogue: impl Epilogue,
     ) -> Vec<f32> {
         let inputs = self.inputs;
         panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
@@ -182,7 +184,7 @@ impl DensePanels {
                     width: GROUP.min(start + n - first),
                     column: first - start,
                 };
-                write_group(part, 0..m, &lanes, at, bias);
+                write_group(part, 0..m, &lanes, at, bias, epilogue);
             }
         })
     }
@@ -197,6 +199,7 @@ impl DensePanels {
         bias: Option<&[f32]>,
         parallel: bool,
         pass: PassKernel,
+        epilogue: impl Epilogue,
     ) -> Vec<f32> {
         let inputs = self.inputs;
         panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
@@ -210,7 +213,8 @@ impl DensePanels {
                         column: first - start,
                     };
                     let rows = rows.clone();
-                    rows_over_group(pass, group, x, inputs, rows, at, bias, part);
+                    let sums = Sums { at, bias, epilogue };
+                    rows_over_group(pass, group, x, inputs, rows, sums, part);
                 }
             }
         })
@@ -219,23 +223,36 @@ impl DensePanels {
 
 /// Where a group's sums go: outputs `first..first + width`, at the task's `column`.
 #[derive(Clone, Copy)]
-struct GroupAt {
-    first: usize,
-    width: usize,
-    column: usize,
+pub(super) struct GroupAt {
+    pub first: usize,
+    pub width: usize,
+    pub column: usize,
+}
+
+/// What a product does to each sum as it writes it, after adding the bias: an activation fused
+/// with its product (its function of one value, inlined into the writing loop), or
+/// [`std::convert::identity`].
+pub(crate) trait Epilogue: Fn(f32) -> f32 + Copy + Send + Sync {}
+
+impl<F: Fn(f32) -> f32 + Copy + Send + Sync> Epilogue for F {}
+
+/// How a group's sums are written: where, plus which bias, through which epilogue.
+#[derive(Clone, Copy)]
+struct Sums<'b, E> {
+    at: GroupAt,
+    bias: Option<&'b [f32]>,
+    epilogue: E,
 }
 
 /// Rows `rows` of `x` (`inputs` wide) against one packed `group`, in even [`passes`] of at most
-/// [`PASS`], each pass's sums (plus `bias`) written to the task's output at once.
-#[allow(clippy::too_many_arguments)]
+/// [`PASS`], each pass's sums written to the task's output at once as `sums` says.
 fn rows_over_group(
     pass: PassKernel,
     group: &[f32],
     x: &[f32],
     inputs: usize,
     rows: Range<usize>,
-    at: GroupAt,
-    bias: Option<&[f32]>,
+    sums: Sums<impl Epilogue>,
     part: &mut TaskOutput,
 ) {
     let mut lanes = [[0f32; GROUP]; PASS];
@@ -243,7 +260,8 @@ fn rows_over_group(
         let (i, count) = (pass_rows.start, pass_rows.len());
         let xs = &x[i * inputs..(i + count) * inputs];
         pass(group, xs, inputs, &mut lanes[..count], true, Prefetch::NONE);
-        write_group(part, i..i + count, &lanes[..count], at, bias);
+        let lanes = &lanes[..count];
+        write_group(part, i..i + count, lanes, sums.at, sums.bias, sums.epilogue);
     }
 }
 
@@ -252,7 +270,7 @@ fn rows_over_group(
 /// to their sums in `lanes` (`lanes[j]`: row `rows.start + j`; from zero at the group's first
 /// span), the passes sharing out prefetching `ahead` into L2.
 #[allow(clippy::too_many_arguments)]
-fn span_passes(
+pub(super) fn span_passes(
     pass: PassKernel,
     weights: &[f32],
     x: &[f32],
@@ -278,13 +296,14 @@ fn span_passes(
 }
 
 /// A group's sums for rows `rows` (`lanes[j]`: row `rows.start + j`) written to the task's
-/// output `at`, each plus its `bias`.
-fn write_group(
+/// output `at`, each plus its `bias`, through the `epilogue`.
+pub(super) fn write_group(
     part: &mut TaskOutput,
     rows: Range<usize>,
     lanes: &[[f32; GROUP]],
     at: GroupAt,
     bias: Option<&[f32]>,
+    epilogue: impl Epilogue,
 ) {
     vectorized(
         // Inlined into `vectorized`'s AVX-512F function: out of line it was compiled for SSE2,
@@ -293,84 +312,10 @@ fn write_group(
         || {
             for (i, sums) in rows.zip(lanes) {
                 let bias = bias.map(|b| &b[at.first..]);
-                write_sums(part, i, at.column, &sums[..at.width], bias);
+                write_sums(part, (i, at.column), &sums[..at.width], bias, epilogue);
             }
         },
     );
-}
-
-/// Input positions per span of a group filled by [`product_of_groups`] when a whole group would
-/// crowd the rows out of L2 (inputs past twice this: Llama's down projection, 1,536 × 64 f32
-/// values, 384 KiB, beside 128 rows of 1,536 activations, 768 KiB).
-const FILLED_SPAN: usize = 512;
-
-/// `x · Wᵀ` for `m` rows of `x` (row-major, `inputs` wide) and a weight of `outputs` rows held
-/// in another form, which `fill(first, positions, span)` hands over one group of 64 outputs at
-/// a time, a span of its input positions at a time, packed as this module packs a dense weight
-/// (output `first + j`'s input `positions.start + k` at `k·64 + j`; zero past `outputs`),
-/// reading the memory `source(first, end)` names for outputs `first..end` (prefetched while
-/// the group before is multiplied). Each task fills each span of a group once and passes every
-/// row over it, the sums carried from span to span, so each output is the same sum, in the
-/// same order, as the kept packed weight gives. `None` where the CPU lacks the kernel.
-pub(crate) fn product_of_groups<'w>(
-    outputs: usize,
-    inputs: usize,
-    x: &[f32],
-    m: usize,
-    fill: impl Fn(usize, Range<usize>, &mut [f32]) + Sync,
-    source: impl Fn(usize, usize) -> &'w [u8] + Sync,
-) -> Option<Vec<f32>> {
-    let pass = pass_kernel()?;
-    let span = if inputs > 2 * FILLED_SPAN {
-        FILLED_SPAN
-    } else {
-        inputs.max(1)
-    };
-    Some(balanced_panel_tasks(
-        outputs,
-        m,
-        GROUP,
-        |start, n, rows, part| {
-            // Recycled: `fill` writes every value of its span.
-            let mut group = Scratch::take(span * GROUP);
-            let mut lanes = vec![[0f32; GROUP]; rows.len()];
-            let end = start + n;
-            for first in (start..end).step_by(GROUP) {
-                let width = GROUP.min(end - first);
-                for at in (0..inputs).step_by(span) {
-                    let steps = span.min(inputs - at);
-                    let weights = &mut group[..steps * GROUP];
-                    fill(first, at..at + steps, weights);
-                    // What the group's next span, or the next group, is read from.
-                    let ahead = if at + steps < inputs {
-                        let group = source(first, width + first);
-                        let per_position = group.len() / inputs;
-                        let next = at + steps..(at + 2 * steps).min(inputs);
-                        &group[next.start * per_position..next.end * per_position]
-                    } else {
-                        let next = (first + GROUP).min(end);
-                        source(next, (next + GROUP).min(end))
-                    };
-                    span_passes(
-                        pass,
-                        weights,
-                        x,
-                        inputs,
-                        rows.clone(),
-                        at,
-                        &mut lanes,
-                        ahead,
-                    );
-                }
-                let at = GroupAt {
-                    first,
-                    width,
-                    column: first - start,
-                };
-                write_group(part, rows.clone(), &lanes, at, None);
-            }
-        },
-    ))
 }
 
 /// The bytes of `values` (prefetching reads only their addresses).
@@ -381,13 +326,20 @@ fn f32_bytes(values: &[f32]) -> &[u8] {
     }
 }
 
-/// Writes a group's `sums` for output row `i` at the task's `column`, each plus its `bias`
-/// (called inside [`vectorized`], so the copy runs in 16-lane registers).
+/// Writes a group's `sums` for output row `i` at the task's `column`, each plus its `bias`,
+/// through the `epilogue` (called inside [`vectorized`], so the copy, and the epilogue's
+/// arithmetic, run in 16-lane registers).
 #[inline(always)]
-fn write_sums(part: &mut TaskOutput, i: usize, column: usize, sums: &[f32], bias: Option<&[f32]>) {
+fn write_sums(
+    part: &mut TaskOutput,
+    (i, column): (usize, usize),
+    sums: &[f32],
+    bias: Option<&[f32]>,
+    epilogue: impl Epilogue,
+) {
     match bias {
-        Some(b) => part.write(i, column, sums.iter().zip(b).map(|(s, b)| s + b)),
-        None => part.write(i, column, sums.iter().copied()),
+        Some(b) => part.write(i, column, sums.iter().zip(b).map(|(s, b)| epilogue(s + b))),
+        None => part.write(i, column, sums.iter().map(|&s| epilogue(s))),
     }
 }
 
@@ -453,7 +405,26 @@ pub fn product(
     out_in: bool,
     cache: &PanelCache,
 ) -> Result<Option<Tensor>> {
-    product_of_stack(x, &[(weight, bias)], out_in, cache)
+    product_of_stack(x, &[(weight, bias)], out_in, cache, std::convert::identity)
+}
+
+/// `activation(x · Wᵀ + b)`: [`product`] with the activation taken on each output as the
+/// product writes it — no second pass over the output in memory, the same bits as the
+/// activation applied to the product's output.
+pub(crate) fn activated_product(
+    x: &Tensor,
+    (weight, bias): (&Tensor, Option<&Tensor>),
+    out_in: bool,
+    cache: &PanelCache,
+    activation: Activation,
+) -> Result<Option<Tensor>> {
+    let parts = [(weight, bias)];
+    match activation {
+        Activation::Gelu => product_of_stack(x, &parts, out_in, cache, values::gelu),
+        Activation::GeluTanh => product_of_stack(x, &parts, out_in, cache, values::gelu_tanh),
+        Activation::Silu => product_of_stack(x, &parts, out_in, cache, values::silu),
+        Activation::Relu => product_of_stack(x, &parts, out_in, cache, values::relu),
+    }
 }
 
 /// The products `x · Wᵢᵀ + bᵢ` of several weights in `nn.Linear`'s layout (outputs, inputs),
@@ -465,7 +436,7 @@ pub fn stacked_product(
     parts: &[(&Tensor, Option<&Tensor>)],
     cache: &PanelCache,
 ) -> Result<Option<Tensor>> {
-    product_of_stack(x, parts, true, cache)
+    product_of_stack(x, parts, true, cache, std::convert::identity)
 }
 
 /// [`product`] of one weight or [`stacked_product`] of several (those only when `out_in`).
@@ -474,6 +445,7 @@ fn product_of_stack(
     parts: &[(&Tensor, Option<&Tensor>)],
     out_in: bool,
     cache: &PanelCache,
+    epilogue: impl Epilogue,
 ) -> Result<Option<Tensor>> {
     let Some(kernel) = pass_kernel() else {
         return Ok(None);
@@ -513,8 +485,8 @@ fn product_of_stack(
     let panels = cache.panels(parts, (outputs, inputs), out_in, keep)?;
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
     let multiply = |xs: &[f32], bs: Option<&[f32]>| match span_len(rows) {
-        Some(span) => panels.product_in_spans(xs, rows, bs, parallel, span, kernel),
-        None => panels.product(xs, rows, bs, parallel, kernel),
+        Some(span) => panels.product_in_spans(xs, rows, bs, parallel, span, kernel, epilogue),
+        None => panels.product(xs, rows, bs, parallel, kernel, epilogue),
     };
     let y = with_f32(x, |xs| match parts {
         [(_, Some(b))] => with_f32(b, |bs| multiply(xs, Some(bs))),

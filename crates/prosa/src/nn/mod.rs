@@ -30,6 +30,7 @@ mod dense_pass;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
+mod filled_groups;
 mod fused_attention;
 mod fused_recurrent;
 pub(crate) mod gemm;

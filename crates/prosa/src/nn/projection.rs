@@ -8,6 +8,7 @@ use std::sync::Arc;
 use candle_core::quantized::QMatMul;
 use candle_core::{Module, Tensor};
 
+use super::activation::Activation;
 use super::dense_panels::{self, PanelCache};
 use super::linear::{conv1d_linear, linear, linear_no_bias};
 use super::params::{Init, ParamBuilder};
@@ -103,6 +104,21 @@ impl Projection {
         }
     }
 
+    /// `activation(x·Wᵀ + b)` for a caller that owns the product (a feed-forward layer's inner
+    /// activations): through the packed dense weight, the activation is taken as the product
+    /// writes its sums; otherwise the product, then [`Activation::apply_owned`]. The same bits
+    /// either way.
+    pub fn forward_activated(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
+        if let Some((w, out_in)) = self.dense_weight() {
+            let weight = (w, self.bias.as_ref());
+            let y = dense_panels::activated_product(x, weight, out_in, &self.panels, activation)?;
+            if let Some(y) = y {
+                return Ok(y);
+            }
+        }
+        activation.apply_owned(self.forward(x)?)
+    }
+
     /// `x·Wᵀ + offset` for a projection without a bias of its own, the offset (out, or 1 × out;
     /// not trained) added to the finished product as a separate step, as transformers adds
     /// BART's `final_logits_bias`. The packed few-row product adds it as it writes its sums,
@@ -119,10 +135,19 @@ impl Projection {
     /// `x·Wᵀ + bias` through the packed dense weight, or `None` where that path does not apply
     /// (a quantized weight, or see [`dense_panels::product`]).
     fn packed_product(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Option<Tensor>> {
+        match self.dense_weight() {
+            Some((w, out_in)) => dense_panels::product(x, w, bias, out_in, &self.panels),
+            None => Ok(None),
+        }
+    }
+
+    /// A dense weight and whether it is in `nn.Linear`'s layout (else `Conv1D`'s), or `None`
+    /// for a quantized one.
+    fn dense_weight(&self) -> Option<(&Tensor, bool)> {
         match &self.weight {
-            Weight::Dense(w) => dense_panels::product(x, w, bias, true, &self.panels),
-            Weight::Conv1d(w) => dense_panels::product(x, w, bias, false, &self.panels),
-            Weight::Blocks(_) | Weight::Quantized(_) => Ok(None),
+            Weight::Dense(w) => Some((w, true)),
+            Weight::Conv1d(w) => Some((w, false)),
+            Weight::Blocks(_) | Weight::Quantized(_) => None,
         }
     }
 

@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::half_rows::HALF_GROUP;
 use super::QuantMatrix;
-use crate::nn::dense_panels::product_of_groups;
+use crate::nn::filled_groups::product_of_groups;
 
 impl QuantMatrix {
     /// `x · Wᵀ` for `m` rows of `x` and an F16 matrix through the dense kernel, or `None`

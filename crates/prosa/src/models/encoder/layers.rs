@@ -190,7 +190,7 @@ impl TransformerLayer {
             .attention
             .forward(x, Mask::Bidirectional(pad_bias), None, None, ctx)?;
         let x = self.attention_norm.forward(&add(x, &attended)?)?;
-        let inner = self.activation.apply_owned(self.ffn_in.forward(&x)?)?;
+        let inner = self.ffn_in.forward_activated(&x, self.activation)?;
         let out = dropout(&self.ffn_out.forward(&inner)?, self.dropout, ctx)?;
         self.output_norm.forward(&add(&x, &out)?)
     }
