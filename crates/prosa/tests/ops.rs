@@ -84,6 +84,44 @@ fn layer_norm_equals_the_composed_formula() {
 }
 
 #[test]
+fn a_norm_of_a_residual_sum_gives_the_bits_of_the_norm_of_the_added_tensor() {
+    use prosa::nn::norm::Norm;
+    // 100 rows of 384: several of the norm's tasks (42 rows each).
+    let (x, r) = (var(&[4, 25, 384], 0.5), var(&[4, 25, 384], 0.9));
+    let (weight, bias) = (var(&[384], 0.6), var(&[384], 0.7));
+    let norm = Norm::Layer {
+        weight: weight.as_tensor().clone(),
+        bias: bias.as_tensor().clone(),
+        eps: 1e-12,
+    };
+    let bits = |t: &Tensor| {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+    };
+    let apart = |x: &Tensor, r: &Tensor| norm.forward(&(x + r).unwrap()).unwrap();
+    {
+        let _inference = candle_core::no_grad();
+        let (x, r) = (x.as_tensor(), r.as_tensor());
+        let fused = norm.forward_residual(x, r).unwrap();
+        assert!(
+            bits(&fused) == bits(&apart(x, r)),
+            "{}",
+            max_diff(&fused, &apart(x, r))
+        );
+        // A view is read as its values.
+        let xt = x.transpose(0, 1).unwrap();
+        let rt = r.transpose(0, 1).unwrap();
+        assert!(bits(&norm.forward_residual(&xt, &rt).unwrap()) == bits(&apart(&xt, &rt)));
+    }
+    // Tracked inputs take the composed ops, and their gradient.
+    let (xt, rt) = (x.as_tensor(), r.as_tensor());
+    let fused = norm.forward_residual(xt, rt).unwrap();
+    assert!(bits(&fused) == bits(&apart(xt, rt)));
+    let grads = fused.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(x.as_tensor()).is_some() && grads.get(r.as_tensor()).is_some());
+}
+
+#[test]
 fn softmax_equals_candles() {
     let x = var(&[2, 3, 4, 9], 0.8);
     check(

@@ -175,6 +175,58 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
     Ok(candle_nn::ops::layer_norm_slow(x, gamma, beta, eps as f32)?)
 }
 
+/// `layer_norm(x + residual)` in inference (nothing tracked, f32 on the CPU, `x` and `residual`
+/// of one shape): each row's sum written to the output row and normalised there, so the sum
+/// is never a tensor of its own — one pass over the rows where the add and the norm took two.
+/// The same bits as [`layer_norm`] of [`super::elementwise::add`]. `None` where it does not
+/// apply.
+fn add_layer_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    (gamma, beta): (&Tensor, &Tensor),
+    eps: f64,
+) -> Result<Option<Tensor>> {
+    let plain = |t: &Tensor| !t.track_op() && t.device().is_cpu() && t.dtype() == DType::F32;
+    let d = gamma.elem_count();
+    let fits = x.dims() == residual.dims() && x.dims().last() == Some(&d) && beta.elem_count() == d;
+    if !fits || ![x, residual, gamma, beta].into_iter().all(plain) {
+        return Ok(None);
+    }
+    let eps = eps as f32;
+    let (x, residual) = (x.contiguous()?, residual.contiguous()?);
+    let out = with_f32(&x, |xs| {
+        with_f32(&residual, |rs| {
+            with_f32(gamma, |gamma| {
+                with_f32(beta, |beta| {
+                    let step = rows_per_task(d) * d;
+                    let mut out = uninit::buffer(xs.len());
+                    spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
+                        let (xs, rs) = (&xs[i * step..], &rs[i * step..]);
+                        vectorized(
+                            #[inline(always)]
+                            || {
+                                let rows = xs.chunks_exact(d).zip(rs.chunks_exact(d));
+                                for (o, (x, r)) in out.chunks_exact_mut(d).zip(rows) {
+                                    let sum = x.iter().zip(r).map(|(a, b)| a + b);
+                                    let row = uninit::write_all(o, sum);
+                                    let (mean, rstd) = moments(row, eps);
+                                    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                                        *v = (*v - mean) * rstd * g + b;
+                                    }
+                                }
+                            },
+                        )
+                    });
+                    // SAFETY: the chunks cover `out` in whole rows (`step` and the length are
+                    // multiples of `d`), and `write_all` wrote each row whole.
+                    unsafe { uninit::assume_written(out) }
+                })
+            })
+        })
+    })????;
+    Ok(Some(Tensor::from_vec(out, x.dims(), x.device())?))
+}
+
 /// `1 / sqrt(mean(x²) + eps)` of one row (sums in vector lanes).
 #[inline(always)]
 fn inverse_rms(row: &[f32], eps: f32) -> f32 {
@@ -345,5 +397,17 @@ impl Norm {
             Norm::Layer { weight, bias, eps } => layer_norm(x, weight, bias, *eps),
             Norm::Rms { weight, eps } => rms_norm(x, weight, *eps),
         }
+    }
+
+    /// Normalises `x + residual` (a post-norm block's sublayer output and its input): in
+    /// inference, a layer norm takes each row's sum where it writes the row (no tensor for the
+    /// sum), with the same bits as the norm of [`super::elementwise::add`]'s sum.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        if let Norm::Layer { weight, bias, eps } = self {
+            if let Some(y) = add_layer_norm(x, residual, (weight, bias), *eps)? {
+                return Ok(y);
+            }
+        }
+        self.forward(&super::elementwise::add(x, residual)?)
     }
 }

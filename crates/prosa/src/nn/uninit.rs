@@ -29,6 +29,20 @@ pub(crate) unsafe fn assume_written(buffer: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     unsafe { Vec::from_raw_parts(ptr.cast::<f32>(), len, capacity) }
 }
 
+/// Writes `values` into every element of `out` and returns them, initialised, to be worked on
+/// in place. Panics (before reading anything) when `values` are fewer than `out`'s elements.
+#[inline(always)]
+pub(crate) fn write_all(
+    out: &mut [MaybeUninit<f32>],
+    values: impl ExactSizeIterator<Item = f32>,
+) -> &mut [f32] {
+    assert!(values.len() >= out.len(), "write_all: too few values");
+    write(out, values);
+    // SAFETY: every element was written just above (at least as many values as elements), and
+    // `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len()) }
+}
+
 /// Writes `values` into `out`, element by element (up to the shorter of the two).
 #[inline(always)]
 pub(crate) fn write(out: &mut [MaybeUninit<f32>], values: impl IntoIterator<Item = f32>) {

@@ -13,7 +13,6 @@ use candle_core::{DType, Tensor, D};
 use super::config::{Activation, EncoderConfig, Family};
 use crate::error::Result;
 use crate::nn::attention::{Mask, MultiHeadAttention, Qkv};
-use crate::nn::elementwise::add;
 use crate::nn::gemm::with_f32;
 use crate::nn::lanes::vectorized;
 use crate::nn::norm::Norm;
@@ -189,10 +188,10 @@ impl TransformerLayer {
         let attended = self
             .attention
             .forward(x, Mask::Bidirectional(pad_bias), None, None, ctx)?;
-        let x = self.attention_norm.forward(&add(x, &attended)?)?;
+        let x = self.attention_norm.forward_residual(x, &attended)?;
         let inner = self.ffn_in.forward_activated(&x, self.activation)?;
         let out = dropout(&self.ffn_out.forward(&inner)?, self.dropout, ctx)?;
-        self.output_norm.forward(&add(&x, &out)?)
+        self.output_norm.forward_residual(&x, &out)
     }
 }
 
