@@ -126,7 +126,7 @@ fn residual(
     if norm_first {
         Ok((x + f(&norm.forward(x)?)?)?)
     } else {
-        norm.forward(&(x + f(x)?)?)
+        norm.forward_residual(x, &f(x)?)
     }
 }
 

@@ -97,12 +97,12 @@ impl Layer {
     }
 
     fn feed_forward(&self, x: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
-        let h = self.activation.apply(&self.fc1.forward(x)?)?;
+        let h = self.fc1.forward_activated(x, self.activation)?;
         let h = self
             .fc2
             .forward(&dropout(&h, self.activation_dropout, ctx)?)?;
         self.final_norm
-            .forward(&(x + dropout(&h, self.dropout, ctx)?)?)
+            .forward_residual(x, &dropout(&h, self.dropout, ctx)?)
     }
 }
 
@@ -350,7 +350,7 @@ impl BartForConditionalGeneration {
             let h = layer
                 .self_attn
                 .forward(&x, Mask::Bidirectional(&bias), None, None, ctx)?;
-            x = layer.self_norm.forward(&(x + h)?)?;
+            x = layer.self_norm.forward_residual(&x, &h)?;
             x = layer.feed_forward(&x, ctx)?;
         }
         Ok(x)
@@ -383,9 +383,9 @@ impl BartForConditionalGeneration {
             let h = layer
                 .self_attn
                 .forward(&y, Mask::Causal(&bias), None, layer_cache, ctx)?;
-            y = layer.self_norm.forward(&(y + h)?)?;
+            y = layer.self_norm.forward_residual(&y, &h)?;
             if let Some((attention, norm)) = &layer.cross {
-                y = norm.forward(&(&y + attention.cross(&y, &memories[i], ctx)?)?)?;
+                y = norm.forward_residual(&y, &attention.cross(&y, &memories[i], ctx)?)?;
             }
             y = layer.feed_forward(&y, ctx)?;
         }
