@@ -104,10 +104,10 @@ impl Projection {
         }
     }
 
-    /// `activation(x·Wᵀ + b)` for a caller that owns the product (a feed-forward layer's inner
-    /// activations): through the packed dense weight, the activation is taken as the product
-    /// writes its sums; otherwise the product, then [`Activation::apply_owned`]. The same bits
-    /// either way.
+    /// `activation(x·Wᵀ + b)` (a feed-forward layer's inner activations): through the packed
+    /// dense weight the activation is taken as the product writes its sums; otherwise the
+    /// product, then the activation over that fresh output (in place where nothing records a
+    /// gradient). The same bits either way.
     pub fn forward_activated(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
         if let Some((w, out_in)) = self.dense_weight() {
             let weight = (w, self.bias.as_ref());
