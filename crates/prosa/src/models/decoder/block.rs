@@ -8,7 +8,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::nn::activation::{gelu_tanh, silu, swiglu_stacked};
+use crate::nn::activation::{silu, swiglu_stacked, Activation};
 use crate::nn::attention::{Mask, MultiHeadAttention, Rotary};
 use crate::nn::elementwise::add;
 use crate::nn::kv_cache::LayerCache;
@@ -50,7 +50,7 @@ impl Mlp {
     /// Applies the layer.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Mlp::Gelu { fc, proj } => proj.forward(&gelu_tanh(&fc.forward(x)?)?),
+            Mlp::Gelu { fc, proj } => proj.forward(&fc.forward_activated(x, Activation::GeluTanh)?),
             Mlp::StackedSwiGlu {
                 gate_up,
                 down,
