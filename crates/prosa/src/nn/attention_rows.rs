@@ -27,6 +27,16 @@ pub(super) struct HeadBlock<'a> {
     pub first_seen: Option<usize>,
 }
 
+impl HeadBlock<'_> {
+    /// The keys query row `i` of the block sees: all of them, or when causal those up to its
+    /// position.
+    #[inline(always)]
+    fn seen(&self, i: usize) -> usize {
+        self.first_seen
+            .map_or(self.keys, |f| (f + i + 1).min(self.keys))
+    }
+}
+
 /// Buffers a task keeps from head to head: the transposed keys and a few rows' scores.
 #[derive(Default)]
 pub(super) struct Buffers {
@@ -197,14 +207,13 @@ mod x86 {
         keys_t: &[f32],
         scores: &mut [f32],
     ) {
-        let (keys, d) = (h.keys, h.head_dim);
+        let d = h.head_dim;
         let padded = scores.len() / ROWS;
-        let seen_by = |i: usize| h.first_seen.map_or(keys, |f| (f + i + 1).min(keys));
         for first in (0..rows).step_by(ROWS) {
             let r = ROWS.min(rows - first);
             let q = h.q.as_ptr().add(first * h.q_row);
             // Causal: no row of these sees keys past the last row's; their scores are not made.
-            let seen = seen_by(first + r - 1);
+            let seen = h.seen(first + r - 1);
             let span = seen.div_ceil(16) * 16;
             if span <= 16 * VECTORS {
                 // The whole rows fit in registers: their softmax is taken there, before the
@@ -218,15 +227,9 @@ mod x86 {
                     out: scores.as_mut_ptr(),
                     out_row: padded,
                 };
-                let softmax = RowSoftmax {
-                    bias: h.bias.as_ptr(),
-                    scale: h.scale,
-                    keys,
-                    first_seen: h.first_seen.map(|f| f + first),
-                };
-                dispatch!(r, span / 16, scores_in_registers(sums, &softmax));
+                dispatch!(r, span / 16, scores_in_registers(sums, h, first));
             } else {
-                scores_then_softmax(h, (first, r), keys_t, scores, &seen_by);
+                scores_then_softmax(h, (first, r), keys_t, scores);
             }
             // Mixing: the weights of keys past the last row's `seen` are 0 for every row.
             let o = out.as_mut_ptr().add(first * out_row);
@@ -255,11 +258,10 @@ mod x86 {
         (first, r): (usize, usize),
         keys_t: &[f32],
         scores: &mut [f32],
-        seen_by: &dyn Fn(usize) -> usize,
     ) {
         let padded = scores.len() / ROWS;
         let q = h.q.as_ptr().add(first * h.q_row);
-        let span = seen_by(first + r - 1).div_ceil(16) * 16;
+        let span = h.seen(first + r - 1).div_ceil(16) * 16;
         for at in (0..span).step_by(16 * VECTORS) {
             let n = ((span - at) / 16).min(VECTORS);
             // Scores: each row's query values against the transposed keys.
@@ -275,7 +277,7 @@ mod x86 {
             dispatch!(r, n, broadcast_sums(sums));
         }
         for (i, row) in scores.chunks_exact_mut(padded).take(r).enumerate() {
-            softmax(&mut row[..span], h.bias, h.scale, seen_by(first + i));
+            softmax(&mut row[..span], h.bias, h.scale, h.seen(first + i));
         }
     }
 
@@ -305,35 +307,21 @@ mod x86 {
         }
     }
 
-    /// What a row's softmax adds to its scores: the padding bias and the scale; and the keys
-    /// that row `r` of the rows taken together sees: `keys`, or when causal
-    /// `first_seen + r + 1` of them (at most `keys`).
-    struct RowSoftmax {
-        bias: *const f32,
-        scale: f32,
-        keys: usize,
-        first_seen: Option<usize>,
-    }
-
-    /// [`broadcast_sums`] of the scores, each row's [`softmax`] taken in registers before the
-    /// weights are stored: `N` vectors are the whole (padded) row.
+    /// [`broadcast_sums`] of the scores of the block's rows `first..first + R`, each row's
+    /// [`softmax`] taken in registers before the weights are stored: `N` vectors are the
+    /// whole (padded) row.
     #[inline(always)]
     unsafe fn scores_in_registers<const R: usize, const N: usize>(
         b: Broadcast,
-        softmax: &RowSoftmax,
+        h: &HeadBlock,
+        first: usize,
     ) {
-        let scale = _mm512_set1_ps(softmax.scale);
-        let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
+        let scale = _mm512_set1_ps(h.scale);
         for (r, mut row) in sums::<R, N>(&b).into_iter().enumerate() {
-            let seen = softmax
-                .first_seen
-                .map_or(softmax.keys, |f| (f + r + 1).min(softmax.keys));
-            let mut max = minus_inf;
+            let seen = h.seen(first + r);
+            let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
             for (t, x) in row.iter_mut().enumerate() {
-                let mask = seen_lanes(seen, t);
-                let bias = _mm512_maskz_loadu_ps(mask, softmax.bias.add(16 * t));
-                let scaled = _mm512_add_ps(_mm512_mul_ps(*x, scale), bias);
-                *x = _mm512_mask_blend_ps(mask, minus_inf, scaled);
+                *x = scaled_seen(*x, h.bias, scale, (seen, t));
                 max = _mm512_max_ps(max, *x);
             }
             let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
@@ -349,11 +337,20 @@ mod x86 {
         }
     }
 
-    /// The lanes of vector `t` of a row (keys `16t..16t + 16`) among its first `seen` keys.
+    /// Vector `t` of a row's scores (keys `16t..16t + 16`) scaled plus the `bias`, −∞ in the
+    /// lanes past the row's first `seen` keys (whose bias is not read).
     #[inline(always)]
-    fn seen_lanes(seen: usize, t: usize) -> __mmask16 {
+    unsafe fn scaled_seen(
+        x: __m512,
+        bias: &[f32],
+        scale: __m512,
+        (seen, t): (usize, usize),
+    ) -> __m512 {
         let n = seen.saturating_sub(16 * t).min(16);
-        ((1u32 << n) - 1) as __mmask16
+        let mask = ((1u32 << n) - 1) as __mmask16;
+        let b = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(16 * t));
+        let scaled = _mm512_add_ps(_mm512_mul_ps(x, scale), b);
+        _mm512_mask_blend_ps(mask, _mm512_set1_ps(f32::NEG_INFINITY), scaled)
     }
 
     /// `exp(x)`, exactly 0 below −87 (masked lanes: −∞).
@@ -388,15 +385,11 @@ mod x86 {
     #[inline(always)]
     unsafe fn softmax(scores: &mut [f32], bias: &[f32], scale: f32, seen: usize) {
         let s = scores.as_mut_ptr();
-        let scale_v = _mm512_set1_ps(scale);
-        let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
-        let mut max = minus_inf;
+        let scale = _mm512_set1_ps(scale);
+        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
         let vectors = scores.len() / 16;
         for t in 0..vectors {
-            let mask = seen_lanes(seen, t);
-            let b = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(16 * t));
-            let x = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(s.add(16 * t)), scale_v), b);
-            let x = _mm512_mask_blend_ps(mask, minus_inf, x);
+            let x = scaled_seen(_mm512_loadu_ps(s.add(16 * t)), bias, scale, (seen, t));
             _mm512_storeu_ps(s.add(16 * t), x);
             max = _mm512_max_ps(max, x);
         }

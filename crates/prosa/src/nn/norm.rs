@@ -18,7 +18,7 @@ pub(crate) fn rows_per_task(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)
 }
 
-/// A norm's forward pass: `row_fn(row, out_row)` for each row of width `d` of `x`, rows in
+/// A norm's forward pass: `row_fn(i, row, out_row)` for each row `i` of width `d` of `x`, rows in
 /// parallel chunks (on the spinning helpers in inference), each chunk's loop compiled for
 /// AVX-512 where present (mark `row_fn` `#[inline(always)]`). `row_fn` writes every value of
 /// its output row (the output is not zeroed first).
@@ -26,17 +26,19 @@ pub(crate) fn rows_per_task(width: usize) -> usize {
 fn map_rows(
     x: &[f32],
     d: usize,
-    row_fn: impl Fn(&[f32], &mut [MaybeUninit<f32>]) + Sync,
+    row_fn: impl Fn(usize, &[f32], &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
     let mut out = uninit::buffer(x.len());
-    let step = rows_per_task(d) * d;
+    let rows_per_task = rows_per_task(d);
+    let step = rows_per_task * d;
     spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
         let x = &x[i * step..i * step + out.len()];
         vectorized(
             #[inline(always)]
             || {
-                for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                    row_fn(row, o);
+                let rows = out.chunks_exact_mut(d).zip(x.chunks_exact(d));
+                for (r, (o, row)) in rows.enumerate() {
+                    row_fn(i * rows_per_task + r, row, o);
                 }
             },
         )
@@ -45,6 +47,12 @@ fn map_rows(
     // `x.len()`: both ops check that the input's last dimension is `d`), and `row_fn` writes
     // each row whole.
     unsafe { uninit::assume_written(out) }
+}
+
+/// A layer norm's output for value `v` of a row with those moments, weight `g` and bias `b`.
+#[inline(always)]
+fn normed_value(v: f32, (mean, rstd): (f32, f32), g: f32, b: f32) -> f32 {
+    (v - mean) * rstd * g + b
 }
 
 /// Mean and 1/standard deviation of one row (sums in vector lanes).
@@ -85,10 +93,13 @@ impl CustomOp3 for LayerNormOp {
             x,
             d,
             #[inline(always)]
-            |row, o| {
+            |_, row, o| {
                 let (mean, rstd) = moments(row, self.eps);
                 let normed = row.iter().zip(gamma).zip(beta);
-                uninit::write(o, normed.map(|((v, g), b)| (v - mean) * rstd * g + b));
+                uninit::write(
+                    o,
+                    normed.map(|((&v, &g), &b)| normed_value(v, (mean, rstd), g, b)),
+                );
             },
         );
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -198,28 +209,19 @@ fn add_layer_norm(
         with_f32(&residual, |rs| {
             with_f32(gamma, |gamma| {
                 with_f32(beta, |beta| {
-                    let step = rows_per_task(d) * d;
-                    let mut out = uninit::buffer(xs.len());
-                    spin_pool::for_each_chunk_mut(&mut out, step, |i, out| {
-                        let (xs, rs) = (&xs[i * step..], &rs[i * step..]);
-                        vectorized(
-                            #[inline(always)]
-                            || {
-                                let rows = xs.chunks_exact(d).zip(rs.chunks_exact(d));
-                                for (o, (x, r)) in out.chunks_exact_mut(d).zip(rows) {
-                                    let sum = x.iter().zip(r).map(|(a, b)| a + b);
-                                    let row = uninit::write_all(o, sum);
-                                    let (mean, rstd) = moments(row, eps);
-                                    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-                                        *v = (*v - mean) * rstd * g + b;
-                                    }
-                                }
-                            },
-                        )
-                    });
-                    // SAFETY: the chunks cover `out` in whole rows (`step` and the length are
-                    // multiples of `d`), and `write_all` wrote each row whole.
-                    unsafe { uninit::assume_written(out) }
+                    map_rows(
+                        xs,
+                        d,
+                        #[inline(always)]
+                        |i, x, o| {
+                            let r = &rs[i * d..(i + 1) * d];
+                            let row = uninit::write_all(o, x.iter().zip(r).map(|(a, b)| a + b));
+                            let moments = moments(row, eps);
+                            for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
+                                *v = normed_value(*v, moments, g, b);
+                            }
+                        },
+                    )
                 })
             })
         })
@@ -270,7 +272,7 @@ impl CustomOp2 for RmsNormOp {
             x,
             d,
             #[inline(always)]
-            |row, o| {
+            |_, row, o| {
                 // `rms_norm_row`'s arithmetic (the fused decode step's), into unset values.
                 let r = inverse_rms(row, self.eps);
                 uninit::write(o, row.iter().zip(gamma).map(|(v, g)| v * r * g));
