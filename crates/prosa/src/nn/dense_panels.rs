@@ -202,11 +202,20 @@ impl DensePanels {
         epilogue: impl Epilogue,
     ) -> Vec<f32> {
         let inputs = self.inputs;
+        let group_at = |first: usize| &self.data[first * inputs..(first + GROUP) * inputs];
         panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
             for block in (0..m).step_by(ROW_BLOCK) {
                 let rows = block..block + ROW_BLOCK.min(m - block);
+                let last_block = rows.end == m;
                 for first in (start..start + n).step_by(GROUP) {
-                    let group = &self.data[first * inputs..(first + GROUP) * inputs];
+                    // The group read next: the task's next, or its first again for the next
+                    // block (a model's weights rarely stay in L3 from block to block).
+                    let next = if first + GROUP < start + n {
+                        Some(first + GROUP)
+                    } else {
+                        (!last_block).then_some(start)
+                    };
+                    let ahead = next.map_or(&[][..], |next| f32_bytes(group_at(next)));
                     let at = GroupAt {
                         first,
                         width: GROUP.min(start + n - first),
@@ -214,7 +223,7 @@ impl DensePanels {
                     };
                     let rows = rows.clone();
                     let sums = Sums { at, bias, epilogue };
-                    rows_over_group(pass, group, x, inputs, rows, sums, part);
+                    rows_over_group(pass, group_at(first), ahead, x, inputs, rows, sums, part);
                 }
             }
         })
@@ -245,10 +254,13 @@ struct Sums<'b, E> {
 }
 
 /// Rows `rows` of `x` (`inputs` wide) against one packed `group`, in even [`passes`] of at most
-/// [`PASS`], each pass's sums written to the task's output at once as `sums` says.
+/// [`PASS`], each pass's sums written to the task's output at once as `sums` says, the passes
+/// sharing out prefetching `ahead` (the group read next) into L2.
+#[allow(clippy::too_many_arguments)]
 fn rows_over_group(
     pass: PassKernel,
     group: &[f32],
+    ahead: &[u8],
     x: &[f32],
     inputs: usize,
     rows: Range<usize>,
@@ -256,10 +268,16 @@ fn rows_over_group(
     part: &mut TaskOutput,
 ) {
     let mut lanes = [[0f32; GROUP]; PASS];
-    for pass_rows in passes(rows) {
+    let shares = rows.len().div_ceil(PASS);
+    for (share, pass_rows) in passes(rows).enumerate() {
         let (i, count) = (pass_rows.start, pass_rows.len());
         let xs = &x[i * inputs..(i + count) * inputs];
-        pass(group, xs, inputs, &mut lanes[..count], true, Prefetch::NONE);
+        let prefetch = Prefetch {
+            ahead,
+            share,
+            shares,
+        };
+        pass(group, xs, inputs, &mut lanes[..count], true, prefetch);
         let lanes = &lanes[..count];
         write_group(part, i..i + count, lanes, sums.at, sums.bias, sums.epilogue);
     }

@@ -28,15 +28,6 @@ pub(super) struct Prefetch<'a> {
     pub(super) shares: usize,
 }
 
-impl Prefetch<'_> {
-    /// Nothing to prefetch.
-    pub(super) const NONE: Prefetch<'static> = Prefetch {
-        ahead: &[],
-        share: 0,
-        shares: 1,
-    };
-}
-
 /// The pass kernel, where the CPU has AVX-512F.
 pub(super) fn pass_kernel() -> Option<PassKernel> {
     #[cfg(target_arch = "x86_64")]
