@@ -177,7 +177,10 @@ impl DensePanels {
                     let weights = &self.data[at..at + steps * GROUP];
                     let next = (at + steps * GROUP).min(task_end);
                     let ahead = f32_bytes(&self.data[next..task_end.min(next + steps * GROUP)]);
-                    span_passes(pass, weights, x, inputs, 0..m, span, &mut lanes, ahead);
+                    let pass = |xs: &[f32], sums: &mut [[f32; GROUP]], fresh, prefetch| {
+                        pass(weights, xs, inputs, sums, fresh, prefetch)
+                    };
+                    span_passes(pass, steps, x, inputs, 0..m, span, &mut lanes, ahead);
                 }
                 let at = GroupAt {
                     first,
@@ -283,22 +286,23 @@ fn rows_over_group(
     }
 }
 
-/// Rows `rows` of `x` (`inputs` wide) over a group's input positions `at..at + steps`
-/// (`weights`, `steps × 64`), in even [`passes`] of at most [`PASS`], each adding its rows' products
-/// to their sums in `lanes` (`lanes[j]`: row `rows.start + j`; from zero at the group's first
-/// span), the passes sharing out prefetching `ahead` into L2.
+/// Rows `rows` of `x` (`inputs` wide) over a group's input positions `at..at + steps`, in even
+/// [`passes`] of at most [`PASS`], each adding its rows' products to their sums in `lanes`
+/// (`lanes[j]`: row `rows.start + j`; from zero at the group's first span), the passes sharing
+/// out prefetching `ahead` into L2. `pass(xs, sums, fresh, prefetch)` runs one pass over the
+/// span's weights (the [`PassKernel`] with them bound), with the flag saying whether the sums
+/// start from zero.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn span_passes(
-    pass: PassKernel,
-    weights: &[f32],
+pub(super) fn span_passes<'a>(
+    mut pass: impl FnMut(&[f32], &mut [[f32; GROUP]], bool, Prefetch<'a>),
+    steps: usize,
     x: &[f32],
     inputs: usize,
     rows: Range<usize>,
     at: usize,
     lanes: &mut [[f32; GROUP]],
-    ahead: &[u8],
+    ahead: &'a [u8],
 ) {
-    let steps = weights.len() / GROUP;
     let shares = rows.len().div_ceil(PASS);
     for (share, pass_rows) in passes(rows.clone()).enumerate() {
         let (i, count) = (pass_rows.start, pass_rows.len());
@@ -309,7 +313,7 @@ pub(super) fn span_passes(
             share,
             shares,
         };
-        pass(weights, xs, inputs, sums, at == 0, prefetch);
+        pass(xs, sums, at == 0, prefetch);
     }
 }
 

@@ -28,6 +28,13 @@ pub(super) struct Prefetch<'a> {
     pub(super) shares: usize,
 }
 
+/// A pass over F16 weights that widens them as it goes: `halves` (`steps × 64`) are converted
+/// to f32 in registers, used as [`PassKernel`]'s weights, and stored into `widened` (as long), so
+/// that the passes after it read f32 — the widening rides along the first pass's arithmetic
+/// instead of a pass of its own over memory.
+pub(super) type WideningPass =
+    fn(&[half::f16], &mut [f32], &[f32], usize, &mut [[f32; GROUP]], bool, Prefetch);
+
 /// The pass kernel, where the CPU has AVX-512F.
 pub(super) fn pass_kernel() -> Option<PassKernel> {
     #[cfg(target_arch = "x86_64")]
@@ -37,11 +44,30 @@ pub(super) fn pass_kernel() -> Option<PassKernel> {
     kernel.filter(|_| super::panel_tasks::has_avx512f())
 }
 
+/// The widening pass kernel, where the CPU has AVX-512F (whose `vcvtph2ps` widens).
+pub(super) fn widening_pass() -> Option<WideningPass> {
+    #[cfg(target_arch = "x86_64")]
+    let kernel: Option<WideningPass> = Some(x86::widening_pass);
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernel = None;
+    kernel.filter(|_| super::panel_tasks::has_avx512f())
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
+    use half::f16;
+
     use super::{Prefetch, GROUP, PASS};
+
+    /// Where a pass reads its weights: packed f32, or F16 widened and stored as it goes.
+    #[derive(Clone, Copy)]
+    struct Source {
+        weights: *const f32,
+        halves: *const f16,
+        widened: *mut f32,
+    }
 
     /// A pass (`PassKernel`); only handed out by `pass_kernel` once the CPU was found to have
     /// AVX-512F.
@@ -53,21 +79,67 @@ mod x86 {
         fresh: bool,
         prefetch: Prefetch,
     ) {
-        let rows = lanes.len();
         let steps = weights.len() / GROUP;
-        assert!((1..=PASS).contains(&rows) && weights.len() == steps * GROUP);
+        assert!(weights.len() == steps * GROUP);
+        let source = Source {
+            weights: weights.as_ptr(),
+            halves: std::ptr::null(),
+            widened: std::ptr::null_mut(),
+        };
+        // SAFETY: `steps × 64` weights (asserted); AVX-512F as above.
+        unsafe { rows::<false>(source, steps, x, stride, lanes, fresh, prefetch) }
+    }
+
+    /// A widening pass (`WideningPass`); only handed out by `widening_pass` once the CPU was
+    /// found to have AVX-512F.
+    pub(super) fn widening_pass(
+        halves: &[f16],
+        widened: &mut [f32],
+        x: &[f32],
+        stride: usize,
+        lanes: &mut [[f32; GROUP]],
+        fresh: bool,
+        prefetch: Prefetch,
+    ) {
+        let steps = halves.len() / GROUP;
+        assert!(halves.len() == steps * GROUP && widened.len() == halves.len());
+        let source = Source {
+            weights: std::ptr::null(),
+            halves: halves.as_ptr(),
+            widened: widened.as_mut_ptr(),
+        };
+        // SAFETY: `steps × 64` halves and as many f32 to write (asserted); AVX-512F as above.
+        unsafe { rows::<true>(source, steps, x, stride, lanes, fresh, prefetch) }
+    }
+
+    /// The span kernel for as many rows as `lanes` holds.
+    ///
+    /// # Safety
+    /// `source` holds `steps × 64` weights (halves and as many widened values when `WIDEN`);
+    /// the CPU has AVX-512F.
+    unsafe fn rows<const WIDEN: bool>(
+        source: Source,
+        steps: usize,
+        x: &[f32],
+        stride: usize,
+        lanes: &mut [[f32; GROUP]],
+        fresh: bool,
+        prefetch: Prefetch,
+    ) {
+        let rows = lanes.len();
+        assert!((1..=PASS).contains(&rows));
         assert!(steps <= stride && x.len() >= (rows - 1) * stride + steps);
         assert!(prefetch.shares > prefetch.share);
-        let (w, xp) = (weights.as_ptr(), x.as_ptr());
-        // SAFETY: AVX-512F is present (checked by `pass_kernel`); the asserts bound every read.
+        let (s, xp) = (source, x.as_ptr());
+        // SAFETY: as the caller promises; the asserts bound every read of `x`.
         unsafe {
             match rows {
-                1 => span::<1>(w, xp, stride, steps, lanes, fresh, prefetch),
-                2 => span::<2>(w, xp, stride, steps, lanes, fresh, prefetch),
-                3 => span::<3>(w, xp, stride, steps, lanes, fresh, prefetch),
-                4 => span::<4>(w, xp, stride, steps, lanes, fresh, prefetch),
-                5 => span::<5>(w, xp, stride, steps, lanes, fresh, prefetch),
-                _ => span::<6>(w, xp, stride, steps, lanes, fresh, prefetch),
+                1 => span::<1, WIDEN>(s, xp, stride, steps, lanes, fresh, prefetch),
+                2 => span::<2, WIDEN>(s, xp, stride, steps, lanes, fresh, prefetch),
+                3 => span::<3, WIDEN>(s, xp, stride, steps, lanes, fresh, prefetch),
+                4 => span::<4, WIDEN>(s, xp, stride, steps, lanes, fresh, prefetch),
+                5 => span::<5, WIDEN>(s, xp, stride, steps, lanes, fresh, prefetch),
+                _ => span::<6, WIDEN>(s, xp, stride, steps, lanes, fresh, prefetch),
             }
         }
     }
@@ -75,10 +147,11 @@ mod x86 {
     /// `R` rows against a group's span: per input position, the span's four vectors loaded once
     /// and multiplied with each row's value there, broadcast, into 24 sums at most whose lanes
     /// are outputs — carried in `lanes` from the span before, so a group's sums are the same
-    /// products added in the same order however it is cut into spans.
+    /// products added in the same order however it is cut into spans. When `WIDEN`, the
+    /// vectors are F16 widened as they are loaded (exactly), and stored for the passes after.
     #[target_feature(enable = "avx512f")]
-    unsafe fn span<const R: usize>(
-        weights: *const f32,
+    unsafe fn span<const R: usize, const WIDEN: bool>(
+        source: Source,
         x: *const f32,
         stride: usize,
         steps: usize,
@@ -95,8 +168,17 @@ mod x86 {
             }
         }
         let step = |acc: &mut [[__m512; 4]; R], k: usize| {
-            let w = weights.add(k * GROUP);
-            let weights = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(w.add(16 * v)));
+            let at = k * GROUP;
+            let weights = [0, 1, 2, 3].map(|v| {
+                if WIDEN {
+                    let halves = source.halves.add(at + 16 * v) as *const __m256i;
+                    let wide = _mm512_cvtph_ps(_mm256_loadu_si256(halves));
+                    _mm512_storeu_ps(source.widened.add(at + 16 * v), wide);
+                    wide
+                } else {
+                    _mm512_loadu_ps(source.weights.add(at + 16 * v))
+                }
+            });
             for (j, row) in acc.iter_mut().enumerate() {
                 let value = _mm512_set1_ps(*x.add(j * stride + k));
                 for (a, w) in row.iter_mut().zip(weights) {
