@@ -90,7 +90,9 @@ fn passes(rows: Range<usize>) -> impl Iterator<Item = Range<usize>> {
 }
 
 /// Activation rows a task takes through all of its groups before the next rows: 96 rows of up
-/// to 2,048 inputs stay in the core's L2 cache beside the group being read.
+/// to 2,048 inputs stay in the core's L2 cache beside the group being read and the next one,
+/// which the block's passes prefetch (a model's weights rarely stay in L3 from block to block:
+/// MiniLM A/B ×1.018).
 const ROW_BLOCK: usize = 96;
 
 /// A weight repacked for the group kernel: one tensor, or several stacked by outputs (their

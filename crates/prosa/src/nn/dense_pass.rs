@@ -1,6 +1,8 @@
 //! The pass kernel of the dense f32 groups (`dense_panels.rs`): one group (or a span of
 //! its input positions) against up to six activation rows, each row's value broadcast into 24
-//! sums whose lanes are outputs, prefetching a share of the weights read next. AVX-512F only.
+//! sums whose lanes are outputs, prefetching a share of the weights read next; and its widening
+//! form for F16 groups (`half_groups.rs`), which converts each weight vector as it loads it and
+//! stores the f32 values for the passes after it. AVX-512F only.
 
 /// Outputs per group: four 16-lane vectors.
 pub(super) const GROUP: usize = 64;
