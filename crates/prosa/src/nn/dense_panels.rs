@@ -214,8 +214,12 @@ impl DensePanels {
                 let last_block = rows.end == m;
                 for first in (start..start + n).step_by(GROUP) {
                     // The group read next: the task's next, or its first again for the next
-                    // block (a model's weights rarely stay in L3 from block to block).
-                    let next = if first + GROUP < start + n {
+                    // block (a model's weights rarely stay in L3 from block to block). Not for
+                    // a single pass (a decode step's few rows), bound by memory alone and
+                    // streaming the groups in order.
+                    let next = if m <= PASS {
+                        None
+                    } else if first + GROUP < start + n {
                         Some(first + GROUP)
                     } else {
                         (!last_block).then_some(start)
