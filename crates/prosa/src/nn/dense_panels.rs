@@ -31,6 +31,7 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use bytemuck::cast_slice;
 use candle_core::{Tensor, TensorId};
 use rayon::prelude::*;
 
@@ -178,7 +179,7 @@ impl DensePanels {
                     let at = first * inputs + span * GROUP;
                     let weights = &self.data[at..at + steps * GROUP];
                     let next = (at + steps * GROUP).min(task_end);
-                    let ahead = f32_bytes(&self.data[next..task_end.min(next + steps * GROUP)]);
+                    let ahead = cast_slice(&self.data[next..task_end.min(next + steps * GROUP)]);
                     let pass = |xs: &[f32], sums: &mut [[f32; GROUP]], fresh, prefetch| {
                         pass(weights, xs, inputs, sums, fresh, prefetch)
                     };
@@ -224,7 +225,7 @@ impl DensePanels {
                     } else {
                         (!last_block).then_some(start)
                     };
-                    let ahead = next.map_or(&[][..], |next| f32_bytes(group_at(next)));
+                    let ahead = next.map_or(&[][..], |next| cast_slice(group_at(next)));
                     let at = GroupAt {
                         first,
                         width: GROUP.min(start + n - first),
@@ -344,14 +345,6 @@ pub(super) fn write_group(
             }
         },
     );
-}
-
-/// The bytes of `values` (prefetching reads only their addresses).
-fn f32_bytes(values: &[f32]) -> &[u8] {
-    // SAFETY: the bytes of initialised f32 values, borrowed as long as they are.
-    unsafe {
-        std::slice::from_raw_parts(values.as_ptr() as *const u8, std::mem::size_of_val(values))
-    }
 }
 
 /// Writes a group's `sums` for output row `i` at the task's `column`, each plus its `bias`,

@@ -9,6 +9,7 @@
 
 use std::ops::Range;
 
+use bytemuck::cast_slice;
 use half::f16;
 
 use super::dense_panels::{span_passes, write_group, GroupAt};
@@ -74,7 +75,7 @@ pub(crate) fn product_of_half_groups(
                             pass(widened, xs, inputs, sums, fresh, prefetch);
                         }
                     };
-                    let (ahead, rows) = (half_bytes(ahead), rows.clone());
+                    let (ahead, rows) = (cast_slice(ahead), rows.clone());
                     span_passes(pass, steps, x, inputs, rows, at, &mut lanes, ahead);
                 }
                 let at = GroupAt {
@@ -86,10 +87,4 @@ pub(crate) fn product_of_half_groups(
             }
         },
     ))
-}
-
-/// The bytes of `values` (prefetching reads only their addresses).
-fn half_bytes(values: &[f16]) -> &[u8] {
-    // SAFETY: the bytes of initialised half-precision values, borrowed as long as they are.
-    unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, size_of_val(values)) }
 }
