@@ -167,6 +167,39 @@ fn a_padded_batch_equals_one_by_one() {
 }
 
 #[test]
+fn packed_sequences_match_transformers_on_the_real_tokens() {
+    // Families without token types (the packed path gives every token type 0).
+    for name in ["distilbert-tokcls", "roberta-mlm"] {
+        let model =
+            EncoderModel::from_pretrained(&fixture(name), None, None, &Device::Cpu).unwrap();
+        let e = expected(name);
+        let batch = input(&e);
+        let lengths: Vec<usize> = (batch.attention_mask.iter())
+            .map(|mask| mask.iter().filter(|&&m| m == 1).count())
+            .collect();
+        let rows: Vec<&[u32]> = (batch.input_ids.iter().zip(&lengths))
+            .map(|(ids, &n)| &ids[..n])
+            .collect();
+        let packed = model
+            .forward_packed(&rows, &mut ForwardCtx::inference())
+            .unwrap();
+        assert_eq!(packed.lengths, lengths);
+        // (batch, seq, hidden), flat.
+        let theirs: Vec<f32> = serde_json::from_value(e["last_hidden_state"].clone()).unwrap();
+        let seq = batch.input_ids[0].len();
+        let hidden = model.config.hidden_size;
+        for (b, &n) in lengths.iter().enumerate() {
+            let ours = packed.sequence(b).unwrap().to_vec2::<f32>().unwrap();
+            let d = (ours.iter().flatten())
+                .zip(&theirs[b * seq * hidden..][..n * hidden])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(d < 1e-4, "{name} sequence {b}: {d} from transformers");
+        }
+    }
+}
+
+#[test]
 fn saved_folders_load_back_with_equal_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     // PROSA_WRITE_SAVED=DIR keeps the folders for the transformers check of the fixture script.

@@ -481,6 +481,56 @@ impl MultiHeadAttention {
     }
 
     /// The factor of the scores.
+    /// Whether [`MultiHeadAttention::forward_packed`] runs on `x` in `ctx`: inference (no
+    /// training, no attention maps kept) of f32 on the CPU, separate projections, as many key
+    /// and value heads as query heads.
+    pub fn packs(&self, x: &Tensor, ctx: &ForwardCtx) -> bool {
+        matches!(self.qkv, Qkv::Separate { .. })
+            && ctx.inference
+            && !ctx.train
+            && ctx.attention.is_none()
+            && self.heads == self.kv_heads
+            && super::fused_attention::supported(x)
+    }
+
+    /// Bidirectional self-attention of sequences packed without padding: `x` (tokens, hidden)
+    /// holds the sequences of `lengths` one after another, and each token attends to its own
+    /// sequence's. Only where [`MultiHeadAttention::packs`] says so (an error otherwise).
+    pub fn forward_packed(
+        &self,
+        x: &Tensor,
+        lengths: &[usize],
+        ctx: &ForwardCtx,
+    ) -> Result<Tensor> {
+        let Qkv::Separate { q, k, v, .. } = &self.qkv else {
+            return Err(Error::config(
+                "attention",
+                "packed sequences need separate projections",
+            ));
+        };
+        if !self.packs(x, ctx) {
+            return Err(Error::config(
+                "attention",
+                "packed sequences: inference of f32 on the CPU, one key/value head per query head",
+            ));
+        }
+        let scale = self.scale_factor() as f32;
+        let context = match self.qkv.stacked(x)? {
+            Some(all) => {
+                super::packed_attention::stacked_packed_attention(&all, lengths, self.heads, scale)?
+            }
+            None => super::packed_attention::packed_attention(
+                &q.forward(x)?,
+                &k.forward(x)?,
+                &v.forward(x)?,
+                lengths,
+                self.heads,
+                scale,
+            )?,
+        };
+        self.out.forward(&context)
+    }
+
     pub(crate) fn scale_factor(&self) -> f64 {
         self.scale
             .unwrap_or_else(|| 1.0 / (self.head_dim as f64).sqrt())

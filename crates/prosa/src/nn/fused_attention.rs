@@ -198,7 +198,7 @@ fn finish(out: Vec<f32>, s: &Shape, device: &candle_core::Device) -> Result<Tens
 }
 
 /// The extents of one call.
-struct Shape {
+pub(super) struct Shape {
     batch: usize,
     queries: usize,
     keys: usize,
@@ -212,7 +212,7 @@ struct Shape {
 
 impl Shape {
     /// Every query sees every key; one key/value head per query head.
-    fn bidirectional(
+    pub(super) fn bidirectional(
         batch: usize,
         queries: usize,
         keys: usize,
@@ -234,14 +234,14 @@ impl Shape {
 /// Where an operand's rows lie: row `r` of head `h` of sequence `b` starts at
 /// `b·batch + h·head + r·row`.
 #[derive(Clone, Copy)]
-struct Layout {
+pub(super) struct Layout {
     batch: usize,
     head: usize,
     row: usize,
 }
 
 impl Layout {
-    fn new(batch: usize, head: usize, row: usize) -> Self {
+    pub(super) fn new(batch: usize, head: usize, row: usize) -> Self {
         Self { batch, head, row }
     }
 
@@ -250,12 +250,13 @@ impl Layout {
     }
 }
 
-/// The operands' values, row-major, with their layouts.
-struct Inputs<'a> {
-    q: (&'a [f32], Layout),
-    k: (&'a [f32], Layout),
-    v: (&'a [f32], Layout),
-    bs: &'a [f32],
+/// The operands' values, row-major, with their layouts, and the padding bias (one entry per
+/// key of each sequence).
+pub(super) struct Inputs<'a> {
+    pub(super) q: (&'a [f32], Layout),
+    pub(super) k: (&'a [f32], Layout),
+    pub(super) v: (&'a [f32], Layout),
+    pub(super) bs: &'a [f32],
 }
 
 fn attend(s: &Shape, x: &Inputs, scale: f32, out: &mut [f32]) {
@@ -320,7 +321,14 @@ fn prefetch_head(
 }
 
 /// Every head for queries `first..first + rows` of sequence `b`, into `out` (rows × width).
-fn attend_block(s: &Shape, x: &Inputs, scale: f32, b: usize, first: usize, out: &mut [f32]) {
+pub(super) fn attend_block(
+    s: &Shape,
+    x: &Inputs,
+    scale: f32,
+    b: usize,
+    first: usize,
+    out: &mut [f32],
+) {
     let (d, w) = (s.head_dim, s.heads * s.head_dim);
     let rows = out.len() / w;
     // Causal: the block's last query sees keys up to its own position, so later keys are

@@ -7,7 +7,8 @@
 //! - layers: [`projection`] (dense, `Conv1D` or quantized weights; few-row inference products
 //!   through a packed copy, [`dense_panels`]), [`norm::Norm`],
 //!   [`attention`] (bidirectional, causal and cross multi-head attention) with its
-//!   [`kv_cache`], its one-pass inference kernel (`fused_attention`) and its decode-step
+//!   [`kv_cache`], its one-pass inference kernel (`fused_attention`; over sequences packed
+//!   without padding, `packed_attention`) and its decode-step
 //!   kernel (`decode_attention`), the decode step's spinning thread team (`decode_team`) and
 //!   the inference passes' spinning helpers (`spin_pool`), [`additive_attention`] (Bahdanau,
 //!   Luong), [`recurrent`] (RNN, LSTM, GRU and their fused time loop) and [`gru_cell`] (one
@@ -43,6 +44,7 @@ pub mod linear;
 pub mod loss;
 pub mod max_pool;
 pub mod norm;
+mod packed_attention;
 mod panel_tasks;
 pub mod params;
 pub mod positional;

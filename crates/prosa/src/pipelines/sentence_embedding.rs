@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::registry::{input_texts, to_values, Params, Pipeline};
 
 use crate::error::{Error, Result};
-use crate::models::encoder::layers::{l2_normalize, mean_pool};
+use crate::models::encoder::layers::{l2_normalize, mean_pool_packed};
 use crate::models::encoder::model::map_length_batches;
-use crate::models::encoder::{EncoderInput, EncoderModel, Task};
+use crate::models::encoder::{EncoderModel, PackedStates, Task};
 use crate::models::folder::read_json_file;
 use crate::nn::ForwardCtx;
 use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
@@ -94,10 +94,10 @@ impl SentenceEmbedder {
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let batches = (self.max_length, self.batch_size);
         let encoder = (&self.model, &self.tokenizer);
-        map_batches(encoder, texts, batches, |input, hidden| {
+        map_batches(encoder, texts, batches, |states| {
             let mut pooled = match self.pooling {
-                PoolingMode::Mean => mean_pool(&hidden, &input.attention_mask)?,
-                PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+                PoolingMode::Mean => mean_pool_packed(&states.hidden, &states.lengths)?,
+                PoolingMode::Cls => first_tokens(states)?,
             };
             if self.normalize {
                 pooled = l2_normalize(&pooled)?;
@@ -151,26 +151,39 @@ impl FeatureExtraction {
     pub fn extract(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
         let batches = (self.model.config.max_position_embeddings, self.batch_size);
         let encoder = (&self.model, &self.tokenizer);
-        map_batches(encoder, texts, batches, |input, hidden| {
-            let mut states = hidden.to_vec3::<f32>()?;
-            for (row, mask) in states.iter_mut().zip(&input.attention_mask) {
-                row.truncate(mask.iter().filter(|&&m| m == 1).count());
-            }
-            Ok(states)
+        map_batches(encoder, texts, batches, |states| {
+            (0..states.lengths.len())
+                .map(|b| Ok(states.sequence(b)?.to_vec2::<f32>()?))
+                .collect()
         })
     }
 }
 
+/// Each sequence's first token (`[CLS]`): (sequences, hidden).
+fn first_tokens(states: &PackedStates) -> Result<Tensor> {
+    let starts: Vec<u32> = states
+        .lengths
+        .iter()
+        .scan(0, |start, &n| {
+            let first = *start;
+            *start += n;
+            Some(first as u32)
+        })
+        .collect();
+    let starts = Tensor::from_vec(starts, states.lengths.len(), states.hidden.device())?;
+    Ok(states.hidden.index_select(&starts, 0)?)
+}
+
 /// Tokenizes `texts` (cut to `max_length` tokens), cuts them into batches of `batch_size` texts
-/// of similar lengths (so a batch pads little), runs the encoder on each, and answers, in the
-/// order of `texts`, what `each` makes of a batch's padded input and last hidden states
-/// (batch, seq, hidden): one item per text of the batch. Several batches run side by side
-/// ([`map_length_batches`]).
+/// of similar lengths, runs the encoder on each (its sequences packed without padding,
+/// [`EncoderModel::forward_packed`]), and answers, in the order of `texts`, what `each` makes
+/// of a batch's last hidden states: one item per text of the batch. Several batches run side
+/// by side ([`map_length_batches`]).
 fn map_batches<T: Send>(
     (model, tokenizer): (&EncoderModel, &SubwordTokenizer),
     texts: &[&str],
     (max_length, batch_size): (usize, usize),
-    each: impl Fn(&EncoderInput, Tensor) -> Result<Vec<T>> + Sync,
+    each: impl Fn(&PackedStates) -> Result<Vec<T>> + Sync,
 ) -> Result<Vec<T>> {
     let options = EncodeOptions {
         padding: Padding::None,
@@ -182,11 +195,7 @@ fn map_batches<T: Send>(
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     map_length_batches(&lengths, batch_size, |batch| {
         let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
-        let input = EncoderInput::from_rows(&rows, model.config.pad_token_id);
-        let hidden = model
-            .forward(&input, &mut ForwardCtx::inference())?
-            .last_hidden_state;
-        each(&input, hidden)
+        each(&model.forward_packed(&rows, &mut ForwardCtx::inference())?)
     })
 }
 

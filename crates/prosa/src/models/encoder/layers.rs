@@ -75,9 +75,9 @@ impl Embeddings {
 
     /// Position ids of each row: 0, 1, … — or, for RoBERTa, counted over non-padding tokens
     /// starting after the padding id (padding itself gets the padding id).
-    fn position_ids(&self, ids: &[Vec<u32>]) -> Vec<u32> {
-        let mut out = Vec::with_capacity(ids.len() * ids.first().map_or(0, Vec::len));
-        for row in ids {
+    fn position_ids<'a>(&self, rows: impl IntoIterator<Item = &'a [u32]>) -> Vec<u32> {
+        let mut out = Vec::new();
+        for row in rows {
             let mut count = 0;
             for (i, &id) in row.iter().enumerate() {
                 out.push(match self.family {
@@ -101,22 +101,42 @@ impl Embeddings {
         ctx: &mut ForwardCtx,
     ) -> Result<Tensor> {
         let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
-        let device = self.word.device();
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        let word = self
-            .word
-            .index_select(&Tensor::from_vec(flat, batch * seq, device)?, 0)?;
-        let positions = Tensor::from_vec(self.position_ids(ids), batch * seq, device)?;
-        let mut x = (word + self.position.index_select(&positions, 0)?)?;
-        if let Some(table) = &self.token_type {
-            let types: Vec<u32> = match token_types {
-                Some(t) => t.iter().flatten().copied().collect(),
-                None => vec![0; batch * seq],
-            };
-            x = (x + table.index_select(&Tensor::from_vec(types, batch * seq, device)?, 0)?)?;
-        }
+        let types: Option<Vec<u32>> = token_types.map(|t| t.iter().flatten().copied().collect());
+        let x = self.summed(ids.iter().map(Vec::as_slice), types)?;
         let x = self.norm.forward(&x.reshape((batch, seq, ()))?)?;
         dropout(&x, self.dropout, ctx)
+    }
+
+    /// Embeds rows of ids packed one after another, without padding → (tokens, hidden): each
+    /// row's positions count from its first token, and every token type is 0. The same values
+    /// as each row's real tokens in a padded batch ([`Embeddings::forward`]).
+    pub fn forward_packed(&self, rows: &[&[u32]], ctx: &mut ForwardCtx) -> Result<Tensor> {
+        let x = self
+            .norm
+            .forward(&self.summed(rows.iter().copied(), None)?)?;
+        dropout(&x, self.dropout, ctx)
+    }
+
+    /// Word plus position (plus token type: 0 where `types` is `None`) embeddings of the
+    /// tokens of `rows`, one after another (tokens, hidden), before the norm.
+    fn summed<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a [u32]> + Clone,
+        types: Option<Vec<u32>>,
+    ) -> Result<Tensor> {
+        let device = self.word.device();
+        let flat: Vec<u32> = rows.clone().flatten().copied().collect();
+        let tokens = flat.len();
+        let word = self
+            .word
+            .index_select(&Tensor::from_vec(flat, tokens, device)?, 0)?;
+        let positions = Tensor::from_vec(self.position_ids(rows), tokens, device)?;
+        let mut x = (word + self.position.index_select(&positions, 0)?)?;
+        if let Some(table) = &self.token_type {
+            let types = types.unwrap_or_else(|| vec![0; tokens]);
+            x = (x + table.index_select(&Tensor::from_vec(types, tokens, device)?, 0)?)?;
+        }
+        Ok(x)
     }
 }
 
@@ -193,6 +213,27 @@ impl TransformerLayer {
         let out = dropout(&self.ffn_out.forward(&inner)?, self.dropout, ctx)?;
         self.output_norm.forward_residual(&x, &out)
     }
+
+    /// [`TransformerLayer::forward`] of sequences packed without padding: `x` (tokens, hidden)
+    /// holds the sequences of `lengths` one after another. Inference only, where the attention
+    /// [`MultiHeadAttention::packs`] `x`.
+    pub fn forward_packed(
+        &self,
+        x: &Tensor,
+        lengths: &[usize],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let attended = self.attention.forward_packed(x, lengths, ctx)?;
+        let x = self.attention_norm.forward_residual(x, &attended)?;
+        let inner = self.ffn_in.forward_activated(&x, self.activation)?;
+        let out = dropout(&self.ffn_out.forward(&inner)?, self.dropout, ctx)?;
+        self.output_norm.forward_residual(&x, &out)
+    }
+
+    /// Whether [`TransformerLayer::forward_packed`] runs on `x` in `ctx`.
+    pub fn packs(&self, x: &Tensor, ctx: &ForwardCtx) -> bool {
+        self.attention.packs(x, ctx)
+    }
 }
 
 /// Mean of the hidden states (batch, seq, hidden) over the unmasked tokens: (batch, hidden).
@@ -223,20 +264,61 @@ fn mean_pool_rows(hidden: &Tensor, mask: &[Vec<u32>]) -> Result<Tensor> {
                     .zip(values.chunks_exact(seq * width))
                     .zip(mask)
                 {
-                    let mut count = 0f32;
-                    for (row, &m) in rows.chunks_exact(width).zip(mask) {
-                        let m = m as f32;
-                        count += m;
-                        sum.iter_mut().zip(row).for_each(|(s, v)| *s += v * m);
-                    }
-                    let count = count.max(1e-9);
-                    sum.iter_mut().for_each(|s| *s /= count);
+                    let rows = rows.chunks_exact(width).zip(mask.iter().map(|&m| m as f32));
+                    mean_of_rows(sum, rows);
                 }
             },
         );
         pooled
     })?;
     Ok(Tensor::from_vec(pooled, (batch, width), hidden.device())?)
+}
+
+/// [`mean_pool`] of sequences packed without padding: `hidden` (tokens, hidden) holds the
+/// sequences of `lengths` one after another → (sequences, hidden). The same values as
+/// [`mean_pool`] of a padded batch's states.
+pub fn mean_pool_packed(hidden: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+    let width = hidden.dim(1)?;
+    if hidden.track_op() || !hidden.device().is_cpu() || hidden.dtype() != DType::F32 {
+        let mut start = 0;
+        let mut means = Vec::with_capacity(lengths.len());
+        for &n in lengths {
+            means.push(hidden.narrow(0, start, n)?.mean(0)?);
+            start += n;
+        }
+        return Ok(Tensor::stack(&means, 0)?);
+    }
+    let pooled = with_f32(hidden, |values| {
+        let mut pooled = vec![0f32; lengths.len() * width];
+        vectorized(
+            #[inline(always)]
+            || {
+                let mut rows = values.chunks_exact(width);
+                for (sum, &n) in pooled.chunks_exact_mut(width).zip(lengths) {
+                    mean_of_rows(sum, rows.by_ref().take(n).map(|row| (row, 1.0)));
+                }
+            },
+        );
+        pooled
+    })?;
+    Ok(Tensor::from_vec(
+        pooled,
+        (lengths.len(), width),
+        hidden.device(),
+    )?)
+}
+
+/// `sum` ← the mean of the `rows` weighted by their mask values (1 or 0), added in order, then
+/// divided by the mask's sum (at least 1e-9).
+#[inline(always)]
+fn mean_of_rows<'a>(sum: &mut [f32], rows: impl Iterator<Item = (&'a [f32], f32)>) {
+    let mut count = 0f32;
+    for (row, m) in rows {
+        count += m;
+        sum.iter_mut().zip(row).for_each(|(s, v)| *s += v * m);
+    }
+    let count = count.max(1e-9);
+    sum.iter_mut().for_each(|s| *s /= count);
 }
 
 /// Divides each row by its L2 norm.

@@ -11,5 +11,5 @@ pub mod token_classifier;
 
 pub use classifier::{EncoderClassifier, EncoderExample};
 pub use config::{EncoderConfig, Family, Task};
-pub use model::{EncoderInput, EncoderModel, EncoderOutput};
+pub use model::{EncoderInput, EncoderModel, EncoderOutput, PackedStates};
 pub use token_classifier::{EncoderTokenClassifier, TokenExample};

@@ -75,6 +75,23 @@ pub fn map_length_batches<T: Send>(
     Ok(items.into_iter().map(|item| item.1).collect())
 }
 
+/// The last hidden states of a batch's real tokens ([`EncoderModel::forward_packed`]).
+#[derive(Debug, Clone)]
+pub struct PackedStates {
+    /// (tokens, hidden): each sequence's tokens after those of the sequences before it.
+    pub hidden: Tensor,
+    /// Tokens of each sequence.
+    pub lengths: Vec<usize>,
+}
+
+impl PackedStates {
+    /// Sequence `b`'s states (its tokens, hidden).
+    pub fn sequence(&self, b: usize) -> Result<Tensor> {
+        let start = self.lengths[..b].iter().sum();
+        Ok(self.hidden.narrow(0, start, self.lengths[b])?)
+    }
+}
+
 /// What a forward pass returns; the fields a head does not make are `None`.
 #[derive(Debug, Clone)]
 pub struct EncoderOutput {
@@ -408,21 +425,42 @@ impl EncoderModel {
         Ok(out)
     }
 
+    /// The last hidden states of `rows` (token ids, no padding; token types 0) for feature
+    /// extraction, without the head: the layers run on the rows packed one after another,
+    /// where the attention packs them (inference of f32 on the CPU) — no padded rows projected,
+    /// normed or attended, and the same values as the real rows of a padded batch — else on a
+    /// padded batch whose real rows are gathered.
+    pub fn forward_packed(&self, rows: &[&[u32]], ctx: &mut ForwardCtx) -> Result<PackedStates> {
+        let lengths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        if longest == 0 {
+            return Err(Error::config("input_ids", "empty batch"));
+        }
+        self.check_ids(longest, rows.iter().flat_map(|r| r.iter().copied()))?;
+        let mut x = self.embeddings.forward_packed(rows, ctx)?;
+        let packs =
+            lengths.iter().all(|&n| n > 0) && self.layers.iter().all(|layer| layer.packs(&x, ctx));
+        let hidden = if packs {
+            for layer in &self.layers {
+                x = layer.forward_packed(&x, &lengths, ctx)?;
+            }
+            x
+        } else {
+            let input = EncoderInput::from_rows(rows, self.config.pad_token_id);
+            let padded = self.forward(&input, ctx)?.last_hidden_state;
+            let own = |(b, &n): (usize, &usize)| padded.get(b)?.narrow(0, 0, n);
+            let parts = lengths
+                .iter()
+                .enumerate()
+                .map(own)
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Tensor::cat(&parts, 0)?
+        };
+        Ok(PackedStates { hidden, lengths })
+    }
+
     fn check_input(&self, input: &EncoderInput) -> Result<()> {
         let seq = input.input_ids[0].len();
-        let c = &self.config;
-        let limit = match c.family {
-            Family::Roberta => c
-                .max_position_embeddings
-                .saturating_sub(c.pad_token_id as usize + 1),
-            _ => c.max_position_embeddings,
-        };
-        if seq > limit {
-            return Err(Error::config(
-                "input_ids",
-                format!("{seq} tokens, but the model has {limit} positions (truncate the input)"),
-            ));
-        }
         let rows_ok = |rows: &[Vec<u32>]| {
             rows.len() == input.input_ids.len() && rows.iter().all(|r| r.len() == seq)
         };
@@ -432,17 +470,8 @@ impl EncoderModel {
                 "rows of different lengths (pad the batch)",
             ));
         }
-        if let Some(bad) = input
-            .input_ids
-            .iter()
-            .flatten()
-            .find(|&&i| i as usize >= c.vocab_size)
-        {
-            return Err(Error::config(
-                "input_ids",
-                format!("id {bad} is outside the vocabulary ({} ids)", c.vocab_size),
-            ));
-        }
+        self.check_ids(seq, input.input_ids.iter().flatten().copied())?;
+        let c = &self.config;
         if let Some(types) = &input.token_type_ids {
             if !rows_ok(types)
                 || types
@@ -461,6 +490,32 @@ impl EncoderModel {
 }
 
 impl EncoderModel {
+    /// Rows of at most `longest` tokens fit the model's positions, and the `ids` its vocabulary.
+    fn check_ids(&self, longest: usize, mut ids: impl Iterator<Item = u32>) -> Result<()> {
+        let c = &self.config;
+        let limit = match c.family {
+            Family::Roberta => c
+                .max_position_embeddings
+                .saturating_sub(c.pad_token_id as usize + 1),
+            _ => c.max_position_embeddings,
+        };
+        if longest > limit {
+            return Err(Error::config(
+                "input_ids",
+                format!(
+                    "{longest} tokens, but the model has {limit} positions (truncate the input)"
+                ),
+            ));
+        }
+        match ids.find(|&i| i as usize >= c.vocab_size) {
+            Some(bad) => Err(Error::config(
+                "input_ids",
+                format!("id {bad} is outside the vocabulary ({} ids)", c.vocab_size),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Parameter groups that freeze the embeddings and the lower `layers` layers (`None`:
     /// the whole encoder, so only the head trains) — the slides' freezing strategies.
     pub fn freeze_groups(&self, layers: Option<usize>) -> Vec<ParamGroup> {
