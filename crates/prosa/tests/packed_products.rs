@@ -276,3 +276,58 @@ fn activated_products_give_the_bits_of_the_activation_after_the_product() {
         }
     }
 }
+
+#[test]
+fn residual_normed_products_give_the_bits_of_the_norm_after_the_product() {
+    use prosa::nn::norm::Norm;
+    let _serial = serial();
+    let w = values(&[130, 200], 0.7);
+    let b = values(&[130], 0.5);
+    let projection = Projection::new(Weight::Dense(w), Some(b));
+    let norm = Norm::Layer {
+        weight: values(&[130], 0.2),
+        bias: values(&[130], 0.9),
+        eps: 1e-12,
+    };
+    let _inference = candle_core::no_grad();
+    let bits = |t: &Tensor| {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+    };
+    // On every thread (a product split among tasks: rows normed after it), and on one (one task:
+    // each row block normed as it is finished).
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for single in [false, true] {
+        // One pass, spans, one row block, several.
+        for rows in [1, 7, 40, 65, 300] {
+            let x = values(&[1, rows, 200], rows as f64);
+            let residual = values(&[1, rows, 130], 0.3 + rows as f64);
+            let run = || {
+                let fused = projection
+                    .forward_residual_norm(&x, &residual, &norm)
+                    .unwrap();
+                let apart = norm
+                    .forward_residual(&residual, &projection.forward(&x).unwrap())
+                    .unwrap();
+                (fused, apart)
+            };
+            let (fused, apart) = if single {
+                one_thread.install(run)
+            } else {
+                run()
+            };
+            assert_eq!(fused.dims(), [1, rows, 130]);
+            assert!(
+                bits(&fused) == bits(&apart),
+                "{rows} rows, one thread {single}: largest difference {}",
+                max_diff(&fused, &apart)
+            );
+            // The norm was taken: the sum of the product and the residual is not what came out.
+            let sum = (projection.forward(&x).unwrap() + &residual).unwrap();
+            assert!(max_diff(&fused, &sum) > 0.1);
+        }
+    }
+}

@@ -502,6 +502,17 @@ impl MultiHeadAttention {
         lengths: &[usize],
         ctx: &ForwardCtx,
     ) -> Result<Tensor> {
+        self.out.forward(&self.context_packed(x, lengths, ctx)?)
+    }
+
+    /// [`MultiHeadAttention::forward_packed`] before the output projection `W_O`: the heads
+    /// side by side (tokens, heads·d), for a caller that projects them itself.
+    pub fn context_packed(
+        &self,
+        x: &Tensor,
+        lengths: &[usize],
+        ctx: &ForwardCtx,
+    ) -> Result<Tensor> {
         let Qkv::Separate { q, k, v, .. } = &self.qkv else {
             return Err(Error::config(
                 "attention",
@@ -515,9 +526,9 @@ impl MultiHeadAttention {
             ));
         }
         let scale = self.scale_factor() as f32;
-        let context = match self.qkv.stacked(x)? {
+        match self.qkv.stacked(x)? {
             Some(all) => {
-                super::packed_attention::stacked_packed_attention(&all, lengths, self.heads, scale)?
+                super::packed_attention::stacked_packed_attention(&all, lengths, self.heads, scale)
             }
             None => super::packed_attention::packed_attention(
                 &q.forward(x)?,
@@ -526,9 +537,8 @@ impl MultiHeadAttention {
                 lengths,
                 self.heads,
                 scale,
-            )?,
-        };
-        self.out.forward(&context)
+            ),
+        }
     }
 
     pub(crate) fn scale_factor(&self) -> f64 {

@@ -29,6 +29,7 @@
 //! between training steps repacks once per evaluation.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytemuck::cast_slice;
@@ -37,10 +38,11 @@ use rayon::prelude::*;
 
 use super::activation::{values, Activation};
 use super::dense_pass::{pass_kernel, PassKernel, Prefetch, GROUP, PASS};
+use super::dense_writes::{finish_block, finish_rows, write_group, Epilogue, GroupAt, RowFinish};
 use super::gemm::with_f32;
 use super::huge_pages;
-use super::lanes::vectorized;
 use super::linear::PARALLEL_WORK;
+use super::norm::add_layer_norm_row;
 use super::panel_tasks::{panel_tasks, TaskOutput};
 use crate::error::Result;
 
@@ -197,7 +199,10 @@ impl DensePanels {
 
     /// `x · Wᵀ (+ b)` for `m` rows of `x`, row-major `m × outputs`: block by block of
     /// [`ROW_BLOCK`] rows (which stay in cache while every group of the task passes over them),
-    /// each block in even [`passes`] of at most [`PASS`] rows.
+    /// each block in even [`passes`] of at most [`PASS`] rows; each finished row through
+    /// `finish` — right after its block where one task makes the whole product (a batch run on
+    /// its thread alone, [`super::side_by_side`]), else after the product.
+    #[allow(clippy::too_many_arguments)]
     fn product(
         &self,
         x: &[f32],
@@ -206,10 +211,14 @@ impl DensePanels {
         parallel: bool,
         pass: PassKernel,
         epilogue: impl Epilogue,
+        finish: Option<RowFinish>,
     ) -> Vec<f32> {
         let inputs = self.inputs;
         let group_at = |first: usize| &self.data[first * inputs..(first + GROUP) * inputs];
-        panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
+        let split = AtomicBool::new(false);
+        let mut out = panel_tasks(self.outputs, m, GROUP, parallel, |start, n, part| {
+            let whole_rows = n == self.outputs;
+            split.fetch_or(!whole_rows, Ordering::Relaxed);
             for block in (0..m).step_by(ROW_BLOCK) {
                 let rows = block..block + ROW_BLOCK.min(m - block);
                 let last_block = rows.end == m;
@@ -235,25 +244,17 @@ impl DensePanels {
                     let sums = Sums { at, bias, epilogue };
                     rows_over_group(pass, group_at(first), ahead, x, inputs, rows, sums, part);
                 }
+                if let (Some(finish), true) = (finish, whole_rows) {
+                    finish_block(part, rows, finish);
+                }
             }
-        })
+        });
+        if let (Some(finish), true) = (finish, split.into_inner()) {
+            finish_rows(&mut out, self.outputs, finish);
+        }
+        out
     }
 }
-
-/// Where a group's sums go: outputs `first..first + width`, at the task's `column`.
-#[derive(Clone, Copy)]
-pub(super) struct GroupAt {
-    pub first: usize,
-    pub width: usize,
-    pub column: usize,
-}
-
-/// What a product does to each sum as it writes it, after adding the bias: an activation fused
-/// with its product (its function of one value, inlined into the writing loop), or
-/// [`std::convert::identity`].
-pub(crate) trait Epilogue: Fn(f32) -> f32 + Copy + Send + Sync {}
-
-impl<F: Fn(f32) -> f32 + Copy + Send + Sync> Epilogue for F {}
 
 /// How a group's sums are written: where, plus which bias, through which epilogue.
 #[derive(Clone, Copy)]
@@ -321,46 +322,6 @@ pub(super) fn span_passes<'a>(
             shares,
         };
         pass(xs, sums, at == 0, prefetch);
-    }
-}
-
-/// A group's sums for rows `rows` (`lanes[j]`: row `rows.start + j`) written to the task's
-/// output `at`, each plus its `bias`, through the `epilogue`.
-pub(super) fn write_group(
-    part: &mut TaskOutput,
-    rows: Range<usize>,
-    lanes: &[[f32; GROUP]],
-    at: GroupAt,
-    bias: Option<&[f32]>,
-    epilogue: impl Epilogue,
-) {
-    vectorized(
-        // Inlined into `vectorized`'s AVX-512F function: out of line it was compiled for SSE2,
-        // sixteen 16-byte stores per row where four 64-byte ones do.
-        #[inline(always)]
-        || {
-            for (i, sums) in rows.zip(lanes) {
-                let bias = bias.map(|b| &b[at.first..]);
-                write_sums(part, (i, at.column), &sums[..at.width], bias, epilogue);
-            }
-        },
-    );
-}
-
-/// Writes a group's `sums` for output row `i` at the task's `column`, each plus its `bias`,
-/// through the `epilogue` (called inside [`vectorized`], so the copy, and the epilogue's
-/// arithmetic, run in 16-lane registers).
-#[inline(always)]
-fn write_sums(
-    part: &mut TaskOutput,
-    (i, column): (usize, usize),
-    sums: &[f32],
-    bias: Option<&[f32]>,
-    epilogue: impl Epilogue,
-) {
-    match bias {
-        Some(b) => part.write(i, column, sums.iter().zip(b).map(|(s, b)| epilogue(s + b))),
-        None => part.write(i, column, sums.iter().map(|&s| epilogue(s))),
     }
 }
 
@@ -460,6 +421,45 @@ pub fn stacked_product(
     product_of_stack(x, parts, true, cache, std::convert::identity)
 }
 
+/// `layer_norm(x · Wᵀ + b + residual)` (a post-LN layer's output projection with its add &
+/// norm): [`product`] with each output row added to its `residual` row and normed as soon as it
+/// is written — in a batch run on its thread alone, right after each block of rows, while they
+/// are in cache — with the same bits as [`super::norm::Norm::forward_residual`] of the product.
+/// `norm` is the layer norm's weight, bias and epsilon. `None` where [`product`] would not
+/// apply, or the residual and norm are not plain f32 on the CPU of the output's shape.
+pub(crate) fn residual_normed_product(
+    x: &Tensor,
+    (weight, bias): (&Tensor, Option<&Tensor>),
+    out_in: bool,
+    cache: &PanelCache,
+    residual: &Tensor,
+    (gamma, beta, eps): (&Tensor, &Tensor, f32),
+) -> Result<Option<Tensor>> {
+    let plain =
+        |t: &Tensor| !t.track_op() && t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
+    let (a, b) = weight.dims2()?;
+    let outputs = if out_in { a } else { b };
+    let row_of_outputs = residual.dims().last() == Some(&outputs)
+        && residual.dims()[..residual.rank() - 1] == x.dims()[..x.rank().saturating_sub(1)];
+    let fits = row_of_outputs && gamma.elem_count() == outputs && beta.elem_count() == outputs;
+    if !fits || ![residual, gamma, beta].into_iter().all(plain) {
+        return Ok(None);
+    }
+    let residual = residual.contiguous()?;
+    with_f32(&residual, |rs| {
+        with_f32(gamma, |gamma| {
+            with_f32(beta, |beta| {
+                let finish = |i: usize, row: &mut [f32]| {
+                    let r = &rs[i * outputs..(i + 1) * outputs];
+                    add_layer_norm_row(row, r, (gamma, beta), eps);
+                };
+                let identity = std::convert::identity;
+                finished_product(x, &[(weight, bias)], out_in, cache, identity, Some(&finish))
+            })
+        })
+    })???
+}
+
 /// [`product`] of one weight or [`stacked_product`] of several (those only when `out_in`).
 fn product_of_stack(
     x: &Tensor,
@@ -467,6 +467,18 @@ fn product_of_stack(
     out_in: bool,
     cache: &PanelCache,
     epilogue: impl Epilogue,
+) -> Result<Option<Tensor>> {
+    finished_product(x, parts, out_in, cache, epilogue, None)
+}
+
+/// [`product_of_stack`], each finished output row through `finish` where it is given.
+fn finished_product(
+    x: &Tensor,
+    parts: &[(&Tensor, Option<&Tensor>)],
+    out_in: bool,
+    cache: &PanelCache,
+    epilogue: impl Epilogue,
+    finish: Option<RowFinish>,
 ) -> Result<Option<Tensor>> {
     let Some(kernel) = pass_kernel() else {
         return Ok(None);
@@ -506,8 +518,14 @@ fn product_of_stack(
     let panels = cache.panels(parts, (outputs, inputs), out_in, keep)?;
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
     let multiply = |xs: &[f32], bs: Option<&[f32]>| match span_len(rows) {
-        Some(span) => panels.product_in_spans(xs, rows, bs, parallel, span, kernel, epilogue),
-        None => panels.product(xs, rows, bs, parallel, kernel, epilogue),
+        Some(span) => {
+            let mut y = panels.product_in_spans(xs, rows, bs, parallel, span, kernel, epilogue);
+            if let Some(finish) = finish {
+                finish_rows(&mut y, outputs, finish);
+            }
+            y
+        }
+        None => panels.product(xs, rows, bs, parallel, kernel, epilogue, finish),
     };
     let y = with_f32(x, |xs| match parts {
         [(_, Some(b))] => with_f32(b, |bs| multiply(xs, Some(bs))),

@@ -12,8 +12,9 @@ use std::ops::Range;
 use bytemuck::cast_slice;
 use half::f16;
 
-use super::dense_panels::{span_passes, write_group, GroupAt};
+use super::dense_panels::span_passes;
 use super::dense_pass::{pass_kernel, widening_pass, GROUP};
+use super::dense_writes::{write_group, GroupAt};
 use super::panel_tasks::balanced_panel_tasks;
 use super::scratch::Scratch;
 

@@ -28,6 +28,7 @@ pub(crate) mod decode_attention;
 pub(crate) mod decode_team;
 pub mod dense_panels;
 mod dense_pass;
+mod dense_writes;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;

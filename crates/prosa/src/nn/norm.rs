@@ -216,10 +216,7 @@ fn add_layer_norm(
                         |i, x, o| {
                             let r = &rs[i * d..(i + 1) * d];
                             let row = uninit::write_all(o, x.iter().zip(r).map(|(a, b)| a + b));
-                            let moments = moments(row, eps);
-                            for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
-                                *v = normed_value(*v, moments, g, b);
-                            }
+                            layer_norm_in_place(row, (gamma, beta), eps);
                         },
                     )
                 })
@@ -227,6 +224,33 @@ fn add_layer_norm(
         })
     })????;
     Ok(Some(Tensor::from_vec(out, x.dims(), x.device())?))
+}
+
+/// A row's layer norm, written over it.
+#[inline(always)]
+fn layer_norm_in_place(row: &mut [f32], (gamma, beta): (&[f32], &[f32]), eps: f32) {
+    let moments = moments(row, eps);
+    for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = normed_value(*v, moments, g, b);
+    }
+}
+
+/// One row of [`add_layer_norm`] written over `row`: `layer_norm(row + residual)`, the same
+/// arithmetic (so the same bits), for a product that norms its output rows as it finishes them
+/// (`dense_panels::residual_normed_product`).
+pub(crate) fn add_layer_norm_row(
+    row: &mut [f32],
+    residual: &[f32],
+    (gamma, beta): (&[f32], &[f32]),
+    eps: f32,
+) {
+    vectorized(
+        #[inline(always)]
+        || {
+            row.iter_mut().zip(residual).for_each(|(v, r)| *v += r);
+            layer_norm_in_place(row, (gamma, beta), eps);
+        },
+    )
 }
 
 /// `1 / sqrt(mean(x²) + eps)` of one row (sums in vector lanes).
@@ -398,6 +422,14 @@ impl Norm {
         match self {
             Norm::Layer { weight, bias, eps } => layer_norm(x, weight, bias, *eps),
             Norm::Rms { weight, eps } => rms_norm(x, weight, *eps),
+        }
+    }
+
+    /// A layer norm's weight, bias and epsilon; `None` for an RMS norm.
+    pub(crate) fn layer_parts(&self) -> Option<(&Tensor, &Tensor, f32)> {
+        match self {
+            Norm::Layer { weight, bias, eps } => Some((weight, bias, *eps as f32)),
+            _ => None,
         }
     }
 

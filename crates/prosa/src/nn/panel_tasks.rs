@@ -135,6 +135,17 @@ impl TaskOutput<'_> {
     pub(crate) fn write(&mut self, i: usize, column: usize, values: impl IntoIterator<Item = f32>) {
         uninit::write(&mut self.rows[i - self.first_row][column..], values);
     }
+
+    /// The task's columns of output row `i`, once it has written them.
+    ///
+    /// # Safety
+    /// The task has written every one of its columns of row `i`.
+    pub(crate) unsafe fn written_row(&mut self, i: usize) -> &mut [f32] {
+        let row: *mut [MaybeUninit<f32>] = &mut *self.rows[i - self.first_row];
+        // SAFETY: every value is written (the caller's promise), and `MaybeUninit<f32>` has the
+        // layout of `f32`.
+        unsafe { &mut *(row as *mut [f32]) }
+    }
 }
 
 /// Whether the CPU has AVX-512F, which the dense f32 groups (and F16 prompts through them) need (std caches

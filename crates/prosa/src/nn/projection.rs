@@ -11,6 +11,7 @@ use candle_core::{Module, Tensor};
 use super::activation::Activation;
 use super::dense_panels::{self, PanelCache};
 use super::linear::{conv1d_linear, linear, linear_no_bias};
+use super::norm::Norm;
 use super::params::{Init, ParamBuilder};
 use super::quantized::QuantMatrix;
 use crate::error::Result;
@@ -117,6 +118,33 @@ impl Projection {
             }
         }
         activation.apply_owned(self.forward(x)?)
+    }
+
+    /// `norm(x·Wᵀ + b + residual)` (a post-LN layer's output projection with its add & norm):
+    /// through the packed dense weight each output row is added to its residual row and normed
+    /// as soon as the product has written it, while it is in cache; otherwise the product, then
+    /// [`Norm::forward_residual`]. The same bits either way. No dropout: for inference.
+    pub fn forward_residual_norm(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        norm: &Norm,
+    ) -> Result<Tensor> {
+        if let (Some((w, out_in)), Some(parts)) = (self.dense_weight(), norm.layer_parts()) {
+            let weight = (w, self.bias.as_ref());
+            let y = dense_panels::residual_normed_product(
+                x,
+                weight,
+                out_in,
+                &self.panels,
+                residual,
+                parts,
+            )?;
+            if let Some(y) = y {
+                return Ok(y);
+            }
+        }
+        norm.forward_residual(residual, &self.forward(x)?)
     }
 
     /// `x·Wᵀ + offset` for a projection without a bias of its own, the offset (out, or 1 × out;

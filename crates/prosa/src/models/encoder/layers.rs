@@ -210,6 +210,12 @@ impl TransformerLayer {
             .forward(x, Mask::Bidirectional(pad_bias), None, None, ctx)?;
         let x = self.attention_norm.forward_residual(x, &attended)?;
         let inner = self.ffn_in.forward_activated(&x, self.activation)?;
+        if !ctx.train {
+            // No dropout: the output rows are added to `x` and normed as the product writes them.
+            return self
+                .ffn_out
+                .forward_residual_norm(&inner, &x, &self.output_norm);
+        }
         let out = dropout(&self.ffn_out.forward(&inner)?, self.dropout, ctx)?;
         self.output_norm.forward_residual(&x, &out)
     }
@@ -223,11 +229,13 @@ impl TransformerLayer {
         lengths: &[usize],
         ctx: &mut ForwardCtx,
     ) -> Result<Tensor> {
-        let attended = self.attention.forward_packed(x, lengths, ctx)?;
-        let x = self.attention_norm.forward_residual(x, &attended)?;
+        // Each output projection's rows are added to the residual and normed as it writes them.
+        let context = self.attention.context_packed(x, lengths, ctx)?;
+        let out = &self.attention.out;
+        let x = out.forward_residual_norm(&context, x, &self.attention_norm)?;
         let inner = self.ffn_in.forward_activated(&x, self.activation)?;
-        let out = dropout(&self.ffn_out.forward(&inner)?, self.dropout, ctx)?;
-        self.output_norm.forward_residual(&x, &out)
+        self.ffn_out
+            .forward_residual_norm(&inner, &x, &self.output_norm)
     }
 
     /// Whether [`TransformerLayer::forward_packed`] runs on `x` in `ctx`.
