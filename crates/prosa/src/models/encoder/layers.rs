@@ -11,11 +11,11 @@
 use candle_core::{DType, Tensor, D};
 
 use super::config::{Activation, EncoderConfig, Family};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::attention::{Mask, MultiHeadAttention, Qkv};
 use crate::nn::gemm::with_f32;
 use crate::nn::lanes::vectorized;
-use crate::nn::norm::Norm;
+use crate::nn::norm::{add_layer_norm_row, Norm};
 use crate::nn::projection::Projection;
 use crate::nn::{dropout, ForwardCtx, Init, ParamBuilder};
 
@@ -111,10 +111,81 @@ impl Embeddings {
     /// row's positions count from its first token, and every token type is 0. The same values
     /// as each row's real tokens in a padded batch ([`Embeddings::forward`]).
     pub fn forward_packed(&self, rows: &[&[u32]], ctx: &mut ForwardCtx) -> Result<Tensor> {
+        if let Some(x) = self.normed_in_one_pass(rows)? {
+            return dropout(&x, self.dropout, ctx);
+        }
         let x = self
             .norm
             .forward(&self.summed(rows.iter().copied(), None)?)?;
         dropout(&x, self.dropout, ctx)
+    }
+
+    /// [`Embeddings::forward_packed`] in one pass over the rows, each token's word, position and
+    /// token-type (0) embeddings added and normed where its row is written: the same arithmetic
+    /// as the ops' three gathers, two sums and the norm (so the same bits), with no tensor
+    /// between them. `None` unless nothing records a gradient, the tables are f32 on the CPU,
+    /// the model has token types and a layer norm.
+    fn normed_in_one_pass(&self, rows: &[&[u32]]) -> Result<Option<Tensor>> {
+        let (Some(types), Some((gamma, beta, eps))) = (&self.token_type, self.norm.layer_parts())
+        else {
+            return Ok(None);
+        };
+        let plain = |t: &Tensor| !t.track_op() && t.device().is_cpu() && t.dtype() == DType::F32;
+        if ![&self.word, &self.position, types, gamma, beta]
+            .into_iter()
+            .all(plain)
+        {
+            return Ok(None);
+        }
+        let (vocab, width) = self.word.dims2()?;
+        let positions = self.position_ids(rows.iter().copied());
+        let ids = rows.iter().flat_map(|r| r.iter().map(|&id| id as usize));
+        if let Some(bad) = ids.clone().find(|&id| id >= vocab) {
+            return Err(Error::config(
+                "input_ids",
+                format!("id {bad} is outside the vocabulary ({vocab} ids)"),
+            ));
+        }
+        let limit = self.position.dim(0)?;
+        if let Some(&bad) = positions.iter().find(|&&p| p as usize >= limit) {
+            return Err(Error::config(
+                "input_ids",
+                format!("position {bad} is past the model's positions"),
+            ));
+        }
+        let tokens = positions.len();
+        let out = with_f32(&self.word, |word| {
+            with_f32(&self.position, |position| {
+                with_f32(types, |types| {
+                    with_f32(gamma, |gamma| {
+                        with_f32(beta, |beta| {
+                            let mut out = vec![0f32; tokens * width];
+                            let rows = out.chunks_exact_mut(width).zip(ids).zip(&positions);
+                            for ((row, id), &p) in rows {
+                                let w = &word[id * width..(id + 1) * width];
+                                let p = &position[p as usize * width..(p as usize + 1) * width];
+                                vectorized(
+                                    #[inline(always)]
+                                    || {
+                                        row.iter_mut()
+                                            .zip(w)
+                                            .zip(p)
+                                            .for_each(|((o, a), b)| *o = a + b)
+                                    },
+                                );
+                                add_layer_norm_row(row, &types[..width], (gamma, beta), eps);
+                            }
+                            out
+                        })
+                    })
+                })
+            })
+        })?????;
+        Ok(Some(Tensor::from_vec(
+            out,
+            (tokens, width),
+            self.word.device(),
+        )?))
     }
 
     /// Word plus position (plus token type: 0 where `types` is `None`) embeddings of the
