@@ -37,6 +37,12 @@ fn relative_diff(a: &Tensor, b: &Tensor) -> f32 {
     max_diff(a, b) / max_abs(b)
 }
 
+/// The values' bit patterns, to compare two paths exactly.
+fn bits(t: &Tensor) -> Vec<u32> {
+    let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    v.into_iter().map(f32::to_bits).collect()
+}
+
 /// `x·Wᵀ + b` composed from candle's ops.
 fn reference(x: &Tensor, w_out_in: &Tensor, b: Option<&Tensor>) -> Tensor {
     let y = x.broadcast_matmul(&w_out_in.t().unwrap()).unwrap();
@@ -250,10 +256,6 @@ fn activated_products_give_the_bits_of_the_activation_after_the_product() {
     let b = values(&[130], 0.5);
     let projection = Projection::new(Weight::Dense(w), Some(b));
     let _inference = candle_core::no_grad();
-    let bits = |t: &Tensor| {
-        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
-    };
     for activation in [
         Activation::Gelu,
         Activation::GeluTanh,
@@ -290,10 +292,6 @@ fn residual_normed_products_give_the_bits_of_the_norm_after_the_product() {
         eps: 1e-12,
     };
     let _inference = candle_core::no_grad();
-    let bits = |t: &Tensor| {
-        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
-    };
     // On every thread (a product split among tasks: rows normed after it), and on one (one task:
     // each row block normed as it is finished).
     let one_thread = rayon::ThreadPoolBuilder::new()
