@@ -87,8 +87,15 @@ pub struct PackedStates {
 impl PackedStates {
     /// Sequence `b`'s states (its tokens, hidden).
     pub fn sequence(&self, b: usize) -> Result<Tensor> {
+        let Some(&len) = self.lengths.get(b) else {
+            let count = self.lengths.len();
+            return Err(Error::config(
+                "sequence",
+                format!("{b} of {count} sequences"),
+            ));
+        };
         let start = self.lengths[..b].iter().sum();
-        Ok(self.hidden.narrow(0, start, self.lengths[b])?)
+        Ok(self.hidden.narrow(0, start, len)?)
     }
 }
 
