@@ -16,7 +16,7 @@ use crate::models::encoder::model::map_length_batches;
 use crate::models::encoder::{EncoderModel, PackedStates, Task};
 use crate::models::folder::read_json_file;
 use crate::nn::ForwardCtx;
-use crate::text::{EncodeOptions, Padding, SubwordTokenizer};
+use crate::text::SubwordTokenizer;
 
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -185,13 +185,7 @@ fn map_batches<T: Send>(
     (max_length, batch_size): (usize, usize),
     each: impl Fn(&PackedStates) -> Result<Vec<T>> + Sync,
 ) -> Result<Vec<T>> {
-    let options = EncodeOptions {
-        padding: Padding::None,
-        truncation: true,
-        max_length: Some(max_length),
-        ..Default::default()
-    };
-    let ids = tokenizer.encode_batch(texts, None, &options)?.input_ids;
+    let ids = tokenizer.encode_ids(texts, Some(max_length))?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     map_length_batches(&lengths, batch_size, |batch| {
         let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();

@@ -333,6 +333,30 @@ impl SubwordTokenizer {
         self.encode_inputs(inputs, truncation, padding, options.add_special_tokens)
     }
 
+    /// The ids of each text, special tokens added, cut to `max_length` tokens when given, not
+    /// padded: [`SubwordTokenizer::encode_batch`]'s `input_ids` without the offsets, tokens and
+    /// masks it makes beside them (`tokenizers`' `encode_batch_fast`), for callers that read only
+    /// the ids (sentence embeddings, feature extraction).
+    pub fn encode_ids(&self, texts: &[&str], max_length: Option<usize>) -> Result<Vec<Vec<u32>>> {
+        self.whole_pipeline("batch encoding")?;
+        let truncation = max_length.map(|max_length| TruncationParams {
+            max_length,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        });
+        let inputs: Vec<EncodeInput<'_>> = texts
+            .iter()
+            .map(|t| EncodeInput::Single((*t).into()))
+            .collect();
+        let encodings = {
+            let mut tk = self.lock();
+            tk.with_truncation(truncation).map_err(tk_err)?;
+            tk.encode_batch_fast(inputs, true).map_err(tk_err)?
+        };
+        Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
     /// Encodes sentences already split into words (as in CoNLL files), keeping which word each
     /// token came from; truncated to `max_length` tokens when given, not padded.
     pub fn encode_words(
@@ -512,6 +536,27 @@ mod tests {
             .unwrap()
             .input_ids;
         assert_eq!(back.decode(&ids[0], true).unwrap(), "the lazy dog");
+    }
+
+    #[test]
+    fn ids_alone_equal_the_batch_encodings_ids() {
+        let config = SubwordTrainConfig::new(SubwordKind::WordPiece, 200);
+        let tk = SubwordTokenizer::train_from_texts(&config, corpus().into_iter()).unwrap();
+        let texts = ["The fox", "the lazy dog sleeps while the fox runs", "x"];
+        for max_length in [None, Some(4)] {
+            let options = EncodeOptions {
+                padding: Padding::None,
+                truncation: max_length.is_some(),
+                max_length,
+                ..Default::default()
+            };
+            let full = tk.encode_batch(&texts, None, &options).unwrap().input_ids;
+            assert_eq!(
+                tk.encode_ids(&texts, max_length).unwrap(),
+                full,
+                "{max_length:?}"
+            );
+        }
     }
 
     #[test]
