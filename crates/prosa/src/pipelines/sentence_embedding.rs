@@ -161,6 +161,12 @@ impl FeatureExtraction {
 
 /// Each sequence's first token (`[CLS]`): (sequences, hidden).
 fn first_tokens(states: &PackedStates) -> Result<Tensor> {
+    if states.lengths.contains(&0) {
+        return Err(Error::config(
+            "texts",
+            "a text with no tokens has no first token to pool",
+        ));
+    }
     let starts: Vec<u32> = states
         .lengths
         .iter()
