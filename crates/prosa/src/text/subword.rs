@@ -82,6 +82,17 @@ impl SubwordTrainConfig {
     }
 }
 
+/// Cut to `max_length` tokens at the end (the longest of a pair first), as transformers'
+/// `truncation=True`.
+fn right_truncation(max_length: usize) -> TruncationParams {
+    TruncationParams {
+        max_length,
+        strategy: TruncationStrategy::LongestFirst,
+        stride: 0,
+        direction: TruncationDirection::Right,
+    }
+}
+
 /// How [`SubwordTokenizer::encode_batch`] pads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -278,12 +289,7 @@ impl SubwordTokenizer {
             }
         }
         let truncation = match (options.truncation, options.max_length) {
-            (true, Some(max_length)) => Some(TruncationParams {
-                max_length,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }),
+            (true, Some(max_length)) => Some(right_truncation(max_length)),
             (true, None) => return Err(Error::config("max_length", "truncation needs max_length")),
             _ => None,
         };
@@ -339,12 +345,7 @@ impl SubwordTokenizer {
     /// the ids (sentence embeddings, feature extraction).
     pub fn encode_ids(&self, texts: &[&str], max_length: Option<usize>) -> Result<Vec<Vec<u32>>> {
         self.whole_pipeline("batch encoding")?;
-        let truncation = max_length.map(|max_length| TruncationParams {
-            max_length,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            direction: TruncationDirection::Right,
-        });
+        let truncation = max_length.map(right_truncation);
         let inputs: Vec<EncodeInput<'_>> = texts
             .iter()
             .map(|t| EncodeInput::Single((*t).into()))
@@ -364,12 +365,7 @@ impl SubwordTokenizer {
         sentences: &[Vec<String>],
         max_length: Option<usize>,
     ) -> Result<BatchEncoding> {
-        let truncation = max_length.map(|max_length| TruncationParams {
-            max_length,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            direction: TruncationDirection::Right,
-        });
+        let truncation = max_length.map(right_truncation);
         let inputs: Vec<EncodeInput<'_>> = sentences
             .iter()
             .map(|words| EncodeInput::Single(words.as_slice().into()))
