@@ -364,8 +364,7 @@ pub fn swiglu_stacked(both: &Tensor, width: usize) -> Result<Tensor> {
     shape[last] = width;
     let out = with_f32(both, |values| {
         let mut out = uninit::buffer(values.len() / 2);
-        // Rows per task: about 16k outputs.
-        let rows_per_task = ((1 << 14) / width).max(1);
+        let rows_per_task = super::norm::rows_per_task(width);
         spin_pool::for_each_chunk_mut(&mut out, rows_per_task * width, |i, o| {
             let first = i * rows_per_task;
             vectorized(

@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::dense_pass::GROUP;
 use super::lanes::vectorized;
+use super::norm::rows_per_task;
 use super::panel_tasks::TaskOutput;
 use super::spin_pool;
 
@@ -86,7 +87,7 @@ pub(super) fn finish_rows(out: &mut [f32], width: usize, finish: RowFinish) {
     if width == 0 {
         return;
     }
-    let rows_per_task = ((1 << 14) / width).max(1);
+    let rows_per_task = rows_per_task(width);
     spin_pool::for_each_chunk_mut(out, rows_per_task * width, |t, rows| {
         for (r, row) in rows.chunks_exact_mut(width).enumerate() {
             finish(t * rows_per_task + r, row);
