@@ -6,15 +6,22 @@
 //! stored) and the passes after it reading the stored f32. The widening is exact and each output
 //! is the same products added in the same order, so the product has the bits of the dense
 //! packed product of the widened weights; no f32 copy of a whole weight is kept.
+//!
+//! A Llama feed-forward layer's stacked `[gate | up]` weight can also be taken with its SwiGLU
+//! ([`swiglu_product_of_half_groups`]): a task makes a gate group's sums and the matching up
+//! group's, and writes `silu(gate)·up` — half the output, written once, with the value
+//! [`super::activation::swiglu_stacked`] gives.
 
 use std::ops::Range;
 
 use bytemuck::cast_slice;
 use half::f16;
 
+use super::activation::values::silu;
 use super::dense_panels::span_passes;
-use super::dense_pass::{pass_kernel, widening_pass, GROUP};
+use super::dense_pass::{pass_kernel, widening_pass, PassKernel, WideningPass, GROUP};
 use super::dense_writes::{write_group, GroupAt};
+use super::lanes::vectorized;
 use super::panel_tasks::balanced_panel_tasks;
 use super::scratch::Scratch;
 
@@ -35,50 +42,19 @@ pub(crate) fn product_of_half_groups(
     x: &[f32],
     m: usize,
 ) -> Option<Vec<f32>> {
-    let (pass, widen) = (pass_kernel()?, widening_pass()?);
-    let span = if inputs > 2 * SPAN {
-        SPAN
-    } else {
-        inputs.max(1)
-    };
-    let group_len = inputs * GROUP;
-    // Positions `at` of the group of output `first` (empty past the last group).
-    let positions = |first: usize, at: Range<usize>| {
-        let start = (first / GROUP * group_len).min(groups.len());
-        let group = &groups[start..(start + group_len).min(groups.len())];
-        &group[(at.start * GROUP).min(group.len())..(at.end * GROUP).min(group.len())]
-    };
+    let weight = HalfGroups::new(inputs, groups, x)?;
     Some(balanced_panel_tasks(
         outputs,
         m,
         GROUP,
         |start, n, rows, part| {
-            // Recycled: each span's first pass writes every value of it before any is read.
-            let mut widened = Scratch::take(span * GROUP);
+            let mut widened = Scratch::take(weight.span * GROUP);
             let mut lanes = vec![[0f32; GROUP]; rows.len()];
             let end = start + n;
             for first in (start..end).step_by(GROUP) {
-                for at in (0..inputs).step_by(span) {
-                    let steps = span.min(inputs - at);
-                    let halves = positions(first, at..at + steps);
-                    // What is read next: the group's next span, or the task's next group.
-                    let ahead = if at + steps < inputs {
-                        positions(first, at + steps..at + 2 * steps)
-                    } else {
-                        positions((first + GROUP).min(end), 0..steps)
-                    };
-                    let widened = &mut widened[..steps * GROUP];
-                    let mut first_pass = true;
-                    let pass = |xs: &[f32], sums: &mut [[f32; GROUP]], fresh, prefetch| {
-                        if std::mem::take(&mut first_pass) {
-                            widen(halves, widened, xs, inputs, sums, fresh, prefetch);
-                        } else {
-                            pass(widened, xs, inputs, sums, fresh, prefetch);
-                        }
-                    };
-                    let (ahead, rows) = (cast_slice(ahead), rows.clone());
-                    span_passes(pass, steps, x, inputs, rows, at, &mut lanes, ahead);
-                }
+                // What is read after this group: the task's next one.
+                let next = (first + GROUP).min(end) / GROUP;
+                weight.sums(first / GROUP, next, rows.clone(), &mut lanes, &mut widened);
                 let at = GroupAt {
                     first,
                     width: GROUP.min(end - first),
@@ -88,4 +64,142 @@ pub(crate) fn product_of_half_groups(
             }
         },
     ))
+}
+
+/// SwiGLU of `x · Wᵀ` for a weight stacked as `[gate | up]` (`2·width` rows, F16 groups laid
+/// out as for [`product_of_half_groups`]): `silu(x·gateᵀ) ⊙ x·upᵀ`, `m` rows of `width`. The
+/// gate's outputs `c..c + 64` and the up's are groups `c/64` and `(width + c)/64`, so `width`
+/// must be a whole number of groups. The same bits as the product followed by
+/// [`super::activation::swiglu_stacked`]; `None` where the CPU lacks the kernels or `width` is
+/// not a multiple of 64.
+pub(crate) fn swiglu_product_of_half_groups(
+    width: usize,
+    inputs: usize,
+    groups: &[f16],
+    x: &[f32],
+    m: usize,
+) -> Option<Vec<f32>> {
+    if width % GROUP != 0 {
+        return None;
+    }
+    let weight = HalfGroups::new(inputs, groups, x)?;
+    let up_offset = width / GROUP;
+    Some(balanced_panel_tasks(
+        width,
+        m,
+        GROUP,
+        |start, n, rows, part| {
+            let mut widened = Scratch::take(weight.span * GROUP);
+            let mut gates = vec![[0f32; GROUP]; rows.len()];
+            let mut ups = vec![[0f32; GROUP]; rows.len()];
+            let end = start + n;
+            for first in (start..end).step_by(GROUP) {
+                let gate = first / GROUP;
+                let next = (first + GROUP).min(end) / GROUP;
+                weight.sums(
+                    gate,
+                    gate + up_offset,
+                    rows.clone(),
+                    &mut gates,
+                    &mut widened,
+                );
+                weight.sums(gate + up_offset, next, rows.clone(), &mut ups, &mut widened);
+                gate_up_in_place(&mut gates, &ups);
+                let at = GroupAt {
+                    first,
+                    width: GROUP.min(end - first),
+                    column: first - start,
+                };
+                write_group(part, rows.clone(), &gates, at, None, std::convert::identity);
+            }
+        },
+    ))
+}
+
+/// `gates[i][j] = silu(gates[i][j])·ups[i][j]`, vectorised.
+fn gate_up_in_place(gates: &mut [[f32; GROUP]], ups: &[[f32; GROUP]]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for (g, u) in gates.iter_mut().zip(ups) {
+                for (g, &u) in g.iter_mut().zip(u) {
+                    *g = silu(*g) * u;
+                }
+            }
+        },
+    );
+}
+
+/// An F16 weight packed in groups, the activations it multiplies, and the kernels that do it.
+struct HalfGroups<'a> {
+    pass: PassKernel,
+    widen: WideningPass,
+    /// Input positions per span of a group.
+    span: usize,
+    inputs: usize,
+    groups: &'a [f16],
+    x: &'a [f32],
+}
+
+impl<'a> HalfGroups<'a> {
+    /// The weight and the activations, or `None` where the CPU lacks the kernels.
+    fn new(inputs: usize, groups: &'a [f16], x: &'a [f32]) -> Option<Self> {
+        let span = if inputs > 2 * SPAN {
+            SPAN
+        } else {
+            inputs.max(1)
+        };
+        Some(Self {
+            pass: pass_kernel()?,
+            widen: widening_pass()?,
+            span,
+            inputs,
+            groups,
+            x,
+        })
+    }
+
+    /// Positions `at` of group `g` (empty past the last group).
+    fn positions(&self, g: usize, at: Range<usize>) -> &'a [f16] {
+        let len = self.inputs * GROUP;
+        let start = (g * len).min(self.groups.len());
+        let group = &self.groups[start..(start + len).min(self.groups.len())];
+        &group[(at.start * GROUP).min(group.len())..(at.end * GROUP).min(group.len())]
+    }
+
+    /// Group `g`'s sums for `rows` (`lanes[j]`: row `rows.start + j`), span by span, the sums
+    /// carried from span to span; each span prefetches the group's next span, the last one
+    /// group `next`'s first (the task's next read).
+    fn sums(
+        &self,
+        g: usize,
+        next: usize,
+        rows: Range<usize>,
+        lanes: &mut [[f32; GROUP]],
+        widened: &mut [f32],
+    ) {
+        let (inputs, span) = (self.inputs, self.span);
+        for at in (0..inputs).step_by(span) {
+            let steps = span.min(inputs - at);
+            let halves = self.positions(g, at..at + steps);
+            let ahead = if at + steps < inputs {
+                self.positions(g, at + steps..at + 2 * steps)
+            } else {
+                self.positions(next, 0..steps)
+            };
+            // Recycled: each span's first pass writes every value of it before any is read.
+            let widened = &mut widened[..steps * GROUP];
+            let mut first_pass = true;
+            let (pass, widen) = (self.pass, self.widen);
+            let pass = |xs: &[f32], sums: &mut [[f32; GROUP]], fresh, prefetch| {
+                if std::mem::take(&mut first_pass) {
+                    widen(halves, widened, xs, inputs, sums, fresh, prefetch);
+                } else {
+                    pass(widened, xs, inputs, sums, fresh, prefetch);
+                }
+            };
+            let ahead = cast_slice(ahead);
+            span_passes(pass, steps, self.x, inputs, rows.clone(), at, lanes, ahead);
+        }
+    }
 }

@@ -147,6 +147,22 @@ impl Projection {
         norm.forward_residual(residual, &self.forward(x)?)
     }
 
+    /// SwiGLU of the projection of `x` through a weight stacked as `[gate | up]` (`2·width`
+    /// outputs): `silu(x·gateᵀ) ⊙ x·upᵀ`. Through an F16 GGUF weight without a bias, outside
+    /// training, the two halves are combined as the product writes them
+    /// ([`QuantMatrix::swiglu_matmul`]); otherwise the product, then
+    /// [`super::activation::swiglu_stacked`]. The same bits either way.
+    pub fn forward_swiglu(&self, x: &Tensor, width: usize) -> Result<Tensor> {
+        if let (Weight::Blocks(q), None) = (&self.weight, &self.bias) {
+            if !candle_core::backprop::grad_tracking() {
+                if let Some(y) = q.swiglu_matmul(x, width)? {
+                    return Ok(y);
+                }
+            }
+        }
+        super::activation::swiglu_stacked(&self.forward(x)?, width)
+    }
+
     /// `x·Wᵀ + offset` for a projection without a bias of its own, the offset (out, or 1 × out;
     /// not trained) added to the finished product as a separate step, as transformers adds
     /// BART's `final_logits_bias`. The packed few-row product adds it as it writes its sums,

@@ -10,14 +10,47 @@
 //! Needs AVX-512F; elsewhere [`QuantMatrix::half_matmul_tiles`] answers `None` and the caller
 //! expands tiles to f32 for the gemm.
 
-use super::QuantMatrix;
-use crate::nn::half_groups::product_of_half_groups;
+use candle_core::{DType, Tensor};
+
+use super::{Packing, QuantMatrix};
+use crate::error::Result;
+use crate::nn::half_groups::{product_of_half_groups, swiglu_product_of_half_groups};
 
 impl QuantMatrix {
     /// `x · Wᵀ` for `m` rows of `x` and an F16 matrix through the dense kernel, or `None`
     /// where the CPU lacks AVX-512F.
     pub(super) fn half_matmul_tiles(&self, x: &[f32], m: usize) -> Option<Vec<f32>> {
         product_of_half_groups(self.rows, self.cols, &self.halves, x, m)
+    }
+
+    /// SwiGLU of `x · Wᵀ` for an F16 matrix stacked as `[gate | up]` (`2·width` rows) and
+    /// `x` (…, cols) of several rows: `silu(x·gateᵀ) ⊙ x·upᵀ` (…, `width`), each gate group's
+    /// sums taken with its up group's as they are written — the bits of [`Self::matmul`]
+    /// followed by [`crate::nn::activation::swiglu_stacked`]. `None` where that path does not
+    /// apply: another packing or shape, a single row (decode steps take the group sums), an f32
+    /// CPU tensor not given, or no AVX-512F.
+    pub fn swiglu_matmul(&self, x: &Tensor, width: usize) -> Result<Option<Tensor>> {
+        let dims = x.dims();
+        let cols = dims.last().copied().unwrap_or(0);
+        let m = x.elem_count() / cols.max(1);
+        let applies = self.packing == Packing::Half
+            && self.rows == 2 * width
+            && cols == self.cols
+            && m > 1
+            && x.device().is_cpu()
+            && x.dtype() == DType::F32;
+        if !applies {
+            return Ok(None);
+        }
+        let out = crate::nn::gemm::with_f32(x, |values| {
+            swiglu_product_of_half_groups(width, self.cols, &self.halves, values, m)
+        })?;
+        let Some(out) = out else { return Ok(None) };
+        let mut shape = dims.to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = width;
+        }
+        Ok(Some(Tensor::from_vec(out, shape, x.device())?))
     }
 }
 
@@ -54,5 +87,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_fused_swiglu_has_the_bits_of_the_product_then_swiglu() {
+        use candle_core::{Device, Tensor};
+
+        use crate::nn::activation::swiglu_stacked;
+
+        // 128 outputs a half: two groups each, so two tasks take whole groups; 3 and 70 rows
+        // (the latter split by rows too, past `MIN_SHARE` a thread); 1,100 inputs in spans.
+        for (width, cols, m) in [(128, 96, 3), (128, 1100, 70), (64, 40, 2)] {
+            let rows = 2 * width;
+            let bytes: Vec<u8> = (0..rows * cols)
+                .flat_map(|i| f16::from_f32((i as f32 * 0.37).sin() * 0.8).to_le_bytes())
+                .collect();
+            let matrix = QuantMatrix::from_f16_bytes(rows, cols, &bytes).expect("whole rows");
+            let x: Vec<f32> = (0..m * cols).map(|i| (i as f32 * 0.11).cos()).collect();
+            let x = Tensor::from_vec(x, (1, m, cols), &Device::Cpu).unwrap();
+            let Some(fused) = matrix.swiglu_matmul(&x, width).unwrap() else {
+                return; // no AVX-512F: the caller takes the product, then the SwiGLU
+            };
+            let apart = swiglu_stacked(&matrix.matmul(&x).unwrap(), width).unwrap();
+            assert_eq!(fused.dims(), &[1, m, width]);
+            let (fused, apart) = (flat(&fused), flat(&apart));
+            for (i, (f, a)) in fused.iter().zip(&apart).enumerate() {
+                assert_eq!(f.to_bits(), a.to_bits(), "{m} rows, value {i}: {f} vs {a}");
+            }
+            // Not a stacked pair of this width: no fused path.
+            assert!(matrix.swiglu_matmul(&x, width / 2).unwrap().is_none());
+        }
+    }
+
+    fn flat(t: &candle_core::Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
     }
 }

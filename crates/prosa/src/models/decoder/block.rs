@@ -8,7 +8,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::nn::activation::{silu, swiglu_stacked, Activation};
+use crate::nn::activation::{silu, Activation};
 use crate::nn::attention::{Mask, MultiHeadAttention, Rotary};
 use crate::nn::elementwise::add;
 use crate::nn::kv_cache::LayerCache;
@@ -55,10 +55,7 @@ impl Mlp {
                 gate_up,
                 down,
                 intermediate,
-            } => {
-                let both = gate_up.forward(x)?;
-                down.forward(&swiglu_stacked(&both, *intermediate)?)
-            }
+            } => down.forward(&gate_up.forward_swiglu(x, *intermediate)?),
             Mlp::SwiGlu { gate, up, down } => {
                 down.forward(&(silu(&gate.forward(x)?)? * up.forward(x)?)?)
             }
