@@ -79,7 +79,7 @@ pub(crate) fn swiglu_product_of_half_groups(
     x: &[f32],
     m: usize,
 ) -> Option<Vec<f32>> {
-    if width % GROUP != 0 {
+    if !width.is_multiple_of(GROUP) {
         return None;
     }
     let weight = HalfGroups::new(inputs, groups, x)?;
