@@ -316,20 +316,29 @@ mod x86 {
         first: usize,
     ) {
         let scale = _mm512_set1_ps(h.scale);
-        for (r, mut row) in sums::<R, N>(&b).into_iter().enumerate() {
+        // Each step for every row before the next: the rows' chains (a maximum, the
+        // exponentials, a sum, each ending in a reduction across lanes) are independent, and
+        // side by side their latencies overlap — row by row, the softmax took half the kernel.
+        let mut rows = sums::<R, N>(&b);
+        let mut maxima = [_mm512_setzero_ps(); R];
+        for (r, (row, maximum)) in rows.iter_mut().zip(&mut maxima).enumerate() {
             let seen = h.seen(first + r);
             let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
             for (t, x) in row.iter_mut().enumerate() {
                 *x = scaled_seen(*x, h.bias, scale, (seen, t));
                 max = _mm512_max_ps(max, *x);
             }
-            let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
-            let mut sum = _mm512_setzero_ps();
+            *maximum = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+        }
+        let mut totals = [_mm512_setzero_ps(); R];
+        for ((row, max), total) in rows.iter_mut().zip(maxima).zip(&mut totals) {
             for x in row.iter_mut() {
                 *x = exp_or_zero(_mm512_sub_ps(*x, max));
-                sum = _mm512_add_ps(sum, *x);
+                *total = _mm512_add_ps(*total, *x);
             }
-            let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+        }
+        for (r, (row, total)) in rows.into_iter().zip(totals).enumerate() {
+            let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(total));
             for (t, x) in row.into_iter().enumerate() {
                 _mm512_storeu_ps(b.out.add(r * b.out_row + 16 * t), _mm512_mul_ps(x, inv));
             }
