@@ -134,7 +134,7 @@ fn the_packed_weight_follows_writes_and_replacements() {
 }
 
 #[test]
-fn a_batch_against_a_large_weight_packs_it_for_the_call_only() {
+fn a_batch_against_a_large_weight_keeps_no_packed_copy() {
     let _serial = serial();
     // 1,030 × 1,024 values: past the 4 MiB a batch keeps packed (sums of 1,024 products: 1e-5).
     let w = values(&[1030, 1024], 0.3);
@@ -156,6 +156,98 @@ fn a_batch_against_a_large_weight_packs_it_for_the_call_only() {
     let y = projection.forward(&batch).unwrap();
     assert!(relative_diff(&y, &reference(&batch, &w, None)) < 1e-5);
     assert_eq!(projection.has_packed_weight(), dense_panels::supported());
+}
+
+/// A batch against a weight too large to keep packed reads the weight in its own layout, a span
+/// of a group at a time (`nn::dense_rows`); it must give the very bits of the same batch through
+/// the packed copy (kept once a few-row product made it). `nn.Linear` and `Conv1D` layouts, with
+/// and without a bias, plain and with GELU; 1,100 inputs (spans of 512, 512 and 76), 1,030
+/// outputs (a last group of six), 70 rows (split by rows as well as by groups among threads);
+/// and a stack of two large weights, whose columns are each weight's own product.
+#[test]
+fn batches_reading_large_weights_in_place_give_the_bits_of_the_packed_copy() {
+    use prosa::nn::activation::Activation;
+    let _serial = serial();
+    let _inference = candle_core::no_grad();
+    let (outputs, inputs) = (1030, 1100);
+    let batch = values(&[70, inputs], 0.9);
+    let b = values(&[outputs], 0.4);
+    let norm = prosa::nn::norm::Norm::Layer {
+        weight: values(&[outputs], 0.2),
+        bias: values(&[outputs], 0.9),
+        eps: 1e-12,
+    };
+    let forms = [
+        (
+            "linear",
+            Weight::Dense(values(&[outputs, inputs], 0.3)),
+            Some(b.clone()),
+        ),
+        (
+            "linear, no bias",
+            Weight::Dense(values(&[outputs, inputs], 0.5)),
+            None,
+        ),
+        (
+            "conv1d",
+            Weight::Conv1d(values(&[inputs, outputs], 0.7)),
+            Some(b),
+        ),
+    ];
+    for (form, weight, bias) in forms {
+        let projection = Projection::new(weight, bias);
+        let in_place = projection.forward(&batch).unwrap();
+        let gelu_in_place = projection
+            .forward_activated(&batch, Activation::Gelu)
+            .unwrap();
+        let residual = values(&[70, outputs], 0.8);
+        let normed = projection
+            .forward_residual_norm(&batch, &residual, &norm)
+            .unwrap();
+        assert!(
+            !projection.has_packed_weight(),
+            "{form}: no copy kept for a batch"
+        );
+        projection.forward(&values(&[3, inputs], 0.2)).unwrap();
+        if !projection.has_packed_weight() {
+            assert!(
+                !dense_panels::supported(),
+                "{form}: a few rows keep a packed copy"
+            );
+            return;
+        }
+        let packed = projection.forward(&batch).unwrap();
+        let gelu_packed = projection
+            .forward_activated(&batch, Activation::Gelu)
+            .unwrap();
+        assert_eq!(bits(&in_place), bits(&packed), "{form}");
+        assert_eq!(bits(&gelu_in_place), bits(&gelu_packed), "{form}, GELU");
+        // Rows normed after a product split among tasks: the norm of the packed product.
+        let apart = norm.forward_residual(&residual, &packed).unwrap();
+        assert_eq!(bits(&normed), bits(&apart), "{form}, residual and norm");
+        let w = match &projection.weight {
+            Weight::Dense(w) => w.clone(),
+            Weight::Conv1d(w) => w.t().unwrap(),
+            _ => unreachable!(),
+        };
+        let d = relative_diff(&packed, &reference(&batch, &w, projection.bias.as_ref()));
+        assert!(d < 1e-5, "{form}: {d}");
+    }
+    let parts = [
+        Projection::new(
+            Weight::Dense(values(&[outputs, inputs], 1.1)),
+            Some(values(&[outputs], 0.6)),
+        ),
+        Projection::new(Weight::Dense(values(&[outputs, inputs], 1.3)), None),
+    ];
+    let stack = dense_panels::PanelCache::default();
+    let stacked = Projection::stacked_forward(&[&parts[0], &parts[1]], &batch, &stack).unwrap();
+    let alone: Vec<Tensor> = parts.iter().map(|p| p.forward(&batch).unwrap()).collect();
+    assert_eq!(
+        bits(&stacked.unwrap()),
+        bits(&Tensor::cat(&alone, 1).unwrap()),
+        "stack"
+    );
 }
 
 /// Products of 7–64 rows run span by span of a group's input positions with the sums carried

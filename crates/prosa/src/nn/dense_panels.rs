@@ -21,9 +21,10 @@
 //! The packed copy lives in the projection's [`PanelCache`], built on the first product that
 //! qualifies: no gradient is tracked through it (inference, [`candle_core::no_grad`]), f32 on
 //! the CPU, and a CPU with AVX-512F. It is as large as the weight. A product of more than 64
-//! rows against a weight of more than 4 MiB with no packed copy kept packs it for that call
-//! only: packing costs a few percent of such a product, and a model used only in batches
-//! would otherwise hold a second copy of its largest weights. It stays valid while the
+//! rows against a weight of more than 4 MiB with no packed copy kept reads the weight in its
+//! own layout instead, a span of a group at a time (`dense_rows.rs`), so a model used only in
+//! batches holds no second copy of its largest weights (and no longer packs one for each
+//! call: BERT-base's 8 × 128 forward ×1.12). It stays valid while the
 //! weight is the same tensor and no variable has been written in place since it was packed
 //! ([`candle_core::variable_writes`]: optimizer steps, loading a checkpoint), so evaluating
 //! between training steps repacks once per evaluation.
@@ -34,12 +35,13 @@ use std::sync::{Arc, Mutex};
 
 use bytemuck::cast_slice;
 use candle_core::{Tensor, TensorId};
-use rayon::prelude::*;
 
 use super::activation::{values, Activation};
-use super::dense_pass::{pass_kernel, PassKernel, Prefetch, GROUP, PASS};
+use super::dense_pass::{pass_kernel, passes, span_passes, PassKernel, Prefetch, GROUP, PASS};
+use super::dense_rows::{self, stacked_bias, with_f32_all, RowGroups, Rows};
 use super::dense_writes::{finish_block, finish_rows, write_group, Epilogue, GroupAt, RowFinish};
 use super::gemm::with_f32;
+use super::half_groups::group_products;
 use super::huge_pages;
 use super::linear::PARALLEL_WORK;
 use super::norm::add_layer_norm_row;
@@ -74,24 +76,6 @@ fn span_len(rows: usize) -> Option<usize> {
     }
 }
 
-/// `rows` cut into as few passes of at most [`PASS`] rows as can be, their sizes differing by
-/// one at most (larger first): 20 rows as 5 + 5 + 5 + 5 rather than 6 + 6 + 6 + 2, 128 as
-/// eighteen passes of 6 and four of 5 rather than twenty-one of 6 and one of 2 (a pass of few
-/// rows loads as many weight vectors per position as a full one, for fewer sums).
-fn passes(rows: Range<usize>) -> impl Iterator<Item = Range<usize>> {
-    let count = rows.len().div_ceil(PASS);
-    let (base, larger) = match count {
-        0 => (0, 0),
-        n => (rows.len() / n, rows.len() % n),
-    };
-    (0..count).scan(rows.start, move |start, p| {
-        let len = base + usize::from(p < larger);
-        let pass = *start..*start + len;
-        *start += len;
-        Some(pass)
-    })
-}
-
 /// Activation rows a task takes through all of its groups before the next rows: 96 rows of up
 /// to 2,048 inputs stay in the core's L2 cache beside the group being read and the next one,
 /// which the block's passes prefetch (a model's weights rarely stay in L3 from block to block:
@@ -121,36 +105,13 @@ impl DensePanels {
     /// inputs) when `out_in`, else one weight in `Conv1D`'s.
     fn pack(parts: &[&[f32]], outputs: usize, inputs: usize, out_in: bool) -> Vec<f32> {
         let mut data = huge_pages::zeroed_vec(outputs.div_ceil(GROUP) * inputs * GROUP);
-        // Output `o`'s weights when `out_in`: row `o` of the stack.
-        let row = |o: usize| {
-            let mut at = o * inputs;
-            for part in parts {
-                if at < part.len() {
-                    return &part[at..at + inputs];
-                }
-                at -= part.len();
-            }
-            unreachable!("output {o} past the stack's {outputs}")
+        let rows = Rows {
+            parts,
+            outputs,
+            inputs,
+            out_in,
         };
-        data.par_chunks_mut((inputs * GROUP).max(1))
-            .enumerate()
-            .for_each(|(g, block)| {
-                let first = g * GROUP;
-                let width = GROUP.min(outputs - first);
-                if out_in {
-                    for j in 0..width {
-                        for (k, &v) in row(first + j).iter().enumerate() {
-                            block[k * GROUP + j] = v;
-                        }
-                    }
-                } else {
-                    let w = parts[0];
-                    for (k, position) in block.chunks_exact_mut(GROUP).enumerate() {
-                        let at = k * outputs + first;
-                        position[..width].copy_from_slice(&w[at..at + width]);
-                    }
-                }
-            });
+        dense_rows::pack(rows, &mut data);
         data
     }
 
@@ -291,37 +252,6 @@ fn rows_over_group(
         pass(group, xs, inputs, &mut lanes[..count], true, prefetch);
         let lanes = &lanes[..count];
         write_group(part, i..i + count, lanes, sums.at, sums.bias, sums.epilogue);
-    }
-}
-
-/// Rows `rows` of `x` (`inputs` wide) over a group's input positions `at..at + steps`, in even
-/// [`passes`] of at most [`PASS`], each adding its rows' products to their sums in `lanes`
-/// (`lanes[j]`: row `rows.start + j`; from zero at the group's first span), the passes sharing
-/// out prefetching `ahead` into L2. `pass(xs, sums, fresh, prefetch)` runs one pass over the
-/// span's weights (the [`PassKernel`] with them bound), with the flag saying whether the sums
-/// start from zero.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn span_passes<'a>(
-    mut pass: impl FnMut(&[f32], &mut [[f32; GROUP]], bool, Prefetch<'a>),
-    steps: usize,
-    x: &[f32],
-    inputs: usize,
-    rows: Range<usize>,
-    at: usize,
-    lanes: &mut [[f32; GROUP]],
-    ahead: &'a [u8],
-) {
-    let shares = rows.len().div_ceil(PASS);
-    for (share, pass_rows) in passes(rows.clone()).enumerate() {
-        let (i, count) = (pass_rows.start, pass_rows.len());
-        let xs = &x[i * inputs + at..(i + count - 1) * inputs + at + steps];
-        let sums = &mut lanes[i - rows.start..][..count];
-        let prefetch = Prefetch {
-            ahead,
-            share,
-            shares,
-        };
-        pass(xs, sums, at == 0, prefetch);
     }
 }
 
@@ -509,12 +439,24 @@ fn finished_product(
     {
         return Ok(None);
     }
-    // A batch against a large weight packs it for the call only (packing is a few percent of
-    // such a product), so a model used only in batches (BERT-base on 8 × 128 ids) does not hold
-    // a second copy of its largest weights; few-row products keep theirs. A stack is kept when
-    // each of its weights would be.
+    // A batch against a large weight reads it in place, so a model used only in batches
+    // (BERT-base on 8 × 128 ids) does not hold a second copy of its largest weights; few-row
+    // products keep theirs (and batches use it once kept). A stack is kept when each of its
+    // weights would be.
     let largest = extents.iter().map(|(o, i)| o * i).max().unwrap_or(0);
     let keep = rows <= MAX_ROWS_KEPT || largest <= MAX_BATCH_KEPT;
+    if !keep && !cache.is_packed() {
+        let y = batch_through_rows(x, parts, (outputs, inputs), out_in, epilogue)?;
+        let Some(mut y) = y else { return Ok(None) };
+        if let Some(finish) = finish {
+            finish_rows(&mut y, outputs, finish);
+        }
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = outputs;
+        }
+        return Ok(Some(Tensor::from_vec(y, dims, x.device())?));
+    }
     let panels = cache.panels(parts, (outputs, inputs), out_in, keep)?;
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
     let multiply = |xs: &[f32], bs: Option<&[f32]>| match span_len(rows) {
@@ -538,6 +480,41 @@ fn finished_product(
     Ok(Some(Tensor::from_vec(y, dims, x.device())?))
 }
 
+/// [`finished_product`] for a batch against weights it does not keep packed: read in their own
+/// layout, a span of a group at a time ([`RowGroups`]), the same bits as through a packed copy.
+/// `None` where the CPU lacks the kernel.
+fn batch_through_rows(
+    x: &Tensor,
+    parts: &[(&Tensor, Option<&Tensor>)],
+    (outputs, inputs): (usize, usize),
+    out_in: bool,
+    epilogue: impl Epilogue,
+) -> Result<Option<Vec<f32>>> {
+    let weights: Vec<&Tensor> = parts.iter().map(|p| p.0).collect();
+    let stacked = parts.len() > 1 && parts.iter().any(|p| p.1.is_some());
+    let stacked = stacked.then(|| stacked_bias(parts)).transpose()?;
+    let y = with_f32_all(&weights, &mut |values| {
+        let rows = Rows {
+            parts: values,
+            outputs,
+            inputs,
+            out_in,
+        };
+        with_f32(x, |xs| {
+            let Some(weight) = RowGroups::new(rows, xs) else {
+                return Ok(None);
+            };
+            let m = xs.len() / inputs.max(1);
+            let multiply = |bs: Option<&[f32]>| group_products(&weight, outputs, m, bs, epilogue);
+            match parts {
+                [(_, Some(b))] => with_f32(b, |bs| Some(multiply(Some(bs)))),
+                _ => Ok(Some(multiply(stacked.as_deref()))),
+            }
+        })?
+    })??;
+    Ok(y)
+}
+
 /// What a packed copy of `parts` was made from: the weights, and a stack's biases (packed with
 /// it); one weight's bias is read in place at every call, so it is not part of the key.
 fn stack_sources(parts: &[(&Tensor, Option<&Tensor>)]) -> Vec<Option<TensorId>> {
@@ -549,52 +526,7 @@ fn stack_sources(parts: &[(&Tensor, Option<&Tensor>)]) -> Vec<Option<TensorId>> 
     }
 }
 
-/// The biases of a stack side by side, zeros for a weight without one.
-fn stacked_bias(parts: &[(&Tensor, Option<&Tensor>)]) -> candle_core::Result<Vec<f32>> {
-    let mut all = Vec::new();
-    for (weight, bias) in parts {
-        match bias {
-            Some(b) => all.extend(b.flatten_all()?.to_vec1::<f32>()?),
-            None => all.resize(all.len() + weight.dim(0)?, 0.0),
-        }
-    }
-    Ok(all)
-}
-
-/// Runs `f` on the values of every tensor of `ts` (see [`with_f32`]).
-fn with_f32_all<R>(ts: &[&Tensor], f: &mut dyn FnMut(&[&[f32]]) -> R) -> candle_core::Result<R> {
-    fn nest<R>(
-        held: &[&[f32]],
-        rest: &[&Tensor],
-        f: &mut dyn FnMut(&[&[f32]]) -> R,
-    ) -> candle_core::Result<R> {
-        match rest.split_first() {
-            None => Ok(f(held)),
-            Some((t, rest)) => with_f32(t, |values| {
-                let mut held = held.to_vec();
-                held.push(values);
-                nest(&held, rest, f)
-            })?,
-        }
-    }
-    nest(&[], ts, f)
-}
-
 /// Whether this CPU has the kernels (AVX-512F); without them every product goes through `gemm`.
 pub fn supported() -> bool {
     pass_kernel().is_some()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passes_cover_the_rows_in_sizes_a_row_apart() {
-        let sizes = |n: usize| super::passes(3..3 + n).map(|p| p.len()).collect::<Vec<_>>();
-        assert_eq!(sizes(128), [[6; 18].as_slice(), &[5; 4]].concat());
-        assert_eq!(
-            (sizes(20), sizes(32), sizes(6), sizes(0)),
-            (vec![5; 4], vec![6, 6, 5, 5, 5, 5], vec![6], vec![])
-        );
-        assert!(super::passes(3..10).map(|p| p.start).eq([3, 7]));
-    }
 }

@@ -4,6 +4,8 @@
 //! form for F16 groups (`half_groups.rs`), which converts each weight vector as it loads it and
 //! stores the f32 values for the passes after it. AVX-512F only.
 
+use std::ops::Range;
+
 /// Outputs per group: four 16-lane vectors.
 pub(super) const GROUP: usize = 64;
 
@@ -53,6 +55,55 @@ pub(super) fn widening_pass() -> Option<WideningPass> {
     #[cfg(not(target_arch = "x86_64"))]
     let kernel = None;
     kernel.filter(|_| super::panel_tasks::has_avx512f())
+}
+
+/// `rows` cut into as few passes of at most [`PASS`] rows as can be, their sizes differing by
+/// one at most (larger first): 20 rows as 5 + 5 + 5 + 5 rather than 6 + 6 + 6 + 2, 128 as
+/// eighteen passes of 6 and four of 5 rather than twenty-one of 6 and one of 2 (a pass of few
+/// rows loads as many weight vectors per position as a full one, for fewer sums).
+pub(super) fn passes(rows: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+    let count = rows.len().div_ceil(PASS);
+    let (base, larger) = match count {
+        0 => (0, 0),
+        n => (rows.len() / n, rows.len() % n),
+    };
+    (0..count).scan(rows.start, move |start, p| {
+        let len = base + usize::from(p < larger);
+        let pass = *start..*start + len;
+        *start += len;
+        Some(pass)
+    })
+}
+
+/// Rows `rows` of `x` (`inputs` wide) over a group's input positions `at..at + steps`, in even
+/// [`passes`] of at most [`PASS`], each adding its rows' products to their sums in `lanes`
+/// (`lanes[j]`: row `rows.start + j`; from zero at the group's first span), the passes sharing
+/// out prefetching `ahead` into L2. `pass(xs, sums, fresh, prefetch)` runs one pass over the
+/// span's weights (the [`PassKernel`] with them bound), with the flag saying whether the sums
+/// start from zero.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn span_passes<'a>(
+    mut pass: impl FnMut(&[f32], &mut [[f32; GROUP]], bool, Prefetch<'a>),
+    steps: usize,
+    x: &[f32],
+    inputs: usize,
+    rows: Range<usize>,
+    at: usize,
+    lanes: &mut [[f32; GROUP]],
+    ahead: &'a [u8],
+) {
+    let shares = rows.len().div_ceil(PASS);
+    for (share, pass_rows) in passes(rows.clone()).enumerate() {
+        let (i, count) = (pass_rows.start, pass_rows.len());
+        let xs = &x[i * inputs + at..(i + count - 1) * inputs + at + steps];
+        let sums = &mut lanes[i - rows.start..][..count];
+        let prefetch = Prefetch {
+            ahead,
+            share,
+            shares,
+        };
+        pass(xs, sums, at == 0, prefetch);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -213,5 +264,19 @@ mod x86 {
                 _mm512_storeu_ps(out.as_mut_ptr().add(16 * v), a);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passes_cover_the_rows_in_sizes_a_row_apart() {
+        let sizes = |n: usize| super::passes(3..3 + n).map(|p| p.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(128), [[6; 18].as_slice(), &[5; 4]].concat());
+        assert_eq!(
+            (sizes(20), sizes(32), sizes(6), sizes(0)),
+            (vec![5; 4], vec![6, 6, 5, 5, 5, 5], vec![6], vec![])
+        );
+        assert!(super::passes(3..10).map(|p| p.start).eq([3, 7]));
     }
 }

@@ -1,4 +1,4 @@
-//! Products through F16 weights kept packed as [`super::dense_panels`] packs a dense weight
+//! Products through F16 weights kept packed as `dense_panels.rs` packs a dense weight
 //! (groups of 64 outputs, for every input position the group's 64 values side by side:
 //! `quantized_half.rs` packs them at load), by the dense pass kernels: each task takes a group
 //! span by span into a scratch buffer of f32, the span's first pass widening the halves as it
@@ -18,9 +18,8 @@ use bytemuck::cast_slice;
 use half::f16;
 
 use super::activation::values::silu;
-use super::dense_panels::span_passes;
-use super::dense_pass::{pass_kernel, widening_pass, PassKernel, WideningPass, GROUP};
-use super::dense_writes::{write_group, GroupAt};
+use super::dense_pass::{pass_kernel, span_passes, widening_pass, PassKernel, WideningPass, GROUP};
+use super::dense_writes::{write_group, Epilogue, GroupAt};
 use super::lanes::vectorized;
 use super::panel_tasks::balanced_panel_tasks;
 use super::scratch::Scratch;
@@ -29,6 +28,15 @@ use super::scratch::Scratch;
 /// (inputs past twice this: Llama's down projection, 1,536 × 64 f32 values, 384 KiB, beside
 /// 128 rows of 1,536 activations, 768 KiB).
 const SPAN: usize = 512;
+
+/// The span of a group `inputs` wide: [`SPAN`], or the whole group up to twice that.
+pub(super) fn span_for(inputs: usize) -> usize {
+    if inputs > 2 * SPAN {
+        SPAN
+    } else {
+        inputs.max(1)
+    }
+}
 
 /// `x · Wᵀ` for `m` rows of `x` (row-major, `inputs` wide) and a weight of `outputs` rows held
 /// as F16 `groups`: group `g` (outputs `64g..64g + 64`) at `g·inputs·64`, its output `64g + j`'s
@@ -43,26 +51,12 @@ pub(crate) fn product_of_half_groups(
     m: usize,
 ) -> Option<Vec<f32>> {
     let weight = HalfGroups::new(inputs, groups, x)?;
-    Some(balanced_panel_tasks(
+    Some(group_products(
+        &weight,
         outputs,
         m,
-        GROUP,
-        |start, n, rows, part| {
-            let mut widened = Scratch::take(weight.span * GROUP);
-            let mut lanes = vec![[0f32; GROUP]; rows.len()];
-            let end = start + n;
-            for first in (start..end).step_by(GROUP) {
-                // What is read after this group: the task's next one.
-                let next = (first + GROUP).min(end) / GROUP;
-                weight.sums(first / GROUP, next, rows.clone(), &mut lanes, &mut widened);
-                let at = GroupAt {
-                    first,
-                    width: GROUP.min(end - first),
-                    column: first - start,
-                };
-                write_group(part, rows.clone(), &lanes, at, None, std::convert::identity);
-            }
-        },
+        None,
+        std::convert::identity,
     ))
 }
 
@@ -89,7 +83,7 @@ pub(crate) fn swiglu_product_of_half_groups(
         m,
         GROUP,
         |start, n, rows, part| {
-            let mut widened = Scratch::take(weight.span * GROUP);
+            let mut scratch = Scratch::take(weight.span() * GROUP);
             let mut gates = vec![[0f32; GROUP]; rows.len()];
             let mut ups = vec![[0f32; GROUP]; rows.len()];
             let end = start + n;
@@ -101,9 +95,9 @@ pub(crate) fn swiglu_product_of_half_groups(
                     gate + up_offset,
                     rows.clone(),
                     &mut gates,
-                    &mut widened,
+                    &mut scratch,
                 );
-                weight.sums(gate + up_offset, next, rows.clone(), &mut ups, &mut widened);
+                weight.sums(gate + up_offset, next, rows.clone(), &mut ups, &mut scratch);
                 gate_up_in_place(&mut gates, &ups);
                 let at = GroupAt {
                     first,
@@ -130,6 +124,55 @@ fn gate_up_in_place(gates: &mut [[f32; GROUP]], ups: &[[f32; GROUP]]) {
     );
 }
 
+/// A weight whose groups of 64 outputs a task can make the sums of, span by span, without a
+/// packed copy of the whole weight: F16 groups widened as they are read ([`HalfGroups`]), or
+/// an f32 weight's rows transposed a span at a time (`row_groups.rs`).
+pub(super) trait GroupSums: Sync {
+    /// Input positions per span: the scratch a task hands to [`GroupSums::sums`] holds a span's
+    /// `span × 64` f32 values.
+    fn span(&self) -> usize;
+
+    /// Group `g`'s sums for `rows` (`lanes[j]`: row `rows.start + j`), span by span, the sums
+    /// carried from span to span; prefetching what comes next, the last span group `next`'s
+    /// first (the task's next read).
+    fn sums(
+        &self,
+        g: usize,
+        next: usize,
+        rows: Range<usize>,
+        lanes: &mut [[f32; GROUP]],
+        scratch: &mut [f32],
+    );
+}
+
+/// `x · Wᵀ (+ bias)` through `epilogue` for `m` activation rows and `weight`'s `outputs`:
+/// the groups split among the threads ([`balanced_panel_tasks`]), each task taking its groups
+/// one after another over all of its rows, and writing each group's sums as it finishes it.
+pub(super) fn group_products(
+    weight: &impl GroupSums,
+    outputs: usize,
+    m: usize,
+    bias: Option<&[f32]>,
+    epilogue: impl Epilogue,
+) -> Vec<f32> {
+    balanced_panel_tasks(outputs, m, GROUP, |start, n, rows, part| {
+        let mut scratch = Scratch::take(weight.span() * GROUP);
+        let mut lanes = vec![[0f32; GROUP]; rows.len()];
+        let end = start + n;
+        for first in (start..end).step_by(GROUP) {
+            // What is read after this group: the task's next one.
+            let next = (first + GROUP).min(end) / GROUP;
+            weight.sums(first / GROUP, next, rows.clone(), &mut lanes, &mut scratch);
+            let at = GroupAt {
+                first,
+                width: GROUP.min(end - first),
+                column: first - start,
+            };
+            write_group(part, rows.clone(), &lanes, at, bias, epilogue);
+        }
+    })
+}
+
 /// An F16 weight packed in groups, the activations it multiplies, and the kernels that do it.
 struct HalfGroups<'a> {
     pass: PassKernel,
@@ -144,15 +187,10 @@ struct HalfGroups<'a> {
 impl<'a> HalfGroups<'a> {
     /// The weight and the activations, or `None` where the CPU lacks the kernels.
     fn new(inputs: usize, groups: &'a [f16], x: &'a [f32]) -> Option<Self> {
-        let span = if inputs > 2 * SPAN {
-            SPAN
-        } else {
-            inputs.max(1)
-        };
         Some(Self {
             pass: pass_kernel()?,
             widen: widening_pass()?,
-            span,
+            span: span_for(inputs),
             inputs,
             groups,
             x,
@@ -166,17 +204,22 @@ impl<'a> HalfGroups<'a> {
         let group = &self.groups[start..(start + len).min(self.groups.len())];
         &group[(at.start * GROUP).min(group.len())..(at.end * GROUP).min(group.len())]
     }
+}
 
-    /// Group `g`'s sums for `rows` (`lanes[j]`: row `rows.start + j`), span by span, the sums
-    /// carried from span to span; each span prefetches the group's next span, the last one
-    /// group `next`'s first (the task's next read).
+impl GroupSums for HalfGroups<'_> {
+    fn span(&self) -> usize {
+        self.span
+    }
+
+    /// Each span's first pass widens it into `scratch` as it multiplies; the span after it (or
+    /// group `next`'s first) is prefetched meanwhile.
     fn sums(
         &self,
         g: usize,
         next: usize,
         rows: Range<usize>,
         lanes: &mut [[f32; GROUP]],
-        widened: &mut [f32],
+        scratch: &mut [f32],
     ) {
         let (inputs, span) = (self.inputs, self.span);
         for at in (0..inputs).step_by(span) {
@@ -188,7 +231,7 @@ impl<'a> HalfGroups<'a> {
                 self.positions(next, 0..steps)
             };
             // Recycled: each span's first pass writes every value of it before any is read.
-            let widened = &mut widened[..steps * GROUP];
+            let widened = &mut scratch[..steps * GROUP];
             let mut first_pass = true;
             let (pass, widen) = (self.pass, self.widen);
             let pass = |xs: &[f32], sums: &mut [[f32; GROUP]], fresh, prefetch| {

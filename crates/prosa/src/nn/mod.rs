@@ -28,6 +28,7 @@ pub(crate) mod decode_attention;
 pub(crate) mod decode_team;
 pub mod dense_panels;
 mod dense_pass;
+mod dense_rows;
 mod dense_writes;
 pub mod dropout;
 pub mod elementwise;
@@ -58,6 +59,7 @@ mod scratch;
 pub mod side_by_side;
 pub mod softmax;
 pub(crate) mod spin_pool;
+mod transpose;
 mod uninit;
 pub mod weights_file;
 
