@@ -51,6 +51,7 @@ impl<'a> Rows<'a> {
     pub fn transpose(&self, g: usize, at: Range<usize>, block: &mut [f32]) {
         let steps = at.len();
         assert_eq!(block.len(), steps * GROUP, "a block of {steps} positions");
+        assert!(at.end <= self.inputs, "positions {at:?} of {}", self.inputs);
         let first = g * GROUP;
         if !self.out_in {
             // `Conv1D`: a position's 64 outputs are already side by side.
@@ -67,7 +68,7 @@ impl<'a> Rows<'a> {
         #[cfg(target_arch = "x86_64")]
         if super::panel_tasks::has_avx512f() {
             // SAFETY: AVX-512F is present (checked); every row holds `inputs` values, of which
-            // `at` lies within (the caller's range), and the block holds `steps × 64`.
+            // `at` lies within (asserted), and the block holds `steps × 64` (asserted).
             return unsafe { x86::transpose_rows(&rows, at, block) };
         }
         for (j, row) in rows.iter().enumerate() {

@@ -7,6 +7,11 @@
 //! is the same products added in the same order, so the product has the bits of the dense
 //! packed product of the widened weights; no f32 copy of a whole weight is kept.
 //!
+//! The task driver ([`group_products`]: groups split among the threads, each task taking its
+//! groups one after another over all of its rows) takes any [`GroupSums`] source: these F16
+//! groups, or an f32 weight too large to keep packed, transposed a span at a time
+//! (`dense_rows.rs`).
+//!
 //! A Llama feed-forward layer's stacked `[gate | up]` weight can also be taken with its SwiGLU
 //! ([`swiglu_product_of_half_groups`]): a task makes a gate group's sums and the matching up
 //! group's, and writes `silu(gate)·up` — half the output, written once, with the value
