@@ -104,15 +104,20 @@ pub(crate) fn swiglu_product_of_half_groups(
                 );
                 weight.sums(gate + up_offset, next, rows.clone(), &mut ups, &mut scratch);
                 gate_up_in_place(&mut gates, &ups);
-                let at = GroupAt {
-                    first,
-                    width: GROUP.min(end - first),
-                    column: first - start,
-                };
+                let at = group_at(first, start..end);
                 write_group(part, rows.clone(), &gates, at, None, std::convert::identity);
             }
         },
     ))
+}
+
+/// Where the group of output `first` goes in the output of a task that owns `columns`.
+fn group_at(first: usize, columns: Range<usize>) -> GroupAt {
+    GroupAt {
+        first,
+        width: GROUP.min(columns.end - first),
+        column: first - columns.start,
+    }
 }
 
 /// `gates[i][j] = silu(gates[i][j])·ups[i][j]`, vectorised.
@@ -131,7 +136,7 @@ fn gate_up_in_place(gates: &mut [[f32; GROUP]], ups: &[[f32; GROUP]]) {
 
 /// A weight whose groups of 64 outputs a task can make the sums of, span by span, without a
 /// packed copy of the whole weight: F16 groups widened as they are read ([`HalfGroups`]), or
-/// an f32 weight's rows transposed a span at a time (`row_groups.rs`).
+/// an f32 weight's rows transposed a span at a time (`dense_rows.rs`).
 pub(super) trait GroupSums: Sync {
     /// Input positions per span: the scratch a task hands to [`GroupSums::sums`] holds a span's
     /// `span × 64` f32 values.
@@ -168,12 +173,14 @@ pub(super) fn group_products(
             // What is read after this group: the task's next one.
             let next = (first + GROUP).min(end) / GROUP;
             weight.sums(first / GROUP, next, rows.clone(), &mut lanes, &mut scratch);
-            let at = GroupAt {
-                first,
-                width: GROUP.min(end - first),
-                column: first - start,
-            };
-            write_group(part, rows.clone(), &lanes, at, bias, epilogue);
+            write_group(
+                part,
+                rows.clone(),
+                &lanes,
+                group_at(first, start..end),
+                bias,
+                epilogue,
+            );
         }
     })
 }

@@ -1,6 +1,6 @@
 //! A 16 × 16 block of f32 transposed in AVX-512 registers: the attention kernel's keys
 //! (`attention_rows.rs`) and a dense weight's rows turned into the packed groups' layout as a
-//! product goes (`row_groups.rs`).
+//! product goes (`dense_rows.rs`).
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
