@@ -95,9 +95,11 @@ mod tests {
 
         use crate::nn::activation::swiglu_stacked;
 
-        // 128 outputs a half: two groups each, so two tasks take whole groups; 3 and 70 rows
-        // (the latter split by rows too, past `MIN_SHARE` a thread); 1,100 inputs in spans.
-        for (width, cols, m) in [(128, 96, 3), (128, 1100, 70), (64, 40, 2)] {
+        // Halves of two groups (whole groups per task), of three (on two threads with 70 rows,
+        // past `MIN_SHARE` a thread, the third group split by rows) and of one; 1,100 inputs in
+        // spans.
+        let cases = [(128, 96, 3), (128, 1100, 70), (192, 200, 70), (64, 40, 2)];
+        for (width, cols, m) in cases {
             let rows = 2 * width;
             let bytes: Vec<u8> = (0..rows * cols)
                 .flat_map(|i| f16::from_f32((i as f32 * 0.37).sin() * 0.8).to_le_bytes())
