@@ -266,26 +266,29 @@ impl PanelCache {
     }
 
     /// The packed form of `weights` stacked by outputs (`outputs` in all, `inputs` wide; one
-    /// weight unless `out_in`): the one kept when it is still valid, else packed now — and kept
-    /// only when `keep`.
+    /// weight unless `out_in`): the one kept when it is still valid, else — when `keep` —
+    /// packed now and kept, or `None` (a stale copy is dropped either way).
     fn panels(
         &self,
         parts: &[(&Tensor, Option<&Tensor>)],
         (outputs, inputs): (usize, usize),
         out_in: bool,
         keep: bool,
-    ) -> Result<Arc<DensePanels>> {
+    ) -> Result<Option<Arc<DensePanels>>> {
         // Read before the weights' values: a write after this read makes the next call repack.
         let generation = candle_core::variable_writes();
         let sources = stack_sources(parts);
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = kept.as_ref() {
             if p.sources == sources && p.generation == generation {
-                return Ok(p.clone());
+                return Ok(Some(p.clone()));
             }
         }
         // A stale copy goes first, so the weights are never held packed twice.
         *kept = None;
+        if !keep {
+            return Ok(None);
+        }
         let weights: Vec<&Tensor> = parts.iter().map(|p| p.0).collect();
         let data = with_f32_all(&weights, &mut |values| {
             DensePanels::pack(values, outputs, inputs, out_in)
@@ -300,10 +303,8 @@ impl PanelCache {
             inputs,
             data,
         });
-        if keep {
-            *kept = Some(packed.clone());
-        }
-        Ok(packed)
+        *kept = Some(packed.clone());
+        Ok(Some(packed))
     }
 }
 
@@ -439,25 +440,20 @@ fn finished_product(
     {
         return Ok(None);
     }
-    // A batch against a large weight reads it in place, so a model used only in batches
-    // (BERT-base on 8 × 128 ids) does not hold a second copy of its largest weights; few-row
-    // products keep theirs (and batches use it once kept). A stack is kept when each of its
-    // weights would be.
+    // A batch against a large weight reads it in place unless a valid copy is kept, so a model
+    // used only in batches (BERT-base on 8 × 128 ids) does not hold a second copy of its
+    // largest weights; few-row products keep theirs. A stack is kept when each of its weights
+    // would be.
     let largest = extents.iter().map(|(o, i)| o * i).max().unwrap_or(0);
     let keep = rows <= MAX_ROWS_KEPT || largest <= MAX_BATCH_KEPT;
-    if !keep && !cache.is_packed() {
+    let Some(panels) = cache.panels(parts, (outputs, inputs), out_in, keep)? else {
         let y = batch_through_rows(x, parts, (outputs, inputs), out_in, epilogue)?;
         let Some(mut y) = y else { return Ok(None) };
         if let Some(finish) = finish {
             finish_rows(&mut y, outputs, finish);
         }
-        let mut dims = x.dims().to_vec();
-        if let Some(last) = dims.last_mut() {
-            *last = outputs;
-        }
-        return Ok(Some(Tensor::from_vec(y, dims, x.device())?));
-    }
-    let panels = cache.panels(parts, (outputs, inputs), out_in, keep)?;
+        return output_tensor(y, x, outputs).map(Some);
+    };
     let parallel = rows * outputs * inputs > PARALLEL_WORK;
     let multiply = |xs: &[f32], bs: Option<&[f32]>| match span_len(rows) {
         Some(span) => {
@@ -473,11 +469,16 @@ fn finished_product(
         [(_, Some(b))] => with_f32(b, |bs| multiply(xs, Some(bs))),
         _ => Ok(multiply(xs, panels.bias.as_deref())),
     })??;
+    output_tensor(y, x, outputs).map(Some)
+}
+
+/// A product's values as a tensor shaped as `x` with `outputs` in its last dimension.
+fn output_tensor(y: Vec<f32>, x: &Tensor, outputs: usize) -> Result<Tensor> {
     let mut dims = x.dims().to_vec();
     if let Some(last) = dims.last_mut() {
         *last = outputs;
     }
-    Ok(Some(Tensor::from_vec(y, dims, x.device())?))
+    Ok(Tensor::from_vec(y, dims, x.device())?)
 }
 
 /// [`finished_product`] for a batch against weights it does not keep packed: read in their own
