@@ -538,3 +538,90 @@ fn pipelines_refuse_a_checkpoint_without_their_head() {
         "{ner}"
     );
 }
+
+/// The largest difference between two gradients of every parameter, and the largest gradient.
+fn gradient_gap(
+    model: &EncoderModel,
+    a: &candle_core::backprop::GradStore,
+    b: &candle_core::backprop::GradStore,
+) -> (f32, f32) {
+    let (mut gap, mut largest) = (0f32, 0f32);
+    for (name, var) in model.params().vars() {
+        let (Some(ga), Some(gb)) = (a.get(var.as_tensor()), b.get(var.as_tensor())) else {
+            assert!(
+                a.get(var.as_tensor()).is_none() && b.get(var.as_tensor()).is_none(),
+                "{name}: a gradient on one side only"
+            );
+            continue;
+        };
+        let (ga, gb) = (flat(ga), flat(gb));
+        largest = ga.iter().fold(largest, |m, v| m.max(v.abs()));
+        gap = ga
+            .iter()
+            .zip(&gb)
+            .fold(gap, |m, (x, y)| m.max((x - y).abs()));
+    }
+    (gap, largest)
+}
+
+#[test]
+fn sequence_logits_run_the_last_layer_for_the_first_token_with_the_same_values_and_gradients() {
+    for name in ["bert-seqcls", "distilbert-seqcls", "roberta-seqcls"] {
+        let model =
+            EncoderModel::from_pretrained(&fixture(name), None, None, &Device::Cpu).unwrap();
+        let e = expected(name);
+        let input = input(&e);
+        // Inference: transformers' logits, and the full forward's.
+        let ours = flat(
+            &model
+                .sequence_logits(&input, &mut ForwardCtx::inference())
+                .unwrap(),
+        );
+        let d = max_diff(&ours, &e["logits"]);
+        assert!(d < 1e-4, "{name}: logits differ from transformers by {d}");
+        let full = model
+            .forward(&input, &mut ForwardCtx::inference())
+            .unwrap()
+            .logits
+            .unwrap();
+        let gap = flat(&full)
+            .iter()
+            .zip(&ours)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(gap < 1e-5, "{name}: {gap} from the full forward's logits");
+        // With a backward pass (no dropout): every parameter's gradient, the last layer's
+        // included, as through the whole last layer.
+        let weights = Tensor::arange(1f32, 1.0 + ours.len() as f32, &Device::Cpu).unwrap();
+        let loss = |logits: Tensor| {
+            (logits.flatten_all().unwrap() * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let first = loss(
+            model
+                .sequence_logits(&input, &mut ForwardCtx::eval())
+                .unwrap(),
+        );
+        let whole = loss(
+            model
+                .forward(&input, &mut ForwardCtx::eval())
+                .unwrap()
+                .logits
+                .unwrap(),
+        );
+        let (gap, largest) = gradient_gap(
+            &model,
+            &first.backward().unwrap(),
+            &whole.backward().unwrap(),
+        );
+        assert!(
+            largest > 1e-3,
+            "{name}: gradients too small to compare ({largest})"
+        );
+        assert!(
+            gap < 1e-5 * largest.max(1.0),
+            "{name}: gradients differ by {gap} (largest {largest})"
+        );
+    }
+}

@@ -426,8 +426,9 @@ impl MultiHeadAttention {
         };
         let q = split_heads(&q.forward(x)?, self.heads, self.head_dim)?;
         // One new position per row in generation: the decode-step kernel, reading each row's
-        // source in place (no gathered copy for the beams).
-        if q.dim(2)? == 1 && !ctx.train && ctx.attention.is_none() {
+        // source in place (no gathered copy for the beams). It records no graph: not while one
+        // is recorded for a backward pass.
+        if q.dim(2)? == 1 && !ctx.train && ctx.attention.is_none() && !q.track_op() {
             if let Some(context) = self.cross_step(&q, memory)? {
                 return self.merge_and_project(&context, ctx);
             }

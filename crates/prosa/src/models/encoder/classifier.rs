@@ -122,10 +122,7 @@ impl Trainable for EncoderClassifier {
     fn forward_batch(&self, batch: &[&EncoderExample], ctx: &mut ForwardCtx) -> Result<StepOutput> {
         let rows: Vec<&[u32]> = batch.iter().map(|e| e.ids.as_slice()).collect();
         let targets: Vec<u32> = batch.iter().map(|e| e.label).collect();
-        let out = self.model.forward(&self.collate(&rows), ctx)?;
-        let logits = out
-            .logits
-            .ok_or_else(|| Error::config("head", "the model made no logits"))?;
+        let logits = self.model.sequence_logits(&self.collate(&rows), ctx)?;
         crate::models::classification_step(&logits, targets, self.class_weights.as_ref())
     }
 }
@@ -142,9 +139,7 @@ impl TextClassifier for EncoderClassifier {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let logits = self
                 .model
-                .forward(&self.collate(&rows), &mut ForwardCtx::inference())?
-                .logits
-                .ok_or_else(|| Error::config("head", "the model made no logits"))?;
+                .sequence_logits(&self.collate(&rows), &mut ForwardCtx::inference())?;
             Ok(crate::nn::softmax::softmax_last_dim(&logits)?.to_vec2::<f32>()?)
         })
     }

@@ -279,7 +279,39 @@ impl TransformerLayer {
         let attended = self
             .attention
             .forward(x, Mask::Bidirectional(pad_bias), None, None, ctx)?;
-        let x = self.attention_norm.forward_residual(x, &attended)?;
+        self.after_attention(x, &attended, ctx)
+    }
+
+    /// [`TransformerLayer::forward`]'s output for each sequence's first token only (batch, 1,
+    /// hidden): all a sequence-classification head reads of the last layer. The first token's
+    /// query attends to the keys and values of every token of `x`, and only its row goes through
+    /// the output projection, the norms and the feed-forward — five sixths of the layer's
+    /// products spared, the same arithmetic as the first row of the whole layer. `None` while
+    /// attention maps are recorded (they hold every query's row).
+    pub fn forward_first(
+        &self,
+        x: &Tensor,
+        pad_bias: &Tensor,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Option<Tensor>> {
+        if ctx.attention.is_some() {
+            return Ok(None);
+        }
+        let first = x.narrow(1, 0, 1)?;
+        let memory = self.attention.memory(x, pad_bias)?;
+        let attended = self.attention.cross(&first, &memory, ctx)?;
+        Ok(Some(self.after_attention(&first, &attended, ctx)?))
+    }
+
+    /// Add & norm of the attention's output `attended` to the layer's input rows `x`, then the
+    /// feed-forward with its add & norm.
+    fn after_attention(
+        &self,
+        x: &Tensor,
+        attended: &Tensor,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let x = self.attention_norm.forward_residual(x, attended)?;
         let inner = self.ffn_in.forward_activated(&x, self.activation)?;
         if !ctx.train {
             // No dropout: the output rows are added to `x` and normed as the product writes them.

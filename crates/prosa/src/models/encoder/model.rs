@@ -369,6 +369,28 @@ impl EncoderModel {
 
     /// Runs the model on a batch.
     pub fn forward(&self, input: &EncoderInput, ctx: &mut ForwardCtx) -> Result<EncoderOutput> {
+        self.forward_heads(input, false, ctx)
+    }
+
+    /// The logits of a sequence-classification head (batch, labels), the last layer run for each
+    /// sequence's first token only — the one token such a head reads
+    /// ([`TransformerLayer::forward_first`]): the same values as [`EncoderModel::forward`]'s
+    /// logits for a sixth of the last layer's work. Other heads: their `forward` logits.
+    pub fn sequence_logits(&self, input: &EncoderInput, ctx: &mut ForwardCtx) -> Result<Tensor> {
+        let first_only = matches!(self.head, Head::Sequence(_));
+        self.forward_heads(input, first_only, ctx)?
+            .logits
+            .ok_or_else(|| Error::config("head", "the model made no logits"))
+    }
+
+    /// [`EncoderModel::forward`]; with `first_only`, the last layer makes the first token's
+    /// states only, and `last_hidden_state` holds them alone (batch, 1, hidden).
+    fn forward_heads(
+        &self,
+        input: &EncoderInput,
+        first_only: bool,
+        ctx: &mut ForwardCtx,
+    ) -> Result<EncoderOutput> {
         let seq = input.input_ids.first().map_or(0, Vec::len);
         if input.input_ids.is_empty() || seq == 0 {
             return Err(Error::config("input_ids", "empty batch"));
@@ -378,8 +400,16 @@ impl EncoderModel {
             self.embeddings
                 .forward(&input.input_ids, input.token_type_ids.as_deref(), ctx)?;
         let bias = padding_bias(&input.attention_mask, DType::F32, self.device())?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &bias, ctx)?;
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let first = match first_only && i == last {
+                true => layer.forward_first(&x, &bias, ctx)?,
+                false => None,
+            };
+            x = match first {
+                Some(first) => first,
+                None => layer.forward(&x, &bias, ctx)?,
+            };
         }
         let first = || x.narrow(1, 0, 1).and_then(|t| t.squeeze(1));
         let pooler_output = match &self.pooler {
