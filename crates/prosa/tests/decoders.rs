@@ -95,6 +95,31 @@ fn logits_of_a_left_padded_batch_match_transformers() {
 }
 
 #[test]
+fn last_position_logits_skip_the_last_blocks_other_rows_with_transformers_values() {
+    for name in MODELS {
+        let model = load(name);
+        let e = expected(name);
+        let (ids, mask) = (rows(&e["ids"]), rows(&e["attention_mask"]));
+        let positions = position_ids(&mask);
+        let mut ctx = ForwardCtx::inference();
+        let last = model
+            .forward(&ids, &positions, &mask, None, &mut ctx, true)
+            .unwrap();
+        let (batch, seq) = (ids.len(), ids[0].len());
+        assert_eq!(last.dims()[..2], [batch, 1], "{name}");
+        let last = last.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // Left padding: every row's last position is a real token; transformers' logits there.
+        let want = flat(&e["logits"]);
+        let vocab = last.len() / batch;
+        for b in 0..batch {
+            let at = (b * seq + seq - 1) * vocab;
+            let d = max_diff(&last[b * vocab..(b + 1) * vocab], &want[at..at + vocab]);
+            assert!(d < 1e-4, "{name}: row {b}'s last logits differ by {d}");
+        }
+    }
+}
+
+#[test]
 fn causal_lm_loss_matches_transformers() {
     for name in MODELS {
         let model = load(name);

@@ -96,13 +96,41 @@ impl Block {
             cache,
             ctx,
         )?;
-        let x = add(x, &attended)?;
+        self.feed_forward(&add(x, &attended)?, ctx)
+    }
+
+    /// [`Block::forward`]'s output for the last position only (batch, 1, hidden): the attention
+    /// runs for every position (their keys and values go into the cache), the feed-forward for
+    /// the last alone — all that a next-token prediction reads of the last block (llama.cpp
+    /// skips the unused rows of its last layer the same way).
+    pub fn forward_last(
+        &self,
+        x: &Tensor,
+        rotary: Option<&Rotary>,
+        pad_bias: &Tensor,
+        cache: Option<&mut LayerCache>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let attended = self.attention.forward(
+            &self.norm1.forward(x)?,
+            Mask::Causal(pad_bias),
+            rotary,
+            cache,
+            ctx,
+        )?;
+        let seq = x.dim(1)?;
+        let last = |t: &Tensor| t.narrow(1, seq - 1, 1)?.contiguous();
+        self.feed_forward(&add(&last(x)?, &last(&attended)?)?, ctx)
+    }
+
+    /// `x + mlp(norm2(x))`, with dropout on the feed-forward's output while training.
+    fn feed_forward(&self, x: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
         let fed = dropout(
-            &self.mlp.forward(&self.norm2.forward(&x)?)?,
+            &self.mlp.forward(&self.norm2.forward(x)?)?,
             self.dropout,
             ctx,
         )?;
-        add(&x, &fed)
+        add(x, &fed)
     }
 
     /// One new position per sequence, each sequence with its own cache (continuous batching):

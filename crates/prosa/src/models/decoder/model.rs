@@ -224,13 +224,7 @@ impl DecoderModel {
         ctx: &mut ForwardCtx,
         last_only: bool,
     ) -> Result<Tensor> {
-        let hidden = self.hidden_states(ids, positions, attention_mask, cache, ctx)?;
-        let hidden = if last_only {
-            let seq = hidden.dim(1)?;
-            hidden.narrow(1, seq - 1, 1)?
-        } else {
-            hidden
-        };
+        let hidden = self.final_states(ids, positions, attention_mask, cache, ctx, last_only)?;
         self.lm_head.forward(&hidden)
     }
 
@@ -240,8 +234,22 @@ impl DecoderModel {
         ids: &[Vec<u32>],
         positions: &[Vec<u32>],
         attention_mask: &[Vec<u32>],
+        cache: Option<&mut KvCache>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        self.final_states(ids, positions, attention_mask, cache, ctx, false)
+    }
+
+    /// [`DecoderModel::hidden_states`]; with `last_only`, the last block makes the last
+    /// position's states alone (batch, 1, hidden) ([`Block::forward_last`]).
+    fn final_states(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        attention_mask: &[Vec<u32>],
         mut cache: Option<&mut KvCache>,
         ctx: &mut ForwardCtx,
+        last_only: bool,
     ) -> Result<Tensor> {
         let (batch, seq) = (ids.len(), ids.first().map_or(0, Vec::len));
         let device = self.device().clone();
@@ -254,9 +262,14 @@ impl DecoderModel {
             style: self.config.rope_style,
         });
         let pad_bias = padding_bias(attention_mask, DType::F32, &device)?;
+        let last = self.blocks.len().saturating_sub(1);
         for (i, block) in self.blocks.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
-            x = block.forward(&x, rotary.as_ref(), &pad_bias, layer_cache, ctx)?;
+            let r = rotary.as_ref();
+            x = match last_only && i == last {
+                true => block.forward_last(&x, r, &pad_bias, layer_cache, ctx)?,
+                false => block.forward(&x, r, &pad_bias, layer_cache, ctx)?,
+            };
         }
         self.final_norm.forward(&x)
     }
