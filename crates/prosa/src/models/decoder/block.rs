@@ -80,14 +80,18 @@ pub struct Block {
 
 impl Block {
     /// Applies the block to the newest positions `x` (batch, seq, hidden); `pad_bias`
-    /// (batch, 1, 1, cached + seq) masks padding.
+    /// (batch, 1, 1, cached + seq) masks padding. With `last_only`, the output of the last
+    /// position alone (batch, 1, hidden): the attention runs for every position (their keys and
+    /// values go into the cache), the feed-forward for the last row only — all that a next-token
+    /// prediction reads of the last block (llama.cpp skips its last layer's unused rows the
+    /// same way).
     pub fn forward(
         &self,
         x: &Tensor,
-        rotary: Option<&Rotary>,
-        pad_bias: &Tensor,
+        (rotary, pad_bias): (Option<&Rotary>, &Tensor),
         cache: Option<&mut LayerCache>,
         ctx: &mut ForwardCtx,
+        last_only: bool,
     ) -> Result<Tensor> {
         let attended = self.attention.forward(
             &self.norm1.forward(x)?,
@@ -96,28 +100,9 @@ impl Block {
             cache,
             ctx,
         )?;
-        self.feed_forward(&add(x, &attended)?, ctx)
-    }
-
-    /// [`Block::forward`]'s output for the last position only (batch, 1, hidden): the attention
-    /// runs for every position (their keys and values go into the cache), the feed-forward for
-    /// the last alone — all that a next-token prediction reads of the last block (llama.cpp
-    /// skips the unused rows of its last layer the same way).
-    pub fn forward_last(
-        &self,
-        x: &Tensor,
-        rotary: Option<&Rotary>,
-        pad_bias: &Tensor,
-        cache: Option<&mut LayerCache>,
-        ctx: &mut ForwardCtx,
-    ) -> Result<Tensor> {
-        let attended = self.attention.forward(
-            &self.norm1.forward(x)?,
-            Mask::Causal(pad_bias),
-            rotary,
-            cache,
-            ctx,
-        )?;
+        if !last_only {
+            return self.feed_forward(&add(x, &attended)?, ctx);
+        }
         let seq = x.dim(1)?;
         let last = |t: &Tensor| t.narrow(1, seq - 1, 1)?.contiguous();
         self.feed_forward(&add(&last(x)?, &last(&attended)?)?, ctx)

@@ -241,7 +241,7 @@ impl DecoderModel {
     }
 
     /// [`DecoderModel::hidden_states`]; with `last_only`, the last block makes the last
-    /// position's states alone (batch, 1, hidden) ([`Block::forward_last`]).
+    /// position's states alone (batch, 1, hidden) ([`Block::forward`]).
     fn final_states(
         &self,
         ids: &[Vec<u32>],
@@ -265,11 +265,8 @@ impl DecoderModel {
         let last = self.blocks.len().saturating_sub(1);
         for (i, block) in self.blocks.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
-            let r = rotary.as_ref();
-            x = match last_only && i == last {
-                true => block.forward_last(&x, r, &pad_bias, layer_cache, ctx)?,
-                false => block.forward(&x, r, &pad_bias, layer_cache, ctx)?,
-            };
+            let at = (rotary.as_ref(), &pad_bias);
+            x = block.forward(&x, at, layer_cache, ctx, last_only && i == last)?;
         }
         self.final_norm.forward(&x)
     }
