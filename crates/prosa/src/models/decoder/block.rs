@@ -88,7 +88,8 @@ impl Block {
     pub fn forward(
         &self,
         x: &Tensor,
-        (rotary, pad_bias): (Option<&Rotary>, &Tensor),
+        rotary: Option<&Rotary>,
+        pad_bias: &Tensor,
         cache: Option<&mut LayerCache>,
         ctx: &mut ForwardCtx,
         last_only: bool,

@@ -265,8 +265,8 @@ impl DecoderModel {
         let last = self.blocks.len().saturating_sub(1);
         for (i, block) in self.blocks.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| c.layer(i));
-            let at = (rotary.as_ref(), &pad_bias);
-            x = block.forward(&x, at, layer_cache, ctx, last_only && i == last)?;
+            let last_only = last_only && i == last;
+            x = block.forward(&x, rotary.as_ref(), &pad_bias, layer_cache, ctx, last_only)?;
         }
         self.final_norm.forward(&x)
     }

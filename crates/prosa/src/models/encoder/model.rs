@@ -402,9 +402,10 @@ impl EncoderModel {
         let bias = padding_bias(&input.attention_mask, DType::F32, self.device())?;
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
-            let first = match first_only && i == last {
-                true => layer.forward_first(&x, &bias, ctx)?,
-                false => None,
+            let first = if first_only && i == last {
+                layer.forward_first(&x, &bias, ctx)?
+            } else {
+                None
             };
             x = match first {
                 Some(first) => first,
