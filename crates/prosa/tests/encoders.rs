@@ -270,6 +270,12 @@ fn a_base_checkpoint_gets_a_fresh_classification_head() {
     let out = model.forward(&input(&e), &mut ForwardCtx::eval()).unwrap();
     assert!(max_diff(&flat(&out.last_hidden_state), &e["last_hidden_state"]) < 1e-4);
     assert_eq!(out.logits.unwrap().dims(), &[2, 2]);
+    // The head's draws were made after the checkpoint loaded, from the stream a fresh model of
+    // the same config (seed 0) draws them from: the same values, not zeros.
+    let fresh = EncoderModel::new(model.config.clone(), &Device::Cpu, 0).unwrap();
+    let head = |m: &EncoderModel| flat(m.params().get("classifier.weight").unwrap().as_tensor());
+    assert_eq!(head(&model), head(&fresh));
+    assert!(head(&model).iter().any(|v| *v != 0.0));
 }
 
 fn copy_fixture(name: &str, to: &Path) {

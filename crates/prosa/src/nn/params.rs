@@ -4,11 +4,17 @@
 //! ChaCha generator: the same seed gives the same model. Names follow the checkpoint's tensor
 //! names (`classifier.weight`), and a [`ParamBuilder`] prefix mirrors the module nesting, as
 //! candle's `VarBuilder::pp` does.
+//!
+//! A model about to be loaded from a checkpoint ([`ParamStore::for_checkpoint`]) draws nothing
+//! while it is built: its random parameters start as zeros, and the draws are made when
+//! [`ParamStore::load_tensors`] knows which parameters the checkpoint left fresh — only those
+//! keep their values, but every draw before them is made again (and dropped) in creation order,
+//! so a fresh head starts from the same stream, hence the same values, as in a model built
+//! eagerly. Loading BERT-base drew 110 million normal values for nothing before (a third of
+//! its loading time).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -49,6 +55,28 @@ pub enum Init {
 struct Inner {
     order: Vec<String>,
     vars: HashMap<String, Var>,
+    /// For a store built for a checkpoint: each builder's random draws not made yet.
+    deferred: Option<Vec<Arc<Mutex<Draws>>>>,
+}
+
+/// One seeded stream of initial values and, while it is deferred, the parameters still owed
+/// their draws (in creation order).
+struct Draws {
+    rng: ChaCha8Rng,
+    pending: Vec<PendingDraw>,
+}
+
+/// A random parameter created as zeros, its draws made when the checkpoint is loaded.
+struct PendingDraw {
+    name: String,
+    var: Var,
+    init: Init,
+    shape: Vec<usize>,
+}
+
+/// Locks `mutex`; a poisoned lock only means another thread panicked mid-update.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The parameters of a model, in creation order. Cloning shares the same parameters.
@@ -75,9 +103,17 @@ impl ParamStore {
         }
     }
 
+    /// An empty store on `device` for a model that [`ParamStore::load_tensors`] fills next: its
+    /// random initial values are drawn there, and only for the parameters the checkpoint
+    /// lacks (see the module's doc). Until then those parameters are zeros.
+    pub fn for_checkpoint(device: Device) -> Self {
+        let store = Self::new(device);
+        store.lock().deferred = Some(Vec::new());
+        store
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A poisoned lock only means another thread panicked mid-update; the map is still usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
     }
 
     /// The device parameters live on.
@@ -87,12 +123,47 @@ impl ParamStore {
 
     /// A builder that creates parameters with initial values drawn from `seed`.
     pub fn builder(&self, seed: u64) -> ParamBuilder {
+        let draws = Arc::new(Mutex::new(Draws {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            pending: Vec::new(),
+        }));
+        if let Some(deferred) = self.lock().deferred.as_mut() {
+            deferred.push(draws.clone());
+        }
         ParamBuilder {
             store: self.clone(),
             prefix: String::new(),
-            rng: Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(seed))),
+            draws,
             dtype: DType::F32,
         }
+    }
+
+    /// Makes the draws a store for a checkpoint deferred: each builder's stream is run in
+    /// creation order up to its last parameter not in `loaded`, and those parameters take
+    /// their values from it. The store then draws as usual.
+    fn finish_deferred_draws(&self, loaded: &HashSet<&str>) -> Result<()> {
+        let Some(deferred) = self.lock().deferred.take() else {
+            return Ok(());
+        };
+        for draws in deferred {
+            let mut draws = lock(&draws);
+            let Draws { rng, pending } = &mut *draws;
+            let owed = pending
+                .iter()
+                .rposition(|p| !loaded.contains(p.name.as_str()))
+                .map_or(0, |last| last + 1);
+            for p in pending.drain(..).take(owed) {
+                if loaded.contains(p.name.as_str()) {
+                    draw(p.init, &p.shape, rng, &p.name, |_| {})?;
+                } else {
+                    let mut values = Vec::with_capacity(p.var.elem_count());
+                    draw(p.init, &p.shape, rng, &p.name, |v| values.push(v))?;
+                    let tensor = Tensor::from_vec(values, p.shape, p.var.device())?;
+                    p.var.set(&tensor.to_dtype(p.var.dtype())?)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Parameter names in creation order.
@@ -201,7 +272,7 @@ impl ParamStore {
                 message,
             };
             match tensors.get(name) {
-                Some(t) if t.dims() == var.dims() => assign.push((var, t)),
+                Some(t) if t.dims() == var.dims() => assign.push((name, var, t)),
                 Some(t) if fresh_allowed(name) => {
                     report.mismatched.push(format!(
                         "{name}: {:?} in the file, {:?} in the model",
@@ -232,7 +303,9 @@ impl ParamStore {
             .cloned()
             .collect();
         report.unexpected.sort();
-        for (var, source) in assign {
+        let loaded: HashSet<&str> = assign.iter().map(|(name, _, _)| name.as_str()).collect();
+        self.finish_deferred_draws(&loaded)?;
+        for (_, var, source) in &assign {
             let tensor = source.tensor(&self.device)?;
             var.set(&tensor.to_dtype(var.dtype())?)?;
         }
@@ -269,7 +342,7 @@ pub fn load_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, 
 pub struct ParamBuilder {
     store: ParamStore,
     prefix: String,
-    rng: Rc<RefCell<ChaCha8Rng>>,
+    draws: Arc<Mutex<Draws>>,
     dtype: DType,
 }
 
@@ -302,36 +375,148 @@ impl ParamBuilder {
         }
     }
 
-    /// Creates parameter `name` of `shape`, initialised by `init`.
+    /// Creates parameter `name` of `shape`, initialised by `init` (for a store built for a
+    /// checkpoint, random values are drawn when it is loaded).
     pub fn param(&self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+        let full_name = self.full_name(name);
+        let device = self.store.device();
         let n: usize = shape.iter().product();
-        let mut rng = self.rng.borrow_mut();
-        let fan_in = shape.last().copied().unwrap_or(1).max(1) as f64;
-        let fan_out = shape.first().copied().unwrap_or(1).max(1) as f64;
-        let values: Vec<f32> = match init {
-            Init::Zeros => vec![0.0; n],
-            Init::Const(c) => vec![c as f32; n],
-            Init::Uniform { lo, hi } => (0..n).map(|_| rng.random_range(lo..hi) as f32).collect(),
-            Init::Normal { std } => {
-                let normal =
+        let var = match init {
+            Init::Zeros => Var::zeros(shape, self.dtype, device)?,
+            Init::Const(c) => var_from(vec![c as f32; n], shape, self.dtype, device)?,
+            random => {
+                if let Init::Normal { std } = random {
                     Normal::new(0.0, std).map_err(|e| Error::config(name, e.to_string()))?;
-                (0..n).map(|_| normal.sample(&mut *rng) as f32).collect()
-            }
-            Init::LinearDefault => {
-                let b = 1.0 / fan_in.sqrt();
-                (0..n).map(|_| rng.random_range(-b..b) as f32).collect()
-            }
-            Init::XavierUniform => {
-                let b = (6.0 / (fan_in + fan_out)).sqrt();
-                (0..n).map(|_| rng.random_range(-b..b) as f32).collect()
+                }
+                let mut draws = lock(&self.draws);
+                if self.store.lock().deferred.is_some() {
+                    let var = Var::zeros(shape, self.dtype, device)?;
+                    draws.pending.push(PendingDraw {
+                        name: full_name.clone(),
+                        var: var.clone(),
+                        init,
+                        shape: shape.to_vec(),
+                    });
+                    var
+                } else {
+                    let mut values = Vec::with_capacity(n);
+                    draw(init, shape, &mut draws.rng, name, |v| values.push(v))?;
+                    var_from(values, shape, self.dtype, device)?
+                }
             }
         };
-        let tensor = Tensor::from_vec(values, shape, self.store.device())?.to_dtype(self.dtype)?;
-        self.store.insert(&self.full_name(name), &tensor)
+        self.store.insert(&full_name, var.as_tensor())
     }
 
     /// The store parameters go into.
     pub fn store(&self) -> &ParamStore {
         &self.store
+    }
+}
+
+/// A variable of `dtype` holding `values` (f32), without a copy when `dtype` is f32.
+fn var_from(values: Vec<f32>, shape: &[usize], dtype: DType, device: &Device) -> Result<Var> {
+    if dtype == DType::F32 {
+        return Ok(Var::from_vec(values, shape, device)?);
+    }
+    Ok(Var::from_tensor(
+        &Tensor::from_vec(values, shape, device)?.to_dtype(dtype)?,
+    )?)
+}
+
+/// Draws the initial values of a parameter of `shape` from `rng`, one by one into `sink`
+/// (nothing is drawn for constant inits). `name` names the parameter in errors.
+fn draw(
+    init: Init,
+    shape: &[usize],
+    rng: &mut ChaCha8Rng,
+    name: &str,
+    mut sink: impl FnMut(f32),
+) -> Result<()> {
+    let n: usize = shape.iter().product();
+    let fan_in = shape.last().copied().unwrap_or(1).max(1) as f64;
+    let fan_out = shape.first().copied().unwrap_or(1).max(1) as f64;
+    let mut uniform = |b: f64| (0..n).for_each(|_| sink(rng.random_range(-b..b) as f32));
+    match init {
+        Init::Zeros => (0..n).for_each(|_| sink(0.0)),
+        Init::Const(c) => (0..n).for_each(|_| sink(c as f32)),
+        Init::Uniform { lo, hi } => (0..n).for_each(|_| sink(rng.random_range(lo..hi) as f32)),
+        Init::Normal { std } => {
+            let normal = Normal::new(0.0, std).map_err(|e| Error::config(name, e.to_string()))?;
+            (0..n).for_each(|_| sink(normal.sample(rng) as f32));
+        }
+        Init::LinearDefault => uniform(1.0 / fan_in.sqrt()),
+        Init::XavierUniform => uniform((6.0 / (fan_in + fan_out)).sqrt()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four parameters of a small model: a body the checkpoint has and a head it may lack.
+    fn build(store: &ParamStore) -> Vec<Tensor> {
+        let vb = store.builder(7);
+        let body = vb.pp("body");
+        vec![
+            body.param("embed", &[5, 3], Init::Normal { std: 0.5 })
+                .unwrap(),
+            body.param("norm", &[3], Init::Const(1.0)).unwrap(),
+            body.param("dense", &[4, 3], Init::LinearDefault).unwrap(),
+            vb.param("head", &[2, 4], Init::XavierUniform).unwrap(),
+        ]
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn deferred_draws_give_fresh_parameters_the_values_an_eager_build_gives() {
+        let eager = ParamStore::new(Device::Cpu);
+        let expected = build(&eager);
+        let checkpoint: HashMap<String, Tensor> = ["body.embed", "body.norm", "body.dense"]
+            .iter()
+            .map(|n| {
+                let var = eager.get(n).unwrap();
+                (n.to_string(), (var.as_tensor() * 3.0).unwrap())
+            })
+            .collect();
+
+        // The head is fresh: its values come from the stream after the body's draws.
+        let deferred = ParamStore::for_checkpoint(Device::Cpu);
+        let built = build(&deferred);
+        assert!(values(&built[3]).iter().all(|v| *v == 0.0), "not drawn yet");
+        let report = deferred
+            .load_tensors(&checkpoint, Path::new("w.safetensors"), &|n| n == "head")
+            .unwrap();
+        assert_eq!(report.newly_initialized, ["head"]);
+        assert_eq!(values(&built[3]), values(&expected[3]));
+        for i in 0..3 {
+            let tripled: Vec<f32> = values(&expected[i]).iter().map(|v| v * 3.0).collect();
+            assert_eq!(values(&built[i]), tripled, "parameter {i}");
+        }
+
+        // A fresh parameter in the middle: the one before it is drawn and dropped.
+        let mut partial = checkpoint.clone();
+        partial.remove("body.dense");
+        partial.insert(
+            "head".into(),
+            Tensor::ones((2, 4), DType::F32, &Device::Cpu).unwrap(),
+        );
+        let deferred = ParamStore::for_checkpoint(Device::Cpu);
+        let built = build(&deferred);
+        deferred
+            .load_tensors(&partial, Path::new("w.safetensors"), &|n| n == "body.dense")
+            .unwrap();
+        assert_eq!(values(&built[2]), values(&expected[2]));
+        assert_eq!(values(&built[3]), vec![1.0; 8]);
+
+        // Once loaded, the store draws as usual.
+        let later = deferred
+            .builder(7)
+            .param("extra", &[5, 3], Init::Normal { std: 0.5 });
+        assert_eq!(values(&later.unwrap()), values(&expected[0]));
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::safetensors::Load;
 use candle_core::{Device, Tensor};
-use safetensors::tensor::{Metadata, TensorView};
+use safetensors::tensor::{Dtype, Metadata, TensorView};
 
 use crate::error::{Error, Result};
 
@@ -87,15 +87,23 @@ impl TensorSource for LazyTensor {
             .info(&self.name)
             .ok_or_else(|| corrupt(format!("no tensor '{}'", self.name)))?;
         let (start, end) = info.data_offsets;
-        let mut bytes = vec![0u8; end - start];
-        {
+        let read = |bytes: &mut [u8]| {
             // A poisoned lock only means another reader panicked; seeking again is safe.
             let mut handle = file.file.lock().unwrap_or_else(|p| p.into_inner());
             handle
                 .seek(SeekFrom::Start(file.data_start + start as u64))
-                .and_then(|_| handle.read_exact(&mut bytes))
-                .map_err(|e| corrupt(format!("tensor '{}': {e}", self.name)))?;
+                .and_then(|_| handle.read_exact(bytes))
+                .map_err(|e| corrupt(format!("tensor '{}': {e}", self.name)))
+        };
+        // f32 values are read straight into the tensor's own buffer (no byte copy made first).
+        let count: usize = info.shape.iter().product();
+        if info.dtype == Dtype::F32 && cfg!(target_endian = "little") && count * 4 == end - start {
+            let mut values = vec![0f32; count];
+            read(bytemuck::cast_slice_mut(&mut values))?;
+            return Ok(Tensor::from_vec(values, info.shape.clone(), device)?);
         }
+        let mut bytes = vec![0u8; end - start];
+        read(&mut bytes)?;
         let view = TensorView::new(info.dtype, info.shape.clone(), &bytes)
             .map_err(|e| corrupt(format!("tensor '{}': {e}", self.name)))?;
         view.load(device)

@@ -60,10 +60,14 @@ impl std::fmt::Debug for DecoderModel {
 impl DecoderModel {
     /// A freshly initialised model (transformers' initialisation), parameters seeded by `seed`.
     pub fn new(config: DecoderConfig, device: &Device, seed: u64) -> Result<Self> {
+        Self::build(config, ParamStore::new(device.clone()), seed)
+    }
+
+    /// The model's parameters created in `params` (see [`ParamStore::for_checkpoint`]).
+    fn build(config: DecoderConfig, params: ParamStore, seed: u64) -> Result<Self> {
         config
             .validate()
             .map_err(|message| Error::config("model", message))?;
-        let params = ParamStore::new(device.clone());
         let vb = params.builder(seed);
         let parts = match config.family {
             DecoderFamily::Gpt2 => super::gpt2::build(&config, &vb)?,
@@ -120,7 +124,7 @@ impl DecoderModel {
             ));
         }
         let config = DecoderConfig::from_folder(path)?;
-        let mut model = Self::new(config, device, 0)?;
+        let mut model = Self::build(config, ParamStore::for_checkpoint(device.clone()), 0)?;
         let (tensors, file) = read_weights(path)?;
         let prefix = match model.config.family {
             DecoderFamily::Gpt2 => "transformer.",

@@ -212,7 +212,11 @@ pub struct EncoderModel {
 impl EncoderModel {
     /// A model with fresh weights (normal with `initializer_range`, seeded).
     pub fn new(config: EncoderConfig, device: &Device, seed: u64) -> Result<Self> {
-        let params = ParamStore::new(device.clone());
+        Self::build(config, ParamStore::new(device.clone()), seed)
+    }
+
+    /// The model's parameters created in `params` (see [`ParamStore::for_checkpoint`]).
+    fn build(config: EncoderConfig, params: ParamStore, seed: u64) -> Result<Self> {
         let root = params.builder(seed);
         let c = &config;
         let base = if c.task == Task::Base {
@@ -296,7 +300,7 @@ impl EncoderModel {
         }
         let same_head =
             config.task == file_config.task && config.num_labels == file_config.num_labels;
-        let mut model = Self::new(config, device, 0)?;
+        let mut model = Self::build(config, ParamStore::for_checkpoint(device.clone()), 0)?;
         let (tensors, file) = read_weights(dir)?;
         let names = model.params.names();
         let prefix = model.config.family.base_prefix();

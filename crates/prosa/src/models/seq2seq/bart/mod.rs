@@ -192,11 +192,16 @@ pub struct BartForConditionalGeneration {
 impl BartForConditionalGeneration {
     /// A fresh model of `raw_config`, weights seeded by `seed`.
     pub fn new(raw_config: serde_json::Value, device: &Device, seed: u64) -> Result<Self> {
+        Self::build(raw_config, ParamStore::new(device.clone()), seed)
+    }
+
+    /// The model's parameters created in `params` (see [`ParamStore::for_checkpoint`]).
+    fn build(raw_config: serde_json::Value, params: ParamStore, seed: u64) -> Result<Self> {
         let c: BartConfig = serde_json::from_value(raw_config.clone())
             .map_err(|e| Error::config("config", e.to_string()))?;
         c.validate().map_err(|m| Error::config("config", m))?;
         let family = c.family().map_err(|m| Error::config("model_type", m))?;
-        let params = ParamStore::new(device.clone());
+        let device = &params.device().clone();
         let vb = params.builder(seed);
         let model = vb.pp("model");
         let init = Init::Normal { std: 0.02 };
@@ -280,7 +285,7 @@ impl BartForConditionalGeneration {
     /// Loads a Hugging Face BART or Marian folder.
     pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let raw: serde_json::Value = folder::read_config(dir)?;
-        let mut model = Self::new(raw, device, 0)
+        let mut model = Self::build(raw, ParamStore::for_checkpoint(device.clone()), 0)
             .map_err(|e| Error::folder(dir.join("config.json"), e.to_string()))?;
         let (mut tensors, file) = read_weights(dir)?;
         // The output layer is the (tied) embedding; Marian's positions are computed.

@@ -28,7 +28,7 @@ impl T5EncoderModel {
     /// checkpoints: decoder and output tensors are left out without a warning).
     pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let config = T5Config::from_folder(dir)?;
-        let params = ParamStore::new(device.clone());
+        let params = ParamStore::for_checkpoint(device.clone());
         let vb = params.builder(0);
         let shared = super::shared_embedding(&vb, &config)?;
         let encoder = Stack::new(&vb.pp("encoder"), &config, false)?;

@@ -54,12 +54,16 @@ impl T5ForConditionalGeneration {
     /// transformers' initialisation (which assumes Adafactor-like steps, see
     /// [`crate::train::OptimizerConfig::scale_by_parameter_rms`]).
     pub fn new(raw_config: serde_json::Value, device: &Device, seed: u64) -> Result<Self> {
+        Self::build(raw_config, ParamStore::new(device.clone()), seed)
+    }
+
+    /// The model's parameters created in `params` (see [`ParamStore::for_checkpoint`]).
+    fn build(raw_config: serde_json::Value, params: ParamStore, seed: u64) -> Result<Self> {
         let config: T5Config = serde_json::from_value(raw_config.clone())
             .map_err(|e| Error::config("config", e.to_string()))?;
         config
             .validate()
             .map_err(|message| Error::config("config", message))?;
-        let params = ParamStore::new(device.clone());
         let vb = params.builder(seed);
         let shared = shared_embedding(&vb, &config)?;
         let encoder = Stack::new(&vb.pp("encoder"), &config, false)?;
@@ -107,7 +111,7 @@ impl T5ForConditionalGeneration {
             ));
         }
         T5Config::from_folder(dir)?;
-        let mut model = Self::new(raw, device, 0)?;
+        let mut model = Self::build(raw, ParamStore::for_checkpoint(device.clone()), 0)?;
         let (mut tensors, file) = read_weights(dir)?;
         fill_shared(&mut tensors);
         for name in TIED_COPIES {
