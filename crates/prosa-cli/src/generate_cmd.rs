@@ -208,12 +208,14 @@ impl std::fmt::Display for Timings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "prompt: {} tokens, {:.1} tokens/s · generation: {} tokens, {:.1} tokens/s",
-            self.prompt_tokens,
-            self.prompt_tokens_per_second,
-            self.generated_tokens,
-            self.generated_tokens_per_second
-        )
+            "prompt: {} tokens, {:.1} tokens/s · generation: {} tokens",
+            self.prompt_tokens, self.prompt_tokens_per_second, self.generated_tokens,
+        )?;
+        // The first token comes with the prompt pass: a rate needs a second one.
+        if self.generated_tokens > 1 {
+            write!(f, ", {:.1} tokens/s", self.generated_tokens_per_second)?;
+        }
+        Ok(())
     }
 }
 

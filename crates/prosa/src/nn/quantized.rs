@@ -65,6 +65,15 @@ impl std::fmt::Debug for QuantMatrix {
     }
 }
 
+/// One field of every part, one after another (copied slice by slice).
+fn concat<T: Copy>(parts: &[&QuantMatrix], field: impl Fn(&QuantMatrix) -> &Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| field(p).len()).sum());
+    for part in parts {
+        out.extend_from_slice(field(part));
+    }
+    out
+}
+
 impl QuantMatrix {
     /// Repacks a GGUF tensor of type Q4_0, Q4_1, Q8_0 or F16 (rows × cols); `None` for other
     /// types.
@@ -148,10 +157,7 @@ impl QuantMatrix {
             if parts.iter().all(|p| p.rows % half_rows::HALF_GROUP == 0) {
                 let mut m = Self::from_f16_rows(0, first.cols, &[]);
                 m.rows = rows;
-                m.halves = parts
-                    .iter()
-                    .flat_map(|p| p.halves.iter().copied())
-                    .collect();
+                m.halves = concat(parts, |p| &p.halves);
                 return Some(m);
             }
             let values: Vec<f16> = parts.iter().flat_map(|p| p.half_rows()).collect();
@@ -161,15 +167,9 @@ impl QuantMatrix {
             packing: first.packing,
             rows: parts.iter().map(|p| p.rows).sum(),
             cols: first.cols,
-            scales: parts
-                .iter()
-                .flat_map(|p| p.scales.iter().copied())
-                .collect(),
-            mins: parts.iter().flat_map(|p| p.mins.iter().copied()).collect(),
-            quants: parts
-                .iter()
-                .flat_map(|p| p.quants.iter().copied())
-                .collect(),
+            scales: concat(parts, |p| &p.scales),
+            mins: concat(parts, |p| &p.mins),
+            quants: concat(parts, |p| &p.quants),
             halves: Vec::new(),
         })
     }

@@ -34,6 +34,13 @@ impl QuantMatrix {
                 format!("{} bytes for {rows}×{cols} F16 values", data.len()),
             ));
         }
+        // The file's bytes are the values themselves where they are aligned (little-endian).
+        if let (true, Ok(values)) = (
+            cfg!(target_endian = "little"),
+            bytemuck::try_cast_slice::<u8, f16>(data),
+        ) {
+            return Ok(Self::from_f16_rows(rows, cols, values));
+        }
         let values: Vec<f16> = data
             .chunks_exact(2)
             .map(|b| f16::from_le_bytes([b[0], b[1]]))
