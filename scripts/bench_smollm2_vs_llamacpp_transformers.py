@@ -164,7 +164,9 @@ PEERS = {"llama.cpp": llama_cpp_rates, "transformers": transformers_rates}
 def peer_rates(name):
     """A Python peer measured in a process of its own: (rates, peak RSS in MiB)."""
     out = subprocess.run([sys.executable, __file__, "--peer", name, "--gguf", str(GGUF)],
-                         check=True, capture_output=True, text=True)
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the {name} peer exited with {out.returncode}: {out.stderr[-2000:]}")
     m = json.loads(out.stdout.strip().splitlines()[-1])
     return tuple(m["rates"]), m["peak_rss_mib"]
 

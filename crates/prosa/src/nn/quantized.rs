@@ -197,6 +197,15 @@ impl QuantMatrix {
         out
     }
 
+    /// Rows `ids` as f32 (ids × cols): an embedding lookup. Each id must be below `rows`.
+    pub fn dequantize_rows(&self, ids: &[u32]) -> Vec<f32> {
+        let mut out = vec![0f32; ids.len() * self.cols];
+        for (&r, row) in ids.iter().zip(out.chunks_exact_mut(self.cols.max(1))) {
+            self.dequantize_row(r as usize, row);
+        }
+        out
+    }
+
     /// `x · Wᵀ` for `x` (…, cols) in f32: (…, rows).
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
@@ -594,6 +603,33 @@ mod tests {
         // rows), 40 the dequantized gemm.
         for m in [3, 6, 40] {
             check_type_products(rows, cols, m, &w);
+        }
+    }
+
+    #[test]
+    fn looked_up_rows_equal_candles_dequantize() {
+        let (rows, cols) = (70, 96);
+        let w = weights(rows, cols);
+        let ids = [5u32, 0, 69, 64, 5];
+        for dtype in [
+            GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
+            GgmlDType::Q8_0,
+            GgmlDType::F16,
+        ] {
+            let q = QTensor::quantize(&w, dtype).unwrap();
+            let reference = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let ours = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
+            let rows_out = ours.dequantize_rows(&ids);
+            for (i, &id) in ids.iter().enumerate() {
+                // Equal as numbers (Q4_0 gives +0 where candle's (q − 8)·d gives −0).
+                let got = &rows_out[i * cols..(i + 1) * cols];
+                assert_eq!(got, &reference[id as usize][..], "{dtype:?} row {id}");
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use tokenizers::{AddedToken, Tokenizer};
 use super::block::{Block, Mlp};
 use super::config::{DecoderConfig, DecoderFamily};
 use super::parts::Parts;
+use super::token_table::TokenTable;
 use crate::error::{Error, Result};
 use crate::nn::attention::{MultiHeadAttention, Qkv};
 use crate::nn::norm::Norm;
@@ -117,6 +118,21 @@ impl GgufFile<'_> {
 
     fn dense(&mut self, name: &str) -> Result<Tensor> {
         Ok(self.read(name)?.dequantize(self.device)?)
+    }
+
+    /// The token embeddings: on the CPU the quantized matrix itself, its rows expanded as they
+    /// are looked up; else (or for a type prosa does not repack) f32.
+    fn token_table(&mut self) -> Result<TokenTable> {
+        let q = self.read("token_embd.weight")?;
+        if self.device.is_cpu() {
+            if let Some(m) = QuantMatrix::from_qtensor(&q)? {
+                return Ok(TokenTable::Quantized {
+                    rows: Arc::new(m),
+                    device: self.device.clone(),
+                });
+            }
+        }
+        Ok(TokenTable::Dense(q.dequantize(self.device)?))
     }
 }
 
@@ -217,8 +233,8 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
         .and_then(|v| v.to_string().ok())
         .cloned();
 
-    let embed = g.dense("token_embd.weight")?;
-    config.vocab_size = embed.dim(0)?;
+    let embed = g.token_table()?;
+    config.vocab_size = embed.rows()?;
     let mut blocks = Vec::with_capacity(layers);
     for i in 0..layers {
         let p = |n: &str| format!("blk.{i}.{n}.weight");
@@ -268,7 +284,13 @@ pub(crate) fn read(path: &Path, device: &Device) -> Result<GgufContents> {
         eps,
     };
     let lm_head = if config.tie_word_embeddings {
-        g.qmatmul("token_embd.weight")?
+        match &embed {
+            // The output layer multiplies by the same quantized rows.
+            TokenTable::Quantized { rows, .. } => {
+                Projection::new(Weight::Blocks(rows.clone()), None)
+            }
+            TokenTable::Dense(_) => g.qmatmul("token_embd.weight")?,
+        }
     } else {
         g.qmatmul("output.weight")?
     };

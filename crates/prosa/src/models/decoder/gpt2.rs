@@ -15,6 +15,7 @@
 use super::block::{Block, Mlp};
 use super::config::DecoderConfig;
 use super::parts::{output_layer, Parts};
+use super::token_table::TokenTable;
 use crate::error::Result;
 use crate::nn::attention::{MultiHeadAttention, Qkv};
 use crate::nn::norm::Norm;
@@ -59,7 +60,7 @@ pub(crate) fn build(c: &DecoderConfig, vb: &ParamBuilder) -> Result<Parts> {
     let final_norm = Norm::layer(&base, "ln_f", h, c.norm_eps)?;
     let lm_head = output_layer(c, vb, &embed)?;
     Ok(Parts {
-        embed,
+        embed: TokenTable::Dense(embed),
         positions: Some(positions),
         blocks,
         final_norm,

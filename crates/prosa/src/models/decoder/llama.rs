@@ -13,6 +13,7 @@
 use super::block::{Block, Mlp};
 use super::config::DecoderConfig;
 use super::parts::{output_layer, Parts};
+use super::token_table::TokenTable;
 use crate::error::Result;
 use crate::nn::attention::{MultiHeadAttention, Qkv};
 use crate::nn::norm::Norm;
@@ -63,7 +64,7 @@ pub(crate) fn build(c: &DecoderConfig, vb: &ParamBuilder) -> Result<Parts> {
     let final_norm = Norm::rms(&base, "norm", h, c.norm_eps)?;
     let lm_head = output_layer(c, vb, &embed)?;
     Ok(Parts {
-        embed,
+        embed: TokenTable::Dense(embed),
         positions: None,
         blocks,
         final_norm,

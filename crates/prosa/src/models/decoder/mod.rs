@@ -7,6 +7,7 @@
 //! - [`model`]: embeddings → blocks → final norm → output layer, folders in and out;
 //! - [`gguf`]: llama.cpp files beside the folder loader; [`chat`]: chat templates;
 //! - `fused_decode`: one token of a quantized Llama on plain buffers (the decode step);
+//! - `token_table`: token embeddings, f32 or a GGUF file's quantized rows;
 //! - [`lm`]: `group_texts`, the causal-LM `Trainable`, perplexity, the unigram baseline.
 
 pub mod block;
@@ -20,6 +21,7 @@ pub mod llama;
 pub mod lm;
 pub mod model;
 mod parts;
+mod token_table;
 
 pub use crate::nn::kv_cache::KvCache;
 pub use config::{DecoderConfig, DecoderFamily};

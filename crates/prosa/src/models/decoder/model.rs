@@ -11,6 +11,7 @@ use super::block::Block;
 use super::config::{DecoderConfig, DecoderFamily};
 use super::fused_decode::FusedDecoder;
 use super::parts::Parts;
+use super::token_table::TokenTable;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationCache, GenerationConfig, Generator};
 use crate::models::checkpoint::{load_checkpoint, read_weights};
@@ -29,8 +30,8 @@ pub struct DecoderModel {
     /// The hyperparameters.
     pub config: DecoderConfig,
     params: ParamStore,
-    /// Token embeddings (vocab, hidden), f32.
-    embed: Tensor,
+    /// Token embeddings (vocab, hidden).
+    embed: TokenTable,
     /// Learned position embeddings (GPT-2).
     positions: Option<Tensor>,
     blocks: Vec<Block>,
@@ -350,7 +351,7 @@ impl DecoderModel {
         let Some(plan) = self.fused_plan() else {
             return Ok(None);
         };
-        let x = self.embed.get(token as usize)?.to_vec1::<f32>()?;
+        let x = self.embed.row(token)?;
         let threads = rayon::current_num_threads();
         Ok(Some(plan.logits(
             x,
@@ -392,9 +393,7 @@ impl DecoderModel {
                 ),
             ));
         }
-        let mut x = self
-            .embed
-            .index_select(&Tensor::from_vec(flat, batch * seq, &device)?, 0)?;
+        let mut x = self.embed.lookup(flat)?;
         if let Some(table) = &self.positions {
             let index = Tensor::from_vec(flat_positions.to_vec(), batch * seq, &device)?;
             x = (x + table.index_select(&index, 0)?)?;

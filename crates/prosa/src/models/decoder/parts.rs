@@ -5,6 +5,7 @@ use candle_core::Tensor;
 
 use super::block::Block;
 use super::config::DecoderConfig;
+use super::token_table::TokenTable;
 use crate::error::Result;
 use crate::nn::norm::Norm;
 use crate::nn::projection::{Projection, Weight};
@@ -13,7 +14,7 @@ use crate::nn::{Init, ParamBuilder};
 /// The parts a model is assembled from (by [`DecoderModel::new`] or the GGUF reader).
 pub(crate) struct Parts {
     /// Token embeddings (vocab, hidden).
-    pub embed: Tensor,
+    pub embed: TokenTable,
     /// Learned position embeddings (GPT-2).
     pub positions: Option<Tensor>,
     /// The blocks.
