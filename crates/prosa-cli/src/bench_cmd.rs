@@ -139,11 +139,13 @@ pub fn run(cmd: BenchCommand, device: DeviceSpec) -> anyhow::Result<()> {
         BenchCommand::Generate(a) => {
             let m = crate::bench_decoder::bench_generate(&a, &device)?;
             let line = format!(
-                "prompt ({} tokens): {:.1} tokens/s; generation ({} tokens): {:.1} tokens/s",
+                "prompt ({} tokens): {:.1} tokens/s; generation ({} tokens): {:.1} tokens/s \
+                 (loaded in {:.2} s)",
                 a.prompt_tokens,
                 m.prompt_tokens_per_second,
                 a.new_tokens,
-                m.generated_tokens_per_second
+                m.generated_tokens_per_second,
+                m.load_seconds
             );
             report(&m, a.json, line)
         }

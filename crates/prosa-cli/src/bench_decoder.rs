@@ -40,6 +40,8 @@ pub struct GenerateBenchArgs {
 /// Prompt processing and generation speed.
 #[derive(Serialize)]
 pub struct GenerateMeasurement {
+    /// Seconds `from_pretrained` took (folder or GGUF file).
+    pub load_seconds: f64,
     /// Prompt tokens per second.
     pub prompt_tokens_per_second: f64,
     /// Generated tokens per second.
@@ -51,7 +53,9 @@ pub fn bench_generate(
     a: &GenerateBenchArgs,
     device: &candle_core::Device,
 ) -> anyhow::Result<GenerateMeasurement> {
+    let t = Instant::now();
     let model = DecoderModel::from_pretrained(&a.model, device)?;
+    let load_seconds = t.elapsed().as_secs_f64();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let vocab = model.config.vocab_size as u32;
     let prompt: Vec<u32> = (0..a.prompt_tokens)
@@ -60,7 +64,7 @@ pub fn bench_generate(
     // As in `generate` (`next_token_logits`): an inference context, no backward graph.
     let mut ctx = ForwardCtx::inference();
     if a.rows > 1 {
-        return bench_rows(a, &model, &prompt);
+        return bench_rows(a, &model, &prompt, load_seconds);
     }
     let (mut best_prompt, mut best_gen) = (f64::MAX, f64::MAX);
     for _ in 0..a.runs.max(1) + 1 {
@@ -92,16 +96,19 @@ pub fn bench_generate(
         best_gen = best_gen.min(gen_s);
     }
     Ok(GenerateMeasurement {
+        load_seconds,
         prompt_tokens_per_second: a.prompt_tokens as f64 / best_prompt,
         generated_tokens_per_second: a.new_tokens as f64 / best_gen,
     })
 }
 
-/// `rows` sequences with caches of their own, prefilled one by one, then decoded together.
+/// `rows` sequences with caches of their own, prefilled one by one, then decoded together
+/// (`load_seconds`: the model's loading, reported as measured).
 fn bench_rows(
     a: &GenerateBenchArgs,
     model: &DecoderModel,
     prompt: &[u32],
+    load_seconds: f64,
 ) -> anyhow::Result<GenerateMeasurement> {
     let (mut best_prompt, mut best_gen) = (f64::MAX, f64::MAX);
     for _ in 0..a.runs.max(1) + 1 {
@@ -133,6 +140,7 @@ fn bench_rows(
         best_gen = best_gen.min(t.elapsed().as_secs_f64());
     }
     Ok(GenerateMeasurement {
+        load_seconds,
         prompt_tokens_per_second: (a.rows * a.prompt_tokens) as f64 / best_prompt,
         generated_tokens_per_second: (a.rows * a.new_tokens) as f64 / best_gen,
     })

@@ -86,6 +86,8 @@ fn parse_shape(s: &str) -> Result<(usize, usize), String> {
 
 #[derive(Serialize)]
 struct EmbeddingMeasurement {
+    /// Seconds `from_pretrained` took (model and tokenizer).
+    load_seconds: f64,
     sentences: usize,
     sentences_per_second: f64,
     batch_1_latency_ms: f64,
@@ -95,6 +97,8 @@ struct EmbeddingMeasurement {
 
 #[derive(Serialize)]
 struct ForwardMeasurement {
+    /// Seconds `from_pretrained` took.
+    load_seconds: f64,
     batch: usize,
     length: usize,
     passes: usize,
@@ -117,15 +121,15 @@ pub fn run_encoder(a: &EncoderArgs, device: &Device) -> anyhow::Result<()> {
     if let Some((batch, length)) = a.random_ids {
         let m = bench_forward(a, batch, length, device)?;
         let line = format!(
-            "{}x{} random ids: {:.1} ms per forward pass, {:.0} tokens/s",
-            m.batch, m.length, m.ms_per_forward, m.tokens_per_second
+            "{}x{} random ids: {:.1} ms per forward pass, {:.0} tokens/s (loaded in {:.2} s)",
+            m.batch, m.length, m.ms_per_forward, m.tokens_per_second, m.load_seconds
         );
         return report(&m, a.json, line);
     }
     let m = bench_embeddings(a, device)?;
     let line = format!(
-        "{} sentences: {:.1} sentences/s; batch-1 latency {:.2} ms",
-        m.sentences, m.sentences_per_second, m.batch_1_latency_ms
+        "{} sentences: {:.1} sentences/s; batch-1 latency {:.2} ms (loaded in {:.2} s)",
+        m.sentences, m.sentences_per_second, m.batch_1_latency_ms, m.load_seconds
     );
     report(&m, a.json, line)
 }
@@ -143,7 +147,9 @@ pub fn run_encoder_train(a: &EncoderTrainArgs, device: &Device) -> anyhow::Resul
 fn bench_embeddings(a: &EncoderArgs, device: &Device) -> anyhow::Result<EmbeddingMeasurement> {
     let data = prosa::data::embedded_tweets()?;
     let texts: Vec<&str> = data.texts().into_iter().take(a.sentences).collect();
+    let t = Instant::now();
     let mut embedder = prosa::pipelines::SentenceEmbedder::from_pretrained(&a.model, device)?;
+    let load_seconds = t.elapsed().as_secs_f64();
     embedder.batch_size = a.batch;
     embedder.max_length = a.max_tokens;
     embedder.embed(&texts[..a.batch.min(texts.len())])?; // warm-up
@@ -159,6 +165,7 @@ fn bench_embeddings(a: &EncoderArgs, device: &Device) -> anyhow::Result<Embeddin
     let mean = calls_ms.iter().sum::<f64>() / calls_ms.len().max(1) as f64;
     calls_ms.sort_by(f64::total_cmp);
     Ok(EmbeddingMeasurement {
+        load_seconds,
         sentences: texts.len(),
         sentences_per_second: texts.len() as f64 / seconds,
         batch_1_latency_ms: mean,
@@ -183,7 +190,9 @@ fn bench_forward(
     length: usize,
     device: &Device,
 ) -> anyhow::Result<ForwardMeasurement> {
+    let t = Instant::now();
     let model = EncoderModel::from_pretrained(&a.model, Some(Task::Base), None, device)?;
+    let load_seconds = t.elapsed().as_secs_f64();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let rows = random_rows(&mut rng, model.config.vocab_size, batch, length);
     let rows: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
@@ -196,6 +205,7 @@ fn bench_forward(
     }
     let seconds = t.elapsed().as_secs_f64() / a.passes.max(1) as f64;
     Ok(ForwardMeasurement {
+        load_seconds,
         batch,
         length,
         passes: a.passes,
