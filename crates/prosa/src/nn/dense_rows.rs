@@ -89,6 +89,10 @@ impl<'a> Rows<'a> {
             return &[];
         };
         let (start, end) = (a.as_ptr() as usize, b.as_ptr() as usize + 4 * self.inputs);
+        // Rows of two parts: the later part may lie below the earlier one in memory.
+        if end <= start {
+            return &[];
+        }
         let same_part = self.parts.iter().find(|p| {
             let (s, e) = (p.as_ptr() as usize, p.as_ptr() as usize + 4 * p.len());
             s <= start && end <= e
@@ -287,6 +291,18 @@ mod tests {
         assert_eq!(
             rows.group_bytes(1).as_ptr(),
             b[14 * inputs..].as_ptr().cast()
+        );
+        // The same with the second part below the first in memory (it failed on an underflow).
+        let buffer: Vec<f32> = (0..80 * inputs).map(|i| i as f32).collect();
+        let (below, above) = buffer.split_at(30 * inputs);
+        let reversed = Rows {
+            parts: &[above, below],
+            ..rows
+        };
+        assert!(reversed.group_bytes(0).is_empty());
+        assert_eq!(
+            reversed.group_bytes(1).as_ptr(),
+            below[14 * inputs..].as_ptr().cast()
         );
         // `Conv1D`: 80 outputs a position.
         let w: Vec<f32> = (0..inputs * 80).map(|i| i as f32).collect();
