@@ -140,7 +140,9 @@ impl ParamStore {
 
     /// Makes the draws a store for a checkpoint deferred: each builder's stream is run in
     /// creation order up to its last parameter not in `loaded`, and those parameters take
-    /// their values from it. The store then draws as usual.
+    /// their values from it. The store then draws as usual; the draws of loaded parameters
+    /// after the last fresh one stay owed, made (and dropped) only if that builder creates
+    /// another random parameter.
     fn finish_deferred_draws(&self, loaded: &HashSet<&str>) -> Result<()> {
         let Some(deferred) = self.lock().deferred.take() else {
             return Ok(());
@@ -152,7 +154,7 @@ impl ParamStore {
                 .iter()
                 .rposition(|p| !loaded.contains(p.name.as_str()))
                 .map_or(0, |last| last + 1);
-            for p in pending.drain(..).take(owed) {
+            for p in pending.drain(..owed) {
                 if loaded.contains(p.name.as_str()) {
                     draw(p.init, &p.shape, rng, &p.name, |_| {})?;
                 } else {
@@ -399,8 +401,13 @@ impl ParamBuilder {
                     });
                     var
                 } else {
+                    let Draws { rng, pending } = &mut *draws;
+                    // Draws still owed to loaded parameters (the builder outlived the load).
+                    for p in pending.drain(..) {
+                        draw(p.init, &p.shape, rng, &p.name, |_| {})?;
+                    }
                     let mut values = Vec::with_capacity(n);
-                    draw(init, shape, &mut draws.rng, name, |v| values.push(v))?;
+                    draw(init, shape, rng, name, |v| values.push(v))?;
                     var_from(values, shape, self.dtype, device)?
                 }
             }
@@ -457,7 +464,10 @@ mod tests {
 
     /// Four parameters of a small model: a body the checkpoint has and a head it may lack.
     fn build(store: &ParamStore) -> Vec<Tensor> {
-        let vb = store.builder(7);
+        build_with(&store.builder(7))
+    }
+
+    fn build_with(vb: &ParamBuilder) -> Vec<Tensor> {
         let body = vb.pp("body");
         vec![
             body.param("embed", &[5, 3], Init::Normal { std: 0.5 })
@@ -512,6 +522,22 @@ mod tests {
             .unwrap();
         assert_eq!(values(&built[2]), values(&expected[2]));
         assert_eq!(values(&built[3]), vec![1.0; 8]);
+
+        // A builder kept past the load makes the draws it still owes first: its next parameter
+        // is the one an eager build's builder makes next.
+        let eager_builder = ParamStore::new(Device::Cpu).builder(7);
+        build_with(&eager_builder);
+        let eager_next = eager_builder.param("next", &[3, 2], Init::Normal { std: 1.0 });
+        let deferred = ParamStore::for_checkpoint(Device::Cpu);
+        let kept = deferred.builder(7);
+        build_with(&kept);
+        let all: HashMap<String, Tensor> = ["body.embed", "body.norm", "body.dense", "head"]
+            .iter()
+            .map(|n| (n.to_string(), eager.get(n).unwrap().as_tensor().clone()))
+            .collect();
+        deferred.assign(&all, Path::new("w.safetensors")).unwrap();
+        let next = kept.param("next", &[3, 2], Init::Normal { std: 1.0 });
+        assert_eq!(values(&next.unwrap()), values(&eager_next.unwrap()));
 
         // Once loaded, the store draws as usual.
         let later = deferred
