@@ -214,7 +214,7 @@ impl ElmoBiLm {
     /// Loads a folder written by [`save_pretrained`](Self::save_pretrained).
     pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let config: ElmoConfig = folder::read_config(dir)?;
-        let params = ParamStore::new(device.clone());
+        let params = ParamStore::for_checkpoint(device.clone());
         let model = Self::build_from_folder(config, dir, &params.builder(0))?;
         model.params.load(&dir.join("model.safetensors"))?;
         Ok(model)
