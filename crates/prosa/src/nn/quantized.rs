@@ -188,13 +188,9 @@ impl QuantMatrix {
         }
     }
 
-    /// The weights as f32 (rows × cols), for embedding lookups and tests.
+    /// The weights as f32 (rows × cols).
     pub fn dequantize(&self) -> Vec<f32> {
-        let mut out = vec![0f32; self.rows * self.cols];
-        for (r, row) in out.chunks_exact_mut(self.cols).enumerate() {
-            self.dequantize_row(r, row);
-        }
-        out
+        self.dequantize_rows(&(0..self.rows as u32).collect::<Vec<_>>())
     }
 
     /// Rows `ids` as f32 (ids × cols): an embedding lookup. Each id must be below `rows`.
